@@ -1,0 +1,195 @@
+// Package analysis turns the replies that traceflow-fast's prober matched
+// into one path per flow, groups the flows that took the same path, and
+// writes the result as the seed's vertical or horizontal table or as JSON
+// Lines.
+//
+// The package is pure: no sockets, no privileges and no clock (times are
+// passed in), so all of it runs in unprivileged unit tests.
+//
+// # True lengths
+//
+// The seed padded every path to the longest one. Here each flow keeps the
+// length it really has (see Collector.Trace):
+//
+//   - a flow that reached the destination at TTL d has exactly d hops; replies
+//     to probes with a larger TTL (sent before the distance was known) are
+//     not hops, and when the destination answers several TTLs the smallest
+//     one is its distance;
+//   - a flow stopped by an ICMP destination unreachable from a router (net,
+//     host, admin prohibited, ...) ends at that TTL, with the type and code
+//     recorded, and is not reached;
+//   - any other flow ends at its last responding hop: silent hops after it
+//     are trimmed, and a flow from which nothing answered has no hops.
+package analysis
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ICMP values (RFC 792) that change how a hop ends a flow or is rendered.
+const (
+	icmpUnreachable     = 3
+	codePortUnreachable = 3
+)
+
+// Hop is the answer to the probe with one TTL of one flow.
+type Hop struct {
+	TTL      int           // 1-based
+	Addr     netip.Addr    // the replying node; invalid (zero) when silent
+	RTT      time.Duration // round-trip time; 0 when silent
+	ICMPType uint8         // of the reply (11 time exceeded, 3 unreachable); 0 when silent
+	ICMPCode uint8         // of the reply; 0 when silent
+}
+
+// Silent reports whether nothing answered the probe.
+func (h Hop) Silent() bool { return !h.Addr.IsValid() }
+
+// Flow is what one path ID (one UDP source port) saw.
+type Flow struct {
+	PathID  int
+	SrcPort uint16
+	DstPort uint16
+	// Hops holds TTL i+1 at index i, up to the flow's true length (see the
+	// package documentation); silent hops inside the path are present with
+	// an invalid Addr.
+	Hops []Hop
+	// Reached says whether the destination answered; the last hop is then
+	// the destination.
+	Reached bool
+	// ReachedTTL is the destination's distance (len(Hops)), 0 when not
+	// reached.
+	ReachedTTL int
+	// ProbedTTL is the highest TTL probed for this path ID (0 if unknown).
+	ProbedTTL int
+}
+
+// Trace is the result of one run towards one destination.
+type Trace struct {
+	Destination netip.Addr
+	Name        string // as given by the user (host name or address)
+	Source      netip.Addr
+	Protocol    string // "udp"
+	MaxTTL      int    // the largest TTL the run was allowed to probe
+	Flows       []Flow // sorted by PathID
+	ProbesSent  int
+	Replies     int // distinct probes answered (duplicates not counted)
+	Start       time.Time
+	End         time.Time
+	Partial     bool // interrupted before completion
+}
+
+// UniquePath is one distinct hop sequence and the path IDs that took it.
+type UniquePath struct {
+	Hops    []netip.Addr // index i is TTL i+1; invalid = silent
+	Reached bool
+	PathIDs []int // ascending
+}
+
+// UniquePaths returns the distinct paths of t in the order of their first
+// path ID. Two flows take the same path when their hop address sequences,
+// silent positions and length included, are equal (and, which only differs
+// in pathological cases, both reached the destination or both did not).
+func (t *Trace) UniquePaths() []UniquePath {
+	groups := t.groups()
+	ups := make([]UniquePath, len(groups))
+	for i, g := range groups {
+		f := &t.Flows[g[0]]
+		up := UniquePath{
+			Hops:    make([]netip.Addr, len(f.Hops)),
+			Reached: f.Reached,
+			PathIDs: make([]int, len(g)),
+		}
+		for j, h := range f.Hops {
+			up.Hops[j] = h.Addr
+		}
+		for j, fi := range g {
+			up.PathIDs[j] = t.Flows[fi].PathID
+		}
+		slices.Sort(up.PathIDs)
+		ups[i] = up
+	}
+	return ups
+}
+
+// groups returns the indices into t.Flows of the flows of each distinct
+// path, in the order of each path's smallest path ID.
+func (t *Trace) groups() [][]int {
+	order := make([]int, len(t.Flows))
+	for i := range order {
+		order[i] = i
+	}
+	// Flows are normally sorted already; a stable sort keeps this cheap and
+	// correct for hand-built traces.
+	slices.SortStableFunc(order, func(a, b int) int { return t.Flows[a].PathID - t.Flows[b].PathID })
+	var groups [][]int
+next:
+	for _, i := range order {
+		for gi, g := range groups {
+			if samePath(&t.Flows[g[0]], &t.Flows[i]) {
+				groups[gi] = append(g, i)
+				continue next
+			}
+		}
+		groups = append(groups, []int{i})
+	}
+	return groups
+}
+
+func samePath(a, b *Flow) bool {
+	if a.Reached != b.Reached || len(a.Hops) != len(b.Hops) {
+		return false
+	}
+	for i := range a.Hops {
+		if a.Hops[i].Addr != b.Hops[i].Addr {
+			return false
+		}
+	}
+	return true
+}
+
+// Summary returns the line that ends every output format, such as
+// "2 distinct paths among 16 path IDs".
+func (t *Trace) Summary() string {
+	return summary(len(t.groups()), len(t.Flows))
+}
+
+func summary(distinct, ids int) string {
+	return plural(distinct, "distinct path", "distinct paths") + " among " + plural(ids, "path ID", "path IDs")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+// idRanges renders sorted path IDs compactly: runs of three or more
+// consecutive IDs become ranges, as in "1-4,7,9,10".
+func idRanges(ids []int) string {
+	var b strings.Builder
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(ids[i]))
+		switch {
+		case j-i >= 2:
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(ids[j]))
+		case j > i:
+			b.WriteByte(',')
+			b.WriteString(strconv.Itoa(ids[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}

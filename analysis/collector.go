@@ -1,0 +1,141 @@
+package analysis
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Collector records the probes of one run and their first answers while the
+// prober runs, and builds the Trace at the end. Its methods are safe for
+// concurrent use (a sender and a receiver goroutine may feed it), and Sent
+// and Reply do not allocate.
+type Collector struct {
+	dst, src         netip.Addr
+	name             string
+	paths, maxTTL    int
+	srcBase, dstPort uint16
+
+	mu      sync.Mutex
+	cells   []cell // the probe (pathID, ttl) is at (pathID-1)*maxTTL + ttl-1
+	probed  []int  // highest TTL sent, per path ID - 1
+	sent    int
+	replies int
+}
+
+// cell is the first answer to one probe.
+type cell struct {
+	addr      netip.Addr
+	rtt       time.Duration
+	typ, code uint8
+	answered  bool
+	reached   bool
+}
+
+// NewCollector returns a Collector for a run towards dst (name as the user
+// gave it) from src, with path IDs 1..paths, TTLs 1..maxTTL, path ID p using
+// UDP source port srcPortBase+p and every probe dstPort.
+func NewCollector(dst netip.Addr, name string, src netip.Addr, paths, maxTTL int, srcPortBase, dstPort uint16) *Collector {
+	paths, maxTTL = max(paths, 0), max(maxTTL, 0)
+	return &Collector{
+		dst: dst, src: src, name: name,
+		paths: paths, maxTTL: maxTTL,
+		srcBase: srcPortBase, dstPort: dstPort,
+		cells:  make([]cell, paths*maxTTL),
+		probed: make([]int, paths),
+	}
+}
+
+func (c *Collector) index(pathID, ttl int) (int, bool) {
+	if pathID < 1 || pathID > c.paths || ttl < 1 || ttl > c.maxTTL {
+		return 0, false
+	}
+	return (pathID-1)*c.maxTTL + ttl - 1, true
+}
+
+// Sent records that the probe (pathID, ttl) was sent. Every call counts
+// towards ProbesSent, retransmissions included; out-of-range path IDs and
+// TTLs are counted but otherwise ignored.
+func (c *Collector) Sent(pathID, ttl int) {
+	c.mu.Lock()
+	c.sent++
+	if _, ok := c.index(pathID, ttl); ok && ttl > c.probed[pathID-1] {
+		c.probed[pathID-1] = ttl
+	}
+	c.mu.Unlock()
+}
+
+// Reply records an answer to the probe (pathID, ttl): from sent an ICMP
+// message of type icmpType and code icmpCode, rtt after the probe; reached
+// says that it came from the destination (probe.Reply.Reached). It returns
+// true for the first answer to that probe; later answers (duplicates) and
+// answers to path IDs or TTLs out of range are ignored and return false.
+func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, icmpType, icmpCode uint8, reached bool) (first bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.index(pathID, ttl)
+	if !ok || c.cells[i].answered {
+		return false
+	}
+	c.cells[i] = cell{addr: from, rtt: rtt, typ: icmpType, code: icmpCode, answered: true, reached: reached}
+	c.replies++
+	return true
+}
+
+// Trace returns the run's result with flows of their true length (see the
+// package documentation). The Collector stays usable: Trace may be called
+// again, e.g. for a partial result when the run is interrupted.
+func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &Trace{
+		Destination: c.dst,
+		Name:        c.name,
+		Source:      c.src,
+		Protocol:    "udp",
+		MaxTTL:      c.maxTTL,
+		Flows:       make([]Flow, c.paths),
+		ProbesSent:  c.sent,
+		Replies:     c.replies,
+		Start:       start,
+		End:         end,
+		Partial:     partial,
+	}
+	for p := 1; p <= c.paths; p++ {
+		row := c.cells[(p-1)*c.maxTTL : p*c.maxTTL]
+		f := Flow{
+			PathID:    p,
+			SrcPort:   c.srcBase + uint16(p),
+			DstPort:   c.dstPort,
+			ProbedTTL: c.probed[p-1],
+		}
+		// The flow ends at the first answer from the destination, or at the
+		// first unreachable from a router, or else at the last answer.
+		n := 0
+		for i := range row {
+			a := &row[i]
+			if !a.answered {
+				continue
+			}
+			n = i + 1
+			if a.reached {
+				f.Reached, f.ReachedTTL = true, n
+				break
+			}
+			if a.typ == icmpUnreachable {
+				break
+			}
+		}
+		f.Hops = make([]Hop, n)
+		for i := range f.Hops {
+			a := &row[i]
+			f.Hops[i].TTL = i + 1
+			if a.answered {
+				f.Hops[i].Addr, f.Hops[i].RTT = a.addr, a.rtt
+				f.Hops[i].ICMPType, f.Hops[i].ICMPCode = a.typ, a.code
+			}
+		}
+		t.Flows[p-1] = f
+	}
+	return t
+}

@@ -1,0 +1,85 @@
+package analysis_test
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
+)
+
+// diamond8 feeds a Collector what 8 path IDs see through a 4-way ECMP
+// diamond: 10.0.0.1, then one of 10.1.{1..4}.1, then 10.2.0.1, then the
+// destination 10.99.0.1 at TTL 4.
+func diamond8() *analysis.Trace {
+	dst := netip.MustParseAddr("10.99.0.1")
+	c := analysis.NewCollector(dst, "dest.example", netip.MustParseAddr("10.0.0.100"), 8, 16, 33452, 33452)
+	for p := 1; p <= 8; p++ {
+		hops := []string{"10.0.0.1", fmt.Sprintf("10.1.%d.1", (p-1)%4+1), "10.2.0.1"}
+		for ttl := 1; ttl <= 6; ttl++ {
+			c.Sent(p, ttl)
+			rtt := time.Duration(ttl*1000+p*37) * time.Microsecond
+			switch {
+			case ttl > 3: // the destination answers TTL 4 and the probes in flight
+				c.Reply(p, ttl, dst, rtt, 3, 3, true)
+			default:
+				c.Reply(p, ttl, netip.MustParseAddr(hops[ttl-1]), rtt, 11, 0, false)
+			}
+		}
+	}
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	return c.Trace(start, start.Add(1234500*time.Microsecond), false)
+}
+
+func ExampleWriteVert() {
+	t := diamond8()
+	analysis.WriteVert(os.Stdout, t, analysis.Options{})
+	analysis.WriteVert(os.Stdout, t, analysis.Options{Dedup: true})
+	// Output:
+	// traceflow-fast to dest.example (10.99.0.1) from 10.0.0.100, 8 path IDs, max TTL 16
+	// TTL:              | 1                 | 2                 | 3                 | 4                 |
+	// Path ID 1         | 10.0.0.1          | 10.1.1.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path ID 2         | 10.0.0.1          | 10.1.2.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path ID 3         | 10.0.0.1          | 10.1.3.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path ID 4         | 10.0.0.1          | 10.1.4.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path ID 5         | 10.0.0.1          | 10.1.1.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path ID 6         | 10.0.0.1          | 10.1.2.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path ID 7         | 10.0.0.1          | 10.1.3.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path ID 8         | 10.0.0.1          | 10.1.4.1          | 10.2.0.1          | 10.99.0.1         |
+	// 4 distinct paths among 8 path IDs
+	// traceflow-fast to dest.example (10.99.0.1) from 10.0.0.100, 8 path IDs, max TTL 16
+	// TTL:              | 1                 | 2                 | 3                 | 4                 |
+	// Path 1 (IDs 1,5)  | 10.0.0.1          | 10.1.1.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path 2 (IDs 2,6)  | 10.0.0.1          | 10.1.2.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path 3 (IDs 3,7)  | 10.0.0.1          | 10.1.3.1          | 10.2.0.1          | 10.99.0.1         |
+	// Path 4 (IDs 4,8)  | 10.0.0.1          | 10.1.4.1          | 10.2.0.1          | 10.99.0.1         |
+	// 4 distinct paths among 8 path IDs
+}
+
+func ExampleWriteHoriz() {
+	t := diamond8()
+	analysis.WriteHoriz(os.Stdout, t, analysis.Options{})
+	analysis.WriteHoriz(os.Stdout, t, analysis.Options{Dedup: true})
+	// Output:
+	// traceflow-fast to dest.example (10.99.0.1) from 10.0.0.100, 8 path IDs, max TTL 16
+	// TTL: | Path ID 1         | Path ID 2         | Path ID 3         | Path ID 4         | Path ID 5         | Path ID 6         | Path ID 7         | Path ID 8         |
+	// 1    | 10.0.0.1          | 10.0.0.1          | 10.0.0.1          | 10.0.0.1          | 10.0.0.1          | 10.0.0.1          | 10.0.0.1          | 10.0.0.1          |
+	// 2    | 10.1.1.1          | 10.1.2.1          | 10.1.3.1          | 10.1.4.1          | 10.1.1.1          | 10.1.2.1          | 10.1.3.1          | 10.1.4.1          |
+	// 3    | 10.2.0.1          | 10.2.0.1          | 10.2.0.1          | 10.2.0.1          | 10.2.0.1          | 10.2.0.1          | 10.2.0.1          | 10.2.0.1          |
+	// 4    | 10.99.0.1         | 10.99.0.1         | 10.99.0.1         | 10.99.0.1         | 10.99.0.1         | 10.99.0.1         | 10.99.0.1         | 10.99.0.1         |
+	// 4 distinct paths among 8 path IDs
+	// traceflow-fast to dest.example (10.99.0.1) from 10.0.0.100, 8 path IDs, max TTL 16
+	// TTL: | Path 1 (IDs 1,5)  | Path 2 (IDs 2,6)  | Path 3 (IDs 3,7)  | Path 4 (IDs 4,8)  |
+	// 1    | 10.0.0.1          | 10.0.0.1          | 10.0.0.1          | 10.0.0.1          |
+	// 2    | 10.1.1.1          | 10.1.2.1          | 10.1.3.1          | 10.1.4.1          |
+	// 3    | 10.2.0.1          | 10.2.0.1          | 10.2.0.1          | 10.2.0.1          |
+	// 4    | 10.99.0.1         | 10.99.0.1         | 10.99.0.1         | 10.99.0.1         |
+	// 4 distinct paths among 8 path IDs
+}
+
+func ExampleWriteJSON() {
+	analysis.WriteJSON(os.Stdout, diamond8(), analysis.Options{})
+	// Output:
+	// {"destination":"10.99.0.1","name":"dest.example","source":"10.0.0.100","protocol":"udp","max_ttl":16,"start":"2025-03-01T12:00:00Z","duration_ms":1234.500,"partial":false,"probes_sent":48,"replies":48,"flows":[{"path_id":1,"src_port":33453,"dst_port":33452,"reached":true,"reached_ttl":4,"probed_ttl":6,"hops":[{"ttl":1,"addr":"10.0.0.1","rtt_ms":1.037,"icmp_type":11,"icmp_code":0},{"ttl":2,"addr":"10.1.1.1","rtt_ms":2.037,"icmp_type":11,"icmp_code":0},{"ttl":3,"addr":"10.2.0.1","rtt_ms":3.037,"icmp_type":11,"icmp_code":0},{"ttl":4,"addr":"10.99.0.1","rtt_ms":4.037,"icmp_type":3,"icmp_code":3}]},{"path_id":2,"src_port":33454,"dst_port":33452,"reached":true,"reached_ttl":4,"probed_ttl":6,"hops":[{"ttl":1,"addr":"10.0.0.1","rtt_ms":1.074,"icmp_type":11,"icmp_code":0},{"ttl":2,"addr":"10.1.2.1","rtt_ms":2.074,"icmp_type":11,"icmp_code":0},{"ttl":3,"addr":"10.2.0.1","rtt_ms":3.074,"icmp_type":11,"icmp_code":0},{"ttl":4,"addr":"10.99.0.1","rtt_ms":4.074,"icmp_type":3,"icmp_code":3}]},{"path_id":3,"src_port":33455,"dst_port":33452,"reached":true,"reached_ttl":4,"probed_ttl":6,"hops":[{"ttl":1,"addr":"10.0.0.1","rtt_ms":1.111,"icmp_type":11,"icmp_code":0},{"ttl":2,"addr":"10.1.3.1","rtt_ms":2.111,"icmp_type":11,"icmp_code":0},{"ttl":3,"addr":"10.2.0.1","rtt_ms":3.111,"icmp_type":11,"icmp_code":0},{"ttl":4,"addr":"10.99.0.1","rtt_ms":4.111,"icmp_type":3,"icmp_code":3}]},{"path_id":4,"src_port":33456,"dst_port":33452,"reached":true,"reached_ttl":4,"probed_ttl":6,"hops":[{"ttl":1,"addr":"10.0.0.1","rtt_ms":1.148,"icmp_type":11,"icmp_code":0},{"ttl":2,"addr":"10.1.4.1","rtt_ms":2.148,"icmp_type":11,"icmp_code":0},{"ttl":3,"addr":"10.2.0.1","rtt_ms":3.148,"icmp_type":11,"icmp_code":0},{"ttl":4,"addr":"10.99.0.1","rtt_ms":4.148,"icmp_type":3,"icmp_code":3}]},{"path_id":5,"src_port":33457,"dst_port":33452,"reached":true,"reached_ttl":4,"probed_ttl":6,"hops":[{"ttl":1,"addr":"10.0.0.1","rtt_ms":1.185,"icmp_type":11,"icmp_code":0},{"ttl":2,"addr":"10.1.1.1","rtt_ms":2.185,"icmp_type":11,"icmp_code":0},{"ttl":3,"addr":"10.2.0.1","rtt_ms":3.185,"icmp_type":11,"icmp_code":0},{"ttl":4,"addr":"10.99.0.1","rtt_ms":4.185,"icmp_type":3,"icmp_code":3}]},{"path_id":6,"src_port":33458,"dst_port":33452,"reached":true,"reached_ttl":4,"probed_ttl":6,"hops":[{"ttl":1,"addr":"10.0.0.1","rtt_ms":1.222,"icmp_type":11,"icmp_code":0},{"ttl":2,"addr":"10.1.2.1","rtt_ms":2.222,"icmp_type":11,"icmp_code":0},{"ttl":3,"addr":"10.2.0.1","rtt_ms":3.222,"icmp_type":11,"icmp_code":0},{"ttl":4,"addr":"10.99.0.1","rtt_ms":4.222,"icmp_type":3,"icmp_code":3}]},{"path_id":7,"src_port":33459,"dst_port":33452,"reached":true,"reached_ttl":4,"probed_ttl":6,"hops":[{"ttl":1,"addr":"10.0.0.1","rtt_ms":1.259,"icmp_type":11,"icmp_code":0},{"ttl":2,"addr":"10.1.3.1","rtt_ms":2.259,"icmp_type":11,"icmp_code":0},{"ttl":3,"addr":"10.2.0.1","rtt_ms":3.259,"icmp_type":11,"icmp_code":0},{"ttl":4,"addr":"10.99.0.1","rtt_ms":4.259,"icmp_type":3,"icmp_code":3}]},{"path_id":8,"src_port":33460,"dst_port":33452,"reached":true,"reached_ttl":4,"probed_ttl":6,"hops":[{"ttl":1,"addr":"10.0.0.1","rtt_ms":1.296,"icmp_type":11,"icmp_code":0},{"ttl":2,"addr":"10.1.4.1","rtt_ms":2.296,"icmp_type":11,"icmp_code":0},{"ttl":3,"addr":"10.2.0.1","rtt_ms":3.296,"icmp_type":11,"icmp_code":0},{"ttl":4,"addr":"10.99.0.1","rtt_ms":4.296,"icmp_type":3,"icmp_code":3}]}],"unique_paths":[{"hops":["10.0.0.1","10.1.1.1","10.2.0.1","10.99.0.1"],"path_ids":[1,5],"reached":true},{"hops":["10.0.0.1","10.1.2.1","10.2.0.1","10.99.0.1"],"path_ids":[2,6],"reached":true},{"hops":["10.0.0.1","10.1.3.1","10.2.0.1","10.99.0.1"],"path_ids":[3,7],"reached":true},{"hops":["10.0.0.1","10.1.4.1","10.2.0.1","10.99.0.1"],"path_ids":[4,8],"reached":true}],"summary":"4 distinct paths among 8 path IDs"}
+}

@@ -1,0 +1,230 @@
+package analysis
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// The JSON Lines schema: one object per Trace, on one line. Silent hops have
+// "addr" and "rtt_ms" null and no "icmp_type" or "icmp_code"; a silent
+// position in a unique path is null. Durations are milliseconds with three
+// decimals. "unique_paths" and "summary" are derived from "flows" and
+// ignored by ReadJSON.
+type jsonTrace struct {
+	Destination netip.Addr       `json:"destination"`
+	Name        string           `json:"name"`
+	Source      netip.Addr       `json:"source"`
+	Protocol    string           `json:"protocol"`
+	MaxTTL      int              `json:"max_ttl"`
+	Start       time.Time        `json:"start"`
+	DurationMS  millis           `json:"duration_ms"`
+	Partial     bool             `json:"partial"`
+	ProbesSent  int              `json:"probes_sent"`
+	Replies     int              `json:"replies"`
+	Flows       []jsonFlow       `json:"flows"`
+	UniquePaths []jsonUniquePath `json:"unique_paths"`
+	Summary     string           `json:"summary"`
+}
+
+type jsonFlow struct {
+	PathID     int       `json:"path_id"`
+	SrcPort    uint16    `json:"src_port"`
+	DstPort    uint16    `json:"dst_port"`
+	Reached    bool      `json:"reached"`
+	ReachedTTL int       `json:"reached_ttl"`
+	ProbedTTL  int       `json:"probed_ttl"`
+	Hops       []jsonHop `json:"hops"`
+}
+
+type jsonHop struct {
+	TTL      int         `json:"ttl"`
+	Addr     *netip.Addr `json:"addr"`
+	RTTMS    *millis     `json:"rtt_ms"`
+	ICMPType *uint8      `json:"icmp_type,omitempty"`
+	ICMPCode *uint8      `json:"icmp_code,omitempty"`
+}
+
+type jsonUniquePath struct {
+	Hops    []*netip.Addr `json:"hops"`
+	PathIDs []int         `json:"path_ids"`
+	Reached bool          `json:"reached"`
+}
+
+// millis is a duration written as milliseconds with three decimals.
+type millis time.Duration
+
+func (m millis) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, float64(m)/float64(time.Millisecond), 'f', 3, 64), nil
+}
+
+func (m *millis) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsInf(f, 0) || math.Abs(f) > float64(math.MaxInt64/int64(time.Millisecond)) {
+		return fmt.Errorf("bad milliseconds %s", b)
+	}
+	*m = millis(math.Round(f * float64(time.Millisecond)))
+	return nil
+}
+
+// WriteJSON writes t as one line of JSON (JSON Lines). The object is the
+// same with and without opts.Dedup: it always holds both "flows" and
+// "unique_paths".
+func WriteJSON(w io.Writer, t *Trace, opts Options) error {
+	_ = opts
+	jt := jsonTrace{
+		Destination: t.Destination,
+		Name:        t.Name,
+		Source:      t.Source,
+		Protocol:    t.Protocol,
+		MaxTTL:      t.MaxTTL,
+		Start:       t.Start,
+		DurationMS:  millis(t.End.Sub(t.Start)),
+		Partial:     t.Partial,
+		ProbesSent:  t.ProbesSent,
+		Replies:     t.Replies,
+		Flows:       make([]jsonFlow, len(t.Flows)),
+	}
+	for i, f := range t.Flows {
+		jf := jsonFlow{
+			PathID: f.PathID, SrcPort: f.SrcPort, DstPort: f.DstPort,
+			Reached: f.Reached, ReachedTTL: f.ReachedTTL, ProbedTTL: f.ProbedTTL,
+			Hops: make([]jsonHop, len(f.Hops)),
+		}
+		for j, h := range f.Hops {
+			jh := jsonHop{TTL: h.TTL}
+			if !h.Silent() {
+				addr, rtt, typ, code := h.Addr, millis(h.RTT), h.ICMPType, h.ICMPCode
+				jh.Addr, jh.RTTMS, jh.ICMPType, jh.ICMPCode = &addr, &rtt, &typ, &code
+			}
+			jf.Hops[j] = jh
+		}
+		jt.Flows[i] = jf
+	}
+	ups := t.UniquePaths()
+	jt.UniquePaths = make([]jsonUniquePath, len(ups))
+	for i, up := range ups {
+		ju := jsonUniquePath{Hops: make([]*netip.Addr, len(up.Hops)), PathIDs: up.PathIDs, Reached: up.Reached}
+		for j := range up.Hops {
+			if up.Hops[j].IsValid() {
+				ju.Hops[j] = &up.Hops[j]
+			}
+		}
+		jt.UniquePaths[i] = ju
+	}
+	jt.Summary = summary(len(ups), len(t.Flows))
+
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&jt); err != nil { // Encode ends the line with '\n'
+		return fmt.Errorf("analysis: encode trace: %w", err)
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// ReadJSON returns an iterator over the Traces written by WriteJSON to r,
+// one per line; blank lines are skipped. It stops after the first error,
+// which it yields with a nil Trace. It reads r as it goes, so it can be
+// ranged over once.
+func ReadJSON(r io.Reader) iter.Seq2[*Trace, error] {
+	return func(yield func(*Trace, error) bool) {
+		br := bufio.NewReader(r)
+		for line := 1; ; line++ {
+			b, err := br.ReadBytes('\n')
+			if len(bytes.TrimSpace(b)) > 0 {
+				t, derr := decodeTrace(b)
+				if derr != nil {
+					yield(nil, fmt.Errorf("analysis: line %d: %w", line, derr))
+					return
+				}
+				if !yield(t, nil) {
+					return
+				}
+			}
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield(nil, fmt.Errorf("analysis: read traces: %w", err))
+				return
+			}
+		}
+	}
+}
+
+func decodeTrace(b []byte) (*Trace, error) {
+	var jt jsonTrace
+	if err := json.Unmarshal(b, &jt); err != nil {
+		return nil, err
+	}
+	t := &Trace{
+		Destination: jt.Destination,
+		Name:        jt.Name,
+		Source:      jt.Source,
+		Protocol:    jt.Protocol,
+		MaxTTL:      jt.MaxTTL,
+		Flows:       make([]Flow, len(jt.Flows)),
+		ProbesSent:  jt.ProbesSent,
+		Replies:     jt.Replies,
+		Start:       jt.Start,
+		End:         jt.Start.Add(time.Duration(jt.DurationMS)),
+		Partial:     jt.Partial,
+	}
+	for i, jf := range jt.Flows {
+		f := Flow{
+			PathID: jf.PathID, SrcPort: jf.SrcPort, DstPort: jf.DstPort,
+			Reached: jf.Reached, ReachedTTL: jf.ReachedTTL, ProbedTTL: jf.ProbedTTL,
+		}
+		// Hops are written for every TTL up to the flow's length; accept
+		// them sparse too (missing TTLs are silent), but in order.
+		n := 0
+		for _, jh := range jf.Hops {
+			if jh.TTL <= n || jh.TTL > 255 {
+				return nil, fmt.Errorf("path ID %d: hop TTL %d out of order or range", jf.PathID, jh.TTL)
+			}
+			n = jh.TTL
+		}
+		f.Hops = make([]Hop, n)
+		for j := range f.Hops {
+			f.Hops[j].TTL = j + 1
+		}
+		for _, jh := range jf.Hops {
+			h := &f.Hops[jh.TTL-1]
+			if jh.Addr == nil || !jh.Addr.IsValid() {
+				continue
+			}
+			h.Addr = *jh.Addr
+			if jh.RTTMS != nil {
+				h.RTT = time.Duration(*jh.RTTMS)
+			}
+			if jh.ICMPType != nil {
+				h.ICMPType = *jh.ICMPType
+			}
+			if jh.ICMPCode != nil {
+				h.ICMPCode = *jh.ICMPCode
+			}
+		}
+		if f.Reached && f.ReachedTTL != len(f.Hops) {
+			return nil, fmt.Errorf("path ID %d: reached_ttl %d but %d hops", f.PathID, f.ReachedTTL, len(f.Hops))
+		}
+		t.Flows[i] = f
+	}
+	slices.SortStableFunc(t.Flows, func(a, b Flow) int { return a.PathID - b.PathID })
+	for i := 1; i < len(t.Flows); i++ {
+		if t.Flows[i].PathID == t.Flows[i-1].PathID {
+			return nil, errors.New("duplicate path ID " + strconv.Itoa(t.Flows[i].PathID))
+		}
+	}
+	return t, nil
+}

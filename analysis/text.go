@@ -1,0 +1,204 @@
+package analysis
+
+import (
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Options select how a Trace is written.
+type Options struct {
+	// Dedup writes one row (vert) or column (horiz) per distinct path,
+	// labelled with the path IDs that took it, instead of one per path ID.
+	Dedup bool
+}
+
+// minCellWidth is the cell width of the seed's tables.
+const minCellWidth = 18
+
+// table is a Trace laid out as labelled lines of cells, one per TTL.
+type table struct {
+	labels   []string
+	cells    [][]string // cells[i] has the true length of line i
+	cols     int        // the longest line
+	distinct int
+}
+
+func makeTable(t *Trace, opts Options) table {
+	groups := t.groups()
+	tb := table{distinct: len(groups)}
+	add := func(label string, f *Flow) {
+		row := make([]string, len(f.Hops))
+		for i, h := range f.Hops {
+			row[i] = hopCell(f, h)
+		}
+		tb.labels = append(tb.labels, label)
+		tb.cells = append(tb.cells, row)
+		tb.cols = max(tb.cols, len(row))
+	}
+	if opts.Dedup {
+		for gi, g := range groups {
+			ids := make([]int, len(g))
+			for j, fi := range g {
+				ids[j] = t.Flows[fi].PathID
+			}
+			noun := "IDs"
+			if len(ids) == 1 {
+				noun = "ID"
+			}
+			add("Path "+strconv.Itoa(gi+1)+" ("+noun+" "+idRanges(ids)+")", &t.Flows[g[0]])
+		}
+	} else {
+		for i := range t.Flows {
+			add("Path ID "+strconv.Itoa(t.Flows[i].PathID), &t.Flows[i])
+		}
+	}
+	return tb
+}
+
+// hopCell renders a hop: "*" when silent, else its address, followed like
+// traceroute's by !N, !H, !P, !F, !S, !X or !<code> when a router (not the
+// destination) answered with a destination unreachable.
+func hopCell(f *Flow, h Hop) string {
+	if h.Silent() {
+		return "*"
+	}
+	s := h.Addr.String()
+	if h.ICMPType != icmpUnreachable || (f.Reached && h.TTL == f.ReachedTTL) {
+		return s
+	}
+	switch h.ICMPCode {
+	case 0:
+		return s + " !N"
+	case 1:
+		return s + " !H"
+	case 2:
+		return s + " !P"
+	case 4:
+		return s + " !F"
+	case 5:
+		return s + " !S"
+	case 9, 10, 13:
+		return s + " !X"
+	}
+	return s + " !" + strconv.Itoa(int(h.ICMPCode))
+}
+
+// header is the line above the tables.
+func header(t *Trace) string {
+	name := t.Name
+	if name == "" {
+		name = addrText(t.Destination)
+	}
+	maxTTL := t.MaxTTL
+	if maxTTL == 0 {
+		for _, f := range t.Flows {
+			maxTTL = max(maxTTL, len(f.Hops))
+		}
+	}
+	s := "traceflow-fast to " + name + " (" + addrText(t.Destination) + ") from " + addrText(t.Source) +
+		", " + plural(len(t.Flows), "path ID", "path IDs") + ", max TTL " + strconv.Itoa(maxTTL)
+	if t.Partial {
+		s += ", partial (interrupted)"
+	}
+	return s
+}
+
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return "?"
+	}
+	return a.String()
+}
+
+// grid writes rows of cells padded like the seed's tables: "cell| " with
+// the label column labelWidth wide and the others cellWidth wide.
+type grid struct {
+	b                     strings.Builder
+	labelWidth, cellWidth int
+}
+
+func (g *grid) row(label string, cells []string, n int) {
+	g.pad(label, g.labelWidth)
+	for i := range n {
+		var c string
+		if i < len(cells) {
+			c = cells[i]
+		}
+		g.b.WriteString("| ")
+		g.pad(c, g.cellWidth)
+	}
+	g.b.WriteString("|\n")
+}
+
+func (g *grid) pad(s string, w int) {
+	g.b.WriteString(s)
+	for n := len(s); n < w; n++ {
+		g.b.WriteByte(' ')
+	}
+}
+
+func (g *grid) line(s string) {
+	g.b.WriteString(s)
+	g.b.WriteByte('\n')
+}
+
+// widest returns a cell width that leaves at least one space after the
+// longest of ss, and is no less than least.
+func widest(least int, ss ...[]string) int {
+	w := least
+	for _, s := range ss {
+		for _, c := range s {
+			w = max(w, len(c)+1)
+		}
+	}
+	return w
+}
+
+// WriteVert writes t as the seed's vertical table: a header line, a row of
+// TTLs, one row per path ID (or per distinct path with opts.Dedup) holding
+// its true length of hops ("*" when silent, blank after the flow's end), and
+// the summary line, e.g. "2 distinct paths among 16 path IDs".
+func WriteVert(w io.Writer, t *Trace, opts Options) error {
+	tb := makeTable(t, opts)
+	g := grid{labelWidth: widest(minCellWidth, tb.labels), cellWidth: widest(minCellWidth, tb.cells...)}
+	ttls := make([]string, tb.cols)
+	for i := range ttls {
+		ttls[i] = strconv.Itoa(i + 1)
+	}
+	g.line(header(t))
+	g.row("TTL:", ttls, tb.cols)
+	for i, l := range tb.labels {
+		g.row(l, tb.cells[i], tb.cols)
+	}
+	g.line(summary(tb.distinct, len(t.Flows)))
+	_, err := io.WriteString(w, g.b.String())
+	return err
+}
+
+// WriteHoriz writes t transposed: a header line, a row of path labels, one
+// row per TTL with a column per path ID (or per distinct path with
+// opts.Dedup), and the summary line.
+func WriteHoriz(w io.Writer, t *Trace, opts Options) error {
+	tb := makeTable(t, opts)
+	g := grid{
+		labelWidth: widest(0, []string{"TTL:", strconv.Itoa(tb.cols)}),
+		cellWidth:  widest(widest(minCellWidth, tb.labels), tb.cells...),
+	}
+	g.line(header(t))
+	g.row("TTL:", tb.labels, len(tb.labels))
+	row := make([]string, len(tb.labels))
+	for ttl := 1; ttl <= tb.cols; ttl++ {
+		for i, c := range tb.cells {
+			row[i] = ""
+			if ttl <= len(c) {
+				row[i] = c[ttl-1]
+			}
+		}
+		g.row(strconv.Itoa(ttl), row, len(row))
+	}
+	g.line(summary(tb.distinct, len(t.Flows)))
+	_, err := io.WriteString(w, g.b.String())
+	return err
+}

@@ -1,0 +1,74 @@
+// Package bpf holds traceflow-fast's eBPF socket filter for the receive socket
+// and its loader.
+//
+// The filter (filter.c) runs on an AF_PACKET SOCK_DGRAM socket, where offset 0
+// is the IPv4 header. It keeps an IPv4 packet only if it is an ICMP time
+// exceeded (type 11) or destination unreachable (type 3) message whose quoted
+// packet is IPv4/UDP with this run's source address, run tag, source port
+// range and destination port (see package probe for the encoding), and then
+// keeps all of it, ICMP extensions included. Everything else is dropped in the
+// kernel, before it is queued on the socket.
+//
+// The generated files filter_bpf{el,eb}.{go,o} are committed; regenerate them
+// with `go generate ./bpf/` (needs clang and llvm-strip).
+package bpf
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
+)
+
+// Match is what a reply's quoted probe must carry to pass the filter. For a
+// probe.Spec s it is
+//
+//	Match{Src: s.Src, SrcPortMin: s.BaseSrcPort + 1,
+//		SrcPortMax: s.BaseSrcPort + uint16(s.Paths), DstPort: s.DstPort, Tag: s.Tag}
+type Match struct {
+	Src                    netip.Addr // our IPv4 source address, as quoted
+	SrcPortMin, SrcPortMax uint16     // inclusive range of our source ports
+	DstPort                uint16
+	Tag                    uint16 // run tag: quoted IP.ID >> probe.TagShift
+}
+
+// validate reports the first field of m that the filter cannot match on.
+func (m *Match) validate() error {
+	switch src := m.Src.Unmap(); {
+	case !src.Is4():
+		return fmt.Errorf("invalid Match.Src %v: not an IPv4 address", m.Src)
+	case src.IsUnspecified():
+		return fmt.Errorf("invalid Match.Src %v: unspecified address", m.Src)
+	case m.SrcPortMin == 0:
+		return fmt.Errorf("invalid Match.SrcPortMin 0: ports start at 1")
+	case m.SrcPortMax < m.SrcPortMin:
+		return fmt.Errorf("invalid Match.SrcPortMax %d: below Match.SrcPortMin %d", m.SrcPortMax, m.SrcPortMin)
+	case m.DstPort == 0:
+		return fmt.Errorf("invalid Match.DstPort 0: ports start at 1")
+	case m.Tag == 0 || m.Tag > probe.MaxTag:
+		return fmt.Errorf("invalid Match.Tag %d: want 1..%d", m.Tag, probe.MaxTag)
+	}
+	return nil
+}
+
+// Filter is a loaded socket filter. It is not safe for concurrent use.
+type Filter struct {
+	prog *ebpf.Program
+}
+
+// Close releases the program. Sockets it is attached to hold their own
+// reference and keep filtering, so a Filter may be closed right after Attach.
+// Close is idempotent.
+func (f *Filter) Close() error {
+	if f == nil || f.prog == nil {
+		return nil
+	}
+	err := f.prog.Close()
+	f.prog = nil
+	if err != nil {
+		return fmt.Errorf("bpf: close filter: %w", err)
+	}
+	return nil
+}

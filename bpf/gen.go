@@ -1,0 +1,3 @@
+package bpf
+
+//go:generate go tool bpf2go -tags linux -target bpfel,bpfeb filter filter.c

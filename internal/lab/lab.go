@@ -1,0 +1,325 @@
+// Package lab builds multipath labs of real Linux routers in network
+// namespaces for integration tests, using scripts/lab.sh.
+//
+// A lab is a set of namespaces named PREFIX-prober, PREFIX-r1, ...,
+// PREFIX-dst joined by veth pairs. In every topology the prober is
+// [ProberAddr] on its link to r1 (10.0.0.1), the destination namespace holds
+// [Destination], and every router routes 10.99.0.0/20 towards it. Routers
+// hash flows on the UDP 5-tuple (fib_multipath_hash_policy=1) with a distinct
+// seed each, do not rate-limit ICMP, and answer TTL-exceeded from the address
+// of the interface the probe came in by (icmp_errors_use_inbound_ifaddr=1),
+// so the hop addresses of every path are known in advance:
+// [Lab.ExpectedPaths]. `scripts/lab.sh list` names the topologies.
+//
+//	func TestTrace(t *testing.T) {
+//		l := lab.Up(t, "diamond4")
+//		out, _, err := l.Run("prober", "traceflow-fast", lab.Destination)
+//		...
+//	}
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Destination is the address of the destination namespace in every topology.
+const Destination = "10.99.0.1"
+
+// ProberAddr is the prober's address on its link to r1 (r1 is 10.0.0.1).
+const ProberAddr = "10.0.0.2"
+
+// DestinationPrefix is routed towards the destination by every router.
+const DestinationPrefix = "10.99.0.0/20"
+
+// upTimeout bounds one `lab.sh up` (it takes about 0.1 s for diamond4).
+const upTimeout = 60 * time.Second
+
+// Lab is one running lab. Up builds it and removes it when the test ends.
+type Lab struct {
+	Prefix   string // namespace names are Prefix + "-" + node
+	Topology string
+	// LocalPrefix is the CIDR the destination answers on every address of
+	// (WithLocalPrefix), or "".
+	LocalPrefix string
+
+	script string
+	paths  [][]string
+}
+
+// Option configures Up.
+type Option func(*config)
+
+type config struct {
+	localPrefix string
+}
+
+// WithLocalPrefix makes the destination answer every address of cidr
+// (`ip route add local CIDR dev lo` in PREFIX-dst) and makes the prober and
+// every router route cidr towards it, for tests with many destinations.
+// 10.99.0.0/20 (which holds Destination) is always routed.
+func WithLocalPrefix(cidr string) Option {
+	return func(c *config) { c.localPrefix = cidr }
+}
+
+// RequireRoot skips the test unless it runs as root on a machine with ip
+// (iproute2) and nft (nftables). With CI=true in the environment it fails the
+// test instead: a lab test that always skips in CI tests nothing.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root (euid 0)")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool+" in PATH")
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "network lab needs " + strings.Join(missing, ", ")
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: failing instead of skipping)")
+	}
+	t.Skip(msg)
+}
+
+// Up builds the named topology under a fresh random prefix ("tf" + 6 hex
+// digits) with scripts/lab.sh and returns once the prober reaches
+// Destination. The lab is removed when the test and its subtests end, pass or
+// fail; on failure the routes and addresses of every namespace are logged
+// first.
+func Up(t testing.TB, topology string, opts ...Option) *Lab {
+	t.Helper()
+	RequireRoot(t)
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	script, err := Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := describe(script, topology)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix, err := newPrefix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Lab{
+		Prefix:      prefix,
+		Topology:    topology,
+		LocalPrefix: cfg.localPrefix,
+		script:      script,
+		paths:       paths,
+	}
+	// Registered before `up` so that even a half-built lab goes away.
+	t.Cleanup(func() {
+		if t.Failed() {
+			l.dump(t)
+		}
+		if err := l.Down(); err != nil {
+			t.Errorf("lab %s: %v", l.Prefix, err)
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", script, "up", topology, prefix)
+	// Set it even when empty: an inherited LAB_LOCAL_PREFIX must not leak in.
+	cmd.Env = append(os.Environ(), "LAB_LOCAL_PREFIX="+cfg.localPrefix)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lab.sh up %s %s: %v\n%s", topology, prefix, err, stderr.String())
+	}
+	t.Logf("lab %s (%s) up in %v", prefix, topology, time.Since(start).Round(time.Millisecond))
+	return l
+}
+
+// Down removes every namespace of the lab. It is idempotent; Up's cleanup
+// calls it, tests need not.
+func (l *Lab) Down() error {
+	out, err := exec.Command("bash", l.script, "down", l.Prefix).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("lab.sh down %s: %w\n%s", l.Prefix, err, out)
+	}
+	left, err := namespaces(l.Prefix)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("lab.sh down %s left namespaces %v", l.Prefix, left)
+	}
+	return nil
+}
+
+// NS returns the namespace name of a node: "prober" -> PREFIX-prober.
+// A name that already carries the prefix is returned as it is.
+func (l *Lab) NS(name string) string {
+	if strings.HasPrefix(name, l.Prefix+"-") {
+		return name
+	}
+	return l.Prefix + "-" + name
+}
+
+// Command returns `ip netns exec PREFIX-ns name args...`.
+func (l *Lab) Command(ctx context.Context, ns, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.NS(ns), name}, args...)...)
+}
+
+// Run runs name in namespace ns (a node name such as "prober") and returns
+// its output.
+func (l *Lab) Run(ns, name string, args ...string) (stdout, stderr string, err error) {
+	cmd := l.Command(context.Background(), ns, name, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		return o.String(), e.String(), fmt.Errorf("%s in %s: %w", name, l.NS(ns), err)
+	}
+	return o.String(), e.String(), nil
+}
+
+// ExpectedPaths returns the distinct paths of the topology as `lab.sh
+// describe` prints them: per path, the addresses that answer TTL 1, 2, ...
+// up to and including Destination.
+func (l *Lab) ExpectedPaths() [][]string {
+	out := make([][]string, len(l.paths))
+	for i, p := range l.paths {
+		out[i] = append([]string(nil), p...)
+	}
+	return out
+}
+
+// Describe returns the expected distinct paths of a topology (see
+// Lab.ExpectedPaths). It needs no privileges.
+func Describe(topology string) ([][]string, error) {
+	script, err := Script()
+	if err != nil {
+		return nil, err
+	}
+	return describe(script, topology)
+}
+
+// Topologies returns the names `lab.sh list` prints.
+func Topologies() ([]string, error) {
+	script, err := Script()
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command("bash", script, "list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("lab.sh list: %w", err)
+	}
+	var names []string
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) > 0 {
+			names = append(names, f[0])
+		}
+	}
+	return names, nil
+}
+
+// Script returns the path of scripts/lab.sh in the module that contains the
+// working directory (go test runs in the package directory).
+func Script() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			script := filepath.Join(dir, "scripts", "lab.sh")
+			if _, err := os.Stat(script); err != nil {
+				return "", fmt.Errorf("lab: %w", err)
+			}
+			return script, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("lab: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func describe(script, topology string) ([][]string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command("bash", script, "describe", topology)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("lab.sh describe %s: %w\n%s", topology, err, stderr.String())
+	}
+	var paths [][]string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) > 0 {
+			paths = append(paths, f)
+		}
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("lab.sh describe %s: no paths", topology)
+	}
+	return paths, nil
+}
+
+func newPrefix() (string, error) {
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "tf" + hex.EncodeToString(b), nil
+}
+
+// namespaces lists the namespaces named prefix-*.
+func namespaces(prefix string) ([]string, error) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("ip netns list: %w", err)
+	}
+	var names []string
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix+"-") {
+			names = append(names, f[0])
+		}
+	}
+	return names, nil
+}
+
+// dump logs the addresses and routes of every namespace of the lab.
+func (l *Lab) dump(t testing.TB) {
+	names, err := namespaces(l.Prefix)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	var b strings.Builder
+	for _, ns := range names {
+		fmt.Fprintf(&b, "== %s\n", ns)
+		for _, args := range [][]string{{"-br", "address"}, {"route"}} {
+			out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
+			b.Write(out)
+			if err != nil {
+				fmt.Fprintf(&b, "(ip %s: %v)\n", strings.Join(args, " "), err)
+			}
+		}
+	}
+	t.Logf("lab %s (%s) at failure:\n%s", l.Prefix, l.Topology, b.String())
+}

@@ -1,0 +1,462 @@
+package lab
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Numbers of paths and the TTL of the destination, per topology: a check of
+// `lab.sh describe` that needs no root.
+var shapes = map[string]struct{ paths, lengths []int }{
+	"line":     {paths: []int{1}, lengths: []int{3}},
+	"diamond4": {paths: []int{4}, lengths: []int{4}},
+	"unequal":  {paths: []int{2}, lengths: []int{4, 5}},
+	"nested":   {paths: []int{4}, lengths: []int{5}},
+	"diamond8": {paths: []int{8}, lengths: []int{4}},
+}
+
+func TestDescribe(t *testing.T) {
+	names, err := Topologies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"line", "diamond4", "unequal", "nested", "diamond8"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("lab.sh list: topologies %v, want %v", names, want)
+	}
+	for _, topo := range names {
+		paths, err := Describe(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(paths) != shapes[topo].paths[0] {
+			t.Errorf("%s: %d paths, want %d: %v", topo, len(paths), shapes[topo].paths[0], paths)
+		}
+		seen := map[string]bool{}
+		var lengths []int
+		for _, p := range paths {
+			key := strings.Join(p, " ")
+			if seen[key] {
+				t.Errorf("%s: path %q twice", topo, key)
+			}
+			seen[key] = true
+			if p[0] != "10.0.0.1" || p[len(p)-1] != Destination {
+				t.Errorf("%s: path %q does not run from r1 (10.0.0.1) to %s", topo, key, Destination)
+			}
+			for _, a := range p {
+				if _, err := netip.ParseAddr(a); err != nil {
+					t.Errorf("%s: path %q: %v", topo, key, err)
+				}
+			}
+			if !slices.Contains(lengths, len(p)) {
+				lengths = append(lengths, len(p))
+			}
+		}
+		slices.Sort(lengths)
+		if !slices.Equal(lengths, shapes[topo].lengths) {
+			t.Errorf("%s: path lengths %v, want %v", topo, lengths, shapes[topo].lengths)
+		}
+	}
+	if _, err := Describe("nosuch"); err == nil {
+		t.Error("describe of an unknown topology did not fail")
+	}
+}
+
+// TestTopologies builds every topology at once (parallel labs must not
+// clash), checks the prober reaches the destination, and traces 128 flows:
+// the distinct paths seen must be exactly ExpectedPaths.
+func TestTopologies(t *testing.T) {
+	RequireRoot(t)
+	for topo := range shapes {
+		t.Run(topo, func(t *testing.T) {
+			t.Parallel()
+			l := Up(t, topo)
+			pingN(t, l, Destination, 3)
+			checkPaths(t, l, Destination, l.ExpectedPaths())
+		})
+	}
+	// A second diamond4 beside the first: same addresses, other namespaces.
+	t.Run("diamond4-again", func(t *testing.T) {
+		t.Parallel()
+		l := Up(t, "diamond4")
+		checkPaths(t, l, Destination, l.ExpectedPaths())
+	})
+}
+
+func TestLocalPrefix(t *testing.T) {
+	RequireRoot(t)
+	t.Parallel()
+	l := Up(t, "nested", WithLocalPrefix("10.21.0.0/20"))
+	for _, dst := range []string{Destination, "10.21.0.0", "10.21.7.77", "10.21.15.255"} {
+		pingN(t, l, dst, 1)
+	}
+	// Same paths to another address, which answers for itself.
+	var want [][]string
+	for _, p := range l.ExpectedPaths() {
+		want = append(want, append(p[:len(p)-1:len(p)-1], "10.21.9.1"))
+	}
+	checkPaths(t, l, "10.21.9.1", want)
+}
+
+func TestDown(t *testing.T) {
+	RequireRoot(t)
+	t.Parallel()
+	l := Up(t, "line")
+	for i := range 2 { // idempotent
+		if err := l.Down(); err != nil {
+			t.Fatalf("down #%d: %v", i+1, err)
+		}
+	}
+	if left, err := namespaces(l.Prefix); err != nil || len(left) > 0 {
+		t.Fatalf("after down: namespaces %v (%v)", left, err)
+	}
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), l.Prefix) {
+		t.Fatalf("ip netns list still names %s:\n%s", l.Prefix, out)
+	}
+}
+
+// A failure half-way through `up` (here: a local prefix that collides with
+// the prober's own route) removes what was built.
+func TestUpFailureCleansUp(t *testing.T) {
+	RequireRoot(t)
+	t.Parallel()
+	script, err := Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix, err := newPrefix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exec.Command("bash", script, "down", prefix).Run() })
+	for _, c := range []struct{ topo, local string }{
+		{"diamond4", "10.0.0.0/8"}, // fails after the namespaces exist
+		{"nosuch", ""},
+		{"line", "not-a-cidr"},
+	} {
+		cmd := exec.Command("bash", script, "up", c.topo, prefix)
+		cmd.Env = append(os.Environ(), "LAB_LOCAL_PREFIX="+c.local)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("up %s with LAB_LOCAL_PREFIX=%q succeeded", c.topo, c.local)
+		}
+		if left, _ := namespaces(prefix); len(left) > 0 {
+			t.Errorf("up %s with LAB_LOCAL_PREFIX=%q failed but left %v:\n%s", c.topo, c.local, left, out)
+		}
+	}
+}
+
+// pingN sends n ICMP echo requests from the prober to dst and wants every
+// one answered within a second; with iputils' ping installed it also runs
+// `ping -c1 -W1 dst` in the prober namespace.
+func pingN(t *testing.T, l *Lab, dst string, n int) {
+	t.Helper()
+	var conn net.PacketConn
+	err := l.InNS("prober", func() (err error) {
+		conn, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	id := uint16(os.Getpid())
+	for seq := range n {
+		req := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), 0, byte(seq), 'l', 'a', 'b'}
+		binary.BigEndian.PutUint16(req[2:], checksum(req))
+		if _, err := conn.WriteTo(req, &net.IPAddr{IP: net.ParseIP(dst)}); err != nil {
+			t.Fatalf("echo to %s: %v", dst, err)
+		}
+		if err := awaitEcho(conn, dst, id, seq); err != nil {
+			t.Fatalf("echo %d to %s from %s: %v", seq, dst, l.NS("prober"), err)
+		}
+	}
+	if _, err := exec.LookPath("ping"); err == nil {
+		if out, _, err := l.Run("prober", "ping", "-n", "-c1", "-W1", dst); err != nil {
+			t.Fatalf("ping %s: %v\n%s", dst, err, out)
+		}
+	}
+}
+
+func awaitEcho(conn net.PacketConn, dst string, id uint16, seq int) error {
+	buf := make([]byte, 1500)
+	if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	for {
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		b := buf[:n]
+		if n >= 8 && b[0] == 0 && binary.BigEndian.Uint16(b[4:]) == id &&
+			int(binary.BigEndian.Uint16(b[6:])) == seq && from.String() == dst {
+			return nil
+		}
+	}
+}
+
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+// Probing: flows source ports, fixed destination port, TTL 1..maxTTL. The
+// 5-tuple of a flow never changes; the TTL travels in the UDP length
+// (payload of TTL bytes), which routers quote back.
+const (
+	flows     = 128 // a k-way hash misses a branch with p ~ k*(1-1/k)^flows: 1e-6 for k=8
+	firstPort = 40001
+	dstPort   = 33434
+)
+
+func checkPaths(t *testing.T, l *Lab, dst string, want [][]string) {
+	t.Helper()
+	maxTTL := 0
+	for _, p := range want {
+		maxTTL = max(maxTTL, len(p)+1)
+	}
+	got, err := traceFlows(l, dst, maxTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, p := range got {
+		count[strings.Join(p, " ")]++
+	}
+	var gotSet, wantSet []string
+	for p := range count {
+		gotSet = append(gotSet, p)
+	}
+	for _, p := range want {
+		wantSet = append(wantSet, strings.Join(p, " "))
+	}
+	slices.Sort(gotSet)
+	slices.Sort(wantSet)
+	var b strings.Builder
+	for _, p := range gotSet {
+		fmt.Fprintf(&b, "\n  %3d flows: %s", count[p], p)
+	}
+	if !slices.Equal(gotSet, wantSet) {
+		t.Fatalf("%s: distinct paths to %s differ from lab.sh describe:\ngot%s\nwant\n  %s",
+			l.Topology, dst, b.String(), strings.Join(wantSet, "\n  "))
+	}
+	t.Logf("%s: %d flows to %s, %d distinct paths as described:%s", l.Topology, len(got), dst, len(gotSet), b.String())
+}
+
+// traceFlows sends every (flow, TTL) probe from the prober, resending the
+// unanswered ones a few times, and returns per flow the responders from TTL
+// 1 up to the first that answered with port unreachable (the destination).
+func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
+	dstIP := netip.MustParseAddr(dst)
+	var icmp net.PacketConn
+	udp := make([]*net.UDPConn, flows)
+	err := l.InNS("prober", func() error {
+		var err error
+		if icmp, err = net.ListenPacket("ip4:icmp", "0.0.0.0"); err != nil {
+			return err
+		}
+		for i := range udp {
+			addr := &net.UDPAddr{IP: net.ParseIP(ProberAddr), Port: firstPort + i}
+			if udp[i], err = net.ListenUDP("udp4", addr); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	defer func() {
+		if icmp != nil {
+			icmp.Close()
+		}
+		for _, c := range udp {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if err := forceRcvBuf(icmp, 8<<20); err != nil {
+		return nil, err
+	}
+
+	type key struct{ flow, ttl int }
+	type answer struct {
+		from    string
+		unreach bool
+	}
+	var (
+		mu      sync.Mutex
+		answers = map[key]answer{}
+		last    = time.Now()
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := icmp.ReadFrom(buf)
+			if err != nil {
+				return // closed
+			}
+			flow, ttl, unreach, ok := parseReply(buf[:n], dstIP, maxTTL)
+			if !ok {
+				continue
+			}
+			mu.Lock()
+			answers[key{flow, ttl}] = answer{from.String(), unreach}
+			last = time.Now()
+			mu.Unlock()
+		}
+	}()
+
+	payload := make([]byte, maxTTL)
+	to := &net.UDPAddr{IP: dstIP.AsSlice(), Port: dstPort}
+	for round := 0; round < 4; round++ {
+		sent := 0
+		for ttl := 1; ttl <= maxTTL; ttl++ {
+			for f, c := range udp {
+				mu.Lock()
+				_, ok := answers[key{f, ttl}]
+				mu.Unlock()
+				if ok {
+					continue
+				}
+				if err := setTTL(c, ttl); err != nil {
+					return nil, err
+				}
+				if _, err := c.WriteToUDP(payload[:ttl], to); err != nil {
+					return nil, fmt.Errorf("send flow %d TTL %d: %w", f, ttl, err)
+				}
+				sent++
+			}
+		}
+		if sent == 0 {
+			break
+		}
+		// Wait for the answers: until all came or none for 200 ms.
+		mu.Lock()
+		last = time.Now()
+		mu.Unlock()
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			mu.Lock()
+			all, quiet := len(answers) == flows*maxTTL, time.Since(last) > 200*time.Millisecond
+			mu.Unlock()
+			if all || quiet {
+				break
+			}
+		}
+	}
+	icmp.Close()
+	<-done
+
+	paths := make([][]string, flows)
+	for f := range paths {
+		for ttl := 1; ; ttl++ {
+			if ttl > maxTTL {
+				return nil, fmt.Errorf("flow %d (port %d): no port unreachable by TTL %d: %v", f, firstPort+f, maxTTL, paths[f])
+			}
+			a, ok := answers[key{f, ttl}]
+			if !ok {
+				return nil, fmt.Errorf("flow %d (port %d): TTL %d never answered (%d of %d probes answered)", f, firstPort+f, ttl, len(answers), flows*maxTTL)
+			}
+			paths[f] = append(paths[f], a.from)
+			if a.unreach {
+				if a.from != dst {
+					return nil, fmt.Errorf("flow %d: port unreachable from %s, not %s", f, a.from, dst)
+				}
+				break
+			}
+		}
+	}
+	return paths, nil
+}
+
+// parseReply decodes an ICMP time exceeded or port unreachable quoting one
+// of our probes to dst: RFC 792, type, code, checksum, 4 unused bytes, then
+// the probe's IP header and at least 8 bytes of its UDP header.
+func parseReply(b []byte, dst netip.Addr, maxTTL int) (flow, ttl int, unreach, ok bool) {
+	if len(b) < 8+20+8 {
+		return
+	}
+	switch {
+	case b[0] == 11 && b[1] == 0:
+	case b[0] == 3 && b[1] == 3:
+		unreach = true
+	default:
+		return
+	}
+	q := b[8:]
+	ihl := int(q[0]&0x0f) * 4
+	if q[0]>>4 != 4 || q[9] != unix.IPPROTO_UDP || len(q) < ihl+8 {
+		return
+	}
+	if netip.AddrFrom4([4]byte(q[16:20])) != dst {
+		return
+	}
+	u := q[ihl:]
+	sport, dport := int(binary.BigEndian.Uint16(u)), int(binary.BigEndian.Uint16(u[2:]))
+	ttl = int(binary.BigEndian.Uint16(u[4:])) - 8
+	flow = sport - firstPort
+	if dport != dstPort || flow < 0 || flow >= flows || ttl < 1 || ttl > maxTTL {
+		return
+	}
+	return flow, ttl, unreach, true
+}
+
+func setTTL(c *net.UDPConn, ttl int) error {
+	return control(c, func(fd int) error {
+		return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, ttl)
+	})
+}
+
+// forceRcvBuf raises the receive buffer past net.core.rmem_max (root only):
+// a burst of hundreds of ICMP errors overflows the default.
+func forceRcvBuf(c net.PacketConn, n int) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("%T has no file descriptor", c)
+	}
+	return control(sc, func(fd int) error {
+		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+	})
+}
+
+func control(c syscall.Conn, fn func(fd int) error) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}

@@ -1,0 +1,412 @@
+#!/usr/bin/env bash
+# lab.sh - multipath labs of real Linux routers in network namespaces.
+#
+#   lab.sh list                      topologies, one line each
+#   lab.sh describe TOPOLOGY         expected distinct paths: one line per path,
+#                                    the hop addresses from TTL 1 to the
+#                                    destination (stdout); hop names on stderr
+#   lab.sh up TOPOLOGY PREFIX        build PREFIX-prober, PREFIX-r1, ..., PREFIX-dst
+#   lab.sh down PREFIX               remove every namespace named PREFIX-*
+#
+# Every topology: the prober is 10.0.0.2 on its link to r1 (10.0.0.1); the
+# destination namespace holds 10.99.0.1 and every router routes 10.99.0.0/20
+# towards it. With LAB_LOCAL_PREFIX=CIDR set for `up`, the destination also
+# answers every address of CIDR (`ip route add local CIDR dev lo`) and the
+# prober and every router route CIDR towards it as well.
+#
+# Routers: ip_forward=1, rp_filter=0, icmp_ratelimit=0, fib_multipath_hash_policy=1
+# (L4 hash), a distinct fib_multipath_hash_seed each, and
+# icmp_errors_use_inbound_ifaddr=1: a router answers TTL-exceeded from the
+# address of the interface the probe came in by, which is what `describe`
+# prints. Link addressing: the link from an upstream node X to a downstream
+# node Y is 10.S.B.0/24 with X on .1 and Y on .2, so the hop address of Y is
+# always 10.S.B.2 (S = stage, B = branch); r1 answers with 10.0.0.1.
+# Veth pairs are created directly inside the namespaces (ip -n NS link add ...
+# peer ... netns NS2), so parallel labs never clash in the root namespace.
+set -euo pipefail
+
+readonly DST_ADDR=10.99.0.1
+readonly DST_PREFIX=10.99.0.0/20
+readonly PROBER_NET=10.0.0.0/24
+readonly PROBE_PORT=33434
+
+readonly TOPOLOGIES=(line diamond4 unequal nested diamond8)
+
+die() {
+	echo "lab.sh: $*" >&2
+	exit 1
+}
+
+usage() {
+	cat >&2 <<'EOF'
+usage: lab.sh list
+       lab.sh describe TOPOLOGY
+       [LAB_LOCAL_PREFIX=CIDR] lab.sh up TOPOLOGY PREFIX
+       lab.sh down PREFIX
+EOF
+	exit 2
+}
+
+topology_summary() {
+	case $1 in
+	line) echo "prober - r1 - r2 - dst: one path, destination at TTL 3" ;;
+	diamond4) echo "prober - r1 - {a1..a4} (4-way ECMP at r1) - r3 - dst: 4 paths, destination at TTL 4" ;;
+	unequal) echo "prober - r1 - {s1 | l1 - l2} (2-way ECMP at r1) - r3 - dst: 2 paths of length 4 and 5" ;;
+	nested) echo "prober - r1 - {b1,b2}; b1 - {c1,c2}, b2 - {c3,c4} (nested 2-way ECMP) - r3 - dst: 4 paths, destination at TTL 5" ;;
+	diamond8) echo "prober - r1 - {a1..a8} (8-way ECMP at r1) - r3 - dst: 8 paths, destination at TTL 4" ;;
+	*) return 1 ;;
+	esac
+}
+
+# ---------------------------------------------------------------------------
+# Topology model: directed links from upstream (towards the prober) to
+# downstream (towards the destination), each with both end addresses (/24).
+
+NODES=()
+LK_UP=()
+LK_DOWN=()
+LK_UPA=()
+LK_DOWNA=()
+
+add_node() {
+	local n
+	for n in "$@"; do
+		[[ " ${NODES[*]} " == *" $n "* ]] || NODES+=("$n")
+	done
+}
+
+# link_addr UP DOWN UP_ADDR DOWN_ADDR
+link_addr() {
+	LK_UP+=("$1")
+	LK_DOWN+=("$2")
+	LK_UPA+=("$3")
+	LK_DOWNA+=("$4")
+	add_node "$1" "$2"
+}
+
+# link UP DOWN NET: NET is three octets; UP gets NET.1, DOWN gets NET.2.
+link() {
+	link_addr "$1" "$2" "$3.1" "$3.2"
+}
+
+topo_line() {
+	link_addr prober r1 10.0.0.2 10.0.0.1
+	link r1 r2 10.1.1
+	link r2 dst 10.98.0
+}
+
+# topo_diamond N: r1 load-balances over a1..aN, which all lead to r3.
+topo_diamond() {
+	local n=$1 k
+	link_addr prober r1 10.0.0.2 10.0.0.1
+	for ((k = 1; k <= n; k++)); do link r1 "a$k" "10.1.$k"; done
+	for ((k = 1; k <= n; k++)); do link "a$k" r3 "10.2.$k"; done
+	link r3 dst 10.98.0
+}
+
+topo_unequal() {
+	link_addr prober r1 10.0.0.2 10.0.0.1
+	link r1 s1 10.1.1
+	link r1 l1 10.1.2
+	link s1 r3 10.2.1
+	link l1 l2 10.2.2
+	link l2 r3 10.3.2
+	link r3 dst 10.98.0
+}
+
+topo_nested() {
+	local k
+	link_addr prober r1 10.0.0.2 10.0.0.1
+	link r1 b1 10.1.1
+	link r1 b2 10.1.2
+	link b1 c1 10.2.1
+	link b1 c2 10.2.2
+	link b2 c3 10.2.3
+	link b2 c4 10.2.4
+	for ((k = 1; k <= 4; k++)); do link "c$k" r3 "10.3.$k"; done
+	link r3 dst 10.98.0
+}
+
+load_topology() {
+	case $1 in
+	line) topo_line ;;
+	diamond4) topo_diamond 4 ;;
+	diamond8) topo_diamond 8 ;;
+	unequal) topo_unequal ;;
+	nested) topo_nested ;;
+	*) die "unknown topology '$1' (lab.sh list shows them)" ;;
+	esac
+}
+
+# walk NODE ADDRS NAMES: prints "ADDRS|NAMES" for every path from NODE to dst.
+walk() {
+	local node=$1 addrs=$2 names=$3 i
+	for i in "${!LK_UP[@]}"; do
+		[[ ${LK_UP[i]} == "$node" ]] || continue
+		if [[ ${LK_DOWN[i]} == dst ]]; then
+			echo "$addrs $DST_ADDR|$names dst"
+		else
+			walk "${LK_DOWN[i]}" "$addrs ${LK_DOWNA[i]}" "$names ${LK_DOWN[i]}"
+		fi
+	done
+}
+
+cmd_list() {
+	local t
+	for t in "${TOPOLOGIES[@]}"; do
+		printf '%-9s %s\n' "$t" "$(topology_summary "$t")"
+	done
+}
+
+cmd_describe() {
+	[[ $# -eq 1 ]] || usage
+	load_topology "$1"
+	local line
+	echo "# $1: $(topology_summary "$1")" >&2
+	while IFS= read -r line; do
+		echo "${line%%|*}"
+		echo "#   ${line#*|}" >&2
+	done < <(walk r1 "${LK_DOWNA[0]}" r1)
+}
+
+# ---------------------------------------------------------------------------
+# up / down
+
+require_root() {
+	[[ $EUID -eq 0 ]] || die "$1 needs root (network namespaces, veth, sysctl)"
+	command -v ip >/dev/null || die "ip (iproute2) not found"
+}
+
+check_prefix() {
+	[[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9_.]{0,30}$ ]] ||
+		die "bad prefix '$1' (letters, digits, '_' and '.', at most 31 characters)"
+}
+
+# namespaces PREFIX: prints the namespaces named PREFIX-*.
+namespaces() {
+	ip netns list | awk -v p="$1-" 'index($1, p) == 1 { print $1 }'
+}
+
+cmd_down() {
+	[[ $# -eq 1 ]] || usage
+	check_prefix "$1"
+	local ns list
+	list=$(namespaces "$1")
+	[[ -n $list ]] || return 0
+	require_root down
+	local failed=0
+	while IFS= read -r ns; do
+		# A concurrent down may have removed it already: that is fine.
+		ip netns del "$ns" 2>/dev/null || [[ ! -e /run/netns/$ns ]] || {
+			echo "lab.sh: could not delete namespace $ns" >&2
+			failed=1
+		}
+	done <<<"$list"
+	return "$failed"
+}
+
+# sysctl_script ROLE SEED: a sh script that configures one namespace.
+sysctl_script() {
+	local role=$1 seed=$2
+	# set: must exist; opt: only where this kernel has it.
+	cat <<'EOF'
+set -e
+set_() { echo "$2" >"/proc/sys/$1"; }
+opt() { if [ -e "/proc/sys/$1" ]; then echo "$2" >"/proc/sys/$1"; fi; }
+opt net/ipv6/conf/all/disable_ipv6 1
+opt net/ipv6/conf/default/disable_ipv6 1
+set_ net/ipv4/conf/all/rp_filter 0
+set_ net/ipv4/conf/default/rp_filter 0
+set_ net/ipv4/conf/lo/rp_filter 0
+set_ net/ipv4/icmp_ratelimit 0
+set_ net/ipv4/icmp_echo_ignore_all 0
+opt net/ipv4/icmp_msgs_per_sec 1000000
+opt net/ipv4/icmp_msgs_burst 1000000
+EOF
+	if [[ $role == router ]]; then
+		cat <<EOF
+set_ net/ipv4/ip_forward 1
+set_ net/ipv4/icmp_errors_use_inbound_ifaddr 1
+set_ net/ipv4/fib_multipath_hash_policy 1
+if [ -e /proc/sys/net/ipv4/fib_multipath_hash_seed ]; then
+	set_ net/ipv4/fib_multipath_hash_seed $seed
+else
+	echo "lab.sh: warning: no net.ipv4.fib_multipath_hash_seed (kernel < 6.11): nested ECMP may polarize" >&2
+fi
+EOF
+	fi
+}
+
+# route_cmd PREFIX NEXTHOP...: an `ip route add` line for ip -batch.
+route_cmd() {
+	local pfx=$1 nh
+	shift
+	if [[ $# -eq 1 ]]; then
+		echo "route add $pfx via $1"
+		return
+	fi
+	local line="route add $pfx"
+	for nh in "$@"; do line+=" nexthop via $nh"; done
+	echo "$line"
+}
+
+# node_batch NODE PREFIXES...: the ip -batch commands that set up NODE's
+# interfaces, addresses and routes. PREFIXES are routed towards the dst.
+node_batch() {
+	local node=$1 i pfx
+	shift
+	local fwd=() back=()
+	echo "link set lo up"
+	for i in "${!LK_UP[@]}"; do
+		if [[ ${LK_UP[i]} == "$node" ]]; then
+			echo "address add ${LK_UPA[i]}/24 dev to-${LK_DOWN[i]}"
+			echo "link set to-${LK_DOWN[i]} up"
+			fwd+=("${LK_DOWNA[i]}")
+		elif [[ ${LK_DOWN[i]} == "$node" ]]; then
+			echo "address add ${LK_DOWNA[i]}/24 dev to-${LK_UP[i]}"
+			echo "link set to-${LK_UP[i]} up"
+			[[ ${LK_UP[i]} == prober ]] || back+=("${LK_UPA[i]}")
+		fi
+	done
+	case $node in
+	prober)
+		echo "route add 10.0.0.0/8 via ${fwd[0]}"
+		for pfx in "$@"; do
+			[[ $pfx == "$DST_PREFIX" ]] || route_cmd "$pfx" "${fwd[@]}"
+		done
+		;;
+	dst)
+		echo "address add $DST_ADDR/32 dev lo"
+		[[ -z ${LAB_LOCAL_PREFIX:-} ]] || echo "route add local $LAB_LOCAL_PREFIX dev lo"
+		# Replies to the prober (and to any 10/8 source) go back up.
+		echo "route add 10.0.0.0/8 via ${back[0]}"
+		;;
+	*)
+		for pfx in "$@"; do route_cmd "$pfx" "${fwd[@]}"; done
+		# Back to the prober through the first upstream neighbour (r1 is on
+		# the prober's subnet already). Any upstream would do: rp_filter=0.
+		[[ ${#back[@]} -eq 0 ]] || echo "route add $PROBER_NET via ${back[0]}"
+		;;
+	esac
+}
+
+# wait_links_up PREFIX: until every interface of the lab is operationally up.
+wait_links_up() {
+	local prefix=$1 node down i
+	for ((i = 0; i < 100; i++)); do
+		down=""
+		for node in "${NODES[@]}"; do
+			down+=$(ip -n "$prefix-$node" -br link | awk -v ns="$prefix-$node" '$2 != "UP" && $2 != "UNKNOWN" { printf " %s:%s(%s)", ns, $1, $2 }')
+		done
+		[[ -n $down ]] || return 0
+		sleep 0.02
+	done
+	die "links still not up after 2 s:$down"
+}
+
+# reach PROBER_NS: true once the prober got an answer from the destination.
+reach() {
+	local ns=$1
+	if command -v ping >/dev/null; then
+		ip netns exec "$ns" ping -n -q -c1 -W1 "$DST_ADDR" >/dev/null 2>&1
+		return
+	fi
+	# No ping here: send one UDP datagram and watch the prober's count of
+	# ICMP destination unreachable messages received go up.
+	local before after i
+	before=$(unreach_count "$ns")
+	ip netns exec "$ns" bash -c "echo lab >/dev/udp/$DST_ADDR/$PROBE_PORT" 2>/dev/null || return 1
+	for ((i = 0; i < 20; i++)); do
+		after=$(unreach_count "$ns")
+		((after > before)) && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+unreach_count() {
+	# shellcheck disable=SC2016 # awk program, not shell
+	ip netns exec "$1" awk '/^Icmp:/ {
+		if (!n) { for (i = 2; i <= NF; i++) col[$i] = i; n = 1; next }
+		print $col["InDestUnreachs"]; exit
+	}' /proc/net/snmp
+}
+
+cmd_up() {
+	[[ $# -eq 2 ]] || usage
+	local topo=$1 prefix=$2
+	check_prefix "$prefix"
+	require_root up
+	load_topology "$topo"
+	local prefixes=("$DST_PREFIX")
+	if [[ -n ${LAB_LOCAL_PREFIX:-} ]]; then
+		[[ $LAB_LOCAL_PREFIX =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$ ]] ||
+			die "LAB_LOCAL_PREFIX='$LAB_LOCAL_PREFIX' is not an IPv4 CIDR"
+		[[ $LAB_LOCAL_PREFIX == "$DST_PREFIX" ]] || prefixes+=("$LAB_LOCAL_PREFIX")
+	fi
+	[[ -z $(namespaces "$prefix") ]] ||
+		die "namespaces $prefix-* exist already (lab.sh down $prefix)"
+
+	# From here on, any failure removes what was built.
+	UP_OK=0
+	# shellcheck disable=SC2064 # expand prefix now
+	trap "[[ \$UP_OK == 1 ]] || { echo 'lab.sh: up failed, removing $prefix-*' >&2; cmd_down '$prefix'; }" EXIT
+	trap 'exit 130' INT TERM
+
+	local node idx=0 role i
+	for node in "${NODES[@]}"; do
+		ip netns add "$prefix-$node"
+	done
+	for node in "${NODES[@]}"; do
+		role=router
+		[[ $node == prober || $node == dst ]] && role=$node
+		[[ $role == router ]] && idx=$((idx + 1))
+		# Distinct, well spread seed per router (golden-ratio multiple of its index).
+		ip netns exec "$prefix-$node" sh -c "$(sysctl_script "$role" $(((idx * 2654435761) % 4294967296)))"
+	done
+	# Veth pairs, born inside their namespaces. Both ends get interface
+	# indexes unique in the lab: in fresh namespaces the two ends would
+	# otherwise both be ifindex 2, and the kernel then treats the carrier
+	# change of an end whose index equals its peer's as non-urgent (linkwatch
+	# batches those once a second), so it would show DOWN for up to 1 s.
+	for i in "${!LK_UP[@]}"; do
+		ip -n "$prefix-${LK_UP[i]}" link add "to-${LK_DOWN[i]}" index $((100 + 2 * i)) type veth \
+			peer name "to-${LK_UP[i]}" index $((101 + 2 * i)) netns "$prefix-${LK_DOWN[i]}"
+	done
+	for node in "${NODES[@]}"; do
+		node_batch "$node" "${prefixes[@]}" | ip -n "$prefix-$node" -batch - ||
+			die "configuring $prefix-$node failed"
+	done
+	wait_links_up "$prefix"
+
+	local tries
+	for ((tries = 1; tries <= 20; tries++)); do
+		reach "$prefix-prober" && break
+		((tries < 20)) || {
+			echo "lab.sh: $prefix-prober cannot reach $DST_ADDR; its routes:" >&2
+			ip -n "$prefix-prober" route >&2 || true
+			die "lab $prefix ($topo) is not working"
+		}
+		sleep 0.1
+	done
+	UP_OK=1
+	local names
+	names=$(IFS=,; echo "${NODES[*]}")
+	echo "lab.sh: $topo up as $prefix-{$names}; $prefix-prober reaches $DST_ADDR" >&2
+}
+
+main() {
+	[[ $# -ge 1 ]] || usage
+	local cmd=$1
+	shift
+	case $cmd in
+	list) cmd_list ;;
+	describe) cmd_describe "$@" ;;
+	up) cmd_up "$@" ;;
+	down) cmd_down "$@" ;;
+	-h | --help | help) usage ;;
+	*) usage ;;
+	esac
+}
+
+main "$@"
