@@ -1,0 +1,507 @@
+package capture_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/traceflow-fast/traceflow-fast/capture"
+)
+
+// Each test runs in its own network namespace ("tfx" + pid + "c" + random
+// hex), with only lo: traffic is UDP to closed ports of 127.0.0.1, which
+// the namespace's own stack answers with ICMP port unreachable.
+
+func needRoot(t testing.TB) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build network namespaces"
+	} else if _, err := exec.LookPath("ip"); err != nil {
+		why = "needs iproute2's ip: " + err.Error()
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
+
+// stale matches the namespaces of these tests and of probe's; sweep
+// removes those whose test process is gone (killed by a timeout before its
+// cleanups ran).
+var stale = regexp.MustCompile(`^tfx([0-9]+)[rc][0-9a-f]+-`)
+
+func sweep() {
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		m := stale.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		if pid, _ := strconv.Atoi(m[1]); pid == os.Getpid() || unix.Kill(pid, 0) == nil {
+			continue
+		}
+		_ = exec.Command("ip", "netns", "del", e.Name()).Run()
+	}
+}
+
+// newNS creates a namespace with lo up and no ICMP rate limit, removed when
+// the test ends.
+func newNS(t testing.TB) string {
+	t.Helper()
+	needRoot(t)
+	sweep()
+	var r [3]byte
+	_, _ = rand.Read(r[:])
+	ns := fmt.Sprintf("tfx%dc%s-cap", os.Getpid(), hex.EncodeToString(r[:]))
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
+		}
+	})
+	run("netns", "add", ns)
+	run("-n", ns, "link", "set", "lo", "up")
+	run("netns", "exec", ns, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_msgs_per_sec=100000")
+	return ns
+}
+
+// in runs fn on a thread that joined ns; the thread is never unlocked, so
+// it exits with fn's goroutine. fn must open its sockets itself.
+func in(t testing.TB, ns string, fn func() error) {
+	t.Helper()
+	f, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		errc <- fn()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// udpTo opens a UDP socket for sendUDP. It is not connected: a connected
+// socket would fail every other send with the ECONNREFUSED that the port
+// unreachable left. Call it inside in().
+func udpTo() (int, error) {
+	return unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+}
+
+// discard is 127.0.0.1:9, closed in a test namespace: every datagram sent
+// there provokes an ICMP port unreachable.
+var discard = &unix.SockaddrInet4{Port: 9, Addr: [4]byte{127, 0, 0, 1}}
+
+func sendUDP(fd int, payload []byte) error {
+	return unix.Sendto(fd, payload, 0, discard)
+}
+
+// filter attaches a one-instruction classic BPF program returning k: 0
+// drops every packet, 0xffffffff keeps whole packets.
+func filter(k uint32) func(fd int) error {
+	return func(fd int) error {
+		prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: k}}
+		return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
+			&unix.SockFprog{Len: 1, Filter: &prog[0]})
+	}
+}
+
+const loIndex = 1 // lo is always ifindex 1 in a new namespace
+
+type rig struct {
+	c   *capture.Conn
+	udp int
+}
+
+func newRig(t *testing.T, cfg capture.Config, setup func(udp int) error) *rig {
+	t.Helper()
+	ns := newNS(t)
+	r := &rig{udp: -1}
+	in(t, ns, func() (err error) {
+		if r.udp, err = udpTo(); err != nil {
+			return err
+		}
+		if setup != nil {
+			if err := setup(r.udp); err != nil {
+				return err
+			}
+		}
+		r.c, err = capture.Listen(cfg)
+		return err
+	})
+	t.Cleanup(func() { r.c.Close(); unix.Close(r.udp) })
+	return r
+}
+
+func (r *rig) send(t testing.TB, payload []byte) {
+	t.Helper()
+	if err := sendUDP(r.udp, payload); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type pkt struct {
+	b  []byte
+	ts time.Time
+}
+
+// collect reads until want returns true for the packets so far or the
+// deadline passes.
+func (r *rig) collect(t *testing.T, d time.Duration, done func([]pkt) bool) ([]pkt, error) {
+	t.Helper()
+	if err := r.c.SetReadDeadline(time.Now().Add(d)); err != nil {
+		t.Fatal(err)
+	}
+	var got []pkt
+	for !done(got) {
+		_, err := r.c.ReadBatch(func(b []byte, ts time.Time) {
+			got = append(got, pkt{append([]byte(nil), b...), ts})
+		})
+		if err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+// udpPayload returns the payload of an IPv4/UDP packet, or nil.
+func udpPayload(b []byte) []byte {
+	if len(b) < 28 || b[0] != 0x45 || b[9] != unix.IPPROTO_UDP {
+		return nil
+	}
+	return b[28:]
+}
+
+func isICMP(b []byte) bool { return len(b) >= 20 && b[0]>>4 == 4 && b[9] == unix.IPPROTO_ICMP }
+
+func TestReadBatch(t *testing.T) {
+	r := newRig(t, capture.Config{Ifindex: loIndex}, nil)
+	start := time.Now()
+	const n = 10
+	for i := range n {
+		r.send(t, fmt.Appendf(nil, "tfx-%d", i))
+	}
+	udp, icmp := 0, 0
+	got, err := r.collect(t, 2*time.Second, func(p []pkt) bool {
+		udp, icmp = 0, 0
+		for _, x := range p {
+			if udpPayload(x.b) != nil {
+				udp++
+			}
+			if isICMP(x.b) {
+				icmp++
+			}
+		}
+		return udp >= n && icmp >= n
+	})
+	if err != nil {
+		t.Fatalf("after %d UDP and %d ICMP packets: %v", udp, icmp, err)
+	}
+	end := time.Now()
+	// Let any duplicate arrive: with PACKET_IGNORE_OUTGOING each packet on
+	// lo is seen once (arriving), not twice (leaving and arriving).
+	more, _ := r.collect(t, 100*time.Millisecond, func([]pkt) bool { return false })
+	if len(got)+len(more) != 2*n {
+		t.Errorf("got %d packets; want %d (each UDP datagram and its ICMP answer once)", len(got)+len(more), 2*n)
+	}
+	seen := map[string]bool{}
+	for _, x := range got {
+		if x.ts.Before(start) || x.ts.After(end) {
+			t.Errorf("timestamp %v outside [%v, %v]", x.ts, start, end)
+		}
+		if p := udpPayload(x.b); p != nil {
+			if seen[string(p)] {
+				t.Errorf("datagram %q seen twice", p)
+			}
+			seen[string(p)] = true
+		}
+	}
+	for i := range n {
+		if !seen[fmt.Sprintf("tfx-%d", i)] {
+			t.Errorf("datagram tfx-%d not captured", i)
+		}
+	}
+	rcv, drop, err := r.c.Stats()
+	if err != nil || rcv != 2*n || drop != 0 {
+		t.Errorf("Stats = %d, %d, %v; want %d, 0", rcv, drop, err, 2*n)
+	}
+	// Stats accumulate: the kernel resets its counters on every read.
+	r.send(t, []byte("one more"))
+	if _, err := r.collect(t, time.Second, func(p []pkt) bool { return len(p) >= 2 }); err != nil {
+		t.Fatal(err)
+	}
+	if rcv, _, _ := r.c.Stats(); rcv != 2*n+2 {
+		t.Errorf("Stats received %d; want %d", rcv, 2*n+2)
+	}
+}
+
+// TestLargePackets checks that big packets are delivered whole (on lo, whose
+// MTU is 64 KiB, the slots are that big).
+func TestLargePackets(t *testing.T) {
+	r := newRig(t, capture.Config{Ifindex: loIndex}, nil)
+	for _, size := range []int{1500, 9000, 65000} {
+		payload := bytes.Repeat([]byte{byte(size)}, size)
+		r.send(t, payload)
+		got, err := r.collect(t, 2*time.Second, func(p []pkt) bool {
+			for _, x := range p {
+				if udpPayload(x.b) != nil {
+					return true
+				}
+			}
+			return false
+		})
+		if err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		for _, x := range got {
+			if p := udpPayload(x.b); p != nil && !bytes.Equal(p, payload) {
+				t.Errorf("%d-byte datagram captured as %d bytes", size, len(p))
+			}
+		}
+		// Drain the ICMP answer (576 bytes at most, RFC 1812).
+		_, _ = r.collect(t, 50*time.Millisecond, func([]pkt) bool { return false })
+	}
+}
+
+// TestAttachBeforeBind shows that the filter is in place before the socket
+// can queue anything: traffic that flows while Attach runs is never seen,
+// and with a filter that drops everything nothing is received at all.
+func TestAttachBeforeBind(t *testing.T) {
+	// Traffic during Attach, before the filter and before bind: it must
+	// not be queued even with a filter that then keeps everything.
+	during := func(udp int) func(fd int) error {
+		return func(fd int) error {
+			for range 20 {
+				if err := sendUDP(udp, []byte("before bind")); err != nil {
+					return err
+				}
+			}
+			time.Sleep(50 * time.Millisecond) // let lo deliver them
+			return filter(0xffffffff)(fd)
+		}
+	}
+	t.Run("keep-all", func(t *testing.T) {
+		ns := newNS(t)
+		var c *capture.Conn
+		var udp int
+		in(t, ns, func() (err error) {
+			if udp, err = udpTo(); err != nil {
+				return err
+			}
+			c, err = capture.Listen(capture.Config{Ifindex: loIndex, Attach: during(udp)})
+			return err
+		})
+		defer unix.Close(udp)
+		defer c.Close()
+		if err := sendUDP(udp, []byte("after bind")); err != nil {
+			t.Fatal(err)
+		}
+		r := &rig{c: c, udp: udp}
+		got, _ := r.collect(t, 300*time.Millisecond, func([]pkt) bool { return false })
+		after := 0
+		for _, x := range got {
+			switch p := udpPayload(x.b); string(p) {
+			case "before bind":
+				t.Errorf("a datagram sent before bind was queued")
+			case "after bind":
+				after++
+			}
+		}
+		if after != 1 || len(got) != 2 {
+			t.Errorf("got %d packets, %d of them the datagram sent after bind; want the datagram and its ICMP answer", len(got), after)
+		}
+	})
+	t.Run("drop-all", func(t *testing.T) {
+		ns := newNS(t)
+		var c *capture.Conn
+		var udp int
+		in(t, ns, func() (err error) {
+			if udp, err = udpTo(); err != nil {
+				return err
+			}
+			c, err = capture.Listen(capture.Config{Ifindex: loIndex, Attach: func(fd int) error {
+				if err := during(udp)(fd); err != nil {
+					return err
+				}
+				return filter(0)(fd) // replaces the keep-all filter
+			}})
+			return err
+		})
+		defer unix.Close(udp)
+		defer c.Close()
+		stop := make(chan struct{})
+		sent := make(chan int)
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-stop:
+					sent <- n
+					return
+				default:
+				}
+				if err := sendUDP(udp, []byte("while reading")); err == nil {
+					n++
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		r := &rig{c: c, udp: udp}
+		got, err := r.collect(t, 300*time.Millisecond, func([]pkt) bool { return false })
+		close(stop)
+		n := <-sent
+		if len(got) != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("drop-all filter: got %d packets, %v; want none and a deadline error", len(got), err)
+		}
+		if rcv, drop, err := c.Stats(); rcv != 0 || drop != 0 || err != nil {
+			t.Errorf("Stats = %d, %d, %v; want 0, 0", rcv, drop, err)
+		}
+		if n < 50 {
+			t.Errorf("only %d datagrams sent while reading", n)
+		}
+		t.Logf("%d datagrams (and as many ICMP answers) flowed; %d received", n, len(got))
+	})
+}
+
+func TestAttachError(t *testing.T) {
+	ns := newNS(t)
+	in(t, ns, func() error {
+		c, err := capture.Listen(capture.Config{Attach: func(int) error { return errors.New("no filter today") }})
+		if err == nil {
+			c.Close()
+			return errors.New("Listen succeeded although Attach failed")
+		}
+		if !strings.Contains(err.Error(), "attach filter: no filter today") {
+			return fmt.Errorf("Listen: %v; want the Attach error", err)
+		}
+		if _, err := capture.Listen(capture.Config{Ifindex: 4242}); err == nil || !strings.Contains(err.Error(), "4242") {
+			return fmt.Errorf("Listen on a missing interface: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestDeadlineAndClose(t *testing.T) {
+	r := newRig(t, capture.Config{Ifindex: loIndex}, nil)
+	noop := func([]byte, time.Time) {}
+
+	start := time.Now()
+	if err := r.c.SetReadDeadline(start.Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.c.ReadBatch(noop); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadBatch = %d, %v; want a deadline error", n, err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond || d > time.Second {
+		t.Errorf("deadline returned after %v", d)
+	}
+
+	if err := r.c.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := r.c.ReadBatch(noop)
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := r.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("ReadBatch after Close: %v; want net.ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not unblock ReadBatch")
+	}
+	if _, err := r.c.ReadBatch(noop); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("ReadBatch on a closed Conn: %v; want net.ErrClosed", err)
+	}
+}
+
+func TestReadBatchNoAlloc(t *testing.T) {
+	r := newRig(t, capture.Config{Ifindex: loIndex}, nil)
+	if err := r.c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte("alloc")
+	total := 0
+	fn := func(b []byte, ts time.Time) {
+		if len(b) > 0 && !ts.IsZero() {
+			total++
+		}
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := sendUDP(r.udp, payload); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.c.ReadBatch(fn); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("ReadBatch: %v allocations per call; want 0", allocs)
+	}
+	if total < 201 {
+		t.Errorf("%d packets delivered in 201 calls", total)
+	}
+}
+
+func TestListenNeedsCapNetRaw(t *testing.T) {
+	needRoot(t)
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread dies with its capabilities
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err = unix.Capget(&hdr, &data[0]); err != nil {
+			return
+		}
+		data[0].Effective &^= 1 << unix.CAP_NET_RAW
+		if err = unix.Capset(&hdr, &data[0]); err != nil {
+			return
+		}
+		var c *capture.Conn
+		if c, err = capture.Listen(capture.Config{}); c != nil {
+			c.Close()
+			err = errors.New("Listen succeeded without CAP_NET_RAW")
+		}
+	}()
+	<-done
+	if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "need CAP_NET_RAW") {
+		t.Fatalf("Listen without CAP_NET_RAW: %v; want a permission error naming CAP_NET_RAW", err)
+	}
+}

@@ -1,0 +1,528 @@
+package probe
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Route says where the probes to one destination leave this host: the
+// kernel's own choice of interface, source address and next hop, plus the
+// next hop's link-layer address that an AF_PACKET sender must write itself.
+type Route struct {
+	Ifindex int
+	IfName  string
+	Src     netip.Addr // source address the kernel would use (or the override)
+	NextHop netip.Addr // gateway, or the destination itself when on-link
+	// HWAddr is the next hop's link-layer address: the resolved neighbour on
+	// ARP links, the device's own (all-zero) address on loopback, and nil on
+	// links without link-layer addresses (tun, WireGuard, ARPHRD_NONE).
+	HWAddr net.HardwareAddr
+	MTU    int
+}
+
+// RouteOptions override the kernel's choices (--interface, --source).
+type RouteOptions struct {
+	Interface string     // leave by this interface (like ping -I)
+	Source    netip.Addr // use this source address; must be local
+}
+
+// ResolveTimeout bounds neighbour resolution when LookupRoute's context has
+// no deadline. It matches the kernel's own give-up time for ARP (3 unicast
+// or multicast probes, 1 s apart).
+const ResolveTimeout = 3 * time.Second
+
+// LookupRoute asks the kernel how it would send an IPv4 packet to dst
+// (RTM_GETROUTE, honouring opt) and resolves the next hop's link-layer
+// address through the neighbour table, asking the kernel to resolve it
+// (RTM_NEWNEIGH with NTF_USE, which sends an ARP request) when it is not
+// cached. It waits for the resolution until ctx is done, or for
+// ResolveTimeout when ctx has no deadline.
+func LookupRoute(ctx context.Context, dst netip.Addr, opt RouteOptions) (*Route, error) {
+	dst = dst.Unmap()
+	if !dst.Is4() {
+		return nil, fmt.Errorf("route to %s: only IPv4 destinations are supported", dst)
+	}
+	if opt.Source.IsValid() {
+		opt.Source = opt.Source.Unmap()
+		if !opt.Source.Is4() {
+			return nil, fmt.Errorf("source %s is not an IPv4 address", opt.Source)
+		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ResolveTimeout)
+		defer cancel()
+	}
+
+	c, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
+	}
+	defer c.Close()
+	if d, ok := ctx.Deadline(); ok {
+		// Bound every request; a netlink reply normally takes microseconds.
+		_ = c.SetDeadline(d)
+	}
+	nl := rtnl{c}
+
+	oif := 0
+	if opt.Interface != "" {
+		l, err := nl.linkByName(opt.Interface)
+		if err != nil {
+			return nil, err
+		}
+		if l.flags&unix.IFF_UP == 0 {
+			return nil, fmt.Errorf("interface %s is down", l.name)
+		}
+		oif = l.index
+	}
+	if opt.Source.IsValid() {
+		// The kernel accepts any address it would deliver locally as a
+		// source (ip_route_output_key_hash_rcu: __ip_dev_find, which falls
+		// back to the local table); ask it the same question.
+		r, err := nl.getRoute(opt.Source, netip.Addr{}, 0)
+		if err != nil || r.typ != unix.RTN_LOCAL {
+			return nil, fmt.Errorf("source %s is not an address of this host", opt.Source)
+		}
+	}
+
+	r, err := nl.getRoute(dst, opt.Source, oif)
+	if err != nil {
+		return nil, routeError(dst, opt, err)
+	}
+	switch r.typ {
+	case unix.RTN_UNICAST, unix.RTN_LOCAL:
+	case unix.RTN_BROADCAST, unix.RTN_MULTICAST, unix.RTN_ANYCAST:
+		return nil, fmt.Errorf("route to %s: broadcast, multicast and anycast destinations are not supported", dst)
+	default:
+		// RTM_GETROUTE normally fails for these types; be explicit anyway.
+		return nil, fmt.Errorf("no route to %s (route type %d)", dst, r.typ)
+	}
+	if r.via {
+		return nil, fmt.Errorf("route to %s: next hop of another address family (RTA_VIA) is not supported", dst)
+	}
+	if r.oif == 0 {
+		return nil, fmt.Errorf("no route to %s: kernel gave no output interface", dst)
+	}
+	link, err := nl.linkByIndex(r.oif)
+	if err != nil {
+		return nil, err
+	}
+	if link.flags&unix.IFF_UP == 0 {
+		return nil, fmt.Errorf("interface %s is down", link.name)
+	}
+
+	rt := &Route{
+		Ifindex: link.index,
+		IfName:  link.name,
+		Src:     r.prefsrc,
+		NextHop: dst,
+		MTU:     link.mtu,
+	}
+	if opt.Source.IsValid() {
+		rt.Src = opt.Source
+	}
+	if !rt.Src.IsValid() {
+		return nil, fmt.Errorf("route to %s via %s: no source address (the interface has no IPv4 address; use a source override)", dst, link.name)
+	}
+	if r.gateway.IsValid() {
+		rt.NextHop = r.gateway
+	}
+	if r.mtu > 0 {
+		rt.MTU = r.mtu
+	}
+
+	if r.typ == unix.RTN_LOCAL {
+		if err := checkLocalInput(link.name, dst); err != nil {
+			return nil, err
+		}
+	}
+	hw, err := nl.linkLayer(ctx, link, rt.NextHop)
+	if err != nil {
+		return nil, err
+	}
+	rt.HWAddr = hw
+	return rt, nil
+}
+
+// checkLocalInput reports whether probes to dst, a local address, can be
+// injected on dev (loopback). The kernel's input route lookup, which such a
+// packet goes through (a locally sent one skips it), drops as martians
+// packets from a local source unless accept_local is on
+// (fib_validate_source), and packets to 127/8 unless route_localnet is on
+// (ip_route_input_slow); both count nowhere, so say so up front.
+func checkLocalInput(dev string, dst netip.Addr) error {
+	need := []string{"accept_local"}
+	if dst.IsLoopback() {
+		need = append(need, "route_localnet")
+	}
+	for _, name := range need {
+		// The kernel ORs conf/all and conf/DEV for both settings.
+		if sysctlOn("all", name) || sysctlOn(dev, name) {
+			continue
+		}
+		return fmt.Errorf("route to %s: tracing a local address through %s needs sysctl net.ipv4.conf.%s.%s=1 "+
+			"(the kernel drops injected packets from a local source as martians otherwise)", dst, dev, dev, name)
+	}
+	return nil
+}
+
+// sysctlOn reads net.ipv4.conf.DEV.NAME; an unreadable one counts as on,
+// so that a missing /proc never blocks a trace.
+func sysctlOn(dev, name string) bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/conf/" + dev + "/" + name)
+	if err != nil {
+		return true
+	}
+	return strings.TrimSpace(string(b)) != "0"
+}
+
+// routeError names the bad input behind a failed RTM_GETROUTE.
+func routeError(dst netip.Addr, opt RouteOptions, err error) error {
+	via := ""
+	if opt.Interface != "" {
+		via += " via " + opt.Interface
+	}
+	if opt.Source.IsValid() {
+		via += " from " + opt.Source.String()
+	}
+	switch {
+	case errors.Is(err, unix.ENETUNREACH), errors.Is(err, unix.EHOSTUNREACH), errors.Is(err, unix.ESRCH):
+		return fmt.Errorf("no route to %s%s", dst, via)
+	case errors.Is(err, unix.EACCES):
+		return fmt.Errorf("route to %s%s is prohibited", dst, via)
+	case errors.Is(err, unix.EINVAL):
+		return fmt.Errorf("no route to %s%s (blackhole or invalid request): %w", dst, via, err)
+	}
+	return fmt.Errorf("route to %s%s: %w", dst, via, err)
+}
+
+// rtnl is a route netlink connection with the few requests LookupRoute needs.
+// Messages are built by hand: rtnetlink/v2 encodes RTA_PREFSRC where a route
+// query needs RTA_SRC, and always sends NDA_LLADDR, which NTF_USE must omit.
+type rtnl struct{ c *netlink.Conn }
+
+func (nl rtnl) do(typ netlink.HeaderType, flags netlink.HeaderFlags, data []byte) ([]netlink.Message, error) {
+	return nl.c.Execute(netlink.Message{
+		Header: netlink.Header{Type: typ, Flags: netlink.Request | flags},
+		Data:   data,
+	})
+}
+
+// routeReply is the part of an RTM_NEWROUTE reply that LookupRoute uses.
+type routeReply struct {
+	typ     uint8
+	oif     int
+	prefsrc netip.Addr
+	gateway netip.Addr
+	via     bool
+	mtu     int
+}
+
+// getRoute sends RTM_GETROUTE for dst, like `ip route get DST [from SRC] [oif DEV]`.
+func (nl rtnl) getRoute(dst, src netip.Addr, oif int) (routeReply, error) {
+	// struct rtmsg (rtnetlink(7)): family, dst_len, src_len, tos, table,
+	// protocol, scope, type, flags (u32).
+	b := make([]byte, unix.SizeofRtMsg)
+	b[0] = unix.AF_INET
+	b[1] = 32
+	ae := netlink.NewAttributeEncoder()
+	d4 := dst.As4()
+	ae.Bytes(unix.RTA_DST, d4[:])
+	if src.IsValid() {
+		b[2] = 32
+		s4 := src.As4()
+		ae.Bytes(unix.RTA_SRC, s4[:])
+	}
+	if oif != 0 {
+		ae.Uint32(unix.RTA_OIF, uint32(oif))
+	}
+	attrs, err := ae.Encode()
+	if err != nil {
+		return routeReply{}, err
+	}
+	msgs, err := nl.do(unix.RTM_GETROUTE, 0, append(b, attrs...))
+	if err != nil {
+		return routeReply{}, err
+	}
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWROUTE || len(m.Data) < unix.SizeofRtMsg {
+			continue
+		}
+		var r routeReply
+		r.typ = m.Data[7]
+		ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofRtMsg:])
+		if err != nil {
+			return routeReply{}, err
+		}
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.RTA_OIF:
+				r.oif = int(ad.Uint32())
+			case unix.RTA_PREFSRC:
+				r.prefsrc = addr4(ad.Bytes())
+			case unix.RTA_GATEWAY:
+				r.gateway = addr4(ad.Bytes())
+			case unix.RTA_VIA:
+				r.via = true
+			case unix.RTA_METRICS:
+				ad.Nested(func(nad *netlink.AttributeDecoder) error {
+					for nad.Next() {
+						if nad.Type() == unix.RTAX_MTU {
+							r.mtu = int(nad.Uint32())
+						}
+					}
+					return nil
+				})
+			}
+		}
+		if err := ad.Err(); err != nil {
+			return routeReply{}, fmt.Errorf("decode route: %w", err)
+		}
+		return r, nil
+	}
+	return routeReply{}, errors.New("rtnetlink: no route in reply")
+}
+
+// linkInfo is the part of an RTM_NEWLINK reply that LookupRoute uses.
+type linkInfo struct {
+	index     int
+	name      string
+	typ       uint16 // ARPHRD_*
+	flags     uint32 // IFF_*
+	mtu       int
+	addr      net.HardwareAddr // the device's own address; nil when addr_len is 0
+	broadcast net.HardwareAddr
+}
+
+func (nl rtnl) linkByName(name string) (linkInfo, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.IFLA_IFNAME, name)
+	attrs, err := ae.Encode()
+	if err != nil {
+		return linkInfo{}, err
+	}
+	l, err := nl.getLink(0, attrs)
+	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) {
+		return linkInfo{}, fmt.Errorf("interface %s not found", name)
+	}
+	if err != nil {
+		return linkInfo{}, fmt.Errorf("interface %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func (nl rtnl) linkByIndex(index int) (linkInfo, error) {
+	l, err := nl.getLink(index, nil)
+	if err != nil {
+		return linkInfo{}, fmt.Errorf("interface index %d: %w", index, err)
+	}
+	return l, nil
+}
+
+func (nl rtnl) getLink(index int, attrs []byte) (linkInfo, error) {
+	// struct ifinfomsg: family (u8), pad, type (u16), index (s32),
+	// flags (u32), change (u32).
+	b := make([]byte, unix.SizeofIfInfomsg, unix.SizeofIfInfomsg+len(attrs))
+	b[0] = unix.AF_UNSPEC
+	binary.NativeEndian.PutUint32(b[4:], uint32(index))
+	msgs, err := nl.do(unix.RTM_GETLINK, 0, append(b, attrs...))
+	if err != nil {
+		return linkInfo{}, err
+	}
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWLINK || len(m.Data) < unix.SizeofIfInfomsg {
+			continue
+		}
+		l := linkInfo{
+			typ:   binary.NativeEndian.Uint16(m.Data[2:]),
+			index: int(int32(binary.NativeEndian.Uint32(m.Data[4:]))),
+			flags: binary.NativeEndian.Uint32(m.Data[8:]),
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofIfInfomsg:])
+		if err != nil {
+			return linkInfo{}, err
+		}
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.IFLA_IFNAME:
+				l.name = ad.String()
+			case unix.IFLA_MTU:
+				l.mtu = int(ad.Uint32())
+			case unix.IFLA_ADDRESS:
+				if b := ad.Bytes(); len(b) > 0 {
+					l.addr = net.HardwareAddr(append([]byte(nil), b...))
+				}
+			case unix.IFLA_BROADCAST:
+				if b := ad.Bytes(); len(b) > 0 {
+					l.broadcast = net.HardwareAddr(append([]byte(nil), b...))
+				}
+			}
+		}
+		if err := ad.Err(); err != nil {
+			return linkInfo{}, fmt.Errorf("decode link: %w", err)
+		}
+		return l, nil
+	}
+	return linkInfo{}, errors.New("rtnetlink: no link in reply")
+}
+
+// linkLayer returns the link-layer address to put in frames to nexthop on
+// link, following the kernel's arp_constructor: no address on links without
+// one, the device's own address on loopback and NOARP links, the broadcast
+// address on point-to-point links, and the resolved neighbour otherwise.
+// A neighbour entry the administrator (or the kernel) already has wins.
+func (nl rtnl) linkLayer(ctx context.Context, link linkInfo, nexthop netip.Addr) (net.HardwareAddr, error) {
+	if len(link.addr) == 0 {
+		return nil, nil // tun, WireGuard, ARPHRD_NONE: no link-layer header
+	}
+	if link.flags&(unix.IFF_LOOPBACK|unix.IFF_NOARP|unix.IFF_POINTOPOINT) != 0 {
+		if n, err := nl.getNeigh(link.index, nexthop); err == nil && n.valid() && len(n.lladdr) > 0 {
+			return n.lladdr, nil
+		}
+		if link.flags&(unix.IFF_LOOPBACK|unix.IFF_NOARP) == 0 && len(link.broadcast) > 0 {
+			return link.broadcast, nil
+		}
+		return link.addr, nil
+	}
+	return nl.resolve(ctx, link, nexthop)
+}
+
+// resolve polls the neighbour table for nexthop on link, asking the kernel
+// to resolve the entry whenever it is missing or has failed.
+func (nl rtnl) resolve(ctx context.Context, link linkInfo, nexthop netip.Addr) (net.HardwareAddr, error) {
+	wait := time.Millisecond
+	state := uint16(unix.NUD_NONE)
+	var lastErr error
+	for {
+		n, err := nl.getNeigh(link.index, nexthop)
+		switch {
+		case err == nil && n.valid() && len(n.lladdr) > 0:
+			return n.lladdr, nil
+		case err == nil:
+			state = n.state
+		case errors.Is(err, unix.ENOENT):
+			state = unix.NUD_NONE
+		case ctx.Err() == nil:
+			lastErr = err
+		}
+		// An entry being resolved (INCOMPLETE, or PROBE for a stale one)
+		// needs no new request; a missing, NONE or FAILED one does.
+		if state&(unix.NUD_INCOMPLETE|unix.NUD_PROBE) == 0 {
+			if err := nl.useNeigh(link.index, nexthop); err != nil && ctx.Err() == nil {
+				return nil, fmt.Errorf("resolve %s on %s: %w", nexthop, link.name, err)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			why := "neighbour state " + nudString(state)
+			if lastErr != nil {
+				why = lastErr.Error()
+			}
+			return nil, fmt.Errorf("no link-layer address for %s on %s (%s)", nexthop, link.name, why)
+		case <-t.C:
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// neighbour is the part of an RTM_NEWNEIGH reply that LookupRoute uses.
+type neighbour struct {
+	state  uint16
+	lladdr net.HardwareAddr
+}
+
+// valid reports whether the entry holds a usable address (NUD_VALID in
+// <net/neighbour.h>: PERMANENT, NOARP, REACHABLE, PROBE, STALE, DELAY).
+func (n neighbour) valid() bool {
+	return n.state&(unix.NUD_PERMANENT|unix.NUD_NOARP|unix.NUD_REACHABLE|unix.NUD_PROBE|unix.NUD_STALE|unix.NUD_DELAY) != 0
+}
+
+// ndmsg builds struct ndmsg: family (u8), pad (u8, u16), ifindex (s32),
+// state (u16), flags (u8), type (u8); then NDA_DST.
+func ndmsg(ifindex int, state uint16, flags uint8, dst netip.Addr) []byte {
+	b := make([]byte, unix.SizeofNdMsg, unix.SizeofNdMsg+8)
+	b[0] = unix.AF_INET
+	binary.NativeEndian.PutUint32(b[4:], uint32(ifindex))
+	binary.NativeEndian.PutUint16(b[8:], state)
+	b[10] = flags
+	d4 := dst.As4()
+	ae := netlink.NewAttributeEncoder()
+	ae.Bytes(unix.NDA_DST, d4[:])
+	attrs, _ := ae.Encode() // cannot fail: one fixed-size attribute
+	return append(b, attrs...)
+}
+
+// getNeigh reads one neighbour entry (RTM_GETNEIGH without NLM_F_DUMP:
+// neigh_get, Linux 5.2+, which takes only NDA_DST and the ifindex).
+func (nl rtnl) getNeigh(ifindex int, addr netip.Addr) (neighbour, error) {
+	msgs, err := nl.do(unix.RTM_GETNEIGH, 0, ndmsg(ifindex, 0, 0, addr))
+	if err != nil {
+		return neighbour{}, err
+	}
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWNEIGH || len(m.Data) < unix.SizeofNdMsg {
+			continue
+		}
+		n := neighbour{state: binary.NativeEndian.Uint16(m.Data[8:])}
+		ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofNdMsg:])
+		if err != nil {
+			return neighbour{}, err
+		}
+		for ad.Next() {
+			if ad.Type() == unix.NDA_LLADDR {
+				if b := ad.Bytes(); len(b) > 0 {
+					n.lladdr = net.HardwareAddr(append([]byte(nil), b...))
+				}
+			}
+		}
+		return n, ad.Err()
+	}
+	return neighbour{}, unix.ENOENT
+}
+
+// useNeigh asks the kernel to resolve addr on ifindex, like
+// `ip neigh replace ADDR dev DEV use`: RTM_NEWNEIGH with NTF_USE creates
+// the entry if needed (NLM_F_CREATE) and calls neigh_event_send on it,
+// which starts ARP; the state in the request is ignored with NTF_USE.
+func (nl rtnl) useNeigh(ifindex int, addr netip.Addr) error {
+	_, err := nl.do(unix.RTM_NEWNEIGH, netlink.Create|netlink.Replace|netlink.Acknowledge,
+		ndmsg(ifindex, unix.NUD_NONE, unix.NTF_USE, addr))
+	return err
+}
+
+func nudString(s uint16) string {
+	names := []struct {
+		bit  uint16
+		name string
+	}{
+		{unix.NUD_INCOMPLETE, "INCOMPLETE"}, {unix.NUD_REACHABLE, "REACHABLE"},
+		{unix.NUD_STALE, "STALE"}, {unix.NUD_DELAY, "DELAY"}, {unix.NUD_PROBE, "PROBE"},
+		{unix.NUD_FAILED, "FAILED"}, {unix.NUD_NOARP, "NOARP"}, {unix.NUD_PERMANENT, "PERMANENT"},
+	}
+	for _, n := range names {
+		if s&n.bit != 0 {
+			return n.name
+		}
+	}
+	return "NONE"
+}
+
+func addr4(b []byte) netip.Addr {
+	if len(b) != 4 {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom4([4]byte(b))
+}
