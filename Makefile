@@ -1,0 +1,59 @@
+# traceflow-fast. `make help` lists the targets.
+
+GO       ?= go
+BIN      := bin/traceflow-fast
+PKGS     := ./...
+# Debian packages the tests and the lab need.
+TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev
+BENCH_DEBS := scamper dublin-traceroute
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/traceflow-fast (no clang needed: the eBPF object is committed)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/traceflow-fast
+
+.PHONY: generate
+generate: ## regenerate the eBPF object and its Go bindings (needs clang, llvm)
+	$(GO) generate ./bpf/...
+
+.PHONY: check-generate
+check-generate: generate ## fail when the committed eBPF object differs from its source
+	git diff --exit-code -- bpf/
+
+.PHONY: deps
+deps: ## install the Debian packages the tests need (as root)
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+.PHONY: bench-deps
+bench-deps: deps ## also install the peer tools compared in the benchmarks
+	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+.PHONY: test
+test: deps build check-generate ## run every test, lab tests included (as root; CI=true makes skips fail)
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 9m $(PKGS)
+
+.PHONY: demo
+demo: deps build ## raise the 4-way diamond lab, trace it with 16 path IDs, tear it down
+	@scripts/demo.sh
+
+.PHONY: bench
+bench: bench-deps build ## Go benchmarks, then the lab comparison with scamper
+	$(GO) test -run '^$$' -bench . -benchmem ./probe ./analysis ./capture
+	scripts/bench-diamond.sh
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
+	"github.com/traceflow-fast/traceflow-fast/bpf"
+	"github.com/traceflow-fast/traceflow-fast/capture"
+	"github.com/traceflow-fast/traceflow-fast/probe"
+)
+
+const grantHint = "run as root, or grant it once: setcap cap_net_raw,cap_bpf+ep $(command -v traceflow-fast)"
+
+// target is one destination as the user named it.
+type target struct {
+	name string
+	addr netip.Addr
+}
+
+// resolve turns the command-line destinations into IPv4 addresses, keeping
+// the first of duplicates.
+func resolve(ctx context.Context, o *options) ([]target, error) {
+	var out []target
+	seen := map[netip.Addr]bool{}
+	for _, name := range o.dsts {
+		addr, err := netip.ParseAddr(name)
+		if err != nil {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip4", name)
+			cancel()
+			if lerr != nil || len(addrs) == 0 {
+				return nil, fmt.Errorf("cannot resolve %q to an IPv4 address: %v", name, lerr)
+			}
+			addr = addrs[0].Unmap()
+			o.logger.Info("resolved", "name", name, "addr", addr)
+		}
+		if !addr.Is4() {
+			return nil, fmt.Errorf("destination %q: only IPv4 is supported", name)
+		}
+		if seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		out = append(out, target{name: name, addr: addr})
+	}
+	return out, nil
+}
+
+// trace runs the probes and writes the results.
+func trace(parent context.Context, o *options) error {
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fail := func(err error) error { return &exitErr{code: exitError, err: err} }
+
+	targets, err := resolve(ctx, o)
+	if err != nil {
+		return fail(err)
+	}
+
+	// Where each destination's probes leave from.
+	routes := make([]*probe.Route, len(targets))
+	for i, t := range targets {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		rt, err := probe.LookupRoute(rctx, t.addr, probe.RouteOptions{Interface: o.iface, Source: o.source})
+		cancel()
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", t.name, err))
+		}
+		if i > 0 && rt.Src != routes[0].Src {
+			return fail(fmt.Errorf("%s leaves from source %s but %s from %s: give --source", t.name, rt.Src, targets[0].name, routes[0].Src))
+		}
+		routes[i] = rt
+	}
+	src := routes[0].Src
+
+	tag, release, err := probe.ReserveTag()
+	if err != nil {
+		return fail(err)
+	}
+	defer release()
+	spec := &probe.Spec{
+		Src:         src,
+		BaseSrcPort: uint16(o.srcPort),
+		DstPort:     uint16(o.dstPort),
+		Paths:       o.paths,
+		Tag:         tag,
+		TOS:         uint8(o.tos),
+		Epoch:       time.Now(),
+	}
+	if err := spec.Validate(); err != nil {
+		return fail(err)
+	}
+
+	// The receive side first, with its filter in place before any probe
+	// leaves.
+	filter, err := bpf.LoadFilter(bpf.Match{
+		Src:        src,
+		SrcPortMin: spec.BaseSrcPort + 1,
+		SrcPortMax: spec.BaseSrcPort + uint16(o.paths),
+		DstPort:    spec.DstPort,
+		Tag:        tag,
+	})
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return fail(fmt.Errorf("loading the eBPF receive filter needs CAP_BPF: %s (%v)", grantHint, err))
+		}
+		return fail(err)
+	}
+	defer filter.Close()
+	conn, err := capture.Listen(capture.Config{Attach: filter.Attach})
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return fail(fmt.Errorf("opening the AF_PACKET receive socket needs CAP_NET_RAW: %s (%v)", grantHint, err))
+		}
+		return fail(err)
+	}
+	defer conn.Close()
+
+	senders := make([]*probe.Sender, len(targets))
+	byRoute := map[string]*probe.Sender{}
+	for i, rt := range routes {
+		key := fmt.Sprintf("%d/%s/%s", rt.Ifindex, rt.NextHop, rt.HWAddr)
+		s := byRoute[key]
+		if s == nil {
+			s, err = probe.NewSender(rt)
+			if err != nil {
+				if errors.Is(err, os.ErrPermission) {
+					return fail(fmt.Errorf("opening the AF_PACKET send socket needs CAP_NET_RAW: %s (%v)", grantHint, err))
+				}
+				return fail(err)
+			}
+			defer s.Close()
+			byRoute[key] = s
+		}
+		senders[i] = s
+		o.logger.Debug("route", "dst", targets[i].addr, "iface", rt.IfName, "src", rt.Src, "nexthop", rt.NextHop, "lladdr", rt.HWAddr)
+	}
+
+	dsts := make([]netip.Addr, len(targets))
+	collectors := make([]*analysis.Collector, len(targets))
+	for i, t := range targets {
+		dsts[i] = t.addr
+		collectors[i] = analysis.NewCollector(t.addr, t.name, src, o.paths, o.maxTTL, spec.BaseSrcPort, spec.DstPort)
+	}
+
+	// The receive loop: decode, match, hand over.
+	answers := make(chan probe.Answer, 4096)
+	recvDone := make(chan struct{})
+	quit := make(chan struct{})
+	matcher := probe.NewMatcher(spec, dsts)
+	// received counts what the kernel filter let through; unmatched, the
+	// part of it that the decoder did not recognise as an answer of this
+	// run (non-zero would mean the filter is too lax).
+	var received, unmatched int
+	go func() {
+		defer close(recvDone)
+		var r probe.Reply
+		var a probe.Answer
+		handle := func(pkt []byte, ts time.Time) {
+			received++
+			if !matcher.Match(pkt, ts, &r, &a) {
+				unmatched++
+				o.logger.Debug("unmatched packet", "len", len(pkt))
+				return
+			}
+			select {
+			case answers <- a:
+			case <-quit:
+			}
+		}
+		for {
+			if _, err := conn.ReadBatch(handle); err != nil {
+				select {
+				case <-quit:
+				default:
+					o.logger.Error("receive", "err", err)
+				}
+				return
+			}
+		}
+	}()
+
+	o.logger.Info("tracing", "destinations", len(targets), "source", src, "iface", routes[0].IfName,
+		"paths", o.paths, "ttl", fmt.Sprintf("%d..%d", o.firstTTL, o.maxTTL), "srcports", fmt.Sprintf("%d..%d", o.srcPort+1, o.srcPort+o.paths), "dstport", o.dstPort, "tag", tag)
+	start := time.Now()
+	runner := &probe.Runner{
+		Spec: spec,
+		Schedule: probe.Schedule{
+			Paths: o.paths, FirstTTL: o.firstTTL, MaxTTL: o.maxTTL,
+			GapLimit: o.gapLimit, Timeout: o.wait, Retries: o.retries,
+		},
+		Dsts: dsts,
+		Send: func(dst int, pkts [][]byte) error {
+			_, err := senders[dst].Send(pkts)
+			return err
+		},
+		Answers: answers,
+		OnSent:  func(p probe.ProbeRef) { collectors[p.Dst].Sent(int(p.Path), int(p.TTL)) },
+		OnAnswer: func(a probe.Answer) {
+			reached := a.Reached(dsts[a.Dst])
+			collectors[a.Dst].Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, reached)
+			o.logger.Debug("reply", "dst", dsts[a.Dst], "path", a.Path, "ttl", a.TTL, "from", a.From, "type", a.Type, "code", a.Code, "rtt", a.RTT)
+		},
+	}
+	runErr := runner.Run(ctx)
+	end := time.Now()
+	close(quit)
+	conn.Close()
+	<-recvDone
+
+	interrupted := runErr != nil && ctx.Err() != nil
+	if runErr != nil && !interrupted {
+		return fail(fmt.Errorf("sending probes: %w", runErr))
+	}
+	traces := make([]*analysis.Trace, len(targets))
+	unreached := 0
+	for i, c := range collectors {
+		traces[i] = c.Trace(start, end, interrupted)
+		if !reachedAny(traces[i]) {
+			unreached++
+		}
+	}
+	o.logger.Info("done", "probes", runner.Sent(), "replies", countReplies(traces),
+		"received", received, "unmatched", unmatched, "duration", end.Sub(start).Round(time.Microsecond))
+	if err := writeResults(o, traces); err != nil {
+		return fail(err)
+	}
+	switch {
+	case interrupted:
+		return &exitErr{code: exitInterrupted, err: errors.New("interrupted: results are partial")}
+	case unreached > 0:
+		return &exitErr{code: exitUnreached}
+	}
+	return nil
+}
+
+func reachedAny(t *analysis.Trace) bool {
+	for _, f := range t.Flows {
+		if f.Reached {
+			return true
+		}
+	}
+	return false
+}
+
+func countReplies(ts []*analysis.Trace) int {
+	n := 0
+	for _, t := range ts {
+		n += t.Replies
+	}
+	return n
+}
+
+// writeResults writes the traces in the chosen format to standard output,
+// or atomically to --output (a crash never leaves half a file).
+func writeResults(o *options, traces []*analysis.Trace) error {
+	write := func(w io.Writer) error {
+		opts := analysis.Options{Dedup: o.dedup}
+		for i, t := range traces {
+			var err error
+			switch o.format {
+			case "json":
+				err = analysis.WriteJSON(w, t, opts)
+			case "horiz":
+				if i > 0 {
+					fmt.Fprintln(w)
+				}
+				err = analysis.WriteHoriz(w, t, opts)
+			default:
+				if i > 0 {
+					fmt.Fprintln(w)
+				}
+				err = analysis.WriteVert(w, t, opts)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if o.output == "" || o.output == "-" {
+		return write(o.stdout)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(o.output), "."+filepath.Base(o.output)+".*")
+	if err != nil {
+		return fmt.Errorf("--output %s: %w", o.output, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("--output %s: %w", o.output, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("--output %s: %w", o.output, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("--output %s: %w", o.output, err)
+	}
+	if err := os.Rename(tmp.Name(), o.output); err != nil {
+		return fmt.Errorf("--output %s: %w", o.output, err)
+	}
+	return nil
+}
