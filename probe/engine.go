@@ -6,7 +6,8 @@ import (
 
 // Schedule holds the knobs of the probe scheduler.
 type Schedule struct {
-	Paths    int           // path IDs 1..Paths per destination
+	Paths    int           // path IDs probed from the start, 1..Paths
+	MaxPaths int           // path IDs that More may add up to (default Paths)
 	FirstTTL int           // first TTL probed (default 1)
 	MaxTTL   int           // last TTL probed (at most MaxTTL)
 	GapLimit int           // TTLs probed above the highest that answered before a path gives up
@@ -70,7 +71,22 @@ type Engine struct {
 	head    int
 	cursor  int // round-robin position over [dst][path] for fairness
 	sent    int
+	active  []int   // path IDs in use per destination
+	idle    []int32 // destinations whose paths are all finished, for Resolve
+	state   []uint8 // per destination: dstProbing, dstIdle, dstDone
+
+	// More, when set, is asked (by Resolve) whether a destination whose
+	// path IDs are all finished needs more: it returns how many path IDs to
+	// add and the TTL up to which their first probes may go at once (the
+	// destination's distance, when known). Zero ends the destination.
+	More func(dst int) (add, horizon int)
 }
+
+const (
+	dstProbing uint8 = iota
+	dstIdle
+	dstDone
+)
 
 // NewEngine returns an engine for ndst destinations.
 func NewEngine(s Schedule, ndst int) *Engine {
@@ -83,37 +99,49 @@ func NewEngine(s Schedule, ndst int) *Engine {
 	if s.GapLimit < 1 {
 		s.GapLimit = 1
 	}
+	if s.MaxPaths < s.Paths {
+		s.MaxPaths = s.Paths
+	}
 	e := &Engine{
 		s:       s,
 		ndst:    ndst,
-		probes:  make([]probeState, ndst*s.Paths*s.MaxTTL),
-		paths:   make([]pathState, ndst*s.Paths),
+		probes:  make([]probeState, ndst*s.MaxPaths*s.MaxTTL),
+		paths:   make([]pathState, ndst*s.MaxPaths),
 		pending: make([]int, ndst),
+		active:  make([]int, ndst),
+		state:   make([]uint8, ndst),
 		open:    ndst,
 	}
 	for i := range e.paths {
 		e.paths[i] = pathState{next: s.FirstTTL, limit: s.MaxTTL, answered: s.FirstTTL - 1}
+		if i%s.MaxPaths >= s.Paths {
+			e.paths[i].done = true // not in use yet
+		}
 	}
 	for d := range e.pending {
 		e.pending[d] = s.Paths
+		e.active[d] = s.Paths
 	}
-	if s.FirstTTL > s.MaxTTL {
+	if s.FirstTTL > s.MaxTTL || s.Paths < 1 {
 		e.open = 0
 		clear(e.pending)
+		for d := range e.state {
+			e.state[d] = dstDone
+		}
 	}
 	return e
 }
 
-func (e *Engine) pathIndex(dst, path int) int { return dst*e.s.Paths + path - 1 }
+func (e *Engine) pathIndex(dst, path int) int { return dst*e.s.MaxPaths + path - 1 }
 
 func (e *Engine) probeIndex(dst, path, ttl int) int {
-	return (dst*e.s.Paths+path-1)*e.s.MaxTTL + ttl - 1
+	return (dst*e.s.MaxPaths+path-1)*e.s.MaxTTL + ttl - 1
 }
 
 func (e *Engine) ref(idx int) ProbeRef {
 	ttl := idx%e.s.MaxTTL + 1
 	pi := idx / e.s.MaxTTL
-	return ProbeRef{Dst: int32(pi / e.s.Paths), Path: uint16(pi%e.s.Paths + 1), TTL: uint8(ttl)}
+	return ProbeRef{Dst: int32(pi / e.s.MaxPaths), Path: uint16(pi%e.s.MaxPaths + 1), TTL: uint8(ttl)}
 }
 
 // canSend says whether path state p allows sending its next TTL.
@@ -171,7 +199,7 @@ func (e *Engine) Sent() int { return e.sent }
 // unreachable from a router). It returns false for a duplicate or a reply to
 // a probe that was never sent.
 func (e *Engine) Answer(dst, path, ttl int, reached, stop bool) bool {
-	if dst < 0 || dst >= e.ndst || path < 1 || path > e.s.Paths || ttl < 1 || ttl > e.s.MaxTTL {
+	if dst < 0 || dst >= e.ndst || path < 1 || path > e.s.MaxPaths || ttl < 1 || ttl > e.s.MaxTTL {
 		return false
 	}
 	ps := &e.probes[e.probeIndex(dst, path, ttl)]
@@ -252,13 +280,52 @@ func (e *Engine) settle(dst, path int) {
 	}
 	p.done = true
 	e.pending[dst]--
-	if e.pending[dst] == 0 {
-		e.open--
+	if e.pending[dst] == 0 && e.state[dst] == dstProbing {
+		e.state[dst] = dstIdle
+		e.idle = append(e.idle, int32(dst))
 	}
 }
 
-// DstDone says whether every path of destination dst is finished.
-func (e *Engine) DstDone(dst int) bool { return e.pending[dst] == 0 }
+// Resolve decides, for every destination whose path IDs have all finished
+// since the last call, whether it needs more path IDs (asking More) or is
+// done. Call it after the answers of a batch have been recorded, so that
+// More sees them.
+func (e *Engine) Resolve() {
+	for len(e.idle) > 0 {
+		dst := int(e.idle[len(e.idle)-1])
+		e.idle = e.idle[:len(e.idle)-1]
+		add, horizon := 0, 0
+		if e.More != nil {
+			add, horizon = e.More(dst)
+		}
+		add = min(add, e.s.MaxPaths-e.active[dst])
+		if add <= 0 {
+			e.state[dst] = dstDone
+			e.open--
+			continue
+		}
+		// The new path IDs may send their first probes up to the
+		// horizon at once, then advance as their hops answer.
+		answered := e.s.FirstTTL - 1
+		if horizon >= e.s.FirstTTL {
+			// May be below FirstTTL-1: it only sets how far the first
+			// probes go (answered + GapLimit = horizon).
+			answered = min(horizon, e.s.MaxTTL) - e.s.GapLimit
+		}
+		for path := e.active[dst] + 1; path <= e.active[dst]+add; path++ {
+			e.paths[e.pathIndex(dst, path)] = pathState{next: e.s.FirstTTL, limit: e.s.MaxTTL, answered: answered}
+		}
+		e.active[dst] += add
+		e.pending[dst] += add
+		e.state[dst] = dstProbing
+	}
+}
+
+// Active returns how many path IDs destination dst has used.
+func (e *Engine) Active(dst int) int { return e.active[dst] }
+
+// DstDone says whether destination dst is finished.
+func (e *Engine) DstDone(dst int) bool { return e.state[dst] == dstDone }
 
 // Done says whether every destination is finished.
 func (e *Engine) Done() bool { return e.open == 0 }

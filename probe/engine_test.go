@@ -47,6 +47,7 @@ func drive(t *testing.T, s Schedule, ndst int, m *netModel, rtt time.Duration) (
 			}
 		}
 		next := e.Expire(now)
+		e.Resolve()
 		if e.Done() {
 			return e, now.Sub(start)
 		}
@@ -60,6 +61,7 @@ func drive(t *testing.T, s Schedule, ndst int, m *netModel, rtt time.Duration) (
 				inflight = inflight[1:]
 				e.Answer(int(a.p.Dst), int(a.p.Path), int(a.p.TTL), a.reached, false)
 			}
+			e.Resolve()
 		case !next.IsZero():
 			now = next
 		default:
@@ -265,4 +267,59 @@ func icmpError(from, to netip.Addr, typ, code uint8, quote []byte) []byte {
 	c = Checksum(b[20:])
 	b[22], b[23] = byte(c>>8), byte(c)
 	return b
+}
+
+func TestEngineMoreAddsPathIDs(t *testing.T) {
+	s := Schedule{Paths: 6, MaxPaths: 20, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}
+	m := &netModel{dist: func(int, int) int { return 4 }}
+	asked := 0
+	e := NewEngine(s, 1)
+	e.More = func(dst int) (int, int) {
+		asked++
+		switch asked {
+		case 1:
+			return 10, 4 // a first round of 10 more, destination at 4
+		case 2:
+			return 50, 4 // more than MaxPaths allows: capped at 20 in all
+		}
+		return 0, 0
+	}
+	// drive with the engine above: reuse the loop by hand.
+	now := time.Unix(0, 0)
+	m.sent = map[ProbeRef]int{}
+	for step := 0; step < 1000 && !e.Done(); step++ {
+		e.Expire(now)
+		e.Resolve()
+		for _, p := range e.Ready(now, nil, 1<<30) {
+			m.sent[p]++
+			_, reached := m.reply(p)
+			e.Answer(int(p.Dst), int(p.Path), int(p.TTL), reached, false)
+		}
+		e.Resolve()
+		now = now.Add(time.Millisecond)
+	}
+	if !e.Done() {
+		t.Fatal("engine not done")
+	}
+	if asked != 3 {
+		t.Errorf("More asked %d times, want 3", asked)
+	}
+	if e.Active(0) != 20 {
+		t.Errorf("Active = %d, want MaxPaths 20", e.Active(0))
+	}
+	for path := 1; path <= 20; path++ {
+		for ttl := 1; ttl <= 4; ttl++ {
+			if m.sent[ProbeRef{0, uint16(path), uint8(ttl)}] != 1 {
+				t.Errorf("path %d TTL %d sent %d times", path, ttl, m.sent[ProbeRef{0, uint16(path), uint8(ttl)}])
+			}
+		}
+		// Paths added with the horizon 4 send 1..4 at once and nothing
+		// beyond the destination.
+		if path > 6 && m.sent[ProbeRef{0, uint16(path), 5}] != 0 {
+			t.Errorf("added path %d probed beyond the known distance", path)
+		}
+	}
+	if m.sent[ProbeRef{0, 21, 1}] != 0 {
+		t.Error("path beyond MaxPaths probed")
+	}
 }

@@ -84,7 +84,10 @@ type Runner struct {
 	OnSent   func(ProbeRef)
 	OnAnswer func(Answer)
 	OnDone   func(dst int)
-	Now      func() time.Time
+	// More, when set, is asked whether a destination whose path IDs are
+	// all finished needs more (see Engine.More).
+	More func(dst int) (add, horizon int)
+	Now  func() time.Time
 	// Batch is the most probes encoded and sent at once (default 64).
 	Batch int
 
@@ -106,6 +109,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		batch = 64
 	}
 	e := NewEngine(r.Schedule, len(r.Dsts))
+	e.More = r.More
 	defer func() { r.sent = e.Sent() }()
 	refs := make([]ProbeRef, 0, batch)
 	bufs := make([][]byte, batch)
@@ -127,24 +131,30 @@ func (r *Runner) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		// Time out what is due (queuing retries), then send everything
-		// the engine allows now, a batch at a time.
-		e.Expire(now())
-		for {
-			t := now()
-			refs = e.Ready(t, refs[:0], batch)
-			if len(refs) == 0 {
-				break
-			}
-			if err := r.sendBatch(refs, bufs, byDst, t); err != nil {
-				return err
+		// Time out what is due (queuing retries), let finished
+		// destinations ask for more path IDs, and send everything the
+		// engine allows now, a batch at a time, until nothing is left.
+		for sentAny := true; sentAny; {
+			sentAny = false
+			e.Expire(now())
+			e.Resolve()
+			for {
+				t := now()
+				refs = e.Ready(t, refs[:0], batch)
+				if len(refs) == 0 {
+					break
+				}
+				sentAny = true
+				if err := r.sendBatch(refs, bufs, byDst, t); err != nil {
+					return err
+				}
 			}
 		}
-		next := e.Expire(now())
 		finish()
 		if e.Done() {
 			return nil
 		}
+		next := e.Expire(now())
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(next.Sub(now()), 0)
