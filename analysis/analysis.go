@@ -43,6 +43,10 @@ type Hop struct {
 	RTT      time.Duration // round-trip time; 0 when silent
 	ICMPType uint8         // of the reply (11 time exceeded, 3 unreachable); 0 when silent
 	ICMPCode uint8         // of the reply; 0 when silent
+	// Set by annotations after the run (all optional, zero when unknown):
+	ASN      uint32 // origin AS of Addr (--asn-db)
+	IXP      string // name of the IXP peering LAN holding Addr (--ixp-db)
+	Hostname string // reverse DNS name of Addr (--rdns)
 }
 
 // Silent reports whether nothing answered the probe.
@@ -80,6 +84,23 @@ type Trace struct {
 	Start       time.Time
 	End         time.Time
 	Partial     bool // interrupted before completion
+	MDA         *MDA // set when the number of path IDs was chosen adaptively (--paths auto)
+	// PerPacket lists the probes answered from more than one address (see
+	// Collector.Observe); the first answer is the hop.
+	PerPacket []PerPacketHop
+
+	// HasASN says that an AS database was consulted: hop ASNs are set
+	// (0 = not in the database), and unique paths carry their AS path.
+	HasASN bool
+}
+
+// MDA tells how an adaptive run chose its number of path IDs.
+type MDA struct {
+	Confidence float64 // e.g. 0.95
+	MaxPaths   int     // the cap on path IDs
+	// Complete says the stopping rule held at every vertex; false when
+	// the cap on path IDs (or an interruption) stopped the search first.
+	Complete bool
 }
 
 // UniquePath is one distinct hop sequence and the path IDs that took it.
@@ -87,6 +108,10 @@ type UniquePath struct {
 	Hops    []netip.Addr // index i is TTL i+1; invalid = silent
 	Reached bool
 	PathIDs []int // ascending
+	// ASPath is the origin AS of each hop with consecutive repeats
+	// collapsed, 0 standing for a run of hops of unknown AS; nil unless
+	// the trace HasASN.
+	ASPath []uint32
 }
 
 // UniquePaths returns the distinct paths of t in the order of their first
@@ -105,6 +130,9 @@ func (t *Trace) UniquePaths() []UniquePath {
 		}
 		for j, h := range f.Hops {
 			up.Hops[j] = h.Addr
+		}
+		if t.HasASN {
+			up.ASPath = ASPath(f.Hops)
 		}
 		for j, fi := range g {
 			up.PathIDs[j] = t.Flows[fi].PathID

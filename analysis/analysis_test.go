@@ -277,18 +277,19 @@ func TestDedupTables(t *testing.T) {
 	dst := testDst.String()
 	want := map[string][]string{
 		"TTL:":                   {"1", "2", "3", "4"},
-		"Path 1 (IDs 1,5,9,13)":  {"10.0.0.1", "10.1.1.1", "10.2.0.1", dst},
-		"Path 4 (IDs 4,8,12,16)": {"10.0.0.1", "10.1.4.1", "10.2.0.1", dst},
-		"Path 2 (IDs 2,6,10,14)": {"10.0.0.1", "10.1.2.1", "10.2.0.1", dst},
-		"Path 3 (IDs 3,7,11,15)": {"10.0.0.1", "10.1.3.1", "10.2.0.1", dst},
+		"Path 1 (IDs 1,5,9,13)":  {"10.0.0.1 <", "10.1.1.1", "> 10.2.0.1", dst},
+		"Path 4 (IDs 4,8,12,16)": {"10.0.0.1 <", "10.1.4.1", "> 10.2.0.1", dst},
+		"Path 2 (IDs 2,6,10,14)": {"10.0.0.1 <", "10.1.2.1", "> 10.2.0.1", dst},
+		"Path 3 (IDs 3,7,11,15)": {"10.0.0.1 <", "10.1.3.1", "> 10.2.0.1", dst},
 	}
 	for label, cells := range want {
 		if got := row(t, vert, label); !slices.Equal(got, cells) {
 			t.Errorf("row %q = %q, want %q", label, got, cells)
 		}
 	}
-	if n := strings.Count(vert, "\n"); n != 1+1+4+1 {
-		t.Errorf("vert has %d lines, want 7:\n%s", n, vert)
+	// header, TTLs, 4 paths, the legend of the marks, a diamond, the summary
+	if n := strings.Count(vert, "\n"); n != 1+1+4+1+1+1 {
+		t.Errorf("vert has %d lines, want 9:\n%s", n, vert)
 	}
 	if got := row(t, horiz, "TTL:"); !slices.Equal(got, []string{"Path 1 (IDs 1,5,9,13)", "Path 2 (IDs 2,6,10,14)", "Path 3 (IDs 3,7,11,15)", "Path 4 (IDs 4,8,12,16)"}) {
 		t.Errorf("horiz header %q", got)
@@ -313,13 +314,13 @@ func TestDedupTables(t *testing.T) {
 		{hops: []string{"10.0.0.1", "10.1.1.1"}, reached: true},
 	})
 	vert, horiz, _ = render(t, tr, Options{Dedup: true})
-	if got := row(t, vert, "Path 1 (IDs 1,3,4)"); !slices.Equal(got, []string{"10.0.0.1", "10.1.1.1", dst, ""}) {
+	if got := row(t, vert, "Path 1 (IDs 1,3,4)"); !slices.Equal(got, []string{"10.0.0.1 <", "10.1.1.1", "> " + dst, ""}) {
 		t.Errorf("short path row %q\n%s", got, vert)
 	}
-	if got := row(t, vert, "Path 2 (ID 2)"); !slices.Equal(got, []string{"10.0.0.1", "10.1.2.1", "10.1.2.2", dst}) {
+	if got := row(t, vert, "Path 2 (ID 2)"); !slices.Equal(got, []string{"10.0.0.1 <", "10.1.2.1", "10.1.2.2", "> " + dst}) {
 		t.Errorf("long path row %q\n%s", got, vert)
 	}
-	if got := row(t, horiz, "4"); !slices.Equal(got, []string{"", dst}) {
+	if got := row(t, horiz, "4"); !slices.Equal(got, []string{"", "> " + dst}) {
 		t.Errorf("horiz TTL 4 %q\n%s", got, horiz)
 	}
 }
@@ -508,7 +509,7 @@ func TestJSONSchema(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkKeys(t, "trace", top, "destination", "name", "source", "protocol", "max_ttl", "start",
-				"duration_ms", "partial", "probes_sent", "replies", "flows", "unique_paths", "summary")
+				"duration_ms", "partial", "probes_sent", "replies", "flows", "unique_paths", "graph", "summary")
 			var flows []map[string]json.RawMessage
 			mustUnmarshal(t, top["flows"], &flows)
 			for _, f := range flows {

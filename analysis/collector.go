@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -21,6 +22,7 @@ type Collector struct {
 	probed  []int  // highest TTL sent, per path ID - 1
 	sent    int
 	replies int
+	others  []otherReply // later answers from another address (see Observe)
 }
 
 // cell is the first answer to one probe.
@@ -94,7 +96,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		Source:      c.src,
 		Protocol:    "udp",
 		MaxTTL:      c.maxTTL,
-		Flows:       make([]Flow, c.paths),
+		Flows:       make([]Flow, 0, c.paths),
 		ProbesSent:  c.sent,
 		Replies:     c.replies,
 		Start:       start,
@@ -126,6 +128,9 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 				break
 			}
 		}
+		if n == 0 && c.probed[p-1] == 0 {
+			continue // a path ID never used (an adaptive run stops early)
+		}
 		f.Hops = make([]Hop, n)
 		for i := range f.Hops {
 			a := &row[i]
@@ -135,7 +140,77 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 				f.Hops[i].ICMPType, f.Hops[i].ICMPCode = a.typ, a.code
 			}
 		}
-		t.Flows[p-1] = f
+		t.Flows = append(t.Flows, f)
 	}
+	t.PerPacket = c.perPacket(t.Flows)
 	return t
+}
+
+// otherReply is an answer to the probe at cells[i] from an address other
+// than the first answer's.
+type otherReply struct {
+	i    int32
+	addr netip.Addr
+}
+
+// maxOtherReplies bounds the other addresses recorded per probe.
+const maxOtherReplies = 8
+
+// Observe records a later answer (to a retry, or a duplicate) to the probe
+// (pathID, ttl) when it comes from another address than the first answer:
+// a per-packet load balancer, which the Trace reports in PerPacket instead
+// of turning it into paths. Answers from the first answer's address, to
+// unanswered probes (Reply records those), without an address or out of
+// range are ignored, and cost no allocation. The receiver calls it for
+// every answer that Reply did not take:
+//
+//	if !c.Reply(path, ttl, from, rtt, typ, code, reached) {
+//		c.Observe(path, ttl, from)
+//	}
+func (c *Collector) Observe(pathID, ttl int, from netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.index(pathID, ttl)
+	if !ok || !c.cells[i].answered || c.cells[i].addr == from || !from.IsValid() {
+		return
+	}
+	n := 0
+	for _, o := range c.others {
+		if int(o.i) == i {
+			if o.addr == from {
+				return
+			}
+			n++
+		}
+	}
+	if n < maxOtherReplies {
+		c.others = append(c.others, otherReply{i: int32(i), addr: from})
+	}
+}
+
+// perPacket returns the probes that Observe saw answered from several
+// addresses, ordered by path ID and TTL, for the hops of flows (answers to
+// probes past a flow's end are not hops); nil when there are none.
+func (c *Collector) perPacket(flows []Flow) []PerPacketHop {
+	var out []PerPacketHop
+	for _, o := range c.others {
+		p, ttl := int(o.i)/c.maxTTL+1, int(o.i)%c.maxTTL+1
+		k, ok := slices.BinarySearchFunc(flows, p, func(f Flow, p int) int { return f.PathID - p })
+		if !ok || ttl > len(flows[k].Hops) {
+			continue
+		}
+		j := slices.IndexFunc(out, func(h PerPacketHop) bool { return h.PathID == p && h.TTL == ttl })
+		if j < 0 {
+			j = len(out)
+			out = append(out, PerPacketHop{PathID: p, TTL: ttl, Addrs: []netip.Addr{c.cells[o.i].addr}})
+		}
+		out[j].Addrs = append(out[j].Addrs, o.addr)
+	}
+	slices.SortFunc(out, func(a, b PerPacketHop) int {
+		if a.PathID != b.PathID {
+			return a.PathID - b.PathID
+		}
+		return a.TTL - b.TTL
+	})
+	return out
 }

@@ -33,7 +33,20 @@ type jsonTrace struct {
 	Replies     int              `json:"replies"`
 	Flows       []jsonFlow       `json:"flows"`
 	UniquePaths []jsonUniquePath `json:"unique_paths"`
+	Graph       *jsonGraph       `json:"graph"` // see graph.go
 	Summary     string           `json:"summary"`
+	MDA         *jsonMDA         `json:"mda,omitempty"`
+
+	// With an AS database (Trace.HasASN): the distinct AS-level routes
+	// (Trace.ASPaths) and whether there are several.
+	ASPaths          *[][]uint32 `json:"as_paths,omitempty"`
+	ASPathDivergence *bool       `json:"as_path_divergence,omitempty"`
+}
+
+type jsonMDA struct {
+	Confidence float64 `json:"confidence"` // percent
+	MaxPaths   int     `json:"max_paths"`
+	Complete   bool    `json:"complete"`
 }
 
 type jsonFlow struct {
@@ -52,12 +65,16 @@ type jsonHop struct {
 	RTTMS    *millis     `json:"rtt_ms"`
 	ICMPType *uint8      `json:"icmp_type,omitempty"`
 	ICMPCode *uint8      `json:"icmp_code,omitempty"`
+	ASN      uint32      `json:"asn,omitempty"`      // origin AS; absent when unknown
+	IXP      string      `json:"ixp,omitempty"`      // IXP peering LAN name
+	Hostname string      `json:"hostname,omitempty"` // reverse DNS
 }
 
 type jsonUniquePath struct {
 	Hops    []*netip.Addr `json:"hops"`
 	PathIDs []int         `json:"path_ids"`
 	Reached bool          `json:"reached"`
+	ASPath  []*uint32     `json:"as_path,omitempty"` // a gap (unknown AS) is null
 }
 
 // millis is a duration written as milliseconds with three decimals.
@@ -105,6 +122,7 @@ func WriteJSON(w io.Writer, t *Trace, opts Options) error {
 			if !h.Silent() {
 				addr, rtt, typ, code := h.Addr, millis(h.RTT), h.ICMPType, h.ICMPCode
 				jh.Addr, jh.RTTMS, jh.ICMPType, jh.ICMPCode = &addr, &rtt, &typ, &code
+				jh.ASN, jh.IXP, jh.Hostname = h.ASN, h.IXP, h.Hostname
 			}
 			jf.Hops[j] = jh
 		}
@@ -114,6 +132,13 @@ func WriteJSON(w io.Writer, t *Trace, opts Options) error {
 	jt.UniquePaths = make([]jsonUniquePath, len(ups))
 	for i, up := range ups {
 		ju := jsonUniquePath{Hops: make([]*netip.Addr, len(up.Hops)), PathIDs: up.PathIDs, Reached: up.Reached}
+		for j := range up.ASPath {
+			var asn *uint32
+			if up.ASPath[j] != 0 {
+				asn = &up.ASPath[j]
+			}
+			ju.ASPath = append(ju.ASPath, asn)
+		}
 		for j := range up.Hops {
 			if up.Hops[j].IsValid() {
 				ju.Hops[j] = &up.Hops[j]
@@ -121,7 +146,16 @@ func WriteJSON(w io.Writer, t *Trace, opts Options) error {
 		}
 		jt.UniquePaths[i] = ju
 	}
+	jt.Graph = BuildGraph(t).toJSON()
 	jt.Summary = summary(len(ups), len(t.Flows))
+	if t.HasASN {
+		asPaths := t.ASPaths()
+		divergence := len(asPaths) > 1
+		jt.ASPaths, jt.ASPathDivergence = &asPaths, &divergence
+	}
+	if t.MDA != nil {
+		jt.MDA = &jsonMDA{Confidence: t.MDA.Confidence * 100, MaxPaths: t.MDA.MaxPaths, Complete: t.MDA.Complete}
+	}
 
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -181,6 +215,11 @@ func decodeTrace(b []byte) (*Trace, error) {
 		End:         jt.Start.Add(time.Duration(jt.DurationMS)),
 		Partial:     jt.Partial,
 	}
+	t.PerPacket = perPacketFromJSON(jt.Graph)
+	t.HasASN = jt.ASPaths != nil || jt.ASPathDivergence != nil
+	if jt.MDA != nil {
+		t.MDA = &MDA{Confidence: jt.MDA.Confidence / 100, MaxPaths: jt.MDA.MaxPaths, Complete: jt.MDA.Complete}
+	}
 	for i, jf := range jt.Flows {
 		f := Flow{
 			PathID: jf.PathID, SrcPort: jf.SrcPort, DstPort: jf.DstPort,
@@ -214,6 +253,7 @@ func decodeTrace(b []byte) (*Trace, error) {
 			if jh.ICMPCode != nil {
 				h.ICMPCode = *jh.ICMPCode
 			}
+			h.ASN, h.IXP, h.Hostname = jh.ASN, jh.IXP, jh.Hostname
 		}
 		if f.Reached && f.ReachedTTL != len(f.Hops) {
 			return nil, fmt.Errorf("path ID %d: reached_ttl %d but %d hops", f.PathID, f.ReachedTTL, len(f.Hops))

@@ -23,6 +23,7 @@ type table struct {
 	cells    [][]string // cells[i] has the true length of line i
 	cols     int        // the longest line
 	distinct int
+	notes    []string // lines under the table (Dedup: the graph's marks, diamonds, ...)
 }
 
 func makeTable(t *Trace, opts Options) table {
@@ -38,6 +39,8 @@ func makeTable(t *Trace, opts Options) table {
 		tb.cols = max(tb.cols, len(row))
 	}
 	if opts.Dedup {
+		gr := BuildGraph(t)
+		marked := false
 		for gi, g := range groups {
 			ids := make([]int, len(g))
 			for j, fi := range g {
@@ -48,7 +51,9 @@ func makeTable(t *Trace, opts Options) table {
 				noun = "ID"
 			}
 			add("Path "+strconv.Itoa(gi+1)+" ("+noun+" "+idRanges(ids)+")", &t.Flows[g[0]])
+			marked = gr.markRow(g[0], tb.cells[len(tb.cells)-1]) || marked
 		}
+		tb.notes = gr.notes(marked)
 	} else {
 		for i := range t.Flows {
 			add("Path ID "+strconv.Itoa(t.Flows[i].PathID), &t.Flows[i])
@@ -64,7 +69,7 @@ func hopCell(f *Flow, h Hop) string {
 	if h.Silent() {
 		return "*"
 	}
-	s := h.Addr.String()
+	s := hopText(h)
 	if h.ICMPType != icmpUnreachable || (f.Reached && h.TTL == f.ReachedTTL) {
 		return s
 	}
@@ -172,6 +177,12 @@ func WriteVert(w io.Writer, t *Trace, opts Options) error {
 	for i, l := range tb.labels {
 		g.row(l, tb.cells[i], tb.cols)
 	}
+	for _, l := range tb.notes {
+		g.line(l)
+	}
+	for _, l := range asLines(t) {
+		g.line(l)
+	}
 	g.line(summary(tb.distinct, len(t.Flows)))
 	_, err := io.WriteString(w, g.b.String())
 	return err
@@ -197,6 +208,12 @@ func WriteHoriz(w io.Writer, t *Trace, opts Options) error {
 			}
 		}
 		g.row(strconv.Itoa(ttl), row, len(row))
+	}
+	for _, l := range tb.notes {
+		g.line(l)
+	}
+	for _, l := range asLines(t) {
+		g.line(l)
 	}
 	g.line(summary(tb.distinct, len(t.Flows)))
 	_, err := io.WriteString(w, g.b.String())

@@ -1,0 +1,243 @@
+package analysis
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+)
+
+// RIPE Atlas traceroute results (atlas.ripe.net/docs/apis/measurement-result-format),
+// as RIPE Atlas probes write them and as ripe.atlas.sagan and other Atlas
+// parsers read them: one JSON object per line, one per destination and path
+// ID. A path ID is a Paris traceroute variation (its source port is the
+// "paris_id"), so every record is one flow, with one reply per hop.
+//
+// The fields follow result format version 5000 (any "fw" of 5000 or more
+// conforms to it). Where a record comes from a traceflow-fast run rather
+// than from an Atlas probe:
+//
+//   - "msm_id" and "prb_id" are 0 (no measurement, no probe) and "lts" is -1
+//     ("the probe does not know whether it is in sync"): parsers require the
+//     first two to be present;
+//   - "from" and "src_addr" are the source address of the probes;
+//   - "size" is the UDP payload of a probe (2 bytes), as Atlas probes count
+//     it;
+//   - what Atlas has no field for is under "traceflow".
+//
+// A reply is {"from", "rtt", "size", "ttl"} and, as Atlas writes them,
+// "ittl" (the quoted TTL, when not 1) and "err" (an ICMP destination
+// unreachable other than port unreachable, the normal end of a UDP
+// traceroute: "N", "H", "P", "A" or the code as a number). "size" and "ttl" need the
+// reply itself (AtlasOptions.Reply) and are left out without it. A silent
+// hop is {"x": "*"}.
+type atlasRecord struct {
+	Fw        int            `json:"fw"`
+	Lts       int            `json:"lts"`
+	Type      string         `json:"type"`
+	MsmID     int            `json:"msm_id"`
+	MsmName   string         `json:"msm_name"`
+	PrbID     int            `json:"prb_id"`
+	Af        int            `json:"af"`
+	Proto     string         `json:"proto"`
+	From      string         `json:"from"`
+	SrcAddr   string         `json:"src_addr"`
+	DstAddr   string         `json:"dst_addr"`
+	DstName   string         `json:"dst_name"`
+	ParisID   int            `json:"paris_id"`
+	Size      int            `json:"size"`
+	Timestamp int64          `json:"timestamp"`
+	Endtime   int64          `json:"endtime"`
+	Result    []atlasHop     `json:"result"`
+	Traceflow atlasTraceflow `json:"traceflow"`
+}
+
+type atlasHop struct {
+	Hop    int          `json:"hop"`
+	Result []atlasReply `json:"result"`
+}
+
+type atlasReply struct {
+	X    string  `json:"x,omitempty"`
+	From string  `json:"from,omitempty"`
+	RTT  *millis `json:"rtt,omitempty"`
+	Size *int    `json:"size,omitempty"`
+	TTL  *int    `json:"ttl,omitempty"`
+	ITTL int     `json:"ittl,omitempty"`
+	Err  any     `json:"err,omitempty"`
+}
+
+// atlasTraceflow holds what traceflow-fast knows beyond the Atlas fields.
+type atlasTraceflow struct {
+	PathID     int    `json:"path_id"`
+	SrcPort    uint16 `json:"src_port"`
+	DstPort    uint16 `json:"dst_port"`
+	Reached    bool   `json:"reached"`
+	ReachedTTL int    `json:"reached_ttl"`
+	ProbedTTL  int    `json:"probed_ttl"`
+	Partial    bool   `json:"partial"`
+}
+
+// AtlasFirmware is the "fw" of the records: a result format version 5000
+// value, which parsers use to pick the format.
+const AtlasFirmware = 5020
+
+// atlasProbePayload is the UDP payload of a probe: Atlas's "size".
+const atlasProbePayload = 2
+
+// atlasICMPOverhead is what Atlas probes subtract from the length of a
+// reply to get its "size": an IPv4 header without options and an ICMP
+// header (20 + 8 bytes), leaving the quote and any extensions.
+const atlasICMPOverhead = 28
+
+// ReplyDetail is what an Atlas record says of a reply beyond its Hop.
+type ReplyDetail struct {
+	TTL       uint8 // IP TTL of the reply on arrival
+	QuotedTTL uint8 // TTL of the probe when it reached the replying node, as quoted
+	Len       int   // length of the reply in bytes, from its IP header on
+}
+
+// ReplyDetails keeps the ReplyDetail of the first reply to each probe of a
+// run, per destination (an index into the run's destinations). The zero
+// value is empty and ready for use. It is not safe for concurrent use: one
+// goroutine records, and the details are read once it is done.
+type ReplyDetails struct {
+	m map[uint64]ReplyDetail
+}
+
+func replyKey(dst, pathID, ttl int) uint64 {
+	return uint64(uint32(dst))<<24 | uint64(uint16(pathID))<<8 | uint64(uint8(ttl))
+}
+
+// Record keeps rd for the probe (pathID, ttl) towards destination dst,
+// unless a reply to it was recorded already.
+func (d *ReplyDetails) Record(dst, pathID, ttl int, rd ReplyDetail) {
+	if d.m == nil {
+		d.m = make(map[uint64]ReplyDetail, 1024)
+	}
+	k := replyKey(dst, pathID, ttl)
+	if _, ok := d.m[k]; !ok {
+		d.m[k] = rd
+	}
+}
+
+// Lookup returns the detail recorded for the probe (pathID, ttl) towards
+// destination dst.
+func (d *ReplyDetails) Lookup(dst, pathID, ttl int) (ReplyDetail, bool) {
+	if d == nil {
+		return ReplyDetail{}, false
+	}
+	rd, ok := d.m[replyKey(dst, pathID, ttl)]
+	return rd, ok
+}
+
+// For returns the lookup of destination dst, as AtlasOptions.Reply takes
+// it; nil when d is nil.
+func (d *ReplyDetails) For(dst int) func(pathID, ttl int) (ReplyDetail, bool) {
+	if d == nil {
+		return nil
+	}
+	return func(pathID, ttl int) (ReplyDetail, bool) { return d.Lookup(dst, pathID, ttl) }
+}
+
+// AtlasOptions select what WriteAtlas adds to the records.
+type AtlasOptions struct {
+	// Reply, when set, returns the detail of the reply that is the hop
+	// (pathID, ttl), for its "size", "ttl" and "ittl".
+	Reply func(pathID, ttl int) (ReplyDetail, bool)
+}
+
+// WriteAtlas writes t as RIPE Atlas traceroute results, one JSON line per
+// path ID in path ID order. Each record's "result" holds the flow's hops,
+// TTL 1 to its true length, exactly as the flow has them (a flow from
+// which nothing answered has an empty "result").
+func WriteAtlas(w io.Writer, t *Trace, opts AtlasOptions) error {
+	src := atlasAddr(t.Source)
+	name := t.Name
+	if name == "" {
+		name = atlasAddr(t.Destination)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	for i := range t.Flows {
+		f := &t.Flows[i]
+		rec := atlasRecord{
+			Fw: AtlasFirmware, Lts: -1, Type: "traceroute", MsmName: "Traceroute",
+			Af: 4, Proto: "UDP", From: src, SrcAddr: src,
+			DstAddr: atlasAddr(t.Destination), DstName: name,
+			ParisID: int(f.SrcPort), Size: atlasProbePayload,
+			Timestamp: t.Start.Unix(), Endtime: t.End.Unix(),
+			Result: make([]atlasHop, len(f.Hops)),
+			Traceflow: atlasTraceflow{
+				PathID: f.PathID, SrcPort: f.SrcPort, DstPort: f.DstPort,
+				Reached: f.Reached, ReachedTTL: f.ReachedTTL, ProbedTTL: f.ProbedTTL,
+				Partial: t.Partial,
+			},
+		}
+		for j := range f.Hops {
+			h := &f.Hops[j]
+			ttl := h.TTL
+			if ttl == 0 { // a hand-built hop: TTL j+1 is at index j
+				ttl = j + 1
+			}
+			rec.Result[j] = atlasHop{Hop: ttl, Result: []atlasReply{atlasReplyOf(f, h, ttl, opts)}}
+		}
+		if err := enc.Encode(&rec); err != nil {
+			return fmt.Errorf("analysis: encode Atlas record: %w", err)
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func atlasReplyOf(f *Flow, h *Hop, ttl int, opts AtlasOptions) atlasReply {
+	if h.Silent() {
+		return atlasReply{X: "*"}
+	}
+	rtt := millis(h.RTT)
+	r := atlasReply{From: h.Addr.String(), RTT: &rtt}
+	if opts.Reply != nil {
+		if rd, ok := opts.Reply(f.PathID, ttl); ok {
+			size, replyTTL := max(rd.Len-atlasICMPOverhead, 0), int(rd.TTL)
+			r.Size, r.TTL = &size, &replyTTL
+			if rd.QuotedTTL != 1 {
+				r.ITTL = int(rd.QuotedTTL)
+			}
+		}
+	}
+	if h.ICMPType == icmpUnreachable {
+		r.Err = atlasErr(h.ICMPCode)
+	}
+	return r
+}
+
+// atlasErr is the "err" of a destination unreachable with code c, as Atlas
+// probes write it for UDP traceroutes (RFC 792 and RFC 1812 codes): 0 net
+// "N", 1 host "H", 2 protocol "P", 13 communication administratively
+// prohibited "A", 3 port (the normal end of a UDP traceroute) none, any
+// other code as a number.
+func atlasErr(c uint8) any {
+	switch c {
+	case 0:
+		return "N"
+	case 1:
+		return "H"
+	case 2:
+		return "P"
+	case codePortUnreachable:
+		return nil
+	case 13:
+		return "A"
+	}
+	return int(c)
+}
+
+// atlasAddr renders an address, "" when unknown.
+func atlasAddr(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}

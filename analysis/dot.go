@@ -1,0 +1,211 @@
+package analysis
+
+import (
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// dotEdgeLabelMax is the longest path ID list written on an edge; a longer
+// one is replaced by a count ("12 path IDs"), the list staying in the
+// edge's tooltip.
+const dotEdgeLabelMax = 24
+
+// WriteDOT writes t as a Graphviz digraph (graphviz.org/doc/info/lang.html)
+// of its topology graph (BuildGraph), to be laid out with `dot`:
+//
+//   - the source, then one rank per TTL from left to right, with a "TTL n"
+//     label heading each;
+//   - a node per responding interface and TTL, labelled with its address
+//     and mean RTT; the destination filled and bold, nodes where paths
+//     diverge or converge with a double border;
+//   - a dashed "*" node per silent hop of each path ID: nothing says that
+//     two silent hops are the same router;
+//   - an edge per link the flows took, labelled with their path IDs (or
+//     their count when the list is long), thicker the more flows took it;
+//   - when the destination never answered, a dashed node for it, apart.
+//
+// Each call writes one digraph; several destinations make several digraphs
+// in one file, which `dot -Tsvg -O` renders one file each.
+func WriteDOT(w io.Writer, t *Trace, opts Options) error {
+	_ = opts
+	g := BuildGraph(t)
+	var b strings.Builder
+	name := t.Name
+	if name == "" {
+		name = addrText(t.Destination)
+	}
+	b.WriteString("digraph ")
+	b.WriteString(dotQuote("traceflow-fast to " + name))
+	b.WriteString(" {\n")
+	b.WriteString("\tlabel=" + dotQuote(header(t)+"\n"+t.Summary()) + ";\n")
+	b.WriteString("\tlabelloc=t;\n\trankdir=LR;\n\tnewrank=true;\n\tranksep=0.6;\n\tnodesep=0.25;\n")
+	b.WriteString("\tnode [shape=box, style=rounded, fontname=\"Helvetica\", fontsize=10];\n")
+	b.WriteString("\tedge [fontname=\"Helvetica\", fontsize=9, color=\"#555555\"];\n")
+
+	// The TTL axis: headings chained in rank order.
+	maxTTL := len(g.Branching)
+	b.WriteString("\t{\n\t\tnode [shape=plaintext, style=\"\", fontcolor=\"#555555\"];\n")
+	b.WriteString("\t\tttl_0 [label=\"source\"];\n")
+	for ttl := 1; ttl <= maxTTL; ttl++ {
+		b.WriteString("\t\tttl_" + strconv.Itoa(ttl) + " [label=\"TTL " + strconv.Itoa(ttl) + "\"];\n")
+	}
+	b.WriteString("\t\tttl_0")
+	for ttl := 1; ttl <= maxTTL; ttl++ {
+		b.WriteString(" -> ttl_" + strconv.Itoa(ttl))
+	}
+	b.WriteString(" [style=invis];\n\t}\n")
+
+	// The source and the nodes, one rank per TTL.
+	b.WriteString("\tsource [shape=ellipse, label=" + dotQuote(addrText(t.Source)) + ", tooltip=\"source\"];\n")
+	b.WriteString("\t{ rank=same; ttl_0; source; }\n")
+	reached := false
+	for i := 0; i < len(g.Nodes); {
+		ttl := g.Nodes[i].TTL
+		j := i
+		for j < len(g.Nodes) && g.Nodes[j].TTL == ttl {
+			j++
+		}
+		b.WriteString("\t{ rank=same; ttl_" + strconv.Itoa(ttl) + ";")
+		for k := i; k < j; k++ {
+			b.WriteString(" " + dotNodeID(NodeID(k)) + ";")
+		}
+		b.WriteString(" }\n")
+		for k := i; k < j; k++ {
+			n := &g.Nodes[k]
+			reached = reached || n.Destination
+			b.WriteString("\t" + dotNodeID(n.ID) + " [" + dotNodeAttrs(n) + "];\n")
+		}
+		i = j
+	}
+	if !reached {
+		b.WriteString("\tdestination [label=" + dotQuote(addrText(t.Destination)+"\nnot reached") +
+			", style=\"rounded,dashed\", color=\"#2e7d32\", tooltip=\"the destination did not answer\"];\n")
+		b.WriteString("\t{ rank=max; destination; }\n")
+	}
+
+	// Edges from the source to each flow's first hop: the path IDs of a
+	// node that no link brings there.
+	flows := len(t.Flows)
+	arriving := make([][]int, len(g.Nodes))
+	for _, l := range g.Links {
+		arriving[l.To] = append(arriving[l.To], l.PathIDs...)
+	}
+	for i := range g.Nodes {
+		n := &g.Nodes[i]
+		first := subtractSorted(n.PathIDs, arriving[i])
+		if len(first) == 0 {
+			continue
+		}
+		b.WriteString("\tsource -> " + dotNodeID(n.ID) + " [" + dotEdgeAttrs(first, flows, n.Silent) + "];\n")
+	}
+	for _, l := range g.Links {
+		dashed := g.Nodes[l.From].Silent || g.Nodes[l.To].Silent
+		b.WriteString("\t" + dotNodeID(l.From) + " -> " + dotNodeID(l.To) + " [" + dotEdgeAttrs(l.PathIDs, flows, dashed) + "];\n")
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func dotNodeID(n NodeID) string { return "n" + strconv.Itoa(int(n)) }
+
+func dotNodeAttrs(n *Node) string {
+	ids := "path ID"
+	if len(n.PathIDs) != 1 {
+		ids = "path IDs"
+	}
+	ids += " " + idRanges(n.PathIDs)
+	ttl := "TTL " + strconv.Itoa(n.TTL)
+	if n.Silent {
+		return "label=\"*\", shape=circle, style=dashed, width=0.3, fixedsize=true, color=\"#999999\", tooltip=" +
+			dotQuote("silent: "+ttl+", "+ids)
+	}
+	label := n.Addr.String() + "\n" + dotMillis(n.RTTAvg)
+	tip := n.Addr.String() + ", " + ttl + ", " + ids + ", RTT " + dotMillis(n.RTTMin) + " / " + dotMillis(n.RTTAvg) + " / " + dotMillis(n.RTTMax) + " (min / avg / max)"
+	var attrs []string
+	style := "rounded"
+	switch {
+	case n.Destination:
+		style += ",filled,bold"
+		attrs = append(attrs, "fillcolor=\"#c8e6c9\"", "color=\"#2e7d32\"", "penwidth=2")
+		tip += ", destination"
+	}
+	if n.Diverge || n.Converge {
+		attrs = append(attrs, "peripheries=2")
+		if n.Diverge {
+			tip += ", paths diverge"
+		}
+		if n.Converge {
+			tip += ", paths converge"
+		}
+	}
+	return "label=" + dotQuote(label) + ", style=\"" + style + "\", " + strings.Join(append(attrs, "tooltip="+dotQuote(tip)), ", ")
+}
+
+func dotEdgeAttrs(pathIDs []int, flows int, dashed bool) string {
+	list := idRanges(pathIDs)
+	label := list
+	if len(label) > dotEdgeLabelMax {
+		label = plural(len(pathIDs), "path ID", "path IDs")
+	}
+	width := 1.0
+	if flows > 0 {
+		width += 2 * float64(len(pathIDs)) / float64(flows)
+	}
+	s := "label=" + dotQuote(label) + ", tooltip=" + dotQuote(plural(len(pathIDs), "path ID", "path IDs")+": "+list) +
+		", penwidth=" + strconv.FormatFloat(width, 'f', 2, 64)
+	if dashed {
+		s += ", style=dashed"
+	}
+	return s
+}
+
+// dotMillis renders a duration as milliseconds with three decimals.
+func dotMillis(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64) + " ms"
+}
+
+// dotQuote returns s as a DOT double-quoted string: quotes and backslashes
+// escaped, line breaks as \n (a centred line break in a label), other
+// control characters as spaces.
+func dotQuote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r < 0x20 || r == 0x7f:
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// subtractSorted returns the elements of a (ascending) not in b (any
+// order).
+func subtractSorted(a, b []int) []int {
+	if len(b) == 0 {
+		return a
+	}
+	in := make(map[int]bool, len(b))
+	for _, x := range b {
+		in[x] = true
+	}
+	var out []int
+	for _, x := range a {
+		if !in[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
