@@ -1,0 +1,495 @@
+// Package viz renders traces as the browser view of traceflow-fast
+// (--format viz): one self-contained HTML page that draws the hop graph with
+// vis-network, and works offline.
+//
+// The page inlines the standalone UMD build of vis-network (npm package
+// vis-network, pinned by viz/package.json and viz/package-lock.json) and the
+// graph as JSON, so it loads nothing from the network; its
+// Content-Security-Policy forbids it to. The library is embedded into the
+// binary with go:embed from viz/node_modules, which `make viz-deps` fills
+// with `npm ci`, and only in a build with the visnetwork tag (`make build`
+// passes it). A plain `go build` needs neither npm nor node_modules: it
+// compiles, and WriteHTML and NewHandler return ErrNoLibrary.
+//
+// The graph is the union of the graphs of analysis.BuildGraph: hops are
+// nodes, laid out left to right by TTL from the source to the destination;
+// an address that answered at the same TTL towards several destinations is
+// one node, and each silent hop is a placeholder node of its own. Links are
+// coloured per distinct path. The data the page draws is also served as
+// /nodes.json.
+package viz
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
+)
+
+// ErrNoLibrary is returned when the binary was built without the
+// vis-network library (without the visnetwork build tag).
+var ErrNoLibrary = errors.New("built without the vis-network library: run make build (it installs the library with npm ci and builds with -tags visnetwork)")
+
+// Available reports whether the vis-network library is built in, that is
+// whether WriteHTML can render a page.
+func Available() bool { return visNetworkJS != "" }
+
+// LibraryVersion returns the version of the built-in vis-network library,
+// or "" when there is none.
+func LibraryVersion() string { return libraryVersion(visNetworkJS) }
+
+var versionRE = regexp.MustCompile(`@version\s+(\S+)`)
+
+func libraryVersion(lib string) string {
+	if m := versionRE.FindStringSubmatch(lib[:min(len(lib), 2048)]); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// MaxParallel is the number of distinct paths between two nodes up to which
+// each gets an edge of its own colour; more share one grey edge.
+const MaxParallel = 6
+
+// Data is what the page draws, as it is embedded in the page and served
+// as /nodes.json.
+type Data struct {
+	Source       string        `json:"source"`
+	Generated    time.Time     `json:"generated"`
+	Destinations []Destination `json:"destinations"`
+	Nodes        []Node        `json:"nodes"`
+	Edges        []Edge        `json:"edges"`
+}
+
+// Destination is one traced destination.
+type Destination struct {
+	Addr    string `json:"addr"`
+	Name    string `json:"name"`
+	Node    string `json:"node,omitempty"` // id of its node when it answered
+	Reached bool   `json:"reached"`
+	Partial bool   `json:"partial,omitempty"`
+	Summary string `json:"summary"`
+	// Paths are the distinct paths, in the order of analysis.UniquePaths;
+	// Edge.Path indexes it.
+	Paths []Path `json:"paths"`
+}
+
+// Path is one distinct path to a destination.
+type Path struct {
+	PathIDs []int `json:"path_ids"`
+	Reached bool  `json:"reached"`
+}
+
+// Node is a hop, the source, or a silent-hop placeholder.
+type Node struct {
+	ID     string `json:"id"`
+	Label  string `json:"label"`
+	Addr   string `json:"addr,omitempty"` // "" for a silent hop
+	Level  int    `json:"level"`          // its TTL; 0 for the source
+	Source bool   `json:"source,omitempty"`
+	Silent bool   `json:"silent,omitempty"`
+	// Destination, Diverge and Converge are set when the node is that
+	// towards at least one destination.
+	Destination bool   `json:"destination,omitempty"`
+	Diverge     bool   `json:"diverge,omitempty"`
+	Converge    bool   `json:"converge,omitempty"`
+	ASN         uint32 `json:"asn,omitempty"`
+	RTT         *RTT   `json:"rtt_ms,omitempty"`
+	Via         []Via  `json:"via,omitempty"`
+}
+
+// Via says at which TTL and for which path IDs a node was seen towards one
+// destination.
+type Via struct {
+	Dst     int   `json:"dst"` // index into Data.Destinations
+	TTL     int   `json:"ttl"`
+	PathIDs []int `json:"path_ids"`
+	RTT     *RTT  `json:"rtt_ms,omitempty"`
+}
+
+// RTT is a round-trip time summary in milliseconds.
+type RTT struct {
+	Min float64 `json:"min"`
+	Avg float64 `json:"avg"`
+	Max float64 `json:"max"`
+}
+
+// Edge is one drawn link. It carries one distinct path (coloured by
+// Paths[0].Path) or, when more than MaxParallel distinct paths join the same
+// two nodes, all of them (drawn grey).
+type Edge struct {
+	ID    string     `json:"id"`
+	From  string     `json:"from"`
+	To    string     `json:"to"`
+	Paths []EdgePath `json:"paths"`
+}
+
+// EdgePath is a distinct path of one destination along an edge.
+type EdgePath struct {
+	Dst     int   `json:"dst"`
+	Path    int   `json:"path"` // index into Destination.Paths
+	PathIDs []int `json:"path_ids"`
+}
+
+const sourceID = "source"
+
+// Build returns the union graph of traces. As in analysis.BuildGraph, a
+// responding node is an (address, TTL): a router seen at the same TTL towards
+// several destinations is one node, and its id is its address (or
+// "address@TTL" when the address is seen at several TTLs). Each silent hop
+// is a node of its own, "*D.N" (destination index D). The source is the node
+// "source", linked to the first hop of every flow.
+func Build(traces []*analysis.Trace) *Data {
+	d := &Data{Nodes: []Node{}, Edges: []Edge{}, Destinations: []Destination{}}
+	graphs := make([]*analysis.Graph, len(traces))
+	ttls := map[netip.Addr]map[int]bool{}
+	for i, t := range traces {
+		graphs[i] = analysis.BuildGraph(t)
+		for _, gn := range graphs[i].Nodes {
+			if !gn.Silent && gn.Addr.IsValid() {
+				if ttls[gn.Addr] == nil {
+					ttls[gn.Addr] = map[int]bool{}
+				}
+				ttls[gn.Addr][gn.TTL] = true
+			}
+		}
+	}
+	nodeID := func(a netip.Addr, ttl int) string {
+		if len(ttls[a]) > 1 {
+			return a.String() + "@" + strconv.Itoa(ttl)
+		}
+		return a.String()
+	}
+
+	index := map[string]int{} // node id -> index in d.Nodes
+	type pair struct{ from, to string }
+	var pairs []pair
+	edgePaths := map[pair][]EdgePath{}
+	weights := map[string][]float64{} // node id -> path IDs per Via, for the mean RTT
+
+	for di, t := range traces {
+		if d.Source == "" && t.Source.IsValid() {
+			d.Source = t.Source.String()
+		}
+		if d.Generated.IsZero() || t.End.After(d.Generated) {
+			d.Generated = t.End
+		}
+		dst := Destination{
+			Addr:    addrString(t.Destination),
+			Name:    t.Name,
+			Partial: t.Partial,
+			Summary: t.Summary(),
+			Paths:   []Path{},
+		}
+		pathOf := map[int]int{} // path ID -> distinct path index
+		for k, up := range t.UniquePaths() {
+			dst.Paths = append(dst.Paths, Path{PathIDs: up.PathIDs, Reached: up.Reached})
+			dst.Reached = dst.Reached || up.Reached
+			for _, id := range up.PathIDs {
+				pathOf[id] = k
+			}
+		}
+		asn := hopASNs(t)
+
+		g := graphs[di]
+		ids := make([]string, len(g.Nodes))
+		silent := 0
+		for gi, gn := range g.Nodes {
+			var id string
+			if gn.Silent || !gn.Addr.IsValid() {
+				silent++
+				id = "*" + strconv.Itoa(di) + "." + strconv.Itoa(silent)
+			} else {
+				id = nodeID(gn.Addr, gn.TTL)
+			}
+			ids[gi] = id
+			i, ok := index[id]
+			if !ok {
+				i = len(d.Nodes)
+				index[id] = i
+				d.Nodes = append(d.Nodes, Node{ID: id, Addr: addrString(gn.Addr), Level: gn.TTL, Silent: id[0] == '*'})
+			}
+			n := &d.Nodes[i]
+			n.Destination = n.Destination || gn.Destination
+			n.Diverge = n.Diverge || gn.Diverge
+			n.Converge = n.Converge || gn.Converge
+			if a := nodeASN(gn); a != 0 {
+				n.ASN = a
+			} else if a := asn[gn.Addr]; a != 0 && !n.Silent {
+				n.ASN = a
+			}
+			v := Via{Dst: di, TTL: gn.TTL, PathIDs: slices.Clone(gn.PathIDs)}
+			if !n.Silent && gn.RTTMax > 0 {
+				v.RTT = &RTT{Min: ms(gn.RTTMin), Avg: ms(gn.RTTAvg), Max: ms(gn.RTTMax)}
+			}
+			n.Via = append(n.Via, v)
+			weights[id] = append(weights[id], float64(max(1, len(gn.PathIDs))))
+			if gn.Destination && dst.Node == "" {
+				dst.Node = id
+			}
+		}
+
+		link := func(from, to string, pathIDs []int) {
+			byPath := map[int][]int{}
+			var order []int
+			for _, id := range pathIDs {
+				k, ok := pathOf[id]
+				if !ok {
+					continue
+				}
+				if _, seen := byPath[k]; !seen {
+					order = append(order, k)
+				}
+				byPath[k] = append(byPath[k], id)
+			}
+			slices.Sort(order)
+			p := pair{from, to}
+			if _, seen := edgePaths[p]; !seen {
+				pairs = append(pairs, p)
+			}
+			for _, k := range order {
+				ids := byPath[k]
+				slices.Sort(ids)
+				edgePaths[p] = append(edgePaths[p], EdgePath{Dst: di, Path: k, PathIDs: ids})
+			}
+		}
+		// The source is implicit in the graph: it leads to the first hop of
+		// every flow.
+		first := map[int]int{} // path ID -> TTL of its first hop
+		for _, f := range t.Flows {
+			if len(f.Hops) > 0 {
+				first[f.PathID] = f.Hops[0].TTL
+				if first[f.PathID] == 0 {
+					first[f.PathID] = 1
+				}
+			}
+		}
+		for gi, gn := range g.Nodes {
+			var from []int
+			for _, id := range gn.PathIDs {
+				if first[id] == gn.TTL {
+					from = append(from, id)
+				}
+			}
+			if len(from) > 0 {
+				link(sourceID, ids[gi], from)
+			}
+		}
+		for _, l := range g.Links {
+			link(ids[l.From], ids[l.To], l.PathIDs)
+		}
+		d.Destinations = append(d.Destinations, dst)
+	}
+
+	// The source goes first, at level 0.
+	src := Node{ID: sourceID, Label: "source", Addr: d.Source, Source: true}
+	if d.Source != "" {
+		src.Label = "source\n" + d.Source
+	}
+	d.Nodes = append([]Node{src}, d.Nodes...)
+
+	for i := range d.Nodes {
+		n := &d.Nodes[i]
+		if n.Source {
+			continue
+		}
+		n.RTT = mergeRTT(n.Via, weights[n.ID])
+		if n.Silent {
+			n.Label = "*"
+			continue
+		}
+		n.Label = n.Addr
+		if n.Destination {
+			for _, dst := range d.Destinations {
+				if dst.Node == n.ID && dst.Name != "" && dst.Name != dst.Addr {
+					n.Label += "\n" + dst.Name
+					break
+				}
+			}
+		}
+	}
+
+	for _, p := range pairs {
+		eps := edgePaths[p]
+		if len(eps) == 0 {
+			continue
+		}
+		if len(eps) > MaxParallel {
+			d.Edges = append(d.Edges, Edge{ID: "e" + strconv.Itoa(len(d.Edges)), From: p.from, To: p.to, Paths: eps})
+			continue
+		}
+		for _, ep := range eps {
+			d.Edges = append(d.Edges, Edge{ID: "e" + strconv.Itoa(len(d.Edges)), From: p.from, To: p.to, Paths: []EdgePath{ep}})
+		}
+	}
+	return d
+}
+
+// mergeRTT summarises the RTTs of a node over the destinations it was seen
+// towards: the smallest minimum, the largest maximum, and the mean of the
+// averages weighted by their number of path IDs.
+func mergeRTT(via []Via, weights []float64) *RTT {
+	var out *RTT
+	var sum, n float64
+	for i, v := range via {
+		if v.RTT == nil {
+			continue
+		}
+		w := weights[i]
+		if out == nil {
+			out = &RTT{Min: v.RTT.Min, Max: v.RTT.Max}
+		}
+		out.Min = min(out.Min, v.RTT.Min)
+		out.Max = max(out.Max, v.RTT.Max)
+		sum += v.RTT.Avg * w
+		n += w
+	}
+	if out != nil {
+		out.Avg = round3(sum / n)
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
+
+func round3(f float64) float64 {
+	return float64(int64(f*1000+0.5)) / 1000
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// nodeASN returns the ASN field of a graph node, if the analysis package has
+// one. The field is read by reflection so that this package builds with and
+// without it.
+func nodeASN(n analysis.Node) uint32 { return asnField(reflect.ValueOf(n)) }
+
+// hopASNs returns the AS number of each hop address of t, from an ASN field
+// of analysis.Hop if there is one.
+func hopASNs(t *analysis.Trace) map[netip.Addr]uint32 {
+	out := map[netip.Addr]uint32{}
+	if _, ok := reflect.TypeFor[analysis.Hop]().FieldByName("ASN"); !ok {
+		return out
+	}
+	for _, f := range t.Flows {
+		for _, h := range f.Hops {
+			if a := asnField(reflect.ValueOf(h)); a != 0 && h.Addr.IsValid() {
+				out[h.Addr] = a
+			}
+		}
+	}
+	return out
+}
+
+func asnField(v reflect.Value) uint32 {
+	f := v.FieldByName("ASN")
+	if !f.IsValid() {
+		return 0
+	}
+	switch f.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return uint32(f.Uint())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if f.Int() > 0 {
+			return uint32(f.Int())
+		}
+	}
+	return 0
+}
+
+//go:embed page.html
+var pageTemplate string
+
+// The markers in page.html that the library and the data replace.
+const (
+	markLibrary = "/*TF:VIS-NETWORK*/"
+	markData    = "/*TF:DATA*/"
+	markTitle   = "<!--TF:TITLE-->"
+)
+
+// JSON returns d as the page embeds it and /nodes.json serves it: <, > and &
+// are escaped, so it can stand inside a script element.
+func (d *Data) JSON() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(true)
+	if err := enc.Encode(d); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+// WriteHTML writes the page that draws traces (several make a union graph
+// with a search box) to w.
+func WriteHTML(w io.Writer, traces []*analysis.Trace) error {
+	if !Available() {
+		return ErrNoLibrary
+	}
+	page, err := render(Build(traces), visNetworkJS)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(page)
+	return err
+}
+
+// render fills the page template with the library and the data.
+func render(d *Data, lib string) ([]byte, error) {
+	data, err := d.JSON()
+	if err != nil {
+		return nil, err
+	}
+	// Nothing in the inlined script may end its script element.
+	lib = strings.ReplaceAll(lib, "</script", `<\/script`)
+	lib = strings.ReplaceAll(lib, "<!--", `<\!--`)
+	head, rest, ok1 := strings.Cut(pageTemplate, markTitle)
+	mid, rest, ok2 := strings.Cut(rest, markLibrary)
+	mid2, tail, ok3 := strings.Cut(rest, markData)
+	if !ok1 || !ok2 || !ok3 {
+		return nil, errors.New("viz: page template lacks a marker")
+	}
+	var b bytes.Buffer
+	b.Grow(len(pageTemplate) + len(lib) + len(data) + 256)
+	b.WriteString(head)
+	b.WriteString(htmlEscape(title(d)))
+	b.WriteString(mid)
+	b.WriteString(lib)
+	b.WriteString(mid2)
+	b.Write(data)
+	b.WriteString(tail)
+	return b.Bytes(), nil
+}
+
+func title(d *Data) string {
+	switch len(d.Destinations) {
+	case 0:
+		return "traceflow-fast"
+	case 1:
+		dst := d.Destinations[0]
+		name := dst.Addr
+		if dst.Name != "" && dst.Name != dst.Addr {
+			name = dst.Name + " (" + dst.Addr + ")"
+		}
+		return "traceflow-fast to " + name
+	}
+	return fmt.Sprintf("traceflow-fast to %d destinations", len(d.Destinations))
+}
+
+var htmlReplacer = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;")
+
+func htmlEscape(s string) string { return htmlReplacer.Replace(s) }
