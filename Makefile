@@ -4,7 +4,11 @@ GO       ?= go
 BIN      := bin/traceflow-fast
 PKGS     := ./...
 # Debian packages the tests and the lab need.
-TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev
+TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev graphviz tshark chromium
+# The browser view (--format viz) inlines vis-network, which viz/package-lock.json
+# pins and `make viz-deps` installs with npm; builds with TAGS embed it.
+TAGS     := visnetwork
+VIZ_LIB  := viz/node_modules/vis-network/standalone/umd/vis-network.min.js
 BENCH_DEBS := scamper dublin-traceroute
 
 .DEFAULT_GOAL := help
@@ -14,8 +18,17 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## build bin/traceflow-fast (no clang needed: the eBPF object is committed)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/traceflow-fast
+build: viz-deps ## build bin/traceflow-fast (no clang needed: the eBPF object is committed)
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -o $(BIN) ./cmd/traceflow-fast
+
+.PHONY: viz-deps
+viz-deps: $(VIZ_LIB) ## install vis-network into viz/node_modules with npm ci (installs Debian's nodejs npm if npm is missing)
+
+$(VIZ_LIB): viz/package.json viz/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "installing: nodejs npm"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	npm ci --prefix viz --no-audit --no-fund --ignore-scripts
+	@touch $@
 
 .PHONY: generate
 generate: ## regenerate the eBPF object and its Go bindings (needs clang, llvm)
@@ -43,11 +56,16 @@ bench-deps: deps ## also install the peer tools compared in the benchmarks
 .PHONY: test
 test: deps build check-generate ## run every test, lab tests included (as root; CI=true makes skips fail)
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 9m $(PKGS)
+	$(GO) vet -tags $(TAGS) $(PKGS)
+	$(GO) test -tags $(TAGS) -count=1 -timeout 9m $(PKGS)
 
 .PHONY: demo
 demo: deps build ## raise the 4-way diamond lab, trace it with 16 path IDs, tear it down
 	@scripts/demo.sh
+
+.PHONY: viz-screenshot
+viz-screenshot: deps build ## trace the diamond lab with --format viz and screenshot the page to docs/viz-demo.png
+	@GO=$(GO) scripts/viz-screenshot.sh
 
 .PHONY: bench
 bench: bench-deps build ## Go benchmarks, then the lab comparison with scamper

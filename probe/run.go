@@ -84,6 +84,9 @@ type Runner struct {
 	OnSent   func(ProbeRef)
 	OnAnswer func(Answer)
 	OnDone   func(dst int)
+	// OnRepeat is called for a further answer to a probe already answered
+	// (a retry's, or a duplicate): per-packet load balancers show there.
+	OnRepeat func(Answer)
 	// More, when set, is asked whether a destination whose path IDs are
 	// all finished needs more (see Engine.More).
 	More func(dst int) (add, horizon int)
@@ -187,8 +190,12 @@ func (r *Runner) Run(ctx context.Context) error {
 
 func (r *Runner) answer(e *Engine, a Answer) {
 	dst := r.Dsts[a.Dst]
-	if e.Answer(int(a.Dst), int(a.Path), int(a.TTL), a.Reached(dst), a.Stops()) && r.OnAnswer != nil {
-		r.OnAnswer(a)
+	if e.Answer(int(a.Dst), int(a.Path), int(a.TTL), a.Reached(dst), a.Stops()) {
+		if r.OnAnswer != nil {
+			r.OnAnswer(a)
+		}
+	} else if r.OnRepeat != nil {
+		r.OnRepeat(a)
 	}
 }
 

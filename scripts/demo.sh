@@ -12,3 +12,6 @@ ip netns exec "$prefix-prober" bin/traceflow-fast --paths 16 10.99.0.1
 echo
 echo "# ip netns exec $prefix-prober bin/traceflow-fast --paths 16 --dedup 10.99.0.1"
 ip netns exec "$prefix-prober" bin/traceflow-fast --paths 16 --dedup 10.99.0.1
+echo
+echo "# ip netns exec $prefix-prober bin/traceflow-fast --dedup 10.99.0.1   (--paths auto: MDA stopping rule at 95%)"
+ip netns exec "$prefix-prober" bin/traceflow-fast --dedup 10.99.0.1

@@ -6,38 +6,47 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // options are the validated command-line settings of a trace.
 type options struct {
-	dsts     []string
-	paths    int
-	maxTTL   int
-	firstTTL int
-	srcPort  int
-	dstPort  int
-	wait     time.Duration
-	retries  int
-	gapLimit int
-	tos      int
-	format   string
-	output   string
-	bind     string
-	dedup    bool
-	debug    bool
-	iface    string
-	source   netip.Addr
-	logger   *slog.Logger
-	stdout   io.Writer
-	stderr   io.Writer
+	dsts       []string
+	paths      int     // path IDs probed from the start
+	auto       bool    // --paths auto: add path IDs until the MDA rule holds
+	maxPaths   int     // path IDs at most (the fixed count when not auto)
+	confidence float64 // MDA confidence, 0.95 or 0.99
+	maxTTL     int
+	firstTTL   int
+	srcPort    int
+	dstPort    int
+	wait       time.Duration
+	retries    int
+	gapLimit   int
+	tos        int
+	format     string
+	output     string
+	pcap       string                 // --pcap FILE: every probe sent and packet received, or ""
+	replies    *analysis.ReplyDetails // reply TTLs and sizes, kept for --format atlas
+	bind       string
+	dedup      bool
+	debug      bool
+	iface      string
+	source     netip.Addr
+	logger     *slog.Logger
+	stdout     io.Writer
+	stderr     io.Writer
+	expect     *expectation // --expect
+	annotate   *annotator   // --asn-db, --ixp-db, --rdns
 }
 
-var formats = []string{"vert", "horiz", "json"}
+var formats = []string{"vert", "horiz", "json", "dot", "atlas", "viz"}
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
@@ -55,12 +64,19 @@ root, or grant them once with
   setcap cap_net_raw,cap_bpf+ep bin/traceflow-fast
 
 Exit status: 0 every destination reached, 1 error, 2 some destination not
-reached, 3 interrupted.`,
+reached, 3 interrupted, 4 the paths found differ from the ones --expect gives
+(explained on standard error).
+
+traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
+(exit 0 same, 1 changed, 2 error): see traceflow-fast diff --help.`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
+		Commands:        []*cli.Command{diffCommand(stdout, stderr)},
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "paths", Aliases: []string{"p"}, Value: 4, Usage: "number of path IDs (flows) to probe, 1..4096"},
+			&cli.StringFlag{Name: "paths", Aliases: []string{"p"}, Value: "auto", Usage: "path IDs (flows) to probe: a number 1..4096, or auto: add path IDs until the MDA stopping rule says, at --confidence, that no next hop is left unseen"},
+			&cli.Float64Flag{Name: "confidence", Value: 95, Usage: "confidence (percent) of --paths auto that no path was missed: 95 or 99 use the published tables, other values 50..99.99 the closed form"},
+			&cli.IntFlag{Name: "max-paths", Value: 256, Usage: "the most path IDs --paths auto may use, 1..4096"},
 			&cli.IntFlag{Name: "ttl", Aliases: []string{"t"}, Value: 30, Usage: fmt.Sprintf("highest TTL to probe, 1..%d", probe.MaxTTL)},
 			&cli.IntFlag{Name: "first-ttl", Value: 1, Usage: "first TTL to probe"},
 			&cli.IntFlag{Name: "srcport", Value: 33452, Usage: "base source port: path ID N uses srcport+N"},
@@ -69,13 +85,21 @@ reached, 3 interrupted.`,
 			&cli.IntFlag{Name: "retries", Value: 1, Usage: "times an unanswered probe is sent again"},
 			&cli.IntFlag{Name: "gap-limit", Value: 5, Usage: "TTLs probed beyond the last that answered before a path gives up"},
 			&cli.IntFlag{Name: "tos", Value: 0, Usage: "IP TOS byte of every probe, 0..255"},
-			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination)"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination), dot (Graphviz digraph per destination), atlas (RIPE Atlas traceroute results, a JSON line per destination and path ID), viz (the hop graph as one self-contained HTML page; served on --bind unless --output is given)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `FILE` instead of standard output"},
+			&cli.StringFlag{Name: "pcap", Usage: "write every probe sent and every packet received to `FILE` (pcap, raw IPv4, kernel receive timestamps)"},
 			&cli.BoolFlag{Name: "dedup", Usage: "print each distinct path once, with the path IDs that took it"},
 			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "send through `IFACE` instead of the one the routing table picks"},
 			&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "source `ADDRESS` of the probes (must be an address of this host)"},
-			&cli.StringFlag{Name: "bind", Value: "127.0.0.1:8081", Usage: "address the browser view (--format viz) is served on"},
+			&cli.StringFlag{Name: "bind", Value: "127.0.0.1:8081", Usage: "`HOST:PORT` the browser view (--format viz) is served on when there is no --output"},
 			&cli.BoolFlag{Name: "debug", Usage: "verbose logging on standard error"},
+			&cli.StringFlag{Name: "expect", Usage: "compare the distinct paths found with `FILE` (a --format json result, or one path per line: hop addresses, * for silent, optional \"destination ADDR\" lines); when they differ, explain on standard error and exit 4"},
+			&cli.StringSliceFlag{Name: "ignore-hop", Usage: "with --expect: a known-noisy hop `ADDR[/LEN]` that agrees with anything at its TTL (repeatable)"},
+			&cli.StringFlag{Name: "asn-db", Usage: "annotate hops with their origin AS from `FILE`, offline: pyasn .dat, CAIDA pfx2as or ip2asn TSV (gzip or bzip2 too)"},
+			&cli.StringFlag{Name: "asn-db-format", Value: "auto", Usage: "format of --asn-db: auto, pyasn, pfx2as or ip2asn"},
+			&cli.StringFlag{Name: "ixp-db", Usage: "mark hops on IXP peering LANs listed in `FILE`: one prefix and IXP name per line"},
+			&cli.BoolFlag{Name: "rdns", Usage: "look up the reverse DNS name of every hop (cached, concurrent, 2 s per lookup)"},
+			&cli.StringFlag{Name: "rdns-server", Usage: "with --rdns, ask the DNS server `ADDR[:PORT]` instead of the system resolver"},
 		},
 		Action: func(c *cli.Context) error {
 			o, err := parseOptions(c, stdout, stderr)
@@ -94,7 +118,6 @@ reached, 3 interrupted.`,
 func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	o := &options{
 		dsts:     c.Args().Slice(),
-		paths:    c.Int("paths"),
 		maxTTL:   c.Int("ttl"),
 		firstTTL: c.Int("first-ttl"),
 		srcPort:  c.Int("srcport"),
@@ -104,6 +127,7 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 		tos:      c.Int("tos"),
 		format:   c.String("format"),
 		output:   c.String("output"),
+		pcap:     c.String("pcap"),
 		bind:     c.String("bind"),
 		dedup:    c.Bool("dedup"),
 		debug:    c.Bool("debug"),
@@ -114,8 +138,24 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	if len(o.dsts) == 0 {
 		return nil, fmt.Errorf("no destination given (usage: %s)", c.App.UsageText)
 	}
-	if o.paths < 1 || o.paths > 4096 {
-		return nil, fmt.Errorf("--paths %d: must be 1..4096", o.paths)
+	o.maxPaths = c.Int("max-paths")
+	if o.maxPaths < 1 || o.maxPaths > 4096 {
+		return nil, fmt.Errorf("--max-paths %d: must be 1..4096", o.maxPaths)
+	}
+	o.confidence = c.Float64("confidence") / 100
+	if math.IsNaN(o.confidence) || o.confidence < 0.5 || o.confidence > 0.9999 {
+		return nil, fmt.Errorf("--confidence %v: must be 50..99.99 (percent)", c.Float64("confidence"))
+	}
+	switch p := c.String("paths"); p {
+	case "auto":
+		o.auto = true
+		o.paths = min(analysis.MDAFlows(1, o.confidence), o.maxPaths)
+	default:
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 4096 {
+			return nil, fmt.Errorf("--paths %q: must be auto or a number 1..4096", p)
+		}
+		o.paths, o.maxPaths = n, n
 	}
 	if o.maxTTL < 1 || o.maxTTL > probe.MaxTTL {
 		return nil, fmt.Errorf("--ttl %d: must be 1..%d (the IP.ID carries 6 bits of TTL)", o.maxTTL, probe.MaxTTL)
@@ -123,8 +163,8 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	if o.firstTTL < 1 || o.firstTTL > o.maxTTL {
 		return nil, fmt.Errorf("--first-ttl %d: must be 1..--ttl (%d)", o.firstTTL, o.maxTTL)
 	}
-	if o.srcPort < 0 || o.srcPort+o.paths > 65535 {
-		return nil, fmt.Errorf("--srcport %d: srcport + paths (%d) must stay within 0..65535", o.srcPort, o.paths)
+	if o.srcPort < 0 || o.srcPort+o.maxPaths > 65535 {
+		return nil, fmt.Errorf("--srcport %d: srcport + path IDs (%d) must stay within 0..65535", o.srcPort, o.maxPaths)
 	}
 	if o.dstPort < 1 || o.dstPort > 65535 {
 		return nil, fmt.Errorf("--dstport %d: must be 1..65535", o.dstPort)
@@ -147,9 +187,11 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--tos %d: must be 0..255", o.tos)
 	}
 	switch o.format {
-	case "vert", "horiz", "json":
+	case "vert", "horiz", "json", "dot", "atlas":
 	case "viz":
-		return nil, fmt.Errorf("--format viz: the browser view is not available yet; use one of %v", formats)
+		if err := checkViz(o); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("--format %q: must be one of %v", o.format, formats)
 	}
@@ -159,6 +201,12 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--source %q: not an IPv4 address", s)
 		}
 		o.source = a
+	}
+	if err := parseAnnotations(c, o); err != nil {
+		return nil, err
+	}
+	if err := parseExpect(c, o); err != nil {
+		return nil, err
 	}
 	level := slog.LevelInfo
 	if o.debug {

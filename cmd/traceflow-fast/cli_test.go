@@ -32,8 +32,11 @@ func TestBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{}, "no destination"},
-		{[]string{"--paths", "0", "x"}, "--paths 0"},
-		{[]string{"x", "--paths", "5000"}, "--paths 5000"},
+		{[]string{"--paths", "0", "x"}, `--paths "0"`},
+		{[]string{"--paths", "many", "x"}, `--paths "many"`},
+		{[]string{"--confidence", "40", "x"}, "--confidence 40"},
+		{[]string{"--max-paths", "0", "x"}, "--max-paths 0"},
+		{[]string{"x", "--paths", "5000"}, `--paths "5000"`},
 		{[]string{"--ttl", "0", "x"}, "--ttl 0"},
 		{[]string{"--ttl", "65", "x"}, "--ttl 65"},
 		{[]string{"--first-ttl", "9", "--ttl", "8", "x"}, "--first-ttl 9"},
@@ -46,7 +49,6 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--gap-limit", "0", "x"}, "--gap-limit 0"},
 		{[]string{"--tos", "256", "x"}, "--tos 256"},
 		{[]string{"--format", "xml", "x"}, `--format "xml"`},
-		{[]string{"x", "--format", "viz"}, "--format viz"},
 		{[]string{"--source", "::1", "x"}, `--source "::1"`},
 		{[]string{"--no-such-flag", "x"}, "no-such-flag"},
 		{[]string{"-6x", "x"}, "6x"},

@@ -64,6 +64,10 @@ type result struct {
 		PathIDs []int     `json:"path_ids"`
 	} `json:"unique_paths"`
 	Summary string `json:"summary"`
+	MDA     *struct {
+		Confidence float64 `json:"confidence"`
+		Complete   bool    `json:"complete"`
+	} `json:"mda"`
 }
 
 type runOutput struct {
@@ -139,16 +143,21 @@ func TestLabTopologies(t *testing.T) {
 	lab.RequireRoot(t)
 	for _, tc := range []struct {
 		topo  string
-		paths int
+		paths string
 	}{
-		{"line", 4},
-		{"diamond4", 16},
-		{"unequal", 16},
+		{"line", "4"},
+		{"diamond4", "16"},
+		{"unequal", "16"},
+		// --paths auto (the default): the MDA rule decides how many.
+		{"diamond4", "auto"},
+		{"unequal", "auto"},
+		{"nested", "auto"},
+		{"diamond8", "auto"},
 	} {
-		t.Run(tc.topo, func(t *testing.T) {
+		t.Run(tc.topo+"/"+tc.paths, func(t *testing.T) {
 			t.Parallel()
 			l := lab.Up(t, tc.topo)
-			out := traceIn(t, l, "--paths", strconv.Itoa(tc.paths), "--format", "json", "--wait", "0.5", lab.Destination)
+			out := traceIn(t, l, "--paths", tc.paths, "--format", "json", "--wait", "0.5", lab.Destination)
 			if out.code != exitOK {
 				t.Fatalf("exit %d, stderr:\n%s", out.code, out.stderr)
 			}
@@ -161,8 +170,23 @@ func TestLabTopologies(t *testing.T) {
 			if got := pathSet(r); !slices.Equal(got, want) {
 				t.Fatalf("distinct paths\n got %q\nwant %q", got, want)
 			}
-			if len(r.Flows) != tc.paths {
-				t.Fatalf("%d flows, want %d", len(r.Flows), tc.paths)
+			paths := len(r.Flows)
+			if tc.paths != "auto" && strconv.Itoa(paths) != tc.paths {
+				t.Fatalf("%d flows, want %s", paths, tc.paths)
+			}
+			if tc.paths == "auto" {
+				if r.MDA == nil || !r.MDA.Complete || r.MDA.Confidence != 95 {
+					t.Errorf("mda = %+v, want complete at 95%%", r.MDA)
+				}
+				// Node control: every vertex with k next hops had n_k flows
+				// through it (k=1: 6 at 95%), so every distinct path's
+				// middle hops were taken by at least... each branch vertex
+				// has one successor and needs 6 flows.
+				for _, u := range r.UniquePaths {
+					if len(u.PathIDs) < 6 && len(want) > 1 {
+						t.Errorf("path %v taken by %d flows: node control wants 6", u.Hops, len(u.PathIDs))
+					}
+				}
 			}
 			for _, f := range r.Flows {
 				if !f.Reached || f.ReachedTTL != len(f.Hops) {
@@ -177,9 +201,9 @@ func TestLabTopologies(t *testing.T) {
 					}
 				}
 			}
-			wantSummary := strconv.Itoa(len(want)) + " distinct paths among " + strconv.Itoa(tc.paths) + " path IDs"
+			wantSummary := strconv.Itoa(len(want)) + " distinct paths among " + strconv.Itoa(paths) + " path IDs"
 			if len(want) == 1 {
-				wantSummary = "1 distinct path among " + strconv.Itoa(tc.paths) + " path IDs"
+				wantSummary = "1 distinct path among " + strconv.Itoa(paths) + " path IDs"
 			}
 			if r.Summary != wantSummary {
 				t.Errorf("summary %q, want %q", r.Summary, wantSummary)
@@ -196,13 +220,13 @@ func TestLabTopologies(t *testing.T) {
 
 			// The table formats show the same paths and the summary line.
 			for _, format := range []string{"vert", "horiz"} {
-				out := traceIn(t, l, "--paths", strconv.Itoa(tc.paths), "--format", format, "--dedup", lab.Destination)
+				out := traceIn(t, l, "--paths", tc.paths, "--format", format, "--dedup", lab.Destination)
 				if out.code != exitOK {
 					t.Fatalf("%s: exit %d: %s", format, out.code, out.stderr)
 				}
 				lines := strings.Split(strings.TrimSpace(out.stdout), "\n")
-				if last := lines[len(lines)-1]; last != wantSummary {
-					t.Errorf("%s: last line %q, want %q", format, last, wantSummary)
+				if last := lines[len(lines)-1]; !strings.HasPrefix(last, strconv.Itoa(len(want))+" distinct path") {
+					t.Errorf("%s: last line %q, want the summary of %d paths", format, last, len(want))
 				}
 				for _, p := range l.ExpectedPaths() {
 					for _, hop := range p {

@@ -73,11 +73,16 @@ func permuteArgs(app *cli.App, args []string) []string {
 			takesValue[n] = !isBool
 		}
 	}
-	// A subcommand keeps its own arguments untouched.
+	// A subcommand's arguments are permuted the same way with its own
+	// flags (`diff a.jsonl b.jsonl --format json`), unless it has
+	// subcommands of its own or parses its arguments itself.
 	for _, c := range app.Commands {
 		for _, n := range c.Names() {
 			if args[1] == n {
-				return args
+				if len(c.Subcommands) > 0 || c.SkipFlagParsing {
+					return args
+				}
+				return append([]string{args[0]}, permuteArgs(&cli.App{Flags: c.Flags}, args[1:])...)
 			}
 		}
 	}

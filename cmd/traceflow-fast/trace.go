@@ -92,7 +92,7 @@ func trace(parent context.Context, o *options) error {
 		Src:         src,
 		BaseSrcPort: uint16(o.srcPort),
 		DstPort:     uint16(o.dstPort),
-		Paths:       o.paths,
+		Paths:       o.maxPaths,
 		Tag:         tag,
 		TOS:         uint8(o.tos),
 		Epoch:       time.Now(),
@@ -106,7 +106,7 @@ func trace(parent context.Context, o *options) error {
 	filter, err := bpf.LoadFilter(bpf.Match{
 		Src:        src,
 		SrcPortMin: spec.BaseSrcPort + 1,
-		SrcPortMax: spec.BaseSrcPort + uint16(o.paths),
+		SrcPortMax: spec.BaseSrcPort + uint16(o.maxPaths),
 		DstPort:    spec.DstPort,
 		Tag:        tag,
 	})
@@ -125,6 +125,18 @@ func trace(parent context.Context, o *options) error {
 		return fail(err)
 	}
 	defer conn.Close()
+
+	// --pcap: every probe as it is sent, every packet the filter passed.
+	var pcapw *capture.PcapWriter
+	if o.pcap != "" {
+		if pcapw, err = capture.CreatePcap(o.pcap); err != nil {
+			return fail(fmt.Errorf("--pcap: %w", err))
+		}
+		defer pcapw.Close()
+	}
+	if o.format == "atlas" {
+		o.replies = new(analysis.ReplyDetails)
+	}
 
 	senders := make([]*probe.Sender, len(targets))
 	byRoute := map[string]*probe.Sender{}
@@ -150,7 +162,7 @@ func trace(parent context.Context, o *options) error {
 	collectors := make([]*analysis.Collector, len(targets))
 	for i, t := range targets {
 		dsts[i] = t.addr
-		collectors[i] = analysis.NewCollector(t.addr, t.name, src, o.paths, o.maxTTL, spec.BaseSrcPort, spec.DstPort)
+		collectors[i] = analysis.NewCollector(t.addr, t.name, src, o.maxPaths, o.maxTTL, spec.BaseSrcPort, spec.DstPort)
 	}
 
 	// The receive loop: decode, match, hand over.
@@ -168,10 +180,16 @@ func trace(parent context.Context, o *options) error {
 		var a probe.Answer
 		handle := func(pkt []byte, ts time.Time) {
 			received++
+			if pcapw != nil {
+				pcapw.WritePacket(ts, pkt) // an error sticks: Close reports it
+			}
 			if !matcher.Match(pkt, ts, &r, &a) {
 				unmatched++
 				o.logger.Debug("unmatched packet", "len", len(pkt))
 				return
+			}
+			if o.replies != nil {
+				o.replies.Record(int(a.Dst), int(a.Path), int(a.TTL), analysis.ReplyDetail{TTL: r.ReplyTTL, QuotedTTL: r.QTTL, Len: len(pkt)})
 			}
 			select {
 			case answers <- a:
@@ -191,32 +209,60 @@ func trace(parent context.Context, o *options) error {
 	}()
 
 	o.logger.Info("tracing", "destinations", len(targets), "source", src, "iface", routes[0].IfName,
-		"paths", o.paths, "ttl", fmt.Sprintf("%d..%d", o.firstTTL, o.maxTTL), "srcports", fmt.Sprintf("%d..%d", o.srcPort+1, o.srcPort+o.paths), "dstport", o.dstPort, "tag", tag)
+		"paths", o.paths, "ttl", fmt.Sprintf("%d..%d", o.firstTTL, o.maxTTL), "srcports", fmt.Sprintf("%d..%d", o.srcPort+1, o.srcPort+o.maxPaths), "auto", o.auto, "dstport", o.dstPort, "tag", tag)
 	start := time.Now()
 	runner := &probe.Runner{
 		Spec: spec,
 		Schedule: probe.Schedule{
-			Paths: o.paths, FirstTTL: o.firstTTL, MaxTTL: o.maxTTL,
+			Paths: o.paths, MaxPaths: o.maxPaths, FirstTTL: o.firstTTL, MaxTTL: o.maxTTL,
 			GapLimit: o.gapLimit, Timeout: o.wait, Retries: o.retries,
 		},
 		Dsts: dsts,
 		Send: func(dst int, pkts [][]byte) error {
+			if pcapw != nil {
+				// Stamped when handed to the socket, just after encoding.
+				pcapw.WritePackets(time.Now(), pkts)
+			}
 			_, err := senders[dst].Send(pkts)
 			return err
 		},
-		Answers: answers,
-		OnSent:  func(p probe.ProbeRef) { collectors[p.Dst].Sent(int(p.Path), int(p.TTL)) },
+		Answers:  answers,
+		OnSent:   func(p probe.ProbeRef) { collectors[p.Dst].Sent(int(p.Path), int(p.TTL)) },
+		OnRepeat: func(a probe.Answer) { collectors[a.Dst].Observe(int(a.Path), int(a.TTL), a.From) },
 		OnAnswer: func(a probe.Answer) {
 			reached := a.Reached(dsts[a.Dst])
 			collectors[a.Dst].Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, reached)
 			o.logger.Debug("reply", "dst", dsts[a.Dst], "path", a.Path, "ttl", a.TTL, "from", a.From, "type", a.Type, "code", a.Code, "rtt", a.RTT)
 		},
 	}
+	// --paths auto: when a destination's path IDs are done, the MDA rule
+	// says whether more are needed.
+	complete := make([]bool, len(targets))
+	if o.auto {
+		runner.More = func(d int) (add, horizon int) {
+			tr := collectors[d].Trace(start, time.Now(), false)
+			used := len(tr.Flows)
+			need := analysis.FlowsNeeded(tr, o.confidence)
+			complete[d] = need <= used
+			for _, f := range tr.Flows {
+				horizon = max(horizon, f.ReachedTTL)
+			}
+			add = min(need, o.maxPaths) - used
+			o.logger.Debug("mda round", "dst", dsts[d], "path_ids", used, "needed", need, "adding", max(add, 0))
+			return add, horizon
+		}
+	}
 	runErr := runner.Run(ctx)
 	end := time.Now()
 	close(quit)
 	conn.Close()
 	<-recvDone
+	var pcapErr error
+	if pcapw != nil {
+		if err := pcapw.Close(); err != nil {
+			pcapErr = fmt.Errorf("--pcap %s: %w", o.pcap, err)
+		}
+	}
 
 	interrupted := runErr != nil && ctx.Err() != nil
 	if runErr != nil && !interrupted {
@@ -226,14 +272,26 @@ func trace(parent context.Context, o *options) error {
 	unreached := 0
 	for i, c := range collectors {
 		traces[i] = c.Trace(start, end, interrupted)
+		if o.auto {
+			traces[i].MDA = &analysis.MDA{Confidence: o.confidence, MaxPaths: o.maxPaths, Complete: complete[i] && !interrupted}
+		}
 		if !reachedAny(traces[i]) {
 			unreached++
 		}
 	}
 	o.logger.Info("done", "probes", runner.Sent(), "replies", countReplies(traces),
 		"received", received, "unmatched", unmatched, "duration", end.Sub(start).Round(time.Microsecond))
+	o.annotate.apply(ctx, traces)
 	if err := writeResults(o, traces); err != nil {
 		return fail(err)
+	}
+	if pcapErr != nil {
+		return fail(pcapErr)
+	}
+	if !interrupted {
+		if err := o.expect.check(traces, o.stderr); err != nil {
+			return err
+		}
 	}
 	switch {
 	case interrupted:
@@ -265,12 +323,19 @@ func countReplies(ts []*analysis.Trace) int {
 // or atomically to --output (a crash never leaves half a file).
 func writeResults(o *options, traces []*analysis.Trace) error {
 	write := func(w io.Writer) error {
+		if o.format == "viz" {
+			return writeViz(w, traces)
+		}
 		opts := analysis.Options{Dedup: o.dedup}
 		for i, t := range traces {
 			var err error
 			switch o.format {
 			case "json":
 				err = analysis.WriteJSON(w, t, opts)
+			case "dot":
+				err = analysis.WriteDOT(w, t, opts)
+			case "atlas":
+				err = analysis.WriteAtlas(w, t, analysis.AtlasOptions{Reply: o.replies.For(i)})
 			case "horiz":
 				if i > 0 {
 					fmt.Fprintln(w)
@@ -287,6 +352,9 @@ func writeResults(o *options, traces []*analysis.Trace) error {
 			}
 		}
 		return nil
+	}
+	if o.format == "viz" && o.output == "" {
+		return serveViz(o, traces)
 	}
 	if o.output == "" || o.output == "-" {
 		return write(o.stdout)
