@@ -155,10 +155,16 @@ func (e *Engine) Ready(now time.Time, out []ProbeRef, max int) []ProbeRef {
 	for len(e.retry) > 0 && len(out) < max {
 		idx := e.retry[len(e.retry)-1]
 		e.retry = e.retry[:len(e.retry)-1]
+		ps := &e.probes[idx]
+		if ps.state != stUnsent {
+			continue // a late reply to the earlier send answered it
+		}
 		r := e.ref(int(idx))
 		p := &e.paths[e.pathIndex(int(r.Dst), int(r.Path))]
 		if p.done || int(r.TTL) > p.limit {
-			continue // the destination turned out closer
+			ps.state = stSilent // no longer needed: the destination turned out closer
+			e.settle(int(r.Dst), int(r.Path))
+			continue
 		}
 		out = append(out, r)
 		e.mark(int(idx), p, now)
@@ -209,6 +215,12 @@ func (e *Engine) Answer(dst, path, ttl int, reached, stop bool) bool {
 		p.inFlight--
 	case stSilent:
 		// a late reply after the probe timed out still counts
+	case stUnsent:
+		if ps.attempts == 0 {
+			return false // never sent
+		}
+		// a late reply to a send whose retry is still queued: it counts,
+		// and Ready drops the retry
 	default:
 		return false
 	}
@@ -255,6 +267,19 @@ func (e *Engine) Expire(now time.Time) time.Time {
 		e.queue = e.queue[:n]
 		e.head = 0
 	}
+	for i := e.head; i < len(e.queue); i++ {
+		t := e.queue[i]
+		ps := &e.probes[t.idx]
+		if ps.state == stInFlight && ps.sentAt.Add(e.s.Timeout).Equal(t.expiry) {
+			return t.expiry
+		}
+	}
+	return time.Time{}
+}
+
+// NextExpiry returns when the earliest probe in flight times out, zero when
+// none is. Unlike Expire it changes nothing.
+func (e *Engine) NextExpiry() time.Time {
 	for i := e.head; i < len(e.queue); i++ {
 		t := e.queue[i]
 		ps := &e.probes[t.idx]

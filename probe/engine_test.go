@@ -323,3 +323,57 @@ func TestEngineMoreAddsPathIDs(t *testing.T) {
 		t.Error("path beyond MaxPaths probed")
 	}
 }
+
+// A reply to the first send of a probe whose retry is queued counts, and
+// the retry is then not sent.
+func TestEngineLateReplyCancelsQueuedRetry(t *testing.T) {
+	e := NewEngine(Schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: 10 * time.Millisecond, Retries: 1}, 1)
+	t0 := time.Unix(0, 0)
+	if refs := e.Ready(t0, nil, 10); len(refs) != 1 {
+		t.Fatalf("sent %d probes, want 1", len(refs))
+	}
+	e.Expire(t0.Add(20 * time.Millisecond)) // times out: retry queued
+	if !e.Answer(0, 1, 1, true, false) {
+		t.Fatal("late reply to the first send rejected")
+	}
+	if refs := e.Ready(t0.Add(21*time.Millisecond), nil, 10); len(refs) != 0 {
+		t.Errorf("retry sent after the probe was answered: %v", refs)
+	}
+	e.Resolve()
+	if !e.Done() {
+		t.Error("engine not done after the only probe was answered")
+	}
+	if e.NextExpiry() != (time.Time{}) {
+		t.Error("an expiry remains with nothing in flight")
+	}
+}
+
+// The runner must not stall when probes time out while it is busy: a clock
+// that advances on every call makes every window race with its expiry.
+func TestRunnerAdvancingClockNeverStalls(t *testing.T) {
+	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 16, Tag: 5}
+	var clock time.Time = time.Unix(100, 0)
+	spec.Epoch = clock
+	sent := 0
+	run := &Runner{
+		Spec:     spec,
+		Schedule: Schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: 2 * time.Millisecond, Retries: 1},
+		Dsts:     []netip.Addr{netip.MustParseAddr("198.51.100.1")},
+		Answers:  make(chan Answer), // nothing ever answers
+		Send:     func(int, [][]byte) error { return nil },
+		OnSent:   func(ProbeRef) { sent++ },
+		Now: func() time.Time {
+			clock = clock.Add(50 * time.Microsecond)
+			return clock
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := run.Run(ctx); err != nil {
+		t.Fatalf("run did not finish: %v", err)
+	}
+	// Every path sends GapLimit TTLs, each once more after its timeout.
+	if sent != 16*5*2 || run.Sent() != sent {
+		t.Errorf("sent %d probes (engine %d), want %d", sent, run.Sent(), 16*5*2)
+	}
+}

@@ -157,7 +157,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if e.Done() {
 			return nil
 		}
-		next := e.Expire(now())
+		next := e.NextExpiry()
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(next.Sub(now()), 0)
@@ -203,9 +203,6 @@ func (r *Runner) answer(e *Engine, a Answer) {
 func (r *Runner) sendBatch(refs []ProbeRef, bufs [][]byte, byDst [][]byte, t time.Time) error {
 	for i, p := range refs {
 		r.Spec.Encode(bufs[i], r.Dsts[p.Dst], int(p.Path), int(p.TTL), t)
-		if r.OnSent != nil {
-			r.OnSent(p)
-		}
 	}
 	for start := 0; start < len(refs); {
 		d := refs[start].Dst
@@ -217,6 +214,11 @@ func (r *Runner) sendBatch(refs []ProbeRef, bufs [][]byte, byDst [][]byte, t tim
 		}
 		if err := r.Send(int(d), byDst); err != nil {
 			return err
+		}
+		if r.OnSent != nil {
+			for _, p := range refs[start:end] {
+				r.OnSent(p)
+			}
 		}
 		start = end
 	}

@@ -257,6 +257,18 @@ func trace(parent context.Context, o *options) error {
 	close(quit)
 	conn.Close()
 	<-recvDone
+	// Replies still queued (late ones, repeats) are measurements too.
+	for drained := false; !drained; {
+		select {
+		case a := <-answers:
+			c := collectors[a.Dst]
+			if !c.Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, a.Reached(dsts[a.Dst])) {
+				c.Observe(int(a.Path), int(a.TTL), a.From)
+			}
+		default:
+			drained = true
+		}
+	}
 	var pcapErr error
 	if pcapw != nil {
 		if err := pcapw.Close(); err != nil {
@@ -265,8 +277,12 @@ func trace(parent context.Context, o *options) error {
 	}
 
 	interrupted := runErr != nil && ctx.Err() != nil
+	// A send error ends the run, but what was measured until then is
+	// still written (as partial) before the error is reported.
+	var sendErr error
 	if runErr != nil && !interrupted {
-		return fail(fmt.Errorf("sending probes: %w", runErr))
+		sendErr = fmt.Errorf("sending probes: %w (the results written are partial)", runErr)
+		interrupted = true
 	}
 	traces := make([]*analysis.Trace, len(targets))
 	unreached := 0
@@ -281,9 +297,12 @@ func trace(parent context.Context, o *options) error {
 	}
 	o.logger.Info("done", "probes", runner.Sent(), "replies", countReplies(traces),
 		"received", received, "unmatched", unmatched, "duration", end.Sub(start).Round(time.Microsecond))
-	o.annotate.apply(ctx, traces)
+	o.annotate.apply(context.WithoutCancel(ctx), traces)
 	if err := writeResults(o, traces); err != nil {
 		return fail(err)
+	}
+	if sendErr != nil {
+		return fail(sendErr)
 	}
 	if pcapErr != nil {
 		return fail(pcapErr)
