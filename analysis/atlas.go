@@ -31,7 +31,8 @@ import (
 // unreachable other than port unreachable, the normal end of a UDP
 // traceroute: "N", "H", "P", "A" or the code as a number). "size" and "ttl" need the
 // reply itself (AtlasOptions.Reply) and are left out without it. A silent
-// hop is {"x": "*"}.
+// hop is {"x": "*"}. A reply from an address of a known AS or IXP has a
+// "traceflow" object with its "asn" and "ixp" (each only when known).
 type atlasRecord struct {
 	Fw        int            `json:"fw"`
 	Lts       int            `json:"lts"`
@@ -66,6 +67,16 @@ type atlasReply struct {
 	TTL  *int    `json:"ttl,omitempty"`
 	ITTL int     `json:"ittl,omitempty"`
 	Err  any     `json:"err,omitempty"`
+	// Traceflow is what traceflow-fast knows of the replying address
+	// beyond the Atlas fields; absent when nothing is known.
+	Traceflow *atlasReplyTraceflow `json:"traceflow,omitempty"`
+}
+
+// atlasReplyTraceflow is the "traceflow" object of a reply: the AS and the
+// IXP of its address (--asn-db, --ixp-db), each only when known.
+type atlasReplyTraceflow struct {
+	ASN uint32 `json:"asn,omitempty"`
+	IXP string `json:"ixp,omitempty"`
 }
 
 // atlasTraceflow holds what traceflow-fast knows beyond the Atlas fields.
@@ -209,6 +220,9 @@ func atlasReplyOf(f *Flow, h *Hop, ttl int, opts AtlasOptions) atlasReply {
 	}
 	if h.ICMPType == icmpUnreachable {
 		r.Err = atlasErr(h.ICMPCode)
+	}
+	if h.ASN != 0 || h.IXP != "" {
+		r.Traceflow = &atlasReplyTraceflow{ASN: h.ASN, IXP: h.IXP}
 	}
 	return r
 }

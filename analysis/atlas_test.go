@@ -142,6 +142,10 @@ func checkAtlasTraceroute(rec map[string]any) []string {
 			for k := range r {
 				switch k {
 				case "from", "rtt", "size", "ttl", "ittl", "err", "itos", "late", "mtu", "edst", "icmpext", "flags", "dup":
+				case "traceflow": // tool-specific, as on the record
+					if tf, ok := r[k].(map[string]any); !ok || len(tf) == 0 {
+						bad("hop %v reply %d: traceflow %v, want a non-empty object", h["hop"], j, r[k])
+					}
 				default:
 					bad("hop %v reply %d: field %q", h["hop"], j, k)
 				}
@@ -262,6 +266,61 @@ func TestWriteAtlasWithoutReplyDetails(t *testing.T) {
 		}
 		if b2.String() != b.String() {
 			t.Errorf("from JSON:\n%s\ndirect:\n%s", b2.String(), b.String())
+		}
+	}
+}
+
+// TestWriteAtlasASN checks the "traceflow" object of the replies: the AS
+// and the IXP of the replying address, only when known.
+func TestWriteAtlasASN(t *testing.T) {
+	tr := atlasTrace()
+	tr.HasASN = true
+	for i := range tr.Flows {
+		for j := range tr.Flows[i].Hops {
+			h := &tr.Flows[i].Hops[j]
+			switch h.Addr.String() {
+			case "10.0.0.1":
+				h.ASN = 64500
+			case "10.1.1.1":
+				h.ASN, h.IXP = 64501, "LAB-IX"
+			case "10.2.0.1":
+				h.IXP = "ONLY-IX"
+			}
+		}
+	}
+	var b bytes.Buffer
+	reply := func(p, ttl int) (ReplyDetail, bool) {
+		return ReplyDetail{TTL: uint8(65 - ttl), QuotedTTL: 1, Len: 58}, true
+	}
+	if err := WriteAtlas(&b, tr, AtlasOptions{Reply: reply}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	for i, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		for _, e := range checkAtlasTraceroute(rec) {
+			t.Errorf("line %d: %s", i+1, e)
+		}
+	}
+	w := `"result":[{"hop":1,"result":[{"from":"10.0.0.1","rtt":1.001,"size":30,"ttl":64,"traceflow":{"asn":64500}}]},` +
+		`{"hop":2,"result":[{"from":"10.1.1.1","rtt":2.001,"size":30,"ttl":63,"traceflow":{"asn":64501,"ixp":"LAB-IX"}}]},` +
+		`{"hop":3,"result":[{"from":"10.2.0.1","rtt":3.001,"size":30,"ttl":62,"traceflow":{"ixp":"ONLY-IX"}}]},` +
+		`{"hop":4,"result":[{"from":"10.99.0.1","rtt":4.001,"size":30,"ttl":61}]}]`
+	if !strings.Contains(lines[0], w) {
+		t.Errorf("line 1:\n%s\nlacks\n%s", lines[0], w)
+	}
+	if !strings.Contains(lines[1], `{"hop":2,"result":[{"x":"*"}]}`) {
+		t.Errorf("silent hop with an AS object:\n%s", lines[1])
+	}
+	// The checker rejects an empty or non-object "traceflow" on a reply.
+	for _, bad := range []string{`{}`, `64500`} {
+		var rec map[string]any
+		mustUnmarshal(t, []byte(strings.Replace(lines[0], `{"asn":64500}`, bad, 1)), &rec)
+		if len(checkAtlasTraceroute(rec)) == 0 {
+			t.Errorf("checker accepts a reply traceflow of %s", bad)
 		}
 	}
 }

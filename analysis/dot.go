@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,10 @@ const dotEdgeLabelMax = 24
 //     two silent hops are the same router;
 //   - an edge per link the flows took, labelled with their path IDs (or
 //     their count when the list is long), thicker the more flows took it;
-//   - when the destination never answered, a dashed node for it, apart.
+//   - when the destination never answered, a dashed node for it, apart;
+//   - with an AS table (Hop.ASN), the AS of each node on a line of its
+//     label ("AS64501", with the IXP when known), and the nodes of one AS
+//     filled with one colour of dotASPalette.
 //
 // Each call writes one digraph; several destinations make several digraphs
 // in one file, which `dot -Tsvg -O` renders one file each.
@@ -60,6 +64,7 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 	// The source and the nodes, one rank per TTL.
 	b.WriteString("\tsource [shape=ellipse, label=" + dotQuote(addrText(t.Source)) + ", tooltip=\"source\"];\n")
 	b.WriteString("\t{ rank=same; ttl_0; source; }\n")
+	fills := dotASFills(g)
 	reached := false
 	for i := 0; i < len(g.Nodes); {
 		ttl := g.Nodes[i].TTL
@@ -75,7 +80,7 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 		for k := i; k < j; k++ {
 			n := &g.Nodes[k]
 			reached = reached || n.Destination
-			b.WriteString("\t" + dotNodeID(n.ID) + " [" + dotNodeAttrs(n) + "];\n")
+			b.WriteString("\t" + dotNodeID(n.ID) + " [" + dotNodeAttrs(n, fills[n.ASN]) + "];\n")
 		}
 		i = j
 	}
@@ -111,7 +116,42 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 
 func dotNodeID(n NodeID) string { return "n" + strconv.Itoa(int(n)) }
 
-func dotNodeAttrs(n *Node) string {
+// dotASPalette are the fill colours of the ASes, light enough for black
+// text, given in AS number order (and reused past the last).
+var dotASPalette = []string{"#bbdefb", "#ffe0b2", "#e1bee7", "#fff9c4", "#b2dfdb", "#f8bbd0", "#d7ccc8", "#c5cae9", "#dcedc8", "#cfd8dc"}
+
+// dotASFills returns the fill colour of each AS of g's nodes.
+func dotASFills(g *Graph) map[uint32]string {
+	var asns []uint32
+	for i := range g.Nodes {
+		if a := g.Nodes[i].ASN; a != 0 && !slices.Contains(asns, a) {
+			asns = append(asns, a)
+		}
+	}
+	slices.Sort(asns)
+	fills := make(map[uint32]string, len(asns))
+	for i, a := range asns {
+		fills[a] = dotASPalette[i%len(dotASPalette)]
+	}
+	return fills
+}
+
+// dotASText is the AS line of a node's label: "AS64501", "AS64501, IX
+// LAB-IX", "IX LAB-IX" or "".
+func dotASText(n *Node) string {
+	var parts []string
+	if n.ASN != 0 {
+		parts = append(parts, "AS"+strconv.FormatUint(uint64(n.ASN), 10))
+	}
+	if n.IXP != "" {
+		parts = append(parts, "IX "+n.IXP)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// dotNodeAttrs returns the attributes of node n; fill is the colour of its
+// AS, "" when none.
+func dotNodeAttrs(n *Node, fill string) string {
 	ids := "path ID"
 	if len(n.PathIDs) != 1 {
 		ids = "path IDs"
@@ -124,13 +164,23 @@ func dotNodeAttrs(n *Node) string {
 	}
 	label := n.Addr.String() + "\n" + dotMillis(n.RTTAvg)
 	tip := n.Addr.String() + ", " + ttl + ", " + ids + ", RTT " + dotMillis(n.RTTMin) + " / " + dotMillis(n.RTTAvg) + " / " + dotMillis(n.RTTMax) + " (min / avg / max)"
+	if as := dotASText(n); as != "" {
+		label += "\n" + as
+		tip += ", " + as
+	}
 	var attrs []string
 	style := "rounded"
 	switch {
 	case n.Destination:
 		style += ",filled,bold"
-		attrs = append(attrs, "fillcolor=\"#c8e6c9\"", "color=\"#2e7d32\"", "penwidth=2")
+		if fill == "" {
+			fill = "#c8e6c9"
+		}
+		attrs = append(attrs, "fillcolor=\""+fill+"\"", "color=\"#2e7d32\"", "penwidth=2")
 		tip += ", destination"
+	case fill != "":
+		style += ",filled"
+		attrs = append(attrs, "fillcolor=\""+fill+"\"")
 	}
 	if n.Diverge || n.Converge {
 		attrs = append(attrs, "peripheries=2")

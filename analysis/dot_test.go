@@ -194,3 +194,63 @@ func TestDotQuote(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteDOTASN checks the AS line of the labels and the AS fill colours.
+func TestWriteDOTASN(t *testing.T) {
+	tr := dotTrace("dest.example")
+	tr.HasASN = true
+	asn := map[string]uint32{"10.0.0.1": 64500, "10.1.1.1": 64501, "10.1.2.1": 64501, "10.1.3.1": 64502, "10.99.0.1": 64510}
+	for i := range tr.Flows {
+		for j := range tr.Flows[i].Hops {
+			h := &tr.Flows[i].Hops[j]
+			h.ASN = asn[h.Addr.String()]
+			if h.Addr.String() == "10.1.2.1" {
+				h.IXP = "LAB-IX"
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteDOT(&b, tr, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	node := regexp.MustCompile(`label="([0-9.]+)\\n[0-9.]+ ms(?:\\n([^"]*))?", style="([^"]*)"(?:, fillcolor="([^"]*)")?`)
+	fill := map[string]string{} // address -> fill colour
+	for _, m := range node.FindAllStringSubmatch(out, -1) {
+		addr, line, style, colour := m[1], m[2], m[3], m[4]
+		want := ""
+		if a := asn[addr]; a != 0 {
+			want = fmt.Sprintf("AS%d", a)
+		}
+		if addr == "10.1.2.1" {
+			want += ", IX LAB-IX"
+		}
+		if line != want {
+			t.Errorf("%s: AS line %q, want %q", addr, line, want)
+		}
+		if (asn[addr] != 0) != strings.Contains(style, "filled") {
+			t.Errorf("%s: style %q", addr, style)
+		}
+		fill[addr] = colour
+	}
+	if len(fill) != 7 {
+		t.Fatalf("%d responding nodes found, want 7:\n%s", len(fill), out)
+	}
+	if fill["10.1.1.1"] == "" || fill["10.1.1.1"] != fill["10.1.2.1"] {
+		t.Errorf("AS64501 nodes filled %q and %q, want one colour", fill["10.1.1.1"], fill["10.1.2.1"])
+	}
+	colours := map[string]bool{}
+	for _, a := range []string{"10.0.0.1", "10.1.1.1", "10.1.3.1", "10.99.0.1"} {
+		colours[fill[a]] = true
+	}
+	if len(colours) != 4 || colours[""] {
+		t.Errorf("ASes share fill colours: %v", fill)
+	}
+	if fill["10.1.4.1"] != "" || fill["10.2.0.1"] != "" {
+		t.Errorf("nodes without an AS filled: %v", fill)
+	}
+	if !strings.Contains(out, `, AS64501, IX LAB-IX, paths`) && !strings.Contains(out, `, AS64501, IX LAB-IX"`) {
+		t.Errorf("no AS in the tooltip of 10.1.2.1:\n%s", out)
+	}
+	runDot(t, out)
+}

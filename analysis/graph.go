@@ -32,6 +32,10 @@ type Node struct {
 	// be any of the others, so it is no evidence of a branch.
 	Diverge, Converge      bool
 	RTTMin, RTTAvg, RTTMax time.Duration // over the probes answered by it; 0 when silent
+	// ASN and IXP are those of Addr, from the hops that make the node
+	// (Hop.ASN and Hop.IXP, --asn-db and --ixp-db): 0 and "" when unknown.
+	ASN uint32
+	IXP string
 }
 
 // Link joins the hops of one flow at consecutive TTLs.
@@ -162,6 +166,8 @@ func (b *graphBuilder) nodes() {
 		ttl    int
 		pathID int
 		aid    int32
+		asn    uint32
+		ixp    string
 	}
 	protos := make([]proto, 0, b.hops/4+8)
 	byKey := make(map[nodeKey]int32, b.hops/4+8)
@@ -193,6 +199,12 @@ func (b *graphBuilder) nodes() {
 				id = int32(len(protos))
 				byKey[k] = id
 				protos = append(protos, proto{addr: h.Addr, ttl: ttl, pathID: f.PathID, aid: a})
+			}
+			if p := &protos[id]; p.asn == 0 && h.ASN != 0 {
+				p.asn = h.ASN
+			}
+			if p := &protos[id]; p.ixp == "" && h.IXP != "" {
+				p.ixp = h.IXP
 			}
 			ids[i] = NodeID(id)
 		}
@@ -233,7 +245,7 @@ func (b *graphBuilder) nodes() {
 	count := make([]int, len(protos))
 	for id, old := range perm {
 		p := &protos[old]
-		g.Nodes[id] = Node{ID: NodeID(id), Addr: p.addr, TTL: p.ttl, Silent: p.aid < 0}
+		g.Nodes[id] = Node{ID: NodeID(id), Addr: p.addr, TTL: p.ttl, Silent: p.aid < 0, ASN: p.asn, IXP: p.ixp}
 		b.aid[id] = p.aid
 	}
 	for _, n := range flat {
@@ -686,6 +698,8 @@ type jsonNode struct {
 	Diverge     bool        `json:"diverge"`
 	Converge    bool        `json:"converge"`
 	RTTMS       *jsonRTT    `json:"rtt_ms"` // null when silent
+	ASN         uint32      `json:"asn,omitempty"`
+	IXP         string      `json:"ixp,omitempty"`
 }
 
 type jsonRTT struct {
@@ -760,6 +774,7 @@ func (g *Graph) toJSON() *jsonGraph {
 		jn := jsonNode{
 			ID: n.ID, TTL: n.TTL, Silent: n.Silent, PathIDs: n.PathIDs,
 			Destination: n.Destination, Diverge: n.Diverge, Converge: n.Converge,
+			ASN: n.ASN, IXP: n.IXP,
 		}
 		if !n.Silent {
 			jn.Addr = &n.Addr

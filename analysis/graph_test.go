@@ -526,3 +526,69 @@ func BenchmarkBuildGraph(b *testing.B) {
 	b.ReportMetric(float64(len(g.Nodes)), "nodes")
 	b.ReportMetric(float64(len(g.Diamonds)), "diamonds")
 }
+
+// TestGraphNodeASN checks that a node takes the AS and IXP of its address
+// from the hops that make it, and that the JSON graph carries them, only
+// when known.
+func TestGraphNodeASN(t *testing.T) {
+	tr := collect(t, labDiamond(8))
+	tr.HasASN = true
+	asn := map[string]uint32{"10.0.0.1": 64500, "10.1.1.2": 64501, "10.1.2.2": 64501, "10.1.3.2": 64502}
+	for i := range tr.Flows {
+		for j := range tr.Flows[i].Hops {
+			h := &tr.Flows[i].Hops[j]
+			a := h.Addr.String()
+			// 10.1.2.2 is known from the hops of the later flows alone.
+			if a == "10.1.2.2" && tr.Flows[i].PathID <= 4 {
+				continue
+			}
+			h.ASN = asn[a]
+			if a == "10.1.3.2" {
+				h.IXP = "LAB-IX"
+			}
+		}
+	}
+	g := BuildGraph(tr)
+	checkGraph(t, g)
+	for a, w := range asn {
+		n := nodeByAddr(t, g, a, map[bool]int{true: 1, false: 2}[a == "10.0.0.1"])
+		if n.ASN != w {
+			t.Errorf("%s: AS%d, want AS%d", a, n.ASN, w)
+		}
+		if (n.IXP == "LAB-IX") != (a == "10.1.3.2") {
+			t.Errorf("%s: IXP %q", a, n.IXP)
+		}
+	}
+	if n := nodeByAddr(t, g, "10.1.4.2", 2); n.ASN != 0 || n.IXP != "" {
+		t.Errorf("10.1.4.2: AS%d %q, want none", n.ASN, n.IXP)
+	}
+
+	var b bytes.Buffer
+	if err := WriteJSON(&b, tr, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var top struct {
+		Graph struct {
+			Nodes []map[string]json.RawMessage `json:"nodes"`
+		} `json:"graph"`
+	}
+	mustUnmarshal(t, b.Bytes(), &top)
+	seen := 0
+	for _, n := range top.Graph.Nodes {
+		var addr string
+		_ = json.Unmarshal(n["addr"], &addr)
+		w, known := asn[addr]
+		if got, ok := n["asn"]; ok != known || (known && string(got) != fmt.Sprint(w)) {
+			t.Errorf("node %s: asn %s, want %d", addr, got, w)
+		}
+		if got, ok := n["ixp"]; ok != (addr == "10.1.3.2") || (ok && string(got) != `"LAB-IX"`) {
+			t.Errorf("node %s: ixp %s", addr, got)
+		}
+		if known {
+			seen++
+		}
+	}
+	if seen != len(asn) {
+		t.Errorf("%d nodes with an AS, want %d", seen, len(asn))
+	}
+}

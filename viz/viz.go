@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -101,12 +100,15 @@ type Node struct {
 	Silent bool   `json:"silent,omitempty"`
 	// Destination, Diverge and Converge are set when the node is that
 	// towards at least one destination.
-	Destination bool   `json:"destination,omitempty"`
-	Diverge     bool   `json:"diverge,omitempty"`
-	Converge    bool   `json:"converge,omitempty"`
-	ASN         uint32 `json:"asn,omitempty"`
-	RTT         *RTT   `json:"rtt_ms,omitempty"`
-	Via         []Via  `json:"via,omitempty"`
+	Destination bool `json:"destination,omitempty"`
+	Diverge     bool `json:"diverge,omitempty"`
+	Converge    bool `json:"converge,omitempty"`
+	// ASN and IXP are the AS and the IXP of the address (--asn-db,
+	// --ixp-db), when known.
+	ASN uint32 `json:"asn,omitempty"`
+	IXP string `json:"ixp,omitempty"`
+	RTT *RTT   `json:"rtt_ms,omitempty"`
+	Via []Via  `json:"via,omitempty"`
 }
 
 // Via says at which TTL and for which path IDs a node was seen towards one
@@ -200,8 +202,6 @@ func Build(traces []*analysis.Trace) *Data {
 				pathOf[id] = k
 			}
 		}
-		asn := hopASNs(t)
-
 		g := graphs[di]
 		ids := make([]string, len(g.Nodes))
 		silent := 0
@@ -224,10 +224,11 @@ func Build(traces []*analysis.Trace) *Data {
 			n.Destination = n.Destination || gn.Destination
 			n.Diverge = n.Diverge || gn.Diverge
 			n.Converge = n.Converge || gn.Converge
-			if a := nodeASN(gn); a != 0 {
-				n.ASN = a
-			} else if a := asn[gn.Addr]; a != 0 && !n.Silent {
-				n.ASN = a
+			if !n.Silent && n.ASN == 0 {
+				n.ASN = gn.ASN
+			}
+			if !n.Silent && n.IXP == "" {
+				n.IXP = gn.IXP
 			}
 			v := Via{Dst: di, TTL: gn.TTL, PathIDs: slices.Clone(gn.PathIDs)}
 			if !n.Silent && gn.RTTMax > 0 {
@@ -372,44 +373,6 @@ func addrString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
-}
-
-// nodeASN returns the ASN field of a graph node, if the analysis package has
-// one. The field is read by reflection so that this package builds with and
-// without it.
-func nodeASN(n analysis.Node) uint32 { return asnField(reflect.ValueOf(n)) }
-
-// hopASNs returns the AS number of each hop address of t, from an ASN field
-// of analysis.Hop if there is one.
-func hopASNs(t *analysis.Trace) map[netip.Addr]uint32 {
-	out := map[netip.Addr]uint32{}
-	if _, ok := reflect.TypeFor[analysis.Hop]().FieldByName("ASN"); !ok {
-		return out
-	}
-	for _, f := range t.Flows {
-		for _, h := range f.Hops {
-			if a := asnField(reflect.ValueOf(h)); a != 0 && h.Addr.IsValid() {
-				out[h.Addr] = a
-			}
-		}
-	}
-	return out
-}
-
-func asnField(v reflect.Value) uint32 {
-	f := v.FieldByName("ASN")
-	if !f.IsValid() {
-		return 0
-	}
-	switch f.Kind() {
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return uint32(f.Uint())
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		if f.Int() > 0 {
-			return uint32(f.Int())
-		}
-	}
-	return 0
 }
 
 //go:embed page.html

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -285,34 +284,66 @@ func TestBuildSameAddressAtTwoTTLs(t *testing.T) {
 	}
 }
 
-func TestASNField(t *testing.T) {
-	if got := asnField(reflect.ValueOf(struct{ ASN uint32 }{64500})); got != 64500 {
-		t.Errorf("uint32 ASN: %d", got)
-	}
-	if got := asnField(reflect.ValueOf(struct{ ASN int }{-1})); got != 0 {
-		t.Errorf("negative ASN: %d", got)
-	}
-	if got := asnField(reflect.ValueOf(struct{ X int }{7})); got != 0 {
-		t.Errorf("no ASN field: %d", got)
-	}
-
-	// The AS of a hop (analysis.Hop.ASN, from --asn-db) reaches its node.
+// TestBuildASN checks that the AS and IXP of a hop (analysis.Hop.ASN and
+// IXP, from --asn-db and --ixp-db) reach its node, the data, and the page
+// that colours the nodes by AS.
+func TestBuildASN(t *testing.T) {
 	tr := diamondTrace()
+	tr.HasASN = true
 	for i := range tr.Flows {
-		h := reflect.ValueOf(&tr.Flows[i].Hops[1]).Elem().FieldByName("ASN")
-		if !h.IsValid() {
-			t.Skip("analysis.Hop has no ASN field")
+		tr.Flows[i].Hops[1].ASN = uint32(64500 + i%4)
+		if i%4 == 2 {
+			tr.Flows[i].Hops[1].IXP = "LAB-IX"
 		}
-		h.SetUint(64500 + uint64(i%4))
 	}
 	d := Build([]*analysis.Trace{tr})
 	for b, mid := range diamondMiddle {
-		if n := node(t, d, mid); n.ASN != uint32(64500+b) {
+		n := node(t, d, mid)
+		if n.ASN != uint32(64500+b) {
 			t.Errorf("%s: AS %d, want %d", mid, n.ASN, 64500+b)
 		}
+		if (n.IXP == "LAB-IX") != (b == 2) {
+			t.Errorf("%s: IXP %q", mid, n.IXP)
+		}
 	}
-	if n := node(t, d, "10.0.0.1"); n.ASN != 0 {
-		t.Errorf("r1 has AS %d", n.ASN)
+	if n := node(t, d, "10.0.0.1"); n.ASN != 0 || n.IXP != "" {
+		t.Errorf("r1 has AS %d, IXP %q", n.ASN, n.IXP)
+	}
+	js, err := d.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Nodes []map[string]any `json:"nodes"`
+	}
+	if err := json.Unmarshal(js, &back); err != nil {
+		t.Fatal(err)
+	}
+	withAS := 0
+	for _, n := range back.Nodes {
+		if a, ok := n["asn"]; ok {
+			withAS++
+			if a.(float64) < 64500 || a.(float64) > 64503 {
+				t.Errorf("node %v: asn %v", n["id"], a)
+			}
+		}
+		if _, ok := n["ixp"]; ok && n["asn"] != 64502.0 {
+			t.Errorf("node %v: ixp %v", n["id"], n["ixp"])
+		}
+	}
+	if withAS != len(diamondMiddle) {
+		t.Errorf("%d nodes with an asn, want %d:\n%s", withAS, len(diamondMiddle), js)
+	}
+	// The page fills the nodes by AS, lists the ASes in the legend and
+	// names AS and IXP in the tooltip.
+	page, err := render(d, fakeLib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"if (n.asn && asColor(n.asn)) bg = asColor(n.asn);", "'AS' + a", "'   AS' + n.asn", "'   IXP ' + n.ixp", `"asn":64502,"ixp":"LAB-IX"`} {
+		if !bytes.Contains(page, []byte(w)) {
+			t.Errorf("page lacks %q", w)
+		}
 	}
 }
 

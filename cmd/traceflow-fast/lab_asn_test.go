@@ -90,6 +90,64 @@ func TestLabASN(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", w, out.stdout)
 		}
 	}
+
+	// DOT: an AS line in the labels, the IXP beside the AS of a4.
+	out = traceIn(t, l, "--paths", "32", "--format", "dot", "--wait", "0.5",
+		"--asn-db", "testdata/lab-asn.pfx2as", "--ixp-db", "testdata/lab-ixp.txt", lab.Destination)
+	if out.code != exitOK {
+		t.Fatalf("dot: exit %d: %s", out.code, out.stderr)
+	}
+	for _, w := range []string{`label="10.0.0.1\n`, `\nAS64500"`, `\nAS64501"`, `\nAS64502"`, `\nAS64510"`, `\nAS64501, IX LAB-IX"`, `fillcolor=`} {
+		if !strings.Contains(out.stdout, w) {
+			t.Errorf("dot lacks %q:\n%s", w, out.stdout)
+		}
+	}
+
+	// Atlas: the AS under "traceflow" in each reply.
+	out = traceIn(t, l, "--paths", "32", "--format", "atlas", "--wait", "0.5",
+		"--asn-db", "testdata/lab-asn.pfx2as", "--ixp-db", "testdata/lab-ixp.txt", lab.Destination)
+	if out.code != exitOK {
+		t.Fatalf("atlas: exit %d: %s", out.code, out.stderr)
+	}
+	type atlasReply struct {
+		From      string `json:"from"`
+		Traceflow *struct {
+			ASN uint32 `json:"asn"`
+			IXP string `json:"ixp"`
+		} `json:"traceflow"`
+	}
+	var records, replies int
+	for line := range strings.SplitSeq(strings.TrimSpace(out.stdout), "\n") {
+		var rec struct {
+			Result []struct {
+				Result []atlasReply `json:"result"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("atlas line %q: %v", line, err)
+		}
+		records++
+		for _, h := range rec.Result {
+			for _, r := range h.Result {
+				if r.From == "" {
+					continue
+				}
+				replies++
+				w, ok := wantASN[r.From]
+				if !ok {
+					continue
+				}
+				if r.Traceflow == nil || r.Traceflow.ASN != w {
+					t.Errorf("atlas reply from %s: traceflow %+v, want AS%d", r.From, r.Traceflow, w)
+				} else if (r.Traceflow.IXP == "LAB-IX") != (r.From == "10.1.4.2") {
+					t.Errorf("atlas reply from %s: ixp %q", r.From, r.Traceflow.IXP)
+				}
+			}
+		}
+	}
+	if records != 32 || replies == 0 {
+		t.Errorf("atlas: %d records, %d replies; want 32 records", records, replies)
+	}
 }
 
 // TestLabRDNS runs a DNS server inside the prober's namespace, on its
