@@ -45,20 +45,10 @@ func TestMain(m *testing.M) {
 // result is the part of a JSON line the lab tests check, decoded here
 // independently of the analysis package.
 type result struct {
-	Destination string `json:"destination"`
-	ProbesSent  int    `json:"probes_sent"`
-	Replies     int    `json:"replies"`
-	Flows       []struct {
-		PathID     int  `json:"path_id"`
-		SrcPort    int  `json:"src_port"`
-		Reached    bool `json:"reached"`
-		ReachedTTL int  `json:"reached_ttl"`
-		Hops       []struct {
-			TTL  int      `json:"ttl"`
-			Addr *string  `json:"addr"`
-			RTT  *float64 `json:"rtt_ms"`
-		} `json:"hops"`
-	} `json:"flows"`
+	Destination string       `json:"destination"`
+	ProbesSent  int          `json:"probes_sent"`
+	Replies     int          `json:"replies"`
+	Flows       []formatFlow `json:"flows"`
 	UniquePaths []struct {
 		Hops    []*string `json:"hops"`
 		PathIDs []int     `json:"path_ids"`
