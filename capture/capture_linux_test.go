@@ -2,16 +2,10 @@ package capture_test
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"regexp"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,100 +13,23 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/traceflow-fast/traceflow-fast/capture"
+	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
 )
 
-// Each test runs in its own network namespace ("tfx" + pid + "c" + random
-// hex), with only lo: traffic is UDP to closed ports of 127.0.0.1, which
-// the namespace's own stack answers with ICMP port unreachable.
-
-func needRoot(t testing.TB) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build network namespaces"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs iproute2's ip: " + err.Error()
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
-
-// stale matches the namespaces of these tests and of probe's; sweep
-// removes those whose test process is gone (killed by a timeout before its
-// cleanups ran).
-var stale = regexp.MustCompile(`^tfx([0-9]+)[rc][0-9a-f]+-`)
-
-func sweep() {
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		m := stale.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		if pid, _ := strconv.Atoi(m[1]); pid == os.Getpid() || unix.Kill(pid, 0) == nil {
-			continue
-		}
-		_ = exec.Command("ip", "netns", "del", e.Name()).Run()
-	}
-}
+// Each test runs in its own network namespace (netnstest, tag "c"), with
+// only lo: traffic is UDP to closed ports of 127.0.0.1, which the
+// namespace's own stack answers with ICMP port unreachable.
 
 // newNS creates a namespace with lo up and no ICMP rate limit, removed when
-// the test ends.
+// the test ends, and returns its name for netnstest.In.
 func newNS(t testing.TB) string {
 	t.Helper()
-	needRoot(t)
-	sweep()
-	var r [3]byte
-	_, _ = rand.Read(r[:])
-	ns := fmt.Sprintf("tfx%dc%s-cap", os.Getpid(), hex.EncodeToString(r[:]))
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-		}
-	})
-	run("netns", "add", ns)
-	run("-n", ns, "link", "set", "lo", "up")
-	run("netns", "exec", ns, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_msgs_per_sec=100000")
-	return ns
-}
-
-// in runs fn on a thread that joined ns; the thread is never unlocked, so
-// it exits with fn's goroutine. fn must open its sockets itself.
-func in(t testing.TB, ns string, fn func() error) {
-	t.Helper()
-	f, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	return netnstest.New(t, "c", "cap").NS("cap")
 }
 
 // udpTo opens a UDP socket for sendUDP. It is not connected: a connected
 // socket would fail every other send with the ECONNREFUSED that the port
-// unreachable left. Call it inside in().
+// unreachable left. Call it inside netnstest.In.
 func udpTo() (int, error) {
 	return unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 }
@@ -146,7 +63,7 @@ func newRig(t *testing.T, cfg capture.Config, setup func(udp int) error) *rig {
 	t.Helper()
 	ns := newNS(t)
 	r := &rig{udp: -1}
-	in(t, ns, func() (err error) {
+	netnstest.In(t, ns, func() (err error) {
 		if r.udp, err = udpTo(); err != nil {
 			return err
 		}
@@ -313,7 +230,7 @@ func TestAttachBeforeBind(t *testing.T) {
 		ns := newNS(t)
 		var c *capture.Conn
 		var udp int
-		in(t, ns, func() (err error) {
+		netnstest.In(t, ns, func() (err error) {
 			if udp, err = udpTo(); err != nil {
 				return err
 			}
@@ -344,7 +261,7 @@ func TestAttachBeforeBind(t *testing.T) {
 		ns := newNS(t)
 		var c *capture.Conn
 		var udp int
-		in(t, ns, func() (err error) {
+		netnstest.In(t, ns, func() (err error) {
 			if udp, err = udpTo(); err != nil {
 				return err
 			}
@@ -394,7 +311,7 @@ func TestAttachBeforeBind(t *testing.T) {
 
 func TestAttachError(t *testing.T) {
 	ns := newNS(t)
-	in(t, ns, func() error {
+	netnstest.In(t, ns, func() error {
 		c, err := capture.Listen(capture.Config{Attach: func(int) error { return errors.New("no filter today") }})
 		if err == nil {
 			c.Close()
@@ -479,28 +396,15 @@ func TestReadBatchNoAlloc(t *testing.T) {
 }
 
 func TestListenNeedsCapNetRaw(t *testing.T) {
-	needRoot(t)
-	var err error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with its capabilities
-		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-		var data [2]unix.CapUserData
-		if err = unix.Capget(&hdr, &data[0]); err != nil {
-			return
-		}
-		data[0].Effective &^= 1 << unix.CAP_NET_RAW
-		if err = unix.Capset(&hdr, &data[0]); err != nil {
-			return
-		}
-		var c *capture.Conn
-		if c, err = capture.Listen(capture.Config{}); c != nil {
+	netnstest.NeedRoot(t)
+	err := netnstest.WithoutCap(unix.CAP_NET_RAW, func() error {
+		c, err := capture.Listen(capture.Config{})
+		if c != nil {
 			c.Close()
 			err = errors.New("Listen succeeded without CAP_NET_RAW")
 		}
-	}()
-	<-done
+		return err
+	})
 	if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "need CAP_NET_RAW") {
 		t.Fatalf("Listen without CAP_NET_RAW: %v; want a permission error naming CAP_NET_RAW", err)
 	}

@@ -2,131 +2,69 @@ package probe_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
-// The lab: network namespaces named PREFIX-x, PREFIX unique to this test
-// process ("tfx" + pid + "r" + random hex), removed by t.Cleanup. Packets
-// are only ever sent inside them: socket-creating code runs on a thread
-// that setns'd into a lab namespace (labIn), and sockets stay in the
-// namespace they were created in.
+// The lab: network namespaces built by netnstest (tag "r"), removed by
+// t.Cleanup. Packets are only ever sent inside them: socket-creating code
+// runs on a thread that setns'd into a lab namespace (labIn), and sockets
+// stay in the namespace they were created in.
 
 // labNeedRoot skips the test when it cannot build namespaces, and fails it
 // when CI=true, where a skip would hide that nothing was tested.
 func labNeedRoot(t testing.TB) {
 	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build network namespaces"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs iproute2's ip: " + err.Error()
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
+	netnstest.NeedRoot(t)
 }
 
+// lab gives the tests of this package short names for a netnstest.Set.
 type lab struct {
-	t      testing.TB
-	prefix string
+	*netnstest.Set
+	t testing.TB
 }
-
-// labStale matches the namespaces of these tests and of capture's.
-var labStale = regexp.MustCompile(`^tfx([0-9]+)[rc][0-9a-f]+-`)
 
 // newLab creates one namespace per name, with lo up and ICMP rate limits
 // off, and removes them when the test ends, whatever its outcome.
 func newLab(t testing.TB, names ...string) *lab {
 	t.Helper()
-	labNeedRoot(t)
-	labSweep(t)
-	var r [3]byte
-	_, _ = rand.Read(r[:])
-	l := &lab{t: t, prefix: fmt.Sprintf("tfx%dr%s", os.Getpid(), hex.EncodeToString(r[:]))}
-	for _, n := range names {
-		ns := l.ns(n)
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-			}
-		})
-		l.ip("netns", "add", ns)
-		l.ip("-n", ns, "link", "set", "lo", "up")
-		l.exec(n, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_msgs_per_sec=100000",
-			"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
-	}
-	return l
+	return &lab{netnstest.New(t, "r", names...), t}
 }
 
-// labSweep removes namespaces left by test processes that no longer exist
-// (killed by a timeout before their cleanups ran).
-func labSweep(t testing.TB) {
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		m := labStale.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		if pid, _ := strconv.Atoi(m[1]); pid == os.Getpid() || unix.Kill(pid, 0) == nil {
-			continue
-		}
-		_ = exec.Command("ip", "netns", "del", e.Name()).Run()
-	}
-}
-
-func (l *lab) ns(name string) string { return l.prefix + "-" + name }
+func (l *lab) ns(name string) string { return l.NS(name) }
 
 func (l *lab) ip(args ...string) string {
 	l.t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		l.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return l.IP(args...)
 }
 
 // nsip runs ip inside namespace name.
 func (l *lab) nsip(name string, args ...string) string {
 	l.t.Helper()
-	return l.ip(append([]string{"-n", l.ns(name)}, args...)...)
+	return l.NSIP(name, args...)
 }
 
 func (l *lab) exec(name string, cmd ...string) string {
 	l.t.Helper()
-	return l.ip(append([]string{"netns", "exec", l.ns(name)}, cmd...)...)
+	return l.Exec(name, cmd...)
 }
 
 // veth joins namespaces a and b with a veth pair named ifa/ifb, with the
 // given MACs and addresses (CIDR), both up.
 func (l *lab) veth(a, ifa, maca, addra, b, ifb, macb, addrb string) {
 	l.t.Helper()
-	l.ip("link", "add", ifa, "netns", l.ns(a), "address", maca, "type", "veth",
-		"peer", "name", ifb, "netns", l.ns(b), "address", macb)
-	l.nsip(a, "addr", "add", addra, "dev", ifa)
-	l.nsip(b, "addr", "add", addrb, "dev", ifb)
-	l.nsip(a, "link", "set", ifa, "up")
-	l.nsip(b, "link", "set", ifb, "up")
+	l.Veth(a, ifa, maca, addra, b, ifb, macb, addrb)
 }
 
 // labIn runs fn on a thread that has joined namespace name. The thread is
@@ -134,23 +72,7 @@ func (l *lab) veth(a, ifa, maca, addra, b, ifb, macb, addrb string) {
 // in the namespace; fn must create its sockets itself, not in goroutines.
 func labIn(t testing.TB, l *lab, name string, fn func() error) {
 	t.Helper()
-	f, err := os.Open("/run/netns/" + l.ns(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", l.ns(name), err)
-			return
-		}
-		errc <- fn()
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	netnstest.In(t, l.NS(name), fn)
 }
 
 // The line lab: a (prober) -- r (router) -- b (destination).
@@ -328,28 +250,14 @@ func TestLookupRouteNoDeadline(t *testing.T) {
 // sender reports a permission error the CLI can recognise.
 func TestNeedCapNetRaw(t *testing.T) {
 	labNeedRoot(t)
-	var err error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with its capabilities
-		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-		var data [2]unix.CapUserData
-		if err = unix.Capget(&hdr, &data[0]); err != nil {
-			return
-		}
-		data[0].Effective &^= 1 << unix.CAP_NET_RAW
-		if err = unix.Capset(&hdr, &data[0]); err != nil {
-			return
-		}
-		var s *probe.Sender
-		s, err = probe.NewSender(&probe.Route{Ifindex: 1, IfName: "lo"})
+	err := netnstest.WithoutCap(unix.CAP_NET_RAW, func() error {
+		s, err := probe.NewSender(&probe.Route{Ifindex: 1, IfName: "lo"})
 		if s != nil {
 			s.Close()
 			err = errors.New("NewSender succeeded without CAP_NET_RAW")
 		}
-	}()
-	<-done
+		return err
+	})
 	if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "need CAP_NET_RAW") {
 		t.Fatalf("NewSender without CAP_NET_RAW: %v; want a permission error naming CAP_NET_RAW", err)
 	}

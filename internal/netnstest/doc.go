@@ -1,0 +1,10 @@
+// Package netnstest builds throw-away network namespaces for the tests of
+// other packages, so that their packets never leave the machine's own
+// namespaces. It needs root (CAP_NET_ADMIN, CAP_NET_RAW) and iproute2's ip,
+// and works on Linux only.
+//
+// Namespaces are named "tfx" + PID + TAG + 6 random hex digits + "-" + NAME:
+// unique to the test process, so that [Sweep] can tell those of processes
+// that died before their cleanups ran. TAG is one lowercase letter telling
+// which package made them (probe uses "r", capture "c").
+package netnstest

@@ -1,0 +1,544 @@
+package probe
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// RouteCache answers LookupRoute's question for many destinations, asking
+// the kernel as seldom as it can while giving the same answers.
+//
+// Sharing. The kernel picks a route by the longest prefix that matches the
+// destination, in the tables that the first matching policy rule names.
+// Among the selectors of a rule only the destination prefix (FRA_DST)
+// depends on the destination; source, interface, mark, TOS and UID are the
+// same for every lookup of one cache. So when no route and no rule longer
+// than /24 overlaps a /24, every address of it matches the same rules and
+// the same route (a prefix of /24 or shorter holds either the whole /24 or
+// none of it), and the answer for one address holds for all of them,
+// provided that answer does not depend on the address itself. It does when
+// the route is on-link (the next hop is the destination), local, or has
+// several next hops (the kernel hashes the destination to choose one); such
+// /24s, and those that the dump at NewRouteCache found overlapped by a
+// longer route or rule, are looked up one address at a time. To tell,
+// the first lookup of each /24 also asks which FIB entry matched
+// (RTM_F_FIB_MATCH, `ip route get fibmatch`): its next hops, and its prefix
+// length, which also catches a longer route added since the dump. Refusals
+// (no route, prohibited, blackhole) are shared the same way.
+//
+// The cache is a snapshot: routes, rules and neighbours that change after
+// an address was looked up are not seen for it, nor for its /24.
+//
+// Routes are interned: lookups that give the same interface, source, next
+// hop, link-layer address and MTU return the same *Route, which callers must
+// not modify. Each next hop is resolved (neighbour table, ARP) once.
+//
+// A RouteCache is safe for concurrent use; lookups of one /24 (or address)
+// or one next hop that run at once wait for a single kernel request. It asks
+// the kernel through a netlink socket opened by NewRouteCache, so it answers
+// for the network namespace of the thread that called NewRouteCache,
+// whatever goroutine calls Lookup. Close releases the socket.
+type RouteCache struct {
+	opts RouteOptions
+	oif  int
+	nl   rtnl
+	// long holds, sorted, the /24s (address>>8) that a route or rule
+	// longer than /24 overlaps. Such a prefix lies within one /24.
+	long []uint32
+
+	mu     sync.Mutex
+	closed bool
+	blocks map[uint32]*routeEntry // by /24 (address>>8)
+	hosts  map[uint32]*routeEntry // by address, in /24s that cannot share
+	routes map[routeKey]*Route
+	hops   map[hopKey]*hopEntry
+	links  map[int]linkInfo
+
+	lookups     atomic.Int64 // destinations asked of the kernel (RTM_GETROUTE)
+	resolutions atomic.Int64 // next hops resolved (neighbour table)
+}
+
+// routeEntry is the verdict for a /24 or an address. Its other fields are
+// set, under RouteCache.mu, before done is closed.
+type routeEntry struct {
+	done  chan struct{}
+	final bool // verdict in; false while a lookup is under way
+	retry bool // the lookup ended without a verdict (its context ended)
+	split bool // blocks only: look each address of this /24 up alone
+	rt    *Route
+	fail  func(dst netip.Addr) error // the error for dst, when rt is nil
+}
+
+// closedChan is the done channel of entries created with their verdict.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+type routeKey struct {
+	ifindex, mtu int
+	src, nexthop netip.Addr
+	hw           string
+}
+
+type hopKey struct {
+	ifindex int
+	addr    netip.Addr
+}
+
+type hopEntry struct {
+	done  chan struct{}
+	retry bool
+	hw    net.HardwareAddr
+	err   error
+}
+
+// NewRouteCache checks opts (the interface must exist and be up, the source
+// must be local) and reads the IPv4 routes of all tables and the IPv4
+// policy rules, to learn which /24s are split by longer prefixes. ctx bounds
+// this setup only. Close the cache when done.
+func NewRouteCache(ctx context.Context, opts RouteOptions) (*RouteCache, error) {
+	if opts.Source.IsValid() {
+		opts.Source = opts.Source.Unmap()
+		if !opts.Source.Is4() {
+			return nil, fmt.Errorf("source %s is not an IPv4 address", opts.Source)
+		}
+	}
+	conn, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
+	}
+	c := &RouteCache{
+		opts:   opts,
+		nl:     rtnl{conn},
+		blocks: make(map[uint32]*routeEntry),
+		hosts:  make(map[uint32]*routeEntry),
+		routes: make(map[routeKey]*Route),
+		hops:   make(map[hopKey]*hopEntry),
+		links:  make(map[int]linkInfo),
+	}
+	if err := c.setup(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	// Requests are answered while they are sent, so later ones need no
+	// deadline; one that expired could leave a late reply in the socket.
+	_ = conn.SetDeadline(time.Time{})
+	return c, nil
+}
+
+func (c *RouteCache) setup(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.nl.c.SetDeadline(d)
+	}
+	if c.opts.Interface != "" {
+		l, err := c.nl.linkByName(c.opts.Interface)
+		if err != nil {
+			return err
+		}
+		if l.flags&unix.IFF_UP == 0 {
+			return fmt.Errorf("interface %s is down", l.name)
+		}
+		c.oif = l.index
+	}
+	if c.opts.Source.IsValid() {
+		// As LookupRoute: a source is good if the kernel delivers it locally.
+		r, err := c.nl.getRoute(c.opts.Source, netip.Addr{}, 0)
+		if err != nil || r.typ != unix.RTN_LOCAL {
+			return fmt.Errorf("source %s is not an address of this host", c.opts.Source)
+		}
+	}
+	long, err := c.nl.longPrefixes()
+	if err != nil {
+		return err
+	}
+	c.long = long
+	return nil
+}
+
+// longPrefixes dumps the IPv4 routes of all tables (rtm_table 0 without
+// strict checking) and the IPv4 rules, and returns the sorted /24s that
+// their destination prefixes longer than /24 lie in. struct rtmsg and
+// struct fib_rule_hdr both hold the family at byte 0 and the destination
+// length at byte 1, and RTA_DST and FRA_DST are both attribute 1.
+func (nl rtnl) longPrefixes() ([]uint32, error) {
+	var long []uint32
+	for _, d := range []struct {
+		what       string
+		req, reply netlink.HeaderType
+	}{
+		{"routes", unix.RTM_GETROUTE, unix.RTM_NEWROUTE},
+		{"rules", unix.RTM_GETRULE, unix.RTM_NEWRULE},
+	} {
+		hdr := make([]byte, 12) // sizeof(struct rtmsg) == sizeof(struct fib_rule_hdr)
+		hdr[0] = unix.AF_INET
+		msgs, err := nl.do(d.req, netlink.Dump, hdr)
+		if err != nil {
+			return nil, fmt.Errorf("dump IPv4 %s: %w", d.what, err)
+		}
+		for _, m := range msgs {
+			if m.Header.Type != d.reply || len(m.Data) < 12 || m.Data[0] != unix.AF_INET || m.Data[1] <= 24 {
+				continue
+			}
+			ad, err := netlink.NewAttributeDecoder(m.Data[12:])
+			if err != nil {
+				return nil, fmt.Errorf("dump IPv4 %s: %w", d.what, err)
+			}
+			for ad.Next() {
+				if ad.Type() == unix.RTA_DST { // == unix.FRA_DST
+					if a := addr4(ad.Bytes()); a.IsValid() {
+						long = append(long, key4(a)>>8)
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(long)
+	return slices.Compact(long), nil
+}
+
+func key4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// Lookup returns the route to dst as LookupRoute(ctx, dst, opts) would,
+// from the cache when it can. Resolving a next hop takes until ctx is done
+// or ResolveTimeout at the most; a lookup cut short by ctx is not cached,
+// a resolution that timed out by itself is. A cached route costs no
+// allocation (a cached error builds its message).
+func (c *RouteCache) Lookup(ctx context.Context, dst netip.Addr) (*Route, error) {
+	dst = dst.Unmap()
+	if !dst.Is4() {
+		return nil, fmt.Errorf("route to %s: only IPv4 destinations are supported", dst)
+	}
+	a := key4(dst)
+	if _, found := slices.BinarySearch(c.long, a>>8); !found {
+		e, err := c.entry(ctx, c.blocks, a>>8, dst, true)
+		if err != nil {
+			return nil, err
+		}
+		if !e.split {
+			return e.verdict(dst)
+		}
+	}
+	e, err := c.entry(ctx, c.hosts, a, dst, false)
+	if err != nil {
+		return nil, err
+	}
+	return e.verdict(dst)
+}
+
+func (e *routeEntry) verdict(dst netip.Addr) (*Route, error) {
+	if e.fail != nil {
+		return nil, e.fail(dst)
+	}
+	return e.rt, nil
+}
+
+// entry returns the verdict of m[key], looking dst up when there is none
+// and waiting for a lookup under way.
+func (c *RouteCache) entry(ctx context.Context, m map[uint32]*routeEntry, key uint32, dst netip.Addr, block bool) (*routeEntry, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("route to %s: route cache closed", dst)
+		}
+		e := m[key]
+		if e != nil && e.final {
+			c.mu.Unlock()
+			return e, nil
+		}
+		if e == nil {
+			e = &routeEntry{done: make(chan struct{})}
+			m[key] = e
+			c.mu.Unlock()
+			if err := c.fill(ctx, m, key, e, dst, block); err != nil {
+				return nil, err
+			}
+			return e, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("route to %s: %w", dst, ctx.Err())
+		}
+		if !e.retry {
+			return e, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("route to %s: %w", dst, err)
+		}
+	}
+}
+
+// fill looks dst up for e, the entry of key in m, and publishes the
+// verdict; without one it removes e, so that the next caller asks again,
+// and returns the error.
+func (c *RouteCache) fill(ctx context.Context, m map[uint32]*routeEntry, key uint32, e *routeEntry, dst netip.Addr, block bool) error {
+	rt, fail, share, err := c.query(ctx, dst, block)
+	c.mu.Lock()
+	switch {
+	case err != nil:
+		e.retry = true
+		delete(m, key)
+	case block && !share:
+		e.split = true
+		if a := key4(dst); c.hosts[a] == nil {
+			c.hosts[a] = &routeEntry{done: closedChan, final: true, rt: rt, fail: fail}
+		}
+	default:
+		e.rt, e.fail = rt, fail
+	}
+	e.final = !e.retry
+	c.mu.Unlock()
+	close(e.done)
+	return err
+}
+
+// query asks the kernel for the route to dst, like LookupRoute. It returns
+// the route or the error (as a function of the destination, so that a
+// shared refusal names each destination asked about), whether the verdict
+// holds for dst's whole /24 (only asked when block), and an error when
+// there is no verdict: ctx ended, or the socket failed.
+func (c *RouteCache) query(ctx context.Context, dst netip.Addr, block bool) (*Route, func(netip.Addr) error, bool, error) {
+	c.lookups.Add(1)
+	r, err := c.nl.getRoute(dst, c.opts.Source, c.oif)
+	if err != nil {
+		if transient(err) {
+			return nil, nil, false, routeError(dst, c.opts, err)
+		}
+		return nil, func(d netip.Addr) error { return routeError(d, c.opts, err) }, true, nil
+	}
+	// On-link and local routes lead to the destination itself: nothing to
+	// share. Otherwise ask which FIB entry matched.
+	share := block && r.gateway.IsValid() && c.fibShared(dst)
+	refuse := func(f func(d netip.Addr) error) (*Route, func(netip.Addr) error, bool, error) {
+		return nil, f, share, nil
+	}
+	switch r.typ {
+	case unix.RTN_UNICAST, unix.RTN_LOCAL:
+	case unix.RTN_BROADCAST, unix.RTN_MULTICAST, unix.RTN_ANYCAST:
+		return refuse(func(d netip.Addr) error {
+			return fmt.Errorf("route to %s: broadcast, multicast and anycast destinations are not supported", d)
+		})
+	default:
+		typ := r.typ
+		return refuse(func(d netip.Addr) error { return fmt.Errorf("no route to %s (route type %d)", d, typ) })
+	}
+	if r.via {
+		return refuse(func(d netip.Addr) error {
+			return fmt.Errorf("route to %s: next hop of another address family (RTA_VIA) is not supported", d)
+		})
+	}
+	if r.oif == 0 {
+		return refuse(func(d netip.Addr) error { return fmt.Errorf("no route to %s: kernel gave no output interface", d) })
+	}
+	link, err := c.link(r.oif)
+	if err != nil {
+		if transient(err) {
+			return nil, nil, false, fmt.Errorf("route to %s: %w", dst, err)
+		}
+		return refuse(func(d netip.Addr) error { return fmt.Errorf("route to %s: %w", d, err) })
+	}
+	if link.flags&unix.IFF_UP == 0 {
+		return refuse(func(d netip.Addr) error { return fmt.Errorf("route to %s: interface %s is down", d, link.name) })
+	}
+	src := r.prefsrc
+	if c.opts.Source.IsValid() {
+		src = c.opts.Source
+	}
+	if !src.IsValid() {
+		return refuse(func(d netip.Addr) error {
+			return fmt.Errorf("route to %s via %s: no source address (the interface has no IPv4 address; use a source override)", d, link.name)
+		})
+	}
+	nexthop, mtu := dst, link.mtu
+	if r.gateway.IsValid() {
+		nexthop = r.gateway
+	}
+	if r.mtu > 0 {
+		mtu = r.mtu
+	}
+	if r.typ == unix.RTN_LOCAL {
+		// Never shared (no gateway): the verdict is for dst alone.
+		if err := checkLocalInput(link.name, dst); err != nil {
+			return refuse(func(netip.Addr) error { return err })
+		}
+	}
+	hw, err := c.linkLayer(ctx, link, nexthop)
+	if err != nil {
+		if ctx.Err() != nil || transient(err) {
+			return nil, nil, false, fmt.Errorf("route to %s: %w", dst, err)
+		}
+		return refuse(func(d netip.Addr) error { return fmt.Errorf("route to %s: %w", d, err) })
+	}
+	return c.intern(link, src, nexthop, hw, mtu), nil, share, nil
+}
+
+// transient reports whether err says nothing about the route: the socket
+// failed or was closed, or the kernel was short of memory.
+func transient(err error) bool {
+	for _, t := range []error{net.ErrClosed, os.ErrDeadlineExceeded, context.Canceled, context.DeadlineExceeded,
+		unix.ENOBUFS, unix.ENOMEM, unix.EINTR, unix.EAGAIN, unix.EBADF} {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// fibShared reports whether the FIB entry that the kernel matches for dst
+// (RTM_F_FIB_MATCH) gives the same answer for all of dst's /24: a prefix of
+// /24 or shorter with a single next hop. A multipath entry (RTA_MULTIPATH,
+// or a nexthop object shown without its members when
+// net.ipv4.nexthop_compat_mode is 0) does not: the kernel hashes the
+// destination to pick a path.
+func (c *RouteCache) fibShared(dst netip.Addr) bool {
+	const rtaNHID = 30 // RTA_NH_ID (Linux 5.3), not in x/sys/unix
+	b := make([]byte, unix.SizeofRtMsg)
+	b[0] = unix.AF_INET
+	b[1] = 32
+	binary.NativeEndian.PutUint32(b[8:], unix.RTM_F_FIB_MATCH)
+	ae := netlink.NewAttributeEncoder()
+	d4 := dst.As4()
+	ae.Bytes(unix.RTA_DST, d4[:])
+	if c.opts.Source.IsValid() {
+		b[2] = 32
+		s4 := c.opts.Source.As4()
+		ae.Bytes(unix.RTA_SRC, s4[:])
+	}
+	if c.oif != 0 {
+		ae.Uint32(unix.RTA_OIF, uint32(c.oif))
+	}
+	attrs, err := ae.Encode()
+	if err != nil {
+		return false
+	}
+	msgs, err := c.nl.do(unix.RTM_GETROUTE, 0, append(b, attrs...))
+	if err != nil {
+		return false
+	}
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWROUTE || len(m.Data) < unix.SizeofRtMsg {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofRtMsg:])
+		if err != nil {
+			return false
+		}
+		var oif, nhid, multipath bool
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.RTA_OIF:
+				oif = true
+			case rtaNHID:
+				nhid = true
+			case unix.RTA_MULTIPATH:
+				multipath = true
+			}
+		}
+		return ad.Err() == nil && m.Data[1] <= 24 && !multipath && (oif || !nhid)
+	}
+	return false
+}
+
+func (c *RouteCache) link(index int) (linkInfo, error) {
+	c.mu.Lock()
+	l, ok := c.links[index]
+	c.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	l, err := c.nl.linkByIndex(index)
+	if err != nil {
+		return linkInfo{}, err
+	}
+	c.mu.Lock()
+	c.links[index] = l
+	c.mu.Unlock()
+	return l, nil
+}
+
+// linkLayer resolves nexthop on link once for the cache, as LookupRoute
+// does for each lookup; callers asking while it is under way wait for it.
+// A resolution cut short by ctx is not kept.
+func (c *RouteCache) linkLayer(ctx context.Context, link linkInfo, nexthop netip.Addr) (net.HardwareAddr, error) {
+	k := hopKey{link.index, nexthop}
+	for {
+		c.mu.Lock()
+		h := c.hops[k]
+		if h == nil {
+			h = &hopEntry{done: make(chan struct{})}
+			c.hops[k] = h
+			c.mu.Unlock()
+			return c.resolveHop(ctx, k, h, link)
+		}
+		c.mu.Unlock()
+		select {
+		case <-h.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if !h.retry {
+			return h.hw, h.err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *RouteCache) resolveHop(ctx context.Context, k hopKey, h *hopEntry, link linkInfo) (net.HardwareAddr, error) {
+	c.resolutions.Add(1)
+	// Unlike LookupRoute, never wait longer than ResolveTimeout, the
+	// kernel's own give-up time, even if ctx allows it: a failure within ctx
+	// is then a verdict to keep, not the caller's impatience.
+	rctx, cancel := context.WithTimeout(ctx, ResolveTimeout)
+	defer cancel()
+	hw, err := c.nl.linkLayer(rctx, link, k.addr)
+	c.mu.Lock()
+	if err != nil && (ctx.Err() != nil || transient(err)) {
+		h.retry = true
+		delete(c.hops, k)
+	} else {
+		h.hw, h.err = hw, err
+	}
+	c.mu.Unlock()
+	close(h.done)
+	return hw, err
+}
+
+func (c *RouteCache) intern(link linkInfo, src, nexthop netip.Addr, hw net.HardwareAddr, mtu int) *Route {
+	k := routeKey{ifindex: link.index, mtu: mtu, src: src, nexthop: nexthop, hw: string(hw)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rt := c.routes[k]; rt != nil {
+		return rt
+	}
+	rt := &Route{Ifindex: link.index, IfName: link.name, Src: src, NextHop: nexthop, HWAddr: hw, MTU: mtu}
+	c.routes[k] = rt
+	return rt
+}
+
+// Close releases the netlink socket; later lookups fail.
+func (c *RouteCache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.nl.c.Close()
+}
