@@ -1,0 +1,334 @@
+package probe
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+)
+
+// ICMP extension objects: the RFC 4884 extension structure that
+// ParseReply leaves in Reply.Extensions, its objects, the MPLS label stacks
+// of RFC 4950 and the interface information of RFC 5837. Everything is
+// decoded in place, without allocating.
+//
+// RFC 4884 section 7, the extension structure:
+//
+//	 0                   1                   2                   3
+//	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|Version|      (Reserved)       |           Checksum            |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|             Length            |   Class-Num   |   C-Type      |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|                   Object payload ...                          |
+//
+// "Length: 16 bits; length of the object, measured in octets, including
+// the object header and object payload." Objects follow one another to the
+// end of the structure.
+
+// Extension object classes (IANA "ICMP Extension Object Classes").
+const (
+	ExtClassMPLS      = 1 // RFC 4950: MPLS label stack
+	ExtClassInterface = 2 // RFC 5837: interface information
+
+	// ExtCTypeMPLSIncoming is the c-type of RFC 4950's "incoming MPLS
+	// label stack", the only one defined for ExtClassMPLS.
+	ExtCTypeMPLSIncoming = 1
+
+	// ExtVersion is the version of the extension structure (RFC 4884).
+	ExtVersion = 2
+)
+
+// Errors of the extension decoder. They are sentinels: decoding never
+// allocates, not even to fail.
+var (
+	ErrExtShort     = errors.New("probe: ICMP extension structure shorter than its header")
+	ErrExtVersion   = errors.New("probe: ICMP extension structure version is not 2")
+	ErrExtObject    = errors.New("probe: malformed ICMP extension object")
+	ErrExtClass     = errors.New("probe: ICMP extension object of another class")
+	ErrExtInterface = errors.New("probe: malformed RFC 5837 interface information")
+)
+
+// Extensions iterates over the objects of an ICMP extension structure, in
+// the manner of netlink's AttributeDecoder:
+//
+//	var e probe.Extensions
+//	probe.ParseExtensions(r.Extensions, &e)
+//	for e.Next() {
+//		switch e.Class() {
+//		case probe.ExtClassMPLS:
+//			labels = e.MPLS(labels)
+//		case probe.ExtClassInterface:
+//			err := e.Interface(&info)
+//			...
+//		}
+//	}
+//	if err := e.Err(); err != nil { ... }
+//
+// Objects of unknown classes are yielded too; skipping them is the
+// caller's choice. The error is sticky: a malformed header or object ends
+// the iteration, and the objects before it have been yielded. The zero
+// value has no objects.
+type Extensions struct {
+	// Version is the version field of the header (ExtVersion once
+	// ParseExtensions accepted it).
+	Version uint8
+	// Checksum is the checksum field of the header.
+	Checksum uint16
+	// ChecksumOK says whether the checksum, over the whole structure as
+	// RFC 4884 section 7 defines it, is right, or is 0: "not computed",
+	// which RFC 4884 does not allow but senders do. A wrong checksum does
+	// not stop the decoding: it is reported here and the objects are
+	// yielded all the same, for the caller to keep or drop. (ParseReply
+	// only hands over structures whose checksum is right or 0.)
+	ChecksumOK bool
+
+	rest []byte // the objects not yet yielded
+	obj  []byte // the current object, header included
+	err  error
+}
+
+// ParseExtensions resets e to iterate over the objects of b, an ICMP
+// extension structure from its header on (Reply.Extensions). An empty b
+// (a reply without extensions) yields no object and no error. It returns,
+// and e.Err keeps, ErrExtShort or ErrExtVersion if b does not start with a
+// version 2 header; a wrong checksum is no error (see ChecksumOK).
+func ParseExtensions(b []byte, e *Extensions) error {
+	*e = Extensions{}
+	switch {
+	case len(b) == 0:
+		return nil
+	case len(b) < 4:
+		e.err = ErrExtShort
+		return e.err
+	}
+	e.Version = b[0] >> 4
+	e.Checksum = binary.BigEndian.Uint16(b[2:])
+	if e.Version != ExtVersion {
+		e.err = ErrExtVersion
+		return e.err
+	}
+	e.ChecksumOK = e.Checksum == 0 || Checksum(b) == 0
+	e.rest = b[4:]
+	return nil
+}
+
+// Next advances to the next object and says whether there is one. It
+// returns false at the end of the structure and at the first malformed
+// object (Err then says ErrExtObject): an object header cut short, or a
+// length below 4 (the object header), not a multiple of 4 (RFC 4884
+// section 7: objects are made of 32-bit words) or past the end.
+func (e *Extensions) Next() bool {
+	e.obj = nil
+	if e.err != nil || len(e.rest) == 0 {
+		return false
+	}
+	if len(e.rest) < 4 {
+		e.err = ErrExtObject
+		return false
+	}
+	n := int(binary.BigEndian.Uint16(e.rest))
+	if n < 4 || n%4 != 0 || n > len(e.rest) {
+		e.err = ErrExtObject
+		return false
+	}
+	e.obj, e.rest = e.rest[:n:n], e.rest[n:]
+	return true
+}
+
+// Err returns the error that stopped the iteration, or nil.
+func (e *Extensions) Err() error { return e.err }
+
+// Len returns the length of the current object, its header included.
+func (e *Extensions) Len() int { return len(e.obj) }
+
+// Class returns the class-num of the current object.
+func (e *Extensions) Class() uint8 {
+	if e.obj == nil {
+		return 0
+	}
+	return e.obj[2]
+}
+
+// CType returns the c-type of the current object.
+func (e *Extensions) CType() uint8 {
+	if e.obj == nil {
+		return 0
+	}
+	return e.obj[3]
+}
+
+// Payload returns the payload of the current object, after its 4-byte
+// header. It aliases the decoded structure.
+func (e *Extensions) Payload() []byte {
+	if e.obj == nil {
+		return nil
+	}
+	return e.obj[4:]
+}
+
+// MPLSLabel is an MPLS label stack entry (RFC 3032 section 2.1):
+//
+//	 0                   1                   2                   3
+//	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|                Label                  | TC  |S|      TTL      |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+type MPLSLabel struct {
+	Label uint32 // 20 bits
+	TC    uint8  // traffic class, formerly EXP (RFC 5462); 3 bits
+	S     bool   // bottom of stack
+	TTL   uint8
+}
+
+// MPLS appends to dst the label stack entries of the current object if it
+// is an RFC 4950 incoming MPLS label stack (class 1, c-type 1), top of the
+// stack first, and returns the extended slice; for any other object it
+// returns dst unchanged. It allocates only when dst is out of capacity:
+// e.MPLS(buf[:0]) with a fixed-size buf does not.
+func (e *Extensions) MPLS(dst []MPLSLabel) []MPLSLabel {
+	if e.Class() != ExtClassMPLS || e.CType() != ExtCTypeMPLSIncoming {
+		return dst
+	}
+	// RFC 4950 section 7: "one or more MPLS Label Stack Entries"; Next has
+	// checked that the payload is a whole number of 4-byte entries.
+	for p := e.obj[4:]; len(p) >= 4; p = p[4:] {
+		v := binary.BigEndian.Uint32(p)
+		dst = append(dst, MPLSLabel{
+			Label: v >> 12,
+			TC:    uint8(v>>9) & 7,
+			S:     v>>8&1 == 1,
+			TTL:   uint8(v),
+		})
+	}
+	return dst
+}
+
+// IfRole is the interface role of RFC 5837 interface information: which
+// interface of the replying node the object describes.
+type IfRole uint8
+
+// Interface roles (RFC 5837 section 4.1), the two high bits of the c-type.
+const (
+	IfIncoming IfRole = 0 // the interface on which the datagram arrived
+	IfSubIP    IfRole = 1 // the sub-IP component of that interface
+	IfOutgoing IfRole = 2 // the interface the datagram would have left by
+	IfNextHop  IfRole = 3 // the IP next hop it would have been sent to
+)
+
+var ifRoleNames = [4]string{"incoming", "sub-IP", "outgoing", "next hop"}
+
+func (r IfRole) String() string {
+	if int(r) < len(ifRoleNames) {
+		return ifRoleNames[r]
+	}
+	return "unknown"
+}
+
+// InterfaceInfo is an RFC 5837 interface information object. A field is
+// set only when the object carries it (Has*, Addr.IsValid).
+type InterfaceInfo struct {
+	Role       IfRole
+	HasIfindex bool
+	HasName    bool // a name sub-object, possibly an empty name
+	HasMTU     bool
+	Ifindex    uint32
+	Addr       netip.Addr // IPv4 or IPv6; the zero Addr when absent
+	MTU        uint32
+	NameLen    uint8    // length of the name in Name
+	Name       [63]byte // the interface name, UTF-8 (not checked), NUL padding removed
+}
+
+// NameBytes returns the interface name; it aliases info.Name.
+func (info *InterfaceInfo) NameBytes() []byte { return info.Name[:info.NameLen] }
+
+// C-type bits of an interface information object (RFC 5837 section 4.1:
+// bits 0-1 interface role, 2-3 reserved, then one bit per sub-object).
+const (
+	ifCTypeIfindex = 0x08
+	ifCTypeAddr    = 0x04
+	ifCTypeName    = 0x02
+	ifCTypeMTU     = 0x01
+)
+
+// Address family numbers (IANA) of the IP address sub-object.
+const (
+	afiIPv4 = 1
+	afiIPv6 = 2
+)
+
+// Interface decodes the current object, which must be an RFC 5837
+// interface information object (class 2; else ErrExtClass), into info.
+// The sub-objects its c-type announces follow in this order:
+//
+//	ifIndex     4 octets
+//	IP address  AFI (2 octets), reserved (2), the address (4 or 16)
+//	name        a length octet counting itself, a multiple of 4 up to 64,
+//	            then the name, padded with NULs
+//	MTU         4 octets
+//
+// It returns ErrExtInterface if one of them is cut short by the object's
+// end, an address family is neither IPv4 (1) nor IPv6 (2), or a name
+// length is not a multiple of 4 in 4..64; info then holds the sub-objects
+// before the faulty one. Octets after the announced sub-objects are
+// ignored. A malformed object does not stop the iteration: its length
+// still says where the next one starts.
+func (e *Extensions) Interface(info *InterfaceInfo) error {
+	*info = InterfaceInfo{}
+	if e.Class() != ExtClassInterface {
+		return ErrExtClass
+	}
+	ct := e.obj[3]
+	info.Role = IfRole(ct >> 6)
+	p := e.obj[4:]
+	if ct&ifCTypeIfindex != 0 {
+		if len(p) < 4 {
+			return ErrExtInterface
+		}
+		info.Ifindex, info.HasIfindex = binary.BigEndian.Uint32(p), true
+		p = p[4:]
+	}
+	if ct&ifCTypeAddr != 0 {
+		if len(p) < 4 {
+			return ErrExtInterface
+		}
+		afi := binary.BigEndian.Uint16(p)
+		p = p[4:]
+		switch {
+		case afi == afiIPv4 && len(p) >= 4:
+			info.Addr = netip.AddrFrom4([4]byte(p))
+			p = p[4:]
+		case afi == afiIPv6 && len(p) >= 16:
+			info.Addr = netip.AddrFrom16([16]byte(p))
+			p = p[16:]
+		default:
+			return ErrExtInterface
+		}
+	}
+	if ct&ifCTypeName != 0 {
+		// RFC 5837 section 4.3: "The length of the interface name
+		// sub-object, including the length octet ... MUST be a multiple
+		// of 4 octets and MUST NOT exceed 64 octets."
+		if len(p) == 0 {
+			return ErrExtInterface
+		}
+		n := int(p[0])
+		if n < 4 || n > 64 || n%4 != 0 || n > len(p) {
+			return ErrExtInterface
+		}
+		name := p[1:n]
+		for len(name) > 0 && name[len(name)-1] == 0 {
+			name = name[:len(name)-1]
+		}
+		info.NameLen = uint8(copy(info.Name[:], name))
+		info.HasName = true
+		p = p[n:]
+	}
+	if ct&ifCTypeMTU != 0 {
+		if len(p) < 4 {
+			return ErrExtInterface
+		}
+		info.MTU, info.HasMTU = binary.BigEndian.Uint32(p), true
+	}
+	return nil
+}
