@@ -43,10 +43,18 @@ type Hop struct {
 	RTT      time.Duration // round-trip time; 0 when silent
 	ICMPType uint8         // of the reply (11 time exceeded, 3 unreachable); 0 when silent
 	ICMPCode uint8         // of the reply; 0 when silent
+	// What the reply said beyond that (0 when not recorded): its TTL on
+	// arrival, the probe's TTL as it quoted it, and its size in bytes.
+	ReplyTTL  uint8
+	QuotedTTL uint8
+	Size      int
 	// Set by annotations after the run (all optional, zero when unknown):
 	ASN      uint32 // origin AS of Addr (--asn-db)
 	IXP      string // name of the IXP peering LAN holding Addr (--ixp-db)
 	Hostname string // reverse DNS name of Addr (--rdns)
+	// Inferred says that this TTL of the flow was not probed: the hop is
+	// implied by the MDA (see FillInferred), and has no RTT.
+	Inferred bool
 }
 
 // Silent reports whether nothing answered the probe.

@@ -102,62 +102,8 @@ const atlasProbePayload = 2
 // header (20 + 8 bytes), leaving the quote and any extensions.
 const atlasICMPOverhead = 28
 
-// ReplyDetail is what an Atlas record says of a reply beyond its Hop.
-type ReplyDetail struct {
-	TTL       uint8 // IP TTL of the reply on arrival
-	QuotedTTL uint8 // TTL of the probe when it reached the replying node, as quoted
-	Len       int   // length of the reply in bytes, from its IP header on
-}
-
-// ReplyDetails keeps the ReplyDetail of the first reply to each probe of a
-// run, per destination (an index into the run's destinations). The zero
-// value is empty and ready for use. It is not safe for concurrent use: one
-// goroutine records, and the details are read once it is done.
-type ReplyDetails struct {
-	m map[uint64]ReplyDetail
-}
-
-func replyKey(dst, pathID, ttl int) uint64 {
-	return uint64(uint32(dst))<<24 | uint64(uint16(pathID))<<8 | uint64(uint8(ttl))
-}
-
-// Record keeps rd for the probe (pathID, ttl) towards destination dst,
-// unless a reply to it was recorded already.
-func (d *ReplyDetails) Record(dst, pathID, ttl int, rd ReplyDetail) {
-	if d.m == nil {
-		d.m = make(map[uint64]ReplyDetail, 1024)
-	}
-	k := replyKey(dst, pathID, ttl)
-	if _, ok := d.m[k]; !ok {
-		d.m[k] = rd
-	}
-}
-
-// Lookup returns the detail recorded for the probe (pathID, ttl) towards
-// destination dst.
-func (d *ReplyDetails) Lookup(dst, pathID, ttl int) (ReplyDetail, bool) {
-	if d == nil {
-		return ReplyDetail{}, false
-	}
-	rd, ok := d.m[replyKey(dst, pathID, ttl)]
-	return rd, ok
-}
-
-// For returns the lookup of destination dst, as AtlasOptions.Reply takes
-// it; nil when d is nil.
-func (d *ReplyDetails) For(dst int) func(pathID, ttl int) (ReplyDetail, bool) {
-	if d == nil {
-		return nil
-	}
-	return func(pathID, ttl int) (ReplyDetail, bool) { return d.Lookup(dst, pathID, ttl) }
-}
-
-// AtlasOptions select what WriteAtlas adds to the records.
-type AtlasOptions struct {
-	// Reply, when set, returns the detail of the reply that is the hop
-	// (pathID, ttl), for its "size", "ttl" and "ittl".
-	Reply func(pathID, ttl int) (ReplyDetail, bool)
-}
+// AtlasOptions select what WriteAtlas adds to the records (none yet).
+type AtlasOptions struct{}
 
 // WriteAtlas writes t as RIPE Atlas traceroute results, one JSON line per
 // path ID in path ID order. Each record's "result" holds the flow's hops,
@@ -209,13 +155,12 @@ func atlasReplyOf(f *Flow, h *Hop, ttl int, opts AtlasOptions) atlasReply {
 	}
 	rtt := millis(h.RTT)
 	r := atlasReply{From: h.Addr.String(), RTT: &rtt}
-	if opts.Reply != nil {
-		if rd, ok := opts.Reply(f.PathID, ttl); ok {
-			size, replyTTL := max(rd.Len-atlasICMPOverhead, 0), int(rd.TTL)
-			r.Size, r.TTL = &size, &replyTTL
-			if rd.QuotedTTL != 1 {
-				r.ITTL = int(rd.QuotedTTL)
-			}
+	if h.Size > 0 {
+		// The size, TTL and quoted TTL of the reply, when recorded.
+		size, replyTTL := max(h.Size-atlasICMPOverhead, 0), int(h.ReplyTTL)
+		r.Size, r.TTL = &size, &replyTTL
+		if h.QuotedTTL != 1 {
+			r.ITTL = int(h.QuotedTTL)
 		}
 	}
 	if h.ICMPType == icmpUnreachable {

@@ -184,20 +184,14 @@ func atlasTrace() *Trace {
 
 func TestWriteAtlas(t *testing.T) {
 	tr := atlasTrace()
-	details := map[[2]int]ReplyDetail{}
-	for _, f := range tr.Flows {
-		for _, h := range f.Hops {
-			if !h.Silent() {
-				details[[2]int{f.PathID, h.TTL}] = ReplyDetail{TTL: uint8(65 - h.TTL), QuotedTTL: 1, Len: 58}
-			}
+	setDetails(tr, func(p, ttl int) (uint8, uint8, int) {
+		if p == 1 && ttl == 4 {
+			return 61, 2, 58
 		}
-	}
-	details[[2]int{1, 4}] = ReplyDetail{TTL: 61, QuotedTTL: 2, Len: 58}
+		return uint8(65 - ttl), 1, 58
+	})
 	var b bytes.Buffer
-	err := WriteAtlas(&b, tr, AtlasOptions{Reply: func(p, ttl int) (ReplyDetail, bool) {
-		d, ok := details[[2]int{p, ttl}]
-		return d, ok
-	}})
+	err := WriteAtlas(&b, tr, AtlasOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,10 +283,8 @@ func TestWriteAtlasASN(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	reply := func(p, ttl int) (ReplyDetail, bool) {
-		return ReplyDetail{TTL: uint8(65 - ttl), QuotedTTL: 1, Len: 58}, true
-	}
-	if err := WriteAtlas(&b, tr, AtlasOptions{Reply: reply}); err != nil {
+	setDetails(tr, func(p, ttl int) (uint8, uint8, int) { return uint8(65 - ttl), 1, 58 })
+	if err := WriteAtlas(&b, tr, AtlasOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
@@ -333,37 +325,40 @@ func TestAtlasErr(t *testing.T) {
 	}
 }
 
-func TestReplyDetails(t *testing.T) {
-	var d ReplyDetails
-	if _, ok := d.Lookup(0, 1, 1); ok {
-		t.Error("empty ReplyDetails found a reply")
-	}
-	d.Record(0, 1, 1, ReplyDetail{TTL: 64, Len: 58})
-	d.Record(0, 1, 1, ReplyDetail{TTL: 1, Len: 1}) // a duplicate: the first stays
-	d.Record(1, 1, 1, ReplyDetail{TTL: 63, Len: 59})
-	d.Record(0, 4096, 64, ReplyDetail{TTL: 60, Len: 60})
-	for _, tc := range []struct {
-		dst, path, ttl int
-		want           ReplyDetail
-		ok             bool
-	}{
-		{0, 1, 1, ReplyDetail{TTL: 64, Len: 58}, true},
-		{1, 1, 1, ReplyDetail{TTL: 63, Len: 59}, true},
-		{0, 4096, 64, ReplyDetail{TTL: 60, Len: 60}, true},
-		{0, 1, 2, ReplyDetail{}, false},
-		{2, 1, 1, ReplyDetail{}, false},
-	} {
-		got, ok := d.Lookup(tc.dst, tc.path, tc.ttl)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("Lookup(%d, %d, %d) = %v, %v; want %v, %v", tc.dst, tc.path, tc.ttl, got, ok, tc.want, tc.ok)
+// setDetails gives every answered hop of tr the reply TTL, quoted TTL and
+// size that f returns for it, as Collector.Details records them.
+func setDetails(tr *Trace, f func(path, ttl int) (replyTTL, quotedTTL uint8, size int)) {
+	for i := range tr.Flows {
+		fl := &tr.Flows[i]
+		for j := range fl.Hops {
+			if h := &fl.Hops[j]; !h.Silent() {
+				h.ReplyTTL, h.QuotedTTL, h.Size = f(fl.PathID, h.TTL)
+			}
 		}
 	}
-	if got, ok := d.For(1)(1, 1); !ok || got.TTL != 63 {
-		t.Errorf("For(1)(1, 1) = %v, %v", got, ok)
+}
+
+func TestCollectorDetails(t *testing.T) {
+	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.7")
+	c := NewCollector(dst, "", src, 4, 8, 33452, 33452)
+	c.Sent(2, 3)
+	c.Details(2, 3, 60, 1, 70) // before the reply: ignored
+	if !c.Reply(2, 3, netip.MustParseAddr("10.0.0.3"), time.Millisecond, 11, 0, false) {
+		t.Fatal("reply rejected")
 	}
-	var nilD *ReplyDetails
-	if nilD.For(0) != nil {
-		t.Error("nil ReplyDetails: For is not nil")
+	c.Details(2, 3, 61, 2, 58)
+	c.Details(9, 3, 61, 2, 58) // out of range: ignored
+	tr := c.Trace(time.Unix(0, 0), time.Unix(1, 0), false)
+	if len(tr.Flows) != 1 || tr.Flows[0].PathID != 2 || len(tr.Flows[0].Hops) != 3 {
+		t.Fatalf("flows %+v (path ID 1 was never probed)", tr.Flows)
+	}
+	if h := tr.Flows[0].Hops[2]; h.ReplyTTL != 61 || h.QuotedTTL != 2 || h.Size != 58 {
+		t.Errorf("hop %+v", h)
+	}
+	// Reset starts over with the same memory.
+	c.Reset(src, "again")
+	if tr := c.Trace(time.Unix(0, 0), time.Unix(1, 0), false); len(tr.Flows) != 0 || tr.Name != "again" || tr.Destination != src || tr.ProbesSent != 0 {
+		t.Errorf("after Reset: %+v", tr)
 	}
 }
 
@@ -371,9 +366,9 @@ func TestReplyDetails(t *testing.T) {
 // records it should.
 func TestAtlasCheckerCatchesMistakes(t *testing.T) {
 	var b bytes.Buffer
-	if err := WriteAtlas(&b, atlasTrace(), AtlasOptions{Reply: func(int, int) (ReplyDetail, bool) {
-		return ReplyDetail{TTL: 64, Len: 58}, true
-	}}); err != nil {
+	tr := atlasTrace()
+	setDetails(tr, func(int, int) (uint8, uint8, int) { return 64, 0, 58 })
+	if err := WriteAtlas(&b, tr, AtlasOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(&b)

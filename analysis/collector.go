@@ -17,9 +17,12 @@ type Collector struct {
 	paths, maxTTL    int
 	srcBase, dstPort uint16
 
-	mu      sync.Mutex
-	cells   []cell // the probe (pathID, ttl) is at (pathID-1)*maxTTL + ttl-1
-	probed  []int  // highest TTL sent, per path ID - 1
+	mu sync.Mutex
+	// cells[(pathID-1)*maxTTL + ttl-1] is the probe (pathID, ttl); it
+	// grows a path ID at a time as probes are sent, so an adaptive run
+	// that may use many path IDs costs only those it used.
+	cells   []cell
+	probed  []int // highest TTL sent, per path ID - 1
 	sent    int
 	replies int
 	others  []otherReply // later answers from another address (see Observe)
@@ -29,6 +32,9 @@ type Collector struct {
 type cell struct {
 	addr      netip.Addr
 	rtt       time.Duration
+	size      uint16 // bytes of the reply's IP packet
+	replyTTL  uint8  // TTL of the reply on arrival
+	quotedTTL uint8  // TTL of the probe when it reached the replying node
 	typ, code uint8
 	answered  bool
 	reached   bool
@@ -43,17 +49,36 @@ func NewCollector(dst netip.Addr, name string, src netip.Addr, paths, maxTTL int
 		dst: dst, src: src, name: name,
 		paths: paths, maxTTL: maxTTL,
 		srcBase: srcPortBase, dstPort: dstPort,
-		cells:  make([]cell, paths*maxTTL),
-		probed: make([]int, paths),
 	}
 }
 
+// Reset makes c record a new run towards dst (name as the user gave it),
+// with the same source, path IDs, TTLs and ports, keeping its memory.
+func (c *Collector) Reset(dst netip.Addr, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dst, c.name = dst, name
+	c.cells = c.cells[:0]
+	c.probed = c.probed[:0]
+	c.sent, c.replies = 0, 0
+	c.others = c.others[:0]
+}
+
+// index returns the cell of probe (pathID, ttl), growing the cells to hold
+// pathID; false when out of range.
 func (c *Collector) index(pathID, ttl int) (int, bool) {
 	if pathID < 1 || pathID > c.paths || ttl < 1 || ttl > c.maxTTL {
 		return 0, false
 	}
+	for len(c.probed) < pathID {
+		c.probed = append(c.probed, 0)
+		c.cells = append(c.cells, make([]cell, c.maxTTL)...)
+	}
 	return (pathID-1)*c.maxTTL + ttl - 1, true
 }
+
+// used returns the number of path IDs with a probe sent or answered.
+func (c *Collector) used() int { return len(c.probed) }
 
 // Sent records that the probe (pathID, ttl) was sent. Every call counts
 // towards ProbesSent, retransmissions included; out-of-range path IDs and
@@ -84,6 +109,18 @@ func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, i
 	return true
 }
 
+// Details records what the first answer to the probe (pathID, ttl) said
+// beyond its Hop: the reply's TTL on arrival, the probe's TTL as quoted,
+// and the reply's size in bytes. Call it after Reply returned true.
+func (c *Collector) Details(pathID, ttl int, replyTTL, quotedTTL uint8, size int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i, ok := c.index(pathID, ttl); ok && c.cells[i].answered {
+		c.cells[i].replyTTL, c.cells[i].quotedTTL = replyTTL, quotedTTL
+		c.cells[i].size = uint16(min(max(size, 0), 0xffff))
+	}
+}
+
 // Trace returns the run's result with flows of their true length (see the
 // package documentation). The Collector stays usable: Trace may be called
 // again, e.g. for a partial result when the run is interrupted.
@@ -96,14 +133,14 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		Source:      c.src,
 		Protocol:    "udp",
 		MaxTTL:      c.maxTTL,
-		Flows:       make([]Flow, 0, c.paths),
+		Flows:       make([]Flow, 0, c.used()),
 		ProbesSent:  c.sent,
 		Replies:     c.replies,
 		Start:       start,
 		End:         end,
 		Partial:     partial,
 	}
-	for p := 1; p <= c.paths; p++ {
+	for p := 1; p <= c.used(); p++ {
 		row := c.cells[(p-1)*c.maxTTL : p*c.maxTTL]
 		f := Flow{
 			PathID:    p,
@@ -138,6 +175,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 			if a.answered {
 				f.Hops[i].Addr, f.Hops[i].RTT = a.addr, a.rtt
 				f.Hops[i].ICMPType, f.Hops[i].ICMPCode = a.typ, a.code
+				f.Hops[i].ReplyTTL, f.Hops[i].QuotedTTL, f.Hops[i].Size = a.replyTTL, a.quotedTTL, int(a.size)
 			}
 		}
 		t.Flows = append(t.Flows, f)

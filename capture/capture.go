@@ -29,7 +29,7 @@ type Config struct {
 const Batch = 64
 
 // DefaultRecvBuf is the receive buffer used when Config.RecvBuf is 0.
-const DefaultRecvBuf = 4 << 20
+const DefaultRecvBuf = 64 << 20
 
 // MinSlot is the smallest per-packet buffer. Packets are never truncated:
 // a slot holds the largest packet the interface's MTU allows (the largest

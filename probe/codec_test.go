@@ -498,12 +498,12 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 			if rtt := s.RTT(r.QChecksum, recv); rtt < delay || rtt-delay >= ClockUnit {
 				t.Fatalf("RTT %v for a delay of %v", rtt, delay)
 			}
-			m := NewMatcher(s, []netip.Addr{codecSrc, codecDst})
+			m := NewMatcher(s)
 			var a Answer
 			if !m.Match(reply, recv, &r, &a) {
 				t.Fatal("Matcher.Match rejected its own reply")
 			}
-			if a.Dst != 1 || int(a.Path) != p || int(a.TTL) != hop || a.From != rtrAddr ||
+			if a.Dst != codecDst || int(a.Path) != p || int(a.TTL) != hop || a.From != rtrAddr ||
 				a.Type != ICMPTimeExceeded || a.RTT < delay || a.RTT-delay >= ClockUnit {
 				t.Fatalf("answer %+v", a)
 			}

@@ -679,12 +679,12 @@ func TestMatch(t *testing.T) {
 	s := codecSpec()
 	other := netip.MustParseAddr("198.51.100.99")
 	dsts := []netip.Addr{other, codecDst, other, netip.MustParseAddr("10.0.0.1")}
-	m := NewMatcher(s, dsts)
+	m := NewMatcher(s)
 	sent := s.Epoch.Add(ClockWrap - 40*time.Millisecond)
 	recv := sent.Add(123456 * time.Microsecond)
 	var r Reply
 	var a Answer
-	for di, dst := range dsts {
+	for _, dst := range dsts {
 		for path := 1; path <= s.Paths; path++ {
 			for ttl := 1; ttl <= MaxTTL; ttl++ {
 				pkt := testMatchReply(s, dst, path, ttl, 20, sent)
@@ -698,19 +698,17 @@ func TestMatch(t *testing.T) {
 				if !m.Match(pkt, recv, &r, &a) {
 					t.Fatalf("Matcher.Match(dst %v path %d ttl %d) rejected", dst, path, ttl)
 				}
-				want := Answer{Dst: int32(di), Path: uint16(path), TTL: uint8(ttl), Type: ICMPTimeExceeded,
-					From: rtrAddr, RTT: a.RTT, Received: recv}
-				if di == 2 {
-					want.Dst = 0 // a repeated destination maps to its first index
-				}
+				want := Answer{Dst: dst, Path: uint16(path), TTL: uint8(ttl), Type: ICMPTimeExceeded,
+					From: rtrAddr, RTT: a.RTT, Received: recv,
+					ReplyTTL: r.ReplyTTL, QTTL: r.QTTL, QTOS: r.QTOS, Size: uint16(len(pkt))}
 				if ttl >= 20 {
 					want.Type, want.Code, want.From = ICMPUnreachable, CodePortUnreachable, dst
 				}
 				if a != want || a.RTT < 123456*time.Microsecond || a.RTT >= 123456*time.Microsecond+ClockUnit {
 					t.Fatalf("answer %+v, want %+v", a, want)
 				}
-				if a.Reached(dst) != (ttl >= 20) || a.Stops() != (ttl >= 20) {
-					t.Fatalf("ttl %d: reached %v stops %v", ttl, a.Reached(dst), a.Stops())
+				if a.Reached() != (ttl >= 20) || a.Stops() != (ttl >= 20) {
+					t.Fatalf("ttl %d: reached %v stops %v", ttl, a.Reached(), a.Stops())
 				}
 			}
 		}
@@ -723,7 +721,7 @@ func TestMatch(t *testing.T) {
 		spec       *Spec
 		dst        netip.Addr
 		path       int
-		specAccept bool // Spec.Match accepts it (only the Matcher knows the destinations)
+		specAccept bool // Spec.Match (and so the Matcher) accepts it: only the scheduler knows the destinations
 	}{
 		{"other tag", mut(func(c *Spec) { c.Tag = s.Tag + 1 }), codecDst, 1, false},
 		{"other tag, high bit", mut(func(c *Spec) { c.Tag = s.Tag ^ 0x200 }), codecDst, 1, false},
@@ -745,8 +743,8 @@ func TestMatch(t *testing.T) {
 			if _, _, ok := s.Match(&r); ok != tc.specAccept {
 				t.Errorf("%s, ttl %d: Spec.Match = %v", tc.name, ttl, ok)
 			}
-			if m.Match(pkt, recv, &r, &a) {
-				t.Errorf("%s, ttl %d: Matcher.Match accepted: %+v", tc.name, ttl, a)
+			if m.Match(pkt, recv, &r, &a) != tc.specAccept {
+				t.Errorf("%s, ttl %d: Matcher.Match = %v: %+v", tc.name, ttl, !tc.specAccept, a)
 			}
 		}
 	}
@@ -769,7 +767,7 @@ func TestZeroAllocs(t *testing.T) {
 		}
 	}
 	plain := testMatchReply(s, codecDst, 2, 3, 20, s.Epoch)
-	m := NewMatcher(s, []netip.Addr{codecDst})
+	m := NewMatcher(s)
 	recv := s.Epoch.Add(time.Second)
 	var r Reply
 	var a Answer
@@ -830,7 +828,7 @@ func BenchmarkMatch(b *testing.B) {
 	for i := range dsts {
 		dsts[i] = netip.AddrFrom4([4]byte{10, 21, byte(i >> 8), byte(i)})
 	}
-	m := NewMatcher(s, dsts)
+	m := NewMatcher(s)
 	rng := rand.New(rand.NewPCG(3, 4))
 	pkts := make([][]byte, 1024)
 	for i := range pkts {

@@ -3,13 +3,14 @@ package probe
 import (
 	"context"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
 // Answer is a matched reply handed from the receive loop to the scheduler.
 // It is a value type so that passing it over a channel does not allocate.
 type Answer struct {
-	Dst      int32
+	Dst      netip.Addr // the probe's destination, as quoted
 	Path     uint16
 	TTL      uint8
 	Type     uint8
@@ -17,37 +18,33 @@ type Answer struct {
 	From     netip.Addr
 	RTT      time.Duration
 	Received time.Time
+	// Details of the reply, for formats that show them.
+	ReplyTTL uint8  // TTL of the ICMP message on arrival
+	QTTL     uint8  // TTL of the probe when it reached the replying node
+	QTOS     uint8  // TOS of the probe as quoted
+	Size     uint16 // bytes of the ICMP message's IP packet
 }
 
 // Reached says whether the answer comes from the destination.
-func (a *Answer) Reached(dst netip.Addr) bool {
-	return a.Type == ICMPUnreachable && (a.Code == CodePortUnreachable || a.From == dst)
+func (a *Answer) Reached() bool {
+	return a.Type == ICMPUnreachable && (a.Code == CodePortUnreachable || a.From == a.Dst)
 }
 
 // Stops says whether no higher TTL of this flow can get further: any
 // unreachable message (from the destination or a router).
 func (a *Answer) Stops() bool { return a.Type == ICMPUnreachable }
 
-// Matcher turns received packets into Answers for the targets of a run.
+// Matcher turns received packets into Answers to a run's probes.
 type Matcher struct {
-	Spec    *Spec
-	targets map[netip.Addr]int32
+	Spec *Spec
 }
 
-// NewMatcher returns a Matcher for the given destinations.
-func NewMatcher(spec *Spec, dsts []netip.Addr) *Matcher {
-	m := &Matcher{Spec: spec, targets: make(map[netip.Addr]int32, len(dsts))}
-	for i, d := range dsts {
-		if _, dup := m.targets[d]; !dup {
-			m.targets[d] = int32(i)
-		}
-	}
-	return m
-}
+// NewMatcher returns a Matcher for the probes of spec.
+func NewMatcher(spec *Spec) *Matcher { return &Matcher{Spec: spec} }
 
 // Match decodes pkt (starting at its IPv4 header), received at ts, into a.
-// It reports false for anything that is not a reply to a probe of this run
-// toward one of its destinations. It does not allocate.
+// It reports false for anything that is not a reply to a probe of this run.
+// It does not allocate.
 func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
 	if ParseReply(pkt, r) != nil {
 		return false
@@ -56,53 +53,85 @@ func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
 	if !ok {
 		return false
 	}
-	dst, ok := m.targets[r.QDst]
-	if !ok {
-		return false
-	}
 	*a = Answer{
-		Dst: dst, Path: uint16(path), TTL: uint8(ttl),
+		Dst: r.QDst, Path: uint16(path), TTL: uint8(ttl),
 		Type: r.Type, Code: r.Code, From: r.From,
 		RTT: m.Spec.RTT(r.QChecksum, ts), Received: ts,
+		ReplyTTL: r.ReplyTTL, QTTL: r.QTTL, QTOS: r.QTOS, Size: uint16(min(len(pkt), 0xffff)),
 	}
 	return true
 }
 
-// Runner drives an Engine: it encodes and sends the probes the engine asks
-// for, feeds it the answers, and returns when every destination is finished
-// or ctx is done. Time, sending and the observers are injected.
-type Runner struct {
+// burstTime is how many seconds' worth of probes the rate limiter lets go
+// at once after a pause.
+const burstTime = 4 * time.Millisecond
+
+// Scanner drives a Sched over a stream of destinations: it admits them as
+// slots free up, encodes and sends the probes the scheduler asks for at the
+// configured rate, feeds it the answers, and reports every destination as it
+// finishes. Time, routing, sending and the observers are injected.
+type Scanner struct {
 	Spec     *Spec
 	Schedule Schedule
-	Dsts     []netip.Addr
-	// Send transmits complete IPv4 packets toward destination dst.
-	Send func(dst int, pkts [][]byte) error
-	// Answers delivers matched replies; the runner never closes it.
+	// Window is the most destinations in progress at once (default 4096).
+	Window int
+	// Rate caps the probes sent per second, retries included; 0 is
+	// unlimited.
+	Rate float64
+	// Next returns the next destination, false when there are no more.
+	Next func() (netip.Addr, bool)
+	// Start is called when dst begins in slot; it returns the index of the
+	// route its probes leave by (passed to Send). An error skips dst:
+	// OnSkip is called and the slot is reused.
+	Start  func(slot int, dst netip.Addr) (route int, err error)
+	OnSkip func(dst netip.Addr, err error)
+	// Send transmits complete IPv4 packets by route.
+	Send func(route int, pkts [][]byte) error
+	// Answers delivers matched replies; the scanner never closes it.
 	Answers <-chan Answer
-	// OnSent is called for every probe sent; OnAnswer for every first
-	// answer to a probe; OnDone once per destination when it is finished.
+	// OnSent is called for every probe sent. OnAnswer for every answer to
+	// a destination in progress; first says it is the first answer to
+	// that probe (later ones are repeats: retries' answers or
+	// duplicates, where per-packet load balancers show).
 	OnSent   func(ProbeRef)
-	OnAnswer func(Answer)
-	OnDone   func(dst int)
-	// OnRepeat is called for a further answer to a probe already answered
-	// (a retry's, or a duplicate): per-packet load balancers show there.
-	OnRepeat func(Answer)
-	// More, when set, is asked whether a destination whose path IDs are
-	// all finished needs more (see Engine.More).
-	More func(dst int) (add, horizon int)
-	Now  func() time.Time
+	OnAnswer func(slot int, a *Answer, first bool)
+	// More, when set, is asked what a destination whose probes are all
+	// settled needs next (see Sched.More).
+	More func(slot int) Plan
+	// OnDone is called once per destination when it is finished, or with
+	// partial set when the run stops before; the slot is reused after it
+	// returns.
+	OnDone func(slot int, partial bool)
+	Now    func() time.Time
 	// Batch is the most probes encoded and sent at once (default 64).
 	Batch int
+	// Linger is how long an interrupted run still waits for the replies
+	// to probes in flight (default 500 ms, at most Schedule.Timeout).
+	Linger time.Duration
 
-	sent int
+	sent, retries, late atomic.Int64
+	sched               *Sched
 }
 
-// Sent returns how many probes (retries included) the last Run sent.
-func (r *Runner) Sent() int { return r.sent }
+// Sent returns how many probes (retries included) were sent so far; it may
+// be called while Run runs.
+func (r *Scanner) Sent() int64 { return r.sent.Load() }
+
+// Retries returns how many of the probes sent were retries.
+func (r *Scanner) Retries() int64 { return r.retries.Load() }
+
+// Late returns how many answers came for destinations no longer in
+// progress.
+func (r *Scanner) Late() int64 { return r.late.Load() }
+
+// Sched returns the scheduler of the run in progress, for callbacks that
+// need to look at a slot's probes (Sched.Probed). Only valid inside them.
+func (r *Scanner) Sched() *Sched { return r.sched }
 
 // Run probes until every destination is finished or ctx is done. It
-// returns ctx's error when interrupted, or the first send error.
-func (r *Runner) Run(ctx context.Context) error {
+// returns ctx's error when interrupted, or the first send error; either
+// way the destinations in progress are reported with OnDone as partial.
+func (r *Scanner) Run(ctx context.Context) error {
 	now := r.Now
 	if now == nil {
 		now = time.Now
@@ -111,68 +140,130 @@ func (r *Runner) Run(ctx context.Context) error {
 	if batch <= 0 {
 		batch = 64
 	}
-	e := NewEngine(r.Schedule, len(r.Dsts))
-	e.More = r.More
-	defer func() { r.sent = e.Sent() }()
+	window := r.Window
+	if window <= 0 {
+		window = 4096
+	}
+	q := NewSched(r.Schedule, window)
+	q.More = r.More
+	r.sched = q
+	routes := make([]int32, window)
 	refs := make([]ProbeRef, 0, batch)
 	bufs := make([][]byte, batch)
 	for i := range bufs {
 		bufs[i] = make([]byte, Len)
 	}
-	byDst := make([][]byte, 0, batch)
-	done := make([]bool, len(r.Dsts))
-	finish := func() {
-		for d := range done {
-			if !done[d] && e.DstDone(d) {
-				done[d] = true
-				if r.OnDone != nil {
-					r.OnDone(d)
-				}
-			}
+	group := make([][]byte, 0, batch)
+	done := func(slot int) {
+		if r.OnDone != nil {
+			r.OnDone(slot, false)
 		}
 	}
+	partial := func(slot int) {
+		if r.OnDone != nil {
+			r.OnDone(slot, true)
+		}
+	}
+	// A token bucket paces sending: Rate tokens a second, with up to
+	// burstTime's worth (at least a batch) saved up. Timers wake a
+	// goroutine about a millisecond late at best, so a smaller bucket
+	// would cap the rate at a batch per wake-up.
+	burst := max(float64(batch), r.Rate*burstTime.Seconds())
+	tokens, last := burst, now()
+	exhausted := false
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		// Time out what is due (queuing retries), let finished
-		// destinations ask for more path IDs, and send everything the
-		// engine allows now, a batch at a time, until nothing is left.
-		for sentAny := true; sentAny; {
-			sentAny = false
-			e.Expire(now())
-			e.Resolve()
-			for {
-				t := now()
-				refs = e.Ready(t, refs[:0], batch)
-				if len(refs) == 0 {
+		t := now()
+		q.Expire(t)
+		for {
+			q.Resolve(done)
+			if exhausted || q.Free() == 0 {
+				break
+			}
+			// Fill the free slots; those with nothing to probe
+			// settle at once, so resolve again.
+			admitted := false
+			for q.Free() > 0 {
+				dst, ok := r.Next()
+				if !ok {
+					exhausted = true
 					break
 				}
-				sentAny = true
-				if err := r.sendBatch(refs, bufs, byDst, t); err != nil {
-					return err
+				slot, ok := q.Admit(dst)
+				if !ok {
+					continue // already in progress
 				}
+				admitted = true
+				route := 0
+				if r.Start != nil {
+					var err error
+					if route, err = r.Start(slot, dst); err != nil {
+						q.release(int32(slot))
+						if r.OnSkip != nil {
+							r.OnSkip(dst, err)
+						}
+						continue
+					}
+				}
+				routes[slot] = int32(route)
+			}
+			if !admitted {
+				break
 			}
 		}
-		finish()
-		if e.Done() {
+		if r.Rate > 0 {
+			tokens = min(tokens+t.Sub(last).Seconds()*r.Rate, burst)
+			last = t
+		}
+		for q.HasReady() {
+			n := batch
+			if r.Rate > 0 {
+				n = min(n, int(tokens))
+				if n == 0 {
+					break
+				}
+			}
+			t := now()
+			before := q.Retries()
+			refs = q.Ready(t, refs[:0], n)
+			if len(refs) == 0 {
+				break
+			}
+			if r.Rate > 0 {
+				tokens -= float64(len(refs))
+			}
+			r.retries.Add(int64(q.Retries() - before))
+			if err := r.sendBatch(refs, routes, bufs, group, t); err != nil {
+				q.Abandon(partial)
+				return err
+			}
+		}
+		if exhausted && q.Active() == 0 {
 			return nil
 		}
-		next := e.NextExpiry()
 		wait := time.Hour
-		if !next.IsZero() {
+		if next := q.NextExpiry(); !next.IsZero() {
 			wait = max(next.Sub(now()), 0)
+		}
+		if r.Rate > 0 && q.HasReady() {
+			// Wake when a batch (or what is ready, if less) is paid for.
+			need := min(float64(batch), float64(q.readyCount()), burst) - tokens
+			wait = min(wait, time.Duration(max(need, 1)/r.Rate*float64(time.Second)))
 		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			r.linger(q, now)
+			q.Abandon(partial)
 			return ctx.Err()
 		case a := <-r.Answers:
-			r.answer(e, a)
+			r.answer(q, &a)
 			// Take whatever else is queued before sending again.
 			for drained := false; !drained; {
 				select {
 				case a := <-r.Answers:
-					r.answer(e, a)
+					r.answer(q, &a)
 				default:
 					drained = true
 				}
@@ -188,33 +279,60 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Runner) answer(e *Engine, a Answer) {
-	dst := r.Dsts[a.Dst]
-	if e.Answer(int(a.Dst), int(a.Path), int(a.TTL), a.Reached(dst), a.Stops()) {
-		if r.OnAnswer != nil {
-			r.OnAnswer(a)
+// linger records the answers to probes in flight for a short while after
+// an interruption.
+func (r *Scanner) linger(q *Sched, now func() time.Time) {
+	d := r.Linger
+	if d <= 0 {
+		d = 500 * time.Millisecond
+	}
+	d = min(d, r.Schedule.Timeout)
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		q.Expire(now())
+		if q.NextExpiry().IsZero() {
+			return
 		}
-	} else if r.OnRepeat != nil {
-		r.OnRepeat(a)
+		select {
+		case a := <-r.Answers:
+			r.answer(q, &a)
+		case <-deadline.C:
+			return
+		}
 	}
 }
 
-// sendBatch encodes refs into bufs and sends them grouped by destination.
-func (r *Runner) sendBatch(refs []ProbeRef, bufs [][]byte, byDst [][]byte, t time.Time) error {
+func (r *Scanner) answer(q *Sched, a *Answer) {
+	slot, ok := q.Lookup(a.Dst)
+	if !ok {
+		r.late.Add(1)
+		return
+	}
+	first := q.Answer(slot, int(a.Path), int(a.TTL), a.Reached(), a.Stops())
+	if r.OnAnswer != nil {
+		r.OnAnswer(slot, a, first)
+	}
+}
+
+// sendBatch encodes refs and sends them grouped by route.
+func (r *Scanner) sendBatch(refs []ProbeRef, routes []int32, bufs [][]byte, group [][]byte, t time.Time) error {
+	q := r.sched
 	for i, p := range refs {
-		r.Spec.Encode(bufs[i], r.Dsts[p.Dst], int(p.Path), int(p.TTL), t)
+		r.Spec.Encode(bufs[i], q.Addr(int(p.Slot)), int(p.Path), int(p.TTL), t)
 	}
 	for start := 0; start < len(refs); {
-		d := refs[start].Dst
-		byDst = byDst[:0]
+		route := routes[refs[start].Slot]
+		group = group[:0]
 		end := start
-		for end < len(refs) && refs[end].Dst == d {
-			byDst = append(byDst, bufs[end])
+		for end < len(refs) && routes[refs[end].Slot] == route {
+			group = append(group, bufs[end])
 			end++
 		}
-		if err := r.Send(int(d), byDst); err != nil {
+		if err := r.Send(int(route), group); err != nil {
 			return err
 		}
+		r.sent.Add(int64(end - start))
 		if r.OnSent != nil {
 			for _, p := range refs[start:end] {
 				r.OnSent(p)

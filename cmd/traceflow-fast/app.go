@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
+	"github.com/traceflow-fast/traceflow-fast/internal/targets"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
@@ -32,8 +35,7 @@ type options struct {
 	tos        int
 	format     string
 	output     string
-	pcap       string                 // --pcap FILE: every probe sent and packet received, or ""
-	replies    *analysis.ReplyDetails // reply TTLs and sizes, kept for --format atlas
+	pcap       string // --pcap FILE: every probe sent and packet received, or ""
 	bind       string
 	dedup      bool
 	debug      bool
@@ -44,7 +46,39 @@ type options struct {
 	stderr     io.Writer
 	expect     *expectation // --expect
 	annotate   *annotator   // --asn-db, --ixp-db, --rdns
+
+	// Bulk scans.
+	files       []string       // --file: target files, "-" for standard input
+	stdin       io.Reader      // read by --file -
+	maxPrefix   uint64         // --max-prefix: the most addresses a prefix may expand to
+	skipInvalid bool           // --skip-invalid
+	exclude     []netip.Prefix // --exclude: never probed
+	rate        float64        // --rate: probes per second, 0 unlimited
+	window      int            // --window: destinations in progress at once, 0 = from a memory budget
+	seed        uint64         // --seed: of the destination order, 0 = random
+	progress    bool           // --progress
 }
+
+// pathsLabel names the path IDs setting for the log.
+func (o *options) pathsLabel() string {
+	if o.auto {
+		return fmt.Sprintf("auto (%d..%d)", o.paths, o.maxPaths)
+	}
+	return strconv.Itoa(o.paths)
+}
+
+// rateLabel names the rate setting for the log.
+func (o *options) rateLabel() string {
+	if o.rate == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%g/s", o.rate)
+}
+
+// defaultRate is the probes per second sent unless --rate says otherwise:
+// gentle enough for real networks, where routers rate-limit their ICMP
+// answers, and the rate zmap uses by default.
+const defaultRate = 10000
 
 var formats = []string{"vert", "horiz", "json", "dot", "atlas", "viz"}
 
@@ -52,7 +86,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "traceflow-fast",
 		Usage:     "find every path between this host and a destination",
-		UsageText: "traceflow-fast [options] DESTINATION [DESTINATION...]",
+		UsageText: "traceflow-fast [options] DESTINATION [DESTINATION...]\n   traceflow-fast [options] -f TARGETS [DESTINATION...]",
 		Description: `Sends UDP probes whose 5-tuple is fixed per path ID while the TTL varies, so
 per-flow load balancers keep each path ID on one path; only the source port
 (--srcport + path ID) changes between path IDs. Replies are matched to their
@@ -62,6 +96,14 @@ printed per path ID.
 Needs CAP_NET_RAW (AF_PACKET sockets) and CAP_BPF (the receive filter): run as
 root, or grant them once with
   setcap cap_net_raw,cap_bpf+ep bin/traceflow-fast
+
+Destinations are IPv4 addresses, host names or CIDR prefixes (a prefix is
+expanded without its network and broadcast addresses), on the command line or
+in target files (-f FILE, -f - for standard input; one per line, # comments).
+Every destination is traced once; their probes are interleaved in a seeded
+random order, paced by --rate, and each result is written as soon as it is
+finished (in the order destinations finish). A summary goes to standard
+error, and a progress bar when it is a terminal (a line every 10 s when not).
 
 Exit status: 0 every destination reached, 1 error, 2 some destination not
 reached, 3 interrupted, 4 the paths found differ from the ones --expect gives
@@ -85,7 +127,15 @@ traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
 			&cli.IntFlag{Name: "retries", Value: 1, Usage: "times an unanswered probe is sent again"},
 			&cli.IntFlag{Name: "gap-limit", Value: 5, Usage: "TTLs probed beyond the last that answered before a path gives up"},
 			&cli.IntFlag{Name: "tos", Value: 0, Usage: "IP TOS byte of every probe, 0..255"},
-			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination), dot (Graphviz digraph per destination), atlas (RIPE Atlas traceroute results, a JSON line per destination and path ID), viz (the hop graph as one self-contained HTML page; served on --bind unless --output is given)"},
+			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "read destinations from `FILE` (repeatable; - is standard input): an IPv4 address, host name or CIDR prefix per line, # comments"},
+			&cli.StringFlag{Name: "max-prefix", Value: "65536", Usage: "refuse prefixes of more than `N` addresses (or /LEN: the largest prefix length allowed, e.g. /16)"},
+			&cli.BoolFlag{Name: "skip-invalid", Usage: "skip bad lines of target files with a warning instead of refusing to start"},
+			&cli.StringFlag{Name: "exclude", Usage: "never probe the prefixes listed in `FILE` (one address or CIDR prefix per line, # comments, like a zmap blocklist)"},
+			&cli.Float64Flag{Name: "rate", Value: defaultRate, Usage: "probes per second at most, retries included (0: as fast as the host sends)"},
+			&cli.IntFlag{Name: "window", Usage: "destinations traced at once (default: as many as fit in about 100 MiB)"},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed of the random destination order (default: random)"},
+			&cli.BoolFlag{Name: "progress", Value: true, Usage: "show progress on standard error (a bar on a terminal, a line every 10 s otherwise)"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination), dot (Graphviz digraph per destination), atlas (RIPE Atlas traceroute results, a JSON line per destination and path ID), viz (the hop graph as one self-contained HTML page; served on --bind unless --output is given)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `FILE` instead of standard output"},
 			&cli.StringFlag{Name: "pcap", Usage: "write every probe sent and every packet received to `FILE` (pcap, raw IPv4, kernel receive timestamps)"},
 			&cli.BoolFlag{Name: "dedup", Usage: "print each distinct path once, with the path IDs that took it"},
@@ -117,26 +167,51 @@ traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
 // parseOptions validates every flag and names the bad one.
 func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	o := &options{
-		dsts:     c.Args().Slice(),
-		maxTTL:   c.Int("ttl"),
-		firstTTL: c.Int("first-ttl"),
-		srcPort:  c.Int("srcport"),
-		dstPort:  c.Int("dstport"),
-		retries:  c.Int("retries"),
-		gapLimit: c.Int("gap-limit"),
-		tos:      c.Int("tos"),
-		format:   c.String("format"),
-		output:   c.String("output"),
-		pcap:     c.String("pcap"),
-		bind:     c.String("bind"),
-		dedup:    c.Bool("dedup"),
-		debug:    c.Bool("debug"),
-		iface:    c.String("interface"),
-		stdout:   stdout,
-		stderr:   stderr,
+		dsts:        c.Args().Slice(),
+		maxTTL:      c.Int("ttl"),
+		firstTTL:    c.Int("first-ttl"),
+		srcPort:     c.Int("srcport"),
+		dstPort:     c.Int("dstport"),
+		retries:     c.Int("retries"),
+		gapLimit:    c.Int("gap-limit"),
+		tos:         c.Int("tos"),
+		format:      c.String("format"),
+		output:      c.String("output"),
+		pcap:        c.String("pcap"),
+		bind:        c.String("bind"),
+		dedup:       c.Bool("dedup"),
+		debug:       c.Bool("debug"),
+		iface:       c.String("interface"),
+		stdout:      stdout,
+		stderr:      stderr,
+		stdin:       os.Stdin,
+		files:       c.StringSlice("file"),
+		skipInvalid: c.Bool("skip-invalid"),
+		rate:        c.Float64("rate"),
+		window:      c.Int("window"),
+		seed:        c.Uint64("seed"),
+		progress:    c.Bool("progress"),
 	}
-	if len(o.dsts) == 0 {
-		return nil, fmt.Errorf("no destination given (usage: %s)", c.App.UsageText)
+	if len(o.dsts) == 0 && len(o.files) == 0 {
+		return nil, fmt.Errorf("no destination given (usage: %s)", strings.ReplaceAll(c.App.UsageText, "\n   ", " or "))
+	}
+	if math.IsNaN(o.rate) || o.rate < 0 || o.rate > 1e8 {
+		return nil, fmt.Errorf("--rate %v: must be 0 (unlimited) or a number of probes per second up to 100000000", c.Float64("rate"))
+	}
+	if o.window < 0 || o.window > 1<<20 {
+		return nil, fmt.Errorf("--window %d: must be 1..%d (0: automatic)", o.window, 1<<20)
+	}
+	mp, err := parseMaxPrefix(c.String("max-prefix"))
+	if err != nil {
+		return nil, err
+	}
+	o.maxPrefix = mp
+	if f := c.String("exclude"); f != "" {
+		ex, err := readExclude(f)
+		if err != nil {
+			return nil, err
+		}
+		o.exclude = ex
 	}
 	o.maxPaths = c.Int("max-paths")
 	if o.maxPaths < 1 || o.maxPaths > 4096 {
@@ -214,4 +289,34 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	}
 	o.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	return o, nil
+}
+
+// parseMaxPrefix reads --max-prefix: a number of addresses, or /LEN.
+func parseMaxPrefix(s string) (uint64, error) {
+	if l, ok := strings.CutPrefix(s, "/"); ok {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 || n > 32 {
+			return 0, fmt.Errorf("--max-prefix %q: want a number of addresses or /LEN with LEN 0..32", s)
+		}
+		return 1 << (32 - n), nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n < 1 || n > 1<<32 {
+		return 0, fmt.Errorf("--max-prefix %q: want a number of addresses 1..4294967296 or /LEN", s)
+	}
+	return n, nil
+}
+
+// readExclude reads the --exclude file.
+func readExclude(name string) ([]netip.Prefix, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("--exclude: %w", err)
+	}
+	defer f.Close()
+	ex, err := targets.ParseExclude(f, name)
+	if err != nil {
+		return nil, fmt.Errorf("--exclude: %w", err)
+	}
+	return ex, nil
 }

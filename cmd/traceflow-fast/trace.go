@@ -4,57 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/bpf"
 	"github.com/traceflow-fast/traceflow-fast/capture"
+	"github.com/traceflow-fast/traceflow-fast/internal/targets"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 const grantHint = "run as root, or grant it once: setcap cap_net_raw,cap_bpf+ep $(command -v traceflow-fast)"
 
-// target is one destination as the user named it.
-type target struct {
-	name string
-	addr netip.Addr
-}
-
-// resolve turns the command-line destinations into IPv4 addresses, keeping
-// the first of duplicates.
-func resolve(ctx context.Context, o *options) ([]target, error) {
-	var out []target
-	seen := map[netip.Addr]bool{}
-	for _, name := range o.dsts {
-		addr, err := netip.ParseAddr(name)
-		if err != nil {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip4", name)
-			cancel()
-			if lerr != nil || len(addrs) == 0 {
-				return nil, fmt.Errorf("cannot resolve %q to an IPv4 address: %v", name, lerr)
-			}
-			addr = addrs[0].Unmap()
-			o.logger.Info("resolved", "name", name, "addr", addr)
-		}
-		if !addr.Is4() {
-			return nil, fmt.Errorf("destination %q: only IPv4 is supported", name)
-		}
-		if seen[addr] {
-			continue
-		}
-		seen[addr] = true
-		out = append(out, target{name: name, addr: addr})
-	}
-	return out, nil
-}
+// maxSkipLogs bounds the destinations skipped (no route, another source)
+// that are logged one by one; the summary counts them all.
+const maxSkipLogs = 10
 
 // trace runs the probes and writes the results.
 func trace(parent context.Context, o *options) error {
@@ -62,26 +31,38 @@ func trace(parent context.Context, o *options) error {
 	defer stop()
 	fail := func(err error) error { return &exitErr{code: exitError, err: err} }
 
-	targets, err := resolve(ctx, o)
+	set, err := buildTargets(ctx, o)
 	if err != nil {
 		return fail(err)
 	}
-
-	// Where each destination's probes leave from.
-	routes := make([]*probe.Route, len(targets))
-	for i, t := range targets {
-		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		rt, err := probe.LookupRoute(rctx, t.addr, probe.RouteOptions{Interface: o.iface, Source: o.source})
-		cancel()
-		if err != nil {
-			return fail(fmt.Errorf("%s: %w", t.name, err))
-		}
-		if i > 0 && rt.Src != routes[0].Src {
-			return fail(fmt.Errorf("%s leaves from source %s but %s from %s: give --source", t.name, rt.Src, targets[0].name, routes[0].Src))
-		}
-		routes[i] = rt
+	total := set.Len()
+	seed := uint64(time.Now().UnixNano())
+	if o.seed != 0 {
+		seed = o.seed
 	}
-	src := routes[0].Src
+
+	// Where the probes leave from: the route of the first destination
+	// that has one (or --source). Every probe of a run has one source,
+	// which the receive filter matches.
+	routes, err := probe.NewRouteCache(ctx, probe.RouteOptions{Interface: o.iface, Source: o.source})
+	if err != nil {
+		return fail(err)
+	}
+	var first *probe.Route
+	var firstErr error
+	for i := uint64(0); i < min(total, 16) && first == nil; i++ {
+		dst := set.At(i)
+		rt, err := routes.Lookup(ctx, dst)
+		if err != nil {
+			firstErr = cmp(firstErr, fmt.Errorf("%s: %w", set.Name(dst), err))
+			continue
+		}
+		first = rt
+	}
+	if first == nil {
+		return fail(firstErr)
+	}
+	src := first.Src
 
 	tag, release, err := probe.ReserveTag()
 	if err != nil {
@@ -126,6 +107,30 @@ func trace(parent context.Context, o *options) error {
 	}
 	defer conn.Close()
 
+	// Sending goroutines (one per CPU), each with a socket per distinct
+	// route (routes are interned by the cache).
+	pool := probe.NewSendPool(runtime.GOMAXPROCS(0))
+	defer pool.Close()
+	routeOf := map[*probe.Route]int{}
+	openRoute := func(rt *probe.Route) (int, error) {
+		if i, ok := routeOf[rt]; ok {
+			return i, nil
+		}
+		i, err := pool.AddRoute(rt)
+		if err != nil {
+			if errors.Is(err, os.ErrPermission) {
+				return 0, fmt.Errorf("opening the AF_PACKET send socket needs CAP_NET_RAW: %s (%v)", grantHint, err)
+			}
+			return 0, err
+		}
+		routeOf[rt] = i
+		o.logger.Debug("route", "iface", rt.IfName, "src", rt.Src, "nexthop", rt.NextHop, "lladdr", rt.HWAddr)
+		return i, nil
+	}
+	if _, err := openRoute(first); err != nil {
+		return fail(err)
+	}
+
 	// --pcap: every probe as it is sent, every packet the filter passed.
 	var pcapw *capture.PcapWriter
 	if o.pcap != "" {
@@ -134,42 +139,17 @@ func trace(parent context.Context, o *options) error {
 		}
 		defer pcapw.Close()
 	}
-	if o.format == "atlas" {
-		o.replies = new(analysis.ReplyDetails)
+	out, err := newResultWriter(o)
+	if err != nil {
+		return fail(err)
 	}
-
-	senders := make([]*probe.Sender, len(targets))
-	byRoute := map[string]*probe.Sender{}
-	for i, rt := range routes {
-		key := fmt.Sprintf("%d/%s/%s", rt.Ifindex, rt.NextHop, rt.HWAddr)
-		s := byRoute[key]
-		if s == nil {
-			s, err = probe.NewSender(rt)
-			if err != nil {
-				if errors.Is(err, os.ErrPermission) {
-					return fail(fmt.Errorf("opening the AF_PACKET send socket needs CAP_NET_RAW: %s (%v)", grantHint, err))
-				}
-				return fail(err)
-			}
-			defer s.Close()
-			byRoute[key] = s
-		}
-		senders[i] = s
-		o.logger.Debug("route", "dst", targets[i].addr, "iface", rt.IfName, "src", rt.Src, "nexthop", rt.NextHop, "lladdr", rt.HWAddr)
-	}
-
-	dsts := make([]netip.Addr, len(targets))
-	collectors := make([]*analysis.Collector, len(targets))
-	for i, t := range targets {
-		dsts[i] = t.addr
-		collectors[i] = analysis.NewCollector(t.addr, t.name, src, o.maxPaths, o.maxTTL, spec.BaseSrcPort, spec.DstPort)
-	}
+	defer out.abort()
 
 	// The receive loop: decode, match, hand over.
-	answers := make(chan probe.Answer, 4096)
+	answers := make(chan probe.Answer, 1<<14)
 	recvDone := make(chan struct{})
 	quit := make(chan struct{})
-	matcher := probe.NewMatcher(spec, dsts)
+	matcher := probe.NewMatcher(spec)
 	// received counts what the kernel filter let through; unmatched, the
 	// part of it that the decoder did not recognise as an answer of this
 	// run (non-zero would mean the filter is too lax).
@@ -185,11 +165,7 @@ func trace(parent context.Context, o *options) error {
 			}
 			if !matcher.Match(pkt, ts, &r, &a) {
 				unmatched++
-				o.logger.Debug("unmatched packet", "len", len(pkt))
 				return
-			}
-			if o.replies != nil {
-				o.replies.Record(int(a.Dst), int(a.Path), int(a.TTL), analysis.ReplyDetail{TTL: r.ReplyTTL, QuotedTTL: r.QTTL, Len: len(pkt)})
 			}
 			select {
 			case answers <- a:
@@ -208,67 +184,143 @@ func trace(parent context.Context, o *options) error {
 		}
 	}()
 
-	o.logger.Info("tracing", "destinations", len(targets), "source", src, "iface", routes[0].IfName,
-		"paths", o.paths, "ttl", fmt.Sprintf("%d..%d", o.firstTTL, o.maxTTL), "srcports", fmt.Sprintf("%d..%d", o.srcPort+1, o.srcPort+o.maxPaths), "auto", o.auto, "dstport", o.dstPort, "tag", tag)
+	window := o.window
+	if window <= 0 {
+		window = defaultWindow(o)
+	}
+	window = int(min(uint64(window), max(total, 1)))
+	collectors := make([]*analysis.Collector, window)
+	started := make([]time.Time, window)
+	complete := make([]bool, window)
+	var stats runStats
+	stats.total = total
+	var skipped []string
+	var skipErr error
+
+	o.logger.Info("tracing", "destinations", total, "source", src, "iface", first.IfName,
+		"paths", o.pathsLabel(), "ttl", fmt.Sprintf("%d..%d", o.firstTTL, o.maxTTL),
+		"srcports", fmt.Sprintf("%d..%d", o.srcPort+1, o.srcPort+o.maxPaths), "dstport", o.dstPort,
+		"rate", o.rateLabel(), "tag", tag)
 	start := time.Now()
-	runner := &probe.Runner{
+	perm := targets.NewPermutation(total, seed)
+	scanner := &probe.Scanner{
 		Spec: spec,
 		Schedule: probe.Schedule{
 			Paths: o.paths, MaxPaths: o.maxPaths, FirstTTL: o.firstTTL, MaxTTL: o.maxTTL,
 			GapLimit: o.gapLimit, Timeout: o.wait, Retries: o.retries,
 		},
-		Dsts: dsts,
-		Send: func(dst int, pkts [][]byte) error {
+		Window: window,
+		Rate:   o.rate,
+		Next: func() (netip.Addr, bool) {
+			i, ok := perm.Next()
+			if !ok {
+				return netip.Addr{}, false
+			}
+			return set.At(i), true
+		},
+		Start: func(slot int, dst netip.Addr) (int, error) {
+			rt, err := routes.Lookup(ctx, dst)
+			if err != nil {
+				return 0, err
+			}
+			if rt.Src != src {
+				return 0, fmt.Errorf("leaves from source %s, not %s like the others: give --source, or trace it in another run", rt.Src, src)
+			}
+			route, err := openRoute(rt)
+			if err != nil {
+				return 0, err
+			}
+			if collectors[slot] == nil {
+				collectors[slot] = analysis.NewCollector(dst, set.Name(dst), src, o.maxPaths, o.maxTTL, spec.BaseSrcPort, spec.DstPort)
+			} else {
+				collectors[slot].Reset(dst, set.Name(dst))
+			}
+			started[slot] = time.Now()
+			complete[slot] = false
+			return route, nil
+		},
+		OnSkip: func(dst netip.Addr, err error) {
+			stats.skipped.Add(1)
+			skipErr = cmp(skipErr, fmt.Errorf("%s: %w", set.Name(dst), err))
+			if len(skipped) < maxSkipLogs {
+				skipped = append(skipped, set.Name(dst))
+				o.logger.Warn("skipped", "dst", set.Name(dst), "err", err)
+			}
+		},
+		Send: func(route int, pkts [][]byte) error {
 			if pcapw != nil {
 				// Stamped when handed to the socket, just after encoding.
 				pcapw.WritePackets(time.Now(), pkts)
 			}
-			_, err := senders[dst].Send(pkts)
-			return err
+			return pool.Send(route, pkts)
 		},
-		Answers:  answers,
-		OnSent:   func(p probe.ProbeRef) { collectors[p.Dst].Sent(int(p.Path), int(p.TTL)) },
-		OnRepeat: func(a probe.Answer) { collectors[a.Dst].Observe(int(a.Path), int(a.TTL), a.From) },
-		OnAnswer: func(a probe.Answer) {
-			reached := a.Reached(dsts[a.Dst])
-			collectors[a.Dst].Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, reached)
-			o.logger.Debug("reply", "dst", dsts[a.Dst], "path", a.Path, "ttl", a.TTL, "from", a.From, "type", a.Type, "code", a.Code, "rtt", a.RTT)
-		},
+		Answers: answers,
+		Linger:  min(o.wait, 500*time.Millisecond),
 	}
-	// --paths auto: when a destination's path IDs are done, the MDA rule
-	// says whether more are needed.
-	complete := make([]bool, len(targets))
+	scanner.OnSent = func(p probe.ProbeRef) { collectors[p.Slot].Sent(int(p.Path), int(p.TTL)) }
+	scanner.OnAnswer = func(slot int, a *probe.Answer, _ bool) {
+		c := collectors[slot]
+		if c.Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, a.Reached()) {
+			c.Details(int(a.Path), int(a.TTL), a.ReplyTTL, a.QTTL, int(a.Size))
+			stats.replies.Add(1)
+		} else {
+			c.Observe(int(a.Path), int(a.TTL), a.From)
+		}
+		if o.debug {
+			o.logger.Debug("reply", "dst", a.Dst, "path", a.Path, "ttl", a.TTL, "from", a.From, "type", a.Type, "code", a.Code, "rtt", a.RTT)
+		}
+	}
 	if o.auto {
-		runner.More = func(d int) (add, horizon int) {
-			tr := collectors[d].Trace(start, time.Now(), false)
+		// --paths auto: once a destination's probes are settled, the MDA
+		// rule says whether more path IDs are needed.
+		scanner.More = func(slot int) probe.Plan {
+			tr := collectors[slot].Trace(started[slot], time.Now(), false)
 			used := len(tr.Flows)
 			need := analysis.FlowsNeeded(tr, o.confidence)
-			complete[d] = need <= used
+			complete[slot] = need <= used
+			horizon := 0
 			for _, f := range tr.Flows {
 				horizon = max(horizon, f.ReachedTTL)
 			}
-			add = min(need, o.maxPaths) - used
-			o.logger.Debug("mda round", "dst", dsts[d], "path_ids", used, "needed", need, "adding", max(add, 0))
-			return add, horizon
+			add := min(need, o.maxPaths) - used
+			if o.debug {
+				o.logger.Debug("mda round", "dst", tr.Destination, "path_ids", used, "needed", need, "adding", max(add, 0))
+			}
+			return probe.Plan{Add: add, Horizon: horizon}
 		}
 	}
-	runErr := runner.Run(ctx)
+	var writeErr error
+	scanner.OnDone = func(slot int, partial bool) {
+		tr := collectors[slot].Trace(started[slot], time.Now(), partial)
+		if o.auto {
+			tr.MDA = &analysis.MDA{Confidence: o.confidence, MaxPaths: o.maxPaths, Complete: complete[slot] && !partial}
+		}
+		stats.done.Add(1)
+		if reachedAny(tr) {
+			stats.reached.Add(1)
+		}
+		if partial {
+			stats.partial.Add(1)
+		}
+		o.annotate.apply(context.WithoutCancel(ctx), []*analysis.Trace{tr})
+		if err := out.write(tr); err != nil && writeErr == nil {
+			writeErr = err
+		}
+	}
+	stats.sent = scanner.Sent
+	stopProgress := startProgress(o, &stats, start)
+	runErr := scanner.Run(ctx)
+	if err := pool.Close(); err != nil && runErr == nil {
+		runErr = err // a send queued before the end failed
+	}
 	end := time.Now()
+	stopProgress()
+	// Replies the kernel dropped because the receive buffer was full: a
+	// sign that --rate is above what this host can take in.
+	_, dropped, _ := conn.Stats()
 	close(quit)
 	conn.Close()
 	<-recvDone
-	// Replies still queued (late ones, repeats) are measurements too.
-	for drained := false; !drained; {
-		select {
-		case a := <-answers:
-			c := collectors[a.Dst]
-			if !c.Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, a.Reached(dsts[a.Dst])) {
-				c.Observe(int(a.Path), int(a.TTL), a.From)
-			}
-		default:
-			drained = true
-		}
-	}
 	var pcapErr error
 	if pcapw != nil {
 		if err := pcapw.Close(); err != nil {
@@ -278,28 +330,23 @@ func trace(parent context.Context, o *options) error {
 
 	interrupted := runErr != nil && ctx.Err() != nil
 	// A send error ends the run, but what was measured until then is
-	// still written (as partial) before the error is reported.
+	// written (the unfinished destinations as partial) before the error
+	// is reported.
 	var sendErr error
 	if runErr != nil && !interrupted {
 		sendErr = fmt.Errorf("sending probes: %w (the results written are partial)", runErr)
 		interrupted = true
 	}
-	traces := make([]*analysis.Trace, len(targets))
-	unreached := 0
-	for i, c := range collectors {
-		traces[i] = c.Trace(start, end, interrupted)
-		if o.auto {
-			traces[i].MDA = &analysis.MDA{Confidence: o.confidence, MaxPaths: o.maxPaths, Complete: complete[i] && !interrupted}
-		}
-		if !reachedAny(traces[i]) {
-			unreached++
-		}
-	}
-	o.logger.Info("done", "probes", runner.Sent(), "replies", countReplies(traces),
-		"received", received, "unmatched", unmatched, "duration", end.Sub(start).Round(time.Microsecond))
-	o.annotate.apply(context.WithoutCancel(ctx), traces)
-	if err := writeResults(o, traces); err != nil {
+	dur := end.Sub(start)
+	o.logger.Info("done", "destinations", total, "reached", stats.reached.Load(), "skipped", stats.skipped.Load(),
+		"partial", stats.partial.Load(), "probes", scanner.Sent(), "retries", scanner.Retries(),
+		"replies", stats.replies.Load(), "received", received, "dropped", dropped, "unmatched", unmatched, "late", scanner.Late(),
+		"duration", dur.Round(time.Microsecond), "probes_per_s", int64(float64(scanner.Sent())/max(dur.Seconds(), 1e-9)))
+	if err := out.finish(); err != nil {
 		return fail(err)
+	}
+	if writeErr != nil {
+		return fail(writeErr)
 	}
 	if sendErr != nil {
 		return fail(sendErr)
@@ -307,18 +354,94 @@ func trace(parent context.Context, o *options) error {
 	if pcapErr != nil {
 		return fail(pcapErr)
 	}
+	if total == 1 && skipErr != nil {
+		return fail(skipErr) // the only destination could not be traced
+	}
 	if !interrupted {
-		if err := o.expect.check(traces, o.stderr); err != nil {
+		if err := o.expect.check(out.kept, o.stderr); err != nil {
 			return err
 		}
 	}
 	switch {
 	case interrupted:
 		return &exitErr{code: exitInterrupted, err: errors.New("interrupted: results are partial")}
-	case unreached > 0:
+	case stats.reached.Load() < int64(total):
 		return &exitErr{code: exitUnreached}
 	}
 	return nil
+}
+
+// cmp returns err if it is set, else next: the first error wins.
+func cmp(err, next error) error {
+	if err != nil {
+		return err
+	}
+	return next
+}
+
+// runStats are the counters the progress display and summary read while
+// the run goes on.
+type runStats struct {
+	total                                    uint64
+	done, reached, partial, skipped, replies atomic.Int64
+	sent                                     func() int64
+}
+
+// buildTargets reads the destinations of the command line and of every
+// --file into a deduplicated set.
+func buildTargets(ctx context.Context, o *options) (*targets.Set, error) {
+	b := targets.NewBuilder(targets.Options{
+		MaxPrefix:   o.maxPrefix,
+		SkipInvalid: o.skipInvalid,
+		Exclude:     o.exclude,
+		Warn:        func(msg string) { o.logger.Warn("skipped invalid destination", "entry", msg) },
+	})
+	for _, d := range o.dsts {
+		if err := b.AddArg(ctx, d); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range o.files {
+		if err := addFile(ctx, b, f, o); err != nil {
+			return nil, err
+		}
+	}
+	set, err := b.Build()
+	if err != nil {
+		return nil, err
+	}
+	st := set.Stats()
+	if st.Invalid+st.Duplicates+st.Excluded+st.Unroutable > 0 || len(o.files) > 0 {
+		o.logger.Info("destinations", "count", set.Len(), "entries", st.Entries, "invalid_skipped", st.Invalid,
+			"duplicates", st.Duplicates, "excluded", st.Excluded, "unroutable", st.Unroutable)
+	}
+	return set, nil
+}
+
+// addFile adds the destinations of a target file ("-" is standard input).
+func addFile(ctx context.Context, b *targets.Builder, name string, o *options) error {
+	if name == "-" {
+		return b.AddFile(ctx, o.stdin, "-")
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("--file: %w", err)
+	}
+	defer f.Close()
+	return b.AddFile(ctx, f, name)
+}
+
+// defaultWindow sizes the destinations in progress at once to a memory
+// budget: a destination costs about a byte of scheduler state and a 40-byte
+// result cell per (path ID, TTL), plus a few hundred bytes.
+func defaultWindow(o *options) int {
+	const budget = 96 << 20
+	paths := o.paths
+	if o.auto {
+		paths = max(paths, 16)
+	}
+	per := 512 + paths*o.maxTTL*48
+	return min(max(budget/per, 256), 1<<16)
 }
 
 func reachedAny(t *analysis.Trace) bool {
@@ -328,74 +451,4 @@ func reachedAny(t *analysis.Trace) bool {
 		}
 	}
 	return false
-}
-
-func countReplies(ts []*analysis.Trace) int {
-	n := 0
-	for _, t := range ts {
-		n += t.Replies
-	}
-	return n
-}
-
-// writeResults writes the traces in the chosen format to standard output,
-// or atomically to --output (a crash never leaves half a file).
-func writeResults(o *options, traces []*analysis.Trace) error {
-	write := func(w io.Writer) error {
-		if o.format == "viz" {
-			return writeViz(w, traces)
-		}
-		opts := analysis.Options{Dedup: o.dedup}
-		for i, t := range traces {
-			var err error
-			switch o.format {
-			case "json":
-				err = analysis.WriteJSON(w, t, opts)
-			case "dot":
-				err = analysis.WriteDOT(w, t, opts)
-			case "atlas":
-				err = analysis.WriteAtlas(w, t, analysis.AtlasOptions{Reply: o.replies.For(i)})
-			case "horiz":
-				if i > 0 {
-					fmt.Fprintln(w)
-				}
-				err = analysis.WriteHoriz(w, t, opts)
-			default:
-				if i > 0 {
-					fmt.Fprintln(w)
-				}
-				err = analysis.WriteVert(w, t, opts)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if o.format == "viz" && o.output == "" {
-		return serveViz(o, traces)
-	}
-	if o.output == "" || o.output == "-" {
-		return write(o.stdout)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(o.output), "."+filepath.Base(o.output)+".*")
-	if err != nil {
-		return fmt.Errorf("--output %s: %w", o.output, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("--output %s: %w", o.output, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("--output %s: %w", o.output, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("--output %s: %w", o.output, err)
-	}
-	if err := os.Rename(tmp.Name(), o.output); err != nil {
-		return fmt.Errorf("--output %s: %w", o.output, err)
-	}
-	return nil
 }

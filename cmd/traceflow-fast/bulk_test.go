@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/lab"
+)
+
+// bulkPrefix is answered by the destination namespace of the bulk labs.
+const bulkPrefix = "10.21.0.0/20"
+
+// doneLog returns the fields of the final "done" log line.
+func doneLog(t *testing.T, stderr string) map[string]string {
+	t.Helper()
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.Contains(line, "msg=done") {
+			continue
+		}
+		f := map[string]string{}
+		for _, m := range regexp.MustCompile(`(\w+)=(\S+)`).FindAllStringSubmatch(line, -1) {
+			f[m[1]] = m[2]
+		}
+		return f
+	}
+	t.Fatalf("no done line in stderr:\n%s", stderr)
+	return nil
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("not a number: %q", s)
+	}
+	return n
+}
+
+// TestLabBulk traces every address of a /20 (minus what the target file
+// excludes) through the 4-way diamond: every destination is reached with
+// its 4 branches, traced once, and no path ID but the first probes beyond
+// the destination.
+func TestLabBulk(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.Up(t, "diamond4", lab.WithLocalPrefix(bulkPrefix))
+	targets := writeFile(t, "targets.txt", `# the whole /20, some of it twice
+10.21.0.0/20
+10.21.3.7      # already in the prefix
+10.21.15.0/24  # likewise
+
+10.21.8.1
+`)
+	exclude := writeFile(t, "exclude.txt", "10.21.4.0/23 # never probed\n")
+	out := traceIn(t, l, "-f", targets, "--exclude", exclude, "--paths", "16", "--rate", "200000",
+		"--format", "json", "--seed", "7")
+	if out.code != exitOK {
+		t.Fatalf("exit %d\n%s", out.code, out.stderr)
+	}
+	rs := parseResults(t, out.stdout)
+	want := 4094 - 512 // the /20 without network, broadcast and the excluded /23
+	if len(rs) != want {
+		t.Fatalf("%d results, want %d", len(rs), want)
+	}
+	excluded := netip.MustParsePrefix("10.21.4.0/23")
+	seen := map[string]bool{}
+	wantPaths := expectedSet(l)
+	all := 0
+	for _, r := range rs {
+		a := netip.MustParseAddr(r.Destination)
+		if seen[r.Destination] || excluded.Contains(a) || !netip.MustParsePrefix(bulkPrefix).Contains(a) {
+			t.Fatalf("destination %s traced twice, excluded or out of the file", r.Destination)
+		}
+		seen[r.Destination] = true
+		got := pathSet(r)
+		// The hops are those of the diamond; only the last (the
+		// destination) differs from lab.Destination.
+		for i := range got {
+			got[i] = strings.Replace(got[i], r.Destination, lab.Destination, 1)
+			if !slices.Contains(wantPaths, got[i]) {
+				t.Fatalf("%s: path %q is not one of the diamond's %v", r.Destination, got[i], wantPaths)
+			}
+		}
+		// 16 flows hashed at random over 4 branches miss one with
+		// probability 4 * (3/4)^16, about 4%.
+		if len(got) == len(wantPaths) {
+			all++
+		}
+		// Path ID 1 finds the distance (4) with TTLs 1..5 at once; the
+		// other 15 probe exactly TTLs 1..4.
+		if r.ProbesSent > 5+15*4 {
+			t.Errorf("%s: %d probes sent, want at most %d", r.Destination, r.ProbesSent, 5+15*4)
+		}
+	}
+	if all < want*90/100 {
+		t.Errorf("%d of %d destinations with all %d branches, want at least 90%%", all, want, len(wantPaths))
+	}
+	t.Logf("%d of %d destinations with all %d branches", all, want, len(wantPaths))
+	d := doneLog(t, out.stderr)
+	if atoi(t, d["reached"]) != want || atoi(t, d["destinations"]) != want || d["unmatched"] != "0" || d["dropped"] != "0" {
+		t.Errorf("summary %v", d)
+	}
+	t.Logf("summary: %v", d)
+}
+
+// TestLabBulkInterrupted stops a slow scan with SIGINT: finished
+// destinations are written, the ones in progress are written as partial,
+// every line is whole JSON, and the exit status is 3.
+func TestLabBulkInterrupted(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.Up(t, "diamond4", lab.WithLocalPrefix(bulkPrefix))
+	bin, err := binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := l.Command(ctx, "prober", bin, "--paths", "16", "--rate", "3000", "--window", "64",
+		"--format", "json", bulkPrefix)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit %v, want %d\n%s", err, exitInterrupted, stderr.String())
+	}
+	var complete, partial int
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r struct {
+			Destination string `json:"destination"`
+			Partial     bool   `json:"partial"`
+			Flows       []struct {
+				Reached bool `json:"reached"`
+			} `json:"flows"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("bad line %q: %v", sc.Text(), err)
+		}
+		if r.Partial {
+			partial++
+		} else {
+			complete++
+			if len(r.Flows) != 16 {
+				t.Errorf("%s complete with %d flows", r.Destination, len(r.Flows))
+			}
+		}
+	}
+	// About 3000 probes/s of 65 per destination for 1.5 s: dozens done,
+	// and every one of the 64 in progress written as partial.
+	if complete < 20 || complete > 200 || partial == 0 || partial > 64 {
+		t.Errorf("%d complete, %d partial", complete, partial)
+	}
+	d := doneLog(t, stderr.String())
+	if atoi(t, d["partial"]) != partial || atoi(t, d["destinations"]) != 4094 {
+		t.Errorf("summary %v, %d partial written", d, partial)
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say it was interrupted:\n%s", stderr.String())
+	}
+}
+
+// TestLabBulkBadTargets: a bad line names FILE:LINE and nothing is probed,
+// unless --skip-invalid.
+func TestLabBulkBadTargets(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.Up(t, "line")
+	bad := writeFile(t, "bad.txt", fmt.Sprintf("%s\n10.99.0.0/33\n# fine\n10.0.0.0/8\n", lab.Destination))
+	out := traceIn(t, l, "-f", bad, "--format", "json")
+	if out.code != exitError || out.stdout != "" {
+		t.Fatalf("exit %d, stdout %q", out.code, out.stdout)
+	}
+	for _, want := range []string{bad + ":2: ", bad + ":4: ", "--max-prefix"} {
+		if !strings.Contains(out.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, out.stderr)
+		}
+	}
+	if strings.Contains(out.stderr, "msg=tracing") {
+		t.Error("probes were sent despite bad lines")
+	}
+	out = traceIn(t, l, "-f", bad, "--skip-invalid", "--format", "json")
+	if out.code != exitOK {
+		t.Fatalf("--skip-invalid: exit %d\n%s", out.code, out.stderr)
+	}
+	if rs := parseResults(t, out.stdout); len(rs) != 1 || rs[0].Destination != lab.Destination {
+		t.Errorf("--skip-invalid traced %v", rs)
+	}
+	if strings.Count(out.stderr, "skipped invalid destination") != 2 {
+		t.Errorf("want two warnings:\n%s", out.stderr)
+	}
+	// Standard input.
+	bin, _ := binary()
+	cmd := l.Command(context.Background(), "prober", bin, "-f", "-", "--format", "json")
+	cmd.Stdin = strings.NewReader(lab.Destination + "\n")
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("-f -: %v", err)
+	}
+	if rs := parseResults(t, string(got)); len(rs) != 1 {
+		t.Errorf("-f - traced %d destinations", len(rs))
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	st := &runStats{total: 100, sent: func() int64 { return 5000 }}
+	st.done.Store(20)
+	st.reached.Store(19)
+	st.replies.Store(4900)
+	got := progressLine(st, 2*time.Second)
+	want := "20/100 destinations, 19 reached, 5000 probes (2500/s), 4900 replies, ETA 8s"
+	if got != want {
+		t.Errorf("progressLine = %q, want %q", got, want)
+	}
+	if b := bar(st); b != "[######........................]" {
+		t.Errorf("bar = %q", b)
+	}
+	if isTerminal(&bytes.Buffer{}) || isTerminal(os.NewFile(^uintptr(0), "none")) {
+		t.Error("a buffer or a bad file is not a terminal")
+	}
+}

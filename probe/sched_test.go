@@ -1,0 +1,680 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sort"
+	"testing"
+	"time"
+)
+
+// key names a probe by destination index (in admission order), path ID and TTL.
+type key struct{ dst, path, ttl int }
+
+// netModel answers probes like a network: flow (dst, path) reaches its
+// destination at dist(dst, path); TTLs in silent never answer.
+type netModel struct {
+	dist   func(dst, path int) int
+	silent map[int]bool // TTLs whose router never answers
+	sent   map[key]int
+}
+
+func (m *netModel) reply(k key) (answers bool, reached bool) {
+	if k.ttl >= m.dist(k.dst, k.path) {
+		return true, true
+	}
+	return !m.silent[k.ttl], false
+}
+
+func testAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}) }
+
+// drive runs a scheduler with the given window over ndst destinations on
+// virtual time: every answerable probe answers after rtt, the others time
+// out. It returns the order in which destinations finished.
+func drive(t *testing.T, s Schedule, window, ndst int, m *netModel, rtt time.Duration, more func(q *Sched, slot, dst int) Plan) (q *Sched, elapsed time.Duration, order []int) {
+	t.Helper()
+	q = NewSched(s, window)
+	slotDst := map[int]int{}
+	if more != nil {
+		q.More = func(slot int) Plan { return more(q, slot, slotDst[slot]) }
+	}
+	start := time.Unix(1000, 0)
+	now := start
+	type pending struct {
+		at      time.Time
+		k       key
+		slot    int
+		reached bool
+	}
+	var inflight []pending
+	m.sent = map[key]int{}
+	admitted := 0
+	finish := func(slot int) { order = append(order, slotDst[slot]) }
+	for step := 0; step < 1000000; step++ {
+		q.Expire(now)
+		for q.Resolve(finish); admitted < ndst; q.Resolve(finish) {
+			slot, ok := q.Admit(testAddr(admitted))
+			if !ok {
+				break
+			}
+			slotDst[slot] = admitted
+			admitted++
+		}
+		for _, p := range q.Ready(now, nil, 1<<30) {
+			k := key{slotDst[int(p.Slot)], int(p.Path), int(p.TTL)}
+			m.sent[k]++
+			if ok, reached := m.reply(k); ok {
+				inflight = append(inflight, pending{now.Add(rtt), k, int(p.Slot), reached})
+			}
+		}
+		q.Resolve(finish)
+		if admitted == ndst && q.Active() == 0 {
+			return q, now.Sub(start), order
+		}
+		next := q.NextExpiry()
+		// Advance to the earliest event: a reply or an expiry.
+		sort.SliceStable(inflight, func(i, j int) bool { return inflight[i].at.Before(inflight[j].at) })
+		switch {
+		case len(inflight) > 0 && (next.IsZero() || !inflight[0].at.After(next)):
+			now = inflight[0].at
+			for len(inflight) > 0 && !inflight[0].at.After(now) {
+				a := inflight[0]
+				inflight = inflight[1:]
+				if slot, ok := q.Lookup(testAddr(a.k.dst)); ok && slot == a.slot {
+					q.Answer(slot, a.k.path, a.k.ttl, a.reached, false)
+				}
+			}
+		case !next.IsZero():
+			now = next
+		case q.HasReady():
+		default:
+			t.Fatalf("scheduler not done but nothing pending (sent %d)", q.Sent())
+		}
+	}
+	t.Fatal("scheduler did not finish")
+	return nil, 0, nil
+}
+
+func TestSchedStopsAtDestination(t *testing.T) {
+	s := Schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}
+	m := &netModel{dist: func(int, int) int { return 4 }}
+	q, elapsed, order := drive(t, s, 8, 1, m, time.Millisecond, nil)
+	// Path ID 1 sends GapLimit TTLs at once and finds the distance; the
+	// others then probe exactly up to it.
+	for k := range m.sent {
+		if k.ttl > 4 && !(k.path == 1 && k.ttl <= 5) {
+			t.Errorf("probe %+v sent beyond the distance", k)
+		}
+	}
+	for path := 1; path <= 16; path++ {
+		for ttl := 1; ttl <= 4; ttl++ {
+			if n := m.sent[key{0, path, ttl}]; n != 1 {
+				t.Errorf("path %d ttl %d sent %d times, want 1", path, ttl, n)
+			}
+		}
+	}
+	if q.Sent() != 5+15*4 {
+		t.Errorf("sent %d probes, want %d", q.Sent(), 5+15*4)
+	}
+	// Everything answered: no timeout was waited for; two round trips.
+	if elapsed > 10*time.Millisecond {
+		t.Errorf("took %v of virtual time, want a few RTTs", elapsed)
+	}
+	if len(order) != 1 {
+		t.Errorf("finished %v", order)
+	}
+}
+
+func TestSchedLongPathAdvancesWithAnswers(t *testing.T) {
+	s := Schedule{Paths: 2, MaxTTL: 64, GapLimit: 3, Timeout: time.Second}
+	m := &netModel{dist: func(_, p int) int { return 20 + p }} // unequal lengths
+	_, elapsed, _ := drive(t, s, 1, 1, m, time.Millisecond, nil)
+	for path := 1; path <= 2; path++ {
+		d := 20 + path
+		for ttl := 1; ttl <= d; ttl++ {
+			if m.sent[key{0, path, ttl}] != 1 {
+				t.Errorf("path %d ttl %d not sent exactly once", path, ttl)
+			}
+		}
+		for ttl := d + 4; ttl <= 64; ttl++ {
+			if m.sent[key{0, path, ttl}] != 0 {
+				t.Errorf("path %d ttl %d sent past distance %d + gap", path, ttl, d)
+			}
+		}
+	}
+	if elapsed > 40*time.Millisecond {
+		t.Errorf("took %v, want about distance/gap RTTs", elapsed)
+	}
+}
+
+func TestSchedGapLimitStopsSilentPath(t *testing.T) {
+	// Nothing beyond TTL 3 ever answers: the destination filters everything.
+	s := Schedule{Paths: 1, MaxTTL: 30, GapLimit: 4, Timeout: 100 * time.Millisecond}
+	m := &netModel{dist: func(int, int) int { return 99 }, silent: map[int]bool{}}
+	for ttl := 4; ttl <= 30; ttl++ {
+		m.silent[ttl] = true
+	}
+	_, elapsed, _ := drive(t, s, 1, 1, m, time.Millisecond, nil)
+	maxTTL := 0
+	for k := range m.sent {
+		maxTTL = max(maxTTL, k.ttl)
+	}
+	if maxTTL != 3+4 {
+		t.Errorf("highest TTL sent = %d, want 7 (last answer 3 + gap 4)", maxTTL)
+	}
+	// Round 1 (TTLs 1..4) waits for TTL 4 to time out; round 2 (5..7)
+	// times out entirely.
+	if elapsed < 200*time.Millisecond || elapsed > 250*time.Millisecond {
+		t.Errorf("finished after %v, want two timeouts", elapsed)
+	}
+}
+
+// A round goes no further than the destination: only the first round of
+// path ID 1 overshoots it, even when the low TTLs answer first.
+func TestSchedRoundsDoNotOvershoot(t *testing.T) {
+	q := NewSched(Schedule{Paths: 4, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}, 1)
+	slot, _ := q.Admit(testAddr(1))
+	now := time.Unix(0, 0)
+	sent := map[key]bool{}
+	var inflight []ProbeRef
+	for step := 0; step < 100 && q.Active() > 0; step++ {
+		for _, p := range q.Ready(now, nil, 1<<20) {
+			sent[key{0, int(p.Path), int(p.TTL)}] = true
+			inflight = append(inflight, p)
+		}
+		if len(inflight) == 0 {
+			break
+		}
+		// Answer one probe at a time, lowest TTL first.
+		sortRefs(inflight)
+		p := inflight[0]
+		inflight = inflight[1:]
+		q.Answer(slot, int(p.Path), int(p.TTL), p.TTL >= 4, false)
+		q.Resolve(func(int) {})
+		now = now.Add(time.Millisecond)
+	}
+	for k := range sent {
+		if k.ttl > 5 || (k.ttl == 5 && k.path != 1) {
+			t.Errorf("probe %+v sent beyond the destination (TTL 4)", k)
+		}
+	}
+	if len(sent) != 5+3*4 {
+		t.Errorf("%d probes sent, want %d", len(sent), 5+3*4)
+	}
+}
+
+func sortRefs(r []ProbeRef) {
+	sort.Slice(r, func(i, j int) bool {
+		if r[i].TTL != r[j].TTL {
+			return r[i].TTL < r[j].TTL
+		}
+		return r[i].Path < r[j].Path
+	})
+}
+
+func TestSchedRetriesThenSilent(t *testing.T) {
+	s := Schedule{Paths: 1, MaxTTL: 5, GapLimit: 5, Timeout: 100 * time.Millisecond, Retries: 2}
+	m := &netModel{dist: func(int, int) int { return 5 }, silent: map[int]bool{2: true}}
+	q, elapsed, _ := drive(t, s, 1, 1, m, time.Millisecond, nil)
+	if got := m.sent[key{0, 1, 2}]; got != 3 {
+		t.Errorf("silent TTL sent %d times, want 1 + 2 retries", got)
+	}
+	if got := m.sent[key{0, 1, 3}]; got != 1 {
+		t.Errorf("answered TTL sent %d times, want 1", got)
+	}
+	if q.Sent() != 5+2 || q.Retries() != 2 {
+		t.Errorf("Sent() = %d, Retries() = %d, want 7 and 2", q.Sent(), q.Retries())
+	}
+	if elapsed < 300*time.Millisecond || elapsed > 350*time.Millisecond {
+		t.Errorf("finished after %v, want three timeouts", elapsed)
+	}
+}
+
+// More destinations than slots: they stream through the window, each
+// finishes on its own, and the slots' state is reused cleanly.
+func TestSchedStreamsThroughWindow(t *testing.T) {
+	s := Schedule{Paths: 4, MaxTTL: 16, GapLimit: 2, Timeout: 50 * time.Millisecond, Retries: 1}
+	m := &netModel{dist: func(d, _ int) int { return 2 + d%7 }, silent: map[int]bool{3: true}}
+	const n = 300
+	q, _, order := drive(t, s, 16, n, m, time.Millisecond, nil)
+	if len(order) != n {
+		t.Fatalf("%d destinations finished, want %d", len(order), n)
+	}
+	seen := map[int]bool{}
+	for _, d := range order {
+		if seen[d] {
+			t.Fatalf("destination %d finished twice", d)
+		}
+		seen[d] = true
+	}
+	want := 0
+	for d := range n {
+		dist := 2 + d%7
+		for path := 1; path <= 4; path++ {
+			for ttl := 1; ttl <= dist; ttl++ {
+				got := m.sent[key{d, path, ttl}]
+				wantSends := 1
+				if ttl == 3 && dist > 3 {
+					wantSends = 2 // silent: sent again once
+				}
+				if got != wantSends {
+					t.Fatalf("dst %d path %d ttl %d sent %d times, want %d", d, path, ttl, got, wantSends)
+				}
+				want += wantSends
+			}
+		}
+	}
+	if q.Free() != 16 || q.Active() != 0 {
+		t.Errorf("free %d active %d after the run", q.Free(), q.Active())
+	}
+	// Path ID 1 may overshoot the distance by up to GapLimit-1 TTLs.
+	if q.Sent() < want || q.Sent() > want+n*(2-1)*2 {
+		t.Errorf("sent %d probes, want %d plus path 1's overshoot", q.Sent(), want)
+	}
+}
+
+// Consecutive probes go to different destinations.
+func TestSchedInterleavesDestinations(t *testing.T) {
+	q := NewSched(Schedule{Paths: 1, MaxTTL: 8, GapLimit: 8, Timeout: time.Second}, 64)
+	for i := range 64 {
+		if _, ok := q.Admit(testAddr(i)); !ok {
+			t.Fatal("admit failed")
+		}
+	}
+	refs := q.Ready(time.Unix(0, 0), nil, 1<<20)
+	if len(refs) != 64*8 {
+		t.Fatalf("%d probes, want %d", len(refs), 64*8)
+	}
+	for i := 1; i < len(refs); i++ {
+		if refs[i].Slot == refs[i-1].Slot {
+			t.Fatalf("probes %d and %d both go to slot %d", i-1, i, refs[i].Slot)
+		}
+	}
+}
+
+func TestSchedIgnoresDuplicatesAndStrangers(t *testing.T) {
+	q := NewSched(Schedule{Paths: 1, MaxTTL: 8, GapLimit: 8, Timeout: time.Second}, 2)
+	slot, _ := q.Admit(testAddr(1))
+	if _, ok := q.Admit(testAddr(1)); ok {
+		t.Error("a destination in progress admitted twice")
+	}
+	now := time.Unix(0, 0)
+	if refs := q.Ready(now, nil, 100); len(refs) != 8 {
+		t.Fatalf("Ready sent %d probes, want 8", len(refs))
+	}
+	if !q.Answer(slot, 1, 3, false, false) {
+		t.Error("first answer rejected")
+	}
+	if q.Answer(slot, 1, 3, false, false) {
+		t.Error("duplicate answer accepted")
+	}
+	for _, bad := range [][3]int{{1 - slot, 1, 1}, {slot, 2, 1}, {slot, 1, 9}, {slot, 0, 1}, {-1, 1, 1}, {5, 1, 1}} {
+		if q.Answer(bad[0], bad[1], bad[2], false, false) {
+			t.Errorf("answer %v for a probe never sent accepted", bad)
+		}
+	}
+}
+
+func TestSchedMorePlans(t *testing.T) {
+	s := Schedule{Paths: 6, MaxPaths: 20, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}
+	m := &netModel{dist: func(int, int) int { return 4 }}
+	asked := 0
+	q, _, _ := drive(t, s, 1, 1, m, time.Millisecond, func(q *Sched, slot, _ int) Plan {
+		asked++
+		switch asked {
+		case 1:
+			return Plan{Add: 10, Horizon: 4} // 10 more path IDs, destination at 4
+		case 2:
+			// Explicit probes: new path IDs at TTL 2 only, one beyond
+			// MaxPaths (ignored), one already probed (not sent again).
+			return Plan{Cells: []Cell{{17, 2}, {18, 2}, {21, 2}, {3, 3}}}
+		case 3:
+			return Plan{Add: 50, Horizon: 4} // capped at MaxPaths 20
+		}
+		return Plan{}
+	})
+	if asked != 4 {
+		t.Errorf("More asked %d times, want 4", asked)
+	}
+	for path := 1; path <= 16; path++ {
+		for ttl := 1; ttl <= 4; ttl++ {
+			if m.sent[key{0, path, ttl}] != 1 {
+				t.Errorf("path %d TTL %d sent %d times", path, ttl, m.sent[key{0, path, ttl}])
+			}
+		}
+		// Paths added with the horizon 4 send 1..4 at once and nothing
+		// beyond the destination.
+		if path > 1 && m.sent[key{0, path, 5}] != 0 {
+			t.Errorf("path %d probed beyond the known distance", path)
+		}
+	}
+	// Path IDs 17 and 18: TTL 2 explicitly, then 19 and 20 added by
+	// Add (17 and 18 exist already, so only 2 fit below MaxPaths).
+	for _, k := range []key{{0, 17, 2}, {0, 18, 2}} {
+		if m.sent[k] != 1 {
+			t.Errorf("explicit probe %+v sent %d times", k, m.sent[k])
+		}
+	}
+	if m.sent[key{0, 17, 1}] != 0 || m.sent[key{0, 21, 2}] != 0 || m.sent[key{0, 3, 3}] != 1 {
+		t.Error("explicit probes: unrequested, out-of-range or repeated probe sent")
+	}
+	for path := 19; path <= 20; path++ {
+		if m.sent[key{0, path, 4}] != 1 {
+			t.Errorf("added path %d not probed", path)
+		}
+	}
+	if q.Sent() != 5+15*4+2+2*4 {
+		t.Errorf("sent %d", q.Sent())
+	}
+}
+
+// A reply to the first send of a probe whose retry is queued counts, and
+// the retry is then not sent.
+func TestSchedLateReplyCancelsQueuedRetry(t *testing.T) {
+	q := NewSched(Schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: 10 * time.Millisecond, Retries: 1}, 1)
+	slot, _ := q.Admit(testAddr(0))
+	t0 := time.Unix(0, 0)
+	if refs := q.Ready(t0, nil, 10); len(refs) != 1 {
+		t.Fatalf("sent %d probes, want 1", len(refs))
+	}
+	q.Expire(t0.Add(20 * time.Millisecond)) // times out: retry queued
+	if !q.Answer(slot, 1, 1, true, false) {
+		t.Fatal("late reply to the first send rejected")
+	}
+	if refs := q.Ready(t0.Add(21*time.Millisecond), nil, 10); len(refs) != 0 {
+		t.Errorf("retry sent after the probe was answered: %v", refs)
+	}
+	done := 0
+	q.Resolve(func(int) { done++ })
+	if done != 1 || q.Active() != 0 {
+		t.Error("destination not done after its only probe was answered")
+	}
+	if !q.NextExpiry().IsZero() || q.InFlight() {
+		t.Error("an expiry remains with nothing in flight")
+	}
+}
+
+// The scheduler's hot path does not allocate once its queues have grown.
+func TestSchedAllocs(t *testing.T) {
+	q := NewSched(Schedule{Paths: 4, MaxTTL: 8, GapLimit: 8, Timeout: time.Millisecond, Retries: 1}, 256)
+	out := make([]ProbeRef, 0, 64)
+	now := time.Unix(0, 0)
+	n := 0
+	round := func() {
+		q.Resolve(func(int) {})
+		for q.Free() > 0 {
+			q.Admit(testAddr(n % 60000))
+			n++
+		}
+		out = q.Ready(now, out[:0], 64)
+		for i, p := range out {
+			if i%3 != 0 {
+				q.Answer(int(p.Slot), int(p.Path), int(p.TTL), p.TTL == 4, false)
+			}
+		}
+		now = now.Add(300 * time.Microsecond)
+		q.Expire(now)
+	}
+	for range 5000 {
+		round()
+	}
+	if a := testing.AllocsPerRun(2000, round); a != 0 {
+		t.Errorf("%v allocations per round", a)
+	}
+}
+
+func BenchmarkSchedReady(b *testing.B) {
+	q := NewSched(Schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: time.Millisecond}, 4096)
+	out := make([]ProbeRef, 0, 64)
+	now := time.Unix(0, 0)
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		q.Resolve(func(int) {})
+		for q.Free() > 0 {
+			q.Admit(testAddr(n % 60000))
+			n++
+		}
+		out = q.Ready(now, out[:0], 64)
+		for _, p := range out {
+			q.Answer(int(p.Slot), int(p.Path), int(p.TTL), p.TTL == 4, false)
+		}
+		now = now.Add(10 * time.Microsecond)
+		q.Expire(now)
+	}
+	b.ReportMetric(float64(q.Sent())/b.Elapsed().Seconds(), "probes/s")
+}
+
+func TestScannerEndToEndInMemory(t *testing.T) {
+	spec := &Spec{
+		Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452,
+		Paths: 8, Tag: 77, Epoch: time.Now(),
+	}
+	const ndst = 50
+	answers := make(chan Answer, 1<<16)
+	m := NewMatcher(spec)
+	var r Reply
+	sent, got, next := 0, 0, 0
+	done := map[netip.Addr]bool{}
+	var run *Scanner
+	run = &Scanner{
+		Spec:     spec,
+		Schedule: Schedule{Paths: 8, MaxTTL: 30, GapLimit: 4, Timeout: time.Second},
+		Window:   7,
+		Next: func() (netip.Addr, bool) {
+			if next == ndst {
+				return netip.Addr{}, false
+			}
+			next++
+			return testAddr(next - 1), true
+		},
+		Start: func(_ int, dst netip.Addr) (int, error) {
+			if dst == testAddr(13) {
+				return 0, errors.New("no route")
+			}
+			return int(dst.As4()[3] % 2), nil
+		},
+		Answers: answers,
+		Send: func(route int, pkts [][]byte) error {
+			for _, p := range pkts {
+				sent++
+				dst := netip.AddrFrom4([4]byte(p[16:20]))
+				if int(dst.As4()[3]%2) != route {
+					t.Errorf("probe to %v sent by route %d", dst, route)
+				}
+				// The "network": hop h answers from 203.0.113.h, the
+				// destination is 3 + i%4 hops away.
+				ttl := int(p[8])
+				d := 3 + int(dst.As4()[3])%4
+				from := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)})
+				typ, code := uint8(ICMPTimeExceeded), uint8(0)
+				if ttl >= d {
+					from, typ, code = dst, ICMPUnreachable, CodePortUnreachable
+				}
+				var a Answer
+				if m.Match(icmpError(from, spec.Src, typ, code, p), time.Now(), &r, &a) {
+					answers <- a
+				}
+			}
+			return nil
+		},
+		OnAnswer: func(slot int, a *Answer, first bool) {
+			if run.Sched().Addr(slot) != a.Dst {
+				t.Errorf("answer for %v handed to slot of %v", a.Dst, run.Sched().Addr(slot))
+			}
+			if first {
+				got++
+			}
+		},
+		OnSkip: func(dst netip.Addr, err error) {
+			if dst != testAddr(13) {
+				t.Errorf("skipped %v: %v", dst, err)
+			}
+		},
+		OnDone: func(slot int, partial bool) {
+			if partial {
+				t.Errorf("%v partial", run.Sched().Addr(slot))
+			}
+			done[run.Sched().Addr(slot)] = true
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := run.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for i := range ndst {
+		if i == 13 {
+			continue
+		}
+		if !done[testAddr(i)] {
+			t.Errorf("destination %d not done", i)
+		}
+		want += 8 * (3 + i%4)
+	}
+	if len(done) != ndst-1 {
+		t.Errorf("%d destinations done, want %d", len(done), ndst-1)
+	}
+	// Path ID 1's first probes may overshoot the distance by up to
+	// GapLimit-1 TTLs, and the destination answers those too.
+	if got < want || got > want+ndst*3 {
+		t.Errorf("answers = %d, want %d plus path 1's overshoot", got, want)
+	}
+	if sent > want+ndst*4 || int64(sent) != run.Sent() {
+		t.Errorf("sent %d probes (Sent %d), want at most %d", sent, run.Sent(), want+ndst*4)
+	}
+}
+
+// icmpError wraps quote in an IPv4 ICMP error from -> to.
+func icmpError(from, to netip.Addr, typ, code uint8, quote []byte) []byte {
+	b := make([]byte, 20+8+len(quote))
+	b[0] = 0x45
+	b[2], b[3] = byte(len(b)>>8), byte(len(b))
+	b[8] = 64
+	b[9] = protoICMP
+	f, d := from.As4(), to.As4()
+	copy(b[12:], f[:])
+	copy(b[16:], d[:])
+	c := Checksum(b[:20])
+	b[10], b[11] = byte(c>>8), byte(c)
+	b[20], b[21] = typ, code
+	copy(b[28:], quote)
+	c = Checksum(b[20:])
+	b[22], b[23] = byte(c>>8), byte(c)
+	return b
+}
+
+// The scanner must not stall when probes time out while it is busy: a clock
+// that advances on every call makes every window race with its expiry.
+func TestScannerAdvancingClockNeverStalls(t *testing.T) {
+	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 16, Tag: 5}
+	var clock = time.Unix(100, 0)
+	spec.Epoch = clock
+	sent := 0
+	one := true
+	run := &Scanner{
+		Spec:     spec,
+		Schedule: Schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: 2 * time.Millisecond, Retries: 1},
+		Next: func() (netip.Addr, bool) {
+			ok := one
+			one = false
+			return netip.MustParseAddr("198.51.100.1"), ok
+		},
+		Answers: make(chan Answer), // nothing ever answers
+		Send:    func(int, [][]byte) error { return nil },
+		OnSent:  func(ProbeRef) { sent++ },
+		Now: func() time.Time {
+			clock = clock.Add(50 * time.Microsecond)
+			return clock
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := run.Run(ctx); err != nil {
+		t.Fatalf("run did not finish: %v", err)
+	}
+	// Path 1 sends GapLimit TTLs, each once more after its timeout; the
+	// others then go up to where it gave up (TTL 5) the same way.
+	if sent != 16*5*2 || run.Sent() != int64(sent) || run.Retries() != 16*5 {
+		t.Errorf("sent %d probes (scanner %d, retries %d), want %d", sent, run.Sent(), run.Retries(), 16*5*2)
+	}
+}
+
+// Rate paces sending: a token bucket, a batch at most saved up.
+func TestScannerRate(t *testing.T) {
+	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
+	next := 0
+	var times []time.Time
+	run := &Scanner{
+		Spec:     spec,
+		Schedule: Schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: 20 * time.Millisecond},
+		Rate:     2000,
+		Batch:    10,
+		Next: func() (netip.Addr, bool) {
+			next++
+			return testAddr(next), next <= 400
+		},
+		Answers: make(chan Answer),
+		Send: func(_ int, pkts [][]byte) error {
+			for range pkts {
+				times = append(times, time.Now())
+			}
+			return nil
+		},
+	}
+	start := time.Now()
+	if err := run.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(times) != 400 {
+		t.Fatalf("sent %d, want 400", len(times))
+	}
+	// 400 probes at 2000/s, the first batch free: at least 195 ms.
+	if el := times[len(times)-1].Sub(start); el < 190*time.Millisecond {
+		t.Errorf("400 probes at 2000/s went out in %v", el)
+	}
+}
+
+// An interrupted run waits briefly for replies in flight, then reports the
+// unfinished destinations as partial.
+func TestScannerInterrupted(t *testing.T) {
+	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
+	ctx, cancel := context.WithCancel(context.Background())
+	next := 0
+	partial, complete := 0, 0
+	run := &Scanner{
+		Spec:     spec,
+		Schedule: Schedule{Paths: 2, MaxTTL: 4, GapLimit: 4, Timeout: 10 * time.Second},
+		Window:   3,
+		Linger:   20 * time.Millisecond,
+		Next: func() (netip.Addr, bool) {
+			next++
+			return testAddr(next), next <= 10
+		},
+		Answers: make(chan Answer),
+		Send: func(int, [][]byte) error {
+			cancel()
+			return nil
+		},
+		OnDone: func(_ int, p bool) {
+			if p {
+				partial++
+			} else {
+				complete++
+			}
+		},
+	}
+	start := time.Now()
+	err := run.Run(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("interrupted run took %v: it waited for the timeout", time.Since(start))
+	}
+	if partial != 3 || complete != 0 {
+		t.Errorf("partial %d complete %d, want the 3 in progress partial", partial, complete)
+	}
+}
