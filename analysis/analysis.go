@@ -109,6 +109,10 @@ type MDA struct {
 	// Complete says the stopping rule held at every vertex; false when
 	// the cap on path IDs (or an interruption) stopped the search first.
 	Complete bool
+	// Incomplete lists the path IDs probed only at some TTLs whose other
+	// hops could not be inferred (the search stopped first): their
+	// replies count in Replies and ProbesSent, but they are not rows.
+	Incomplete []int
 }
 
 // UniquePath is one distinct hop sequence and the path IDs that took it.

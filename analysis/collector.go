@@ -109,6 +109,19 @@ func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, i
 	return true
 }
 
+// Answer returns the first answer to the probe (pathID, ttl): who sent
+// it, its ICMP type and code, and whether it came from the destination;
+// ok is false while the probe is unanswered.
+func (c *Collector) Answer(pathID, ttl int) (from netip.Addr, icmpType, icmpCode uint8, reached, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pathID < 1 || pathID > len(c.probed) || ttl < 1 || ttl > c.maxTTL {
+		return netip.Addr{}, 0, 0, false, false
+	}
+	a := &c.cells[(pathID-1)*c.maxTTL+ttl-1]
+	return a.addr, a.typ, a.code, a.reached, a.answered
+}
+
 // Details records what the first answer to the probe (pathID, ttl) said
 // beyond its Hop: the reply's TTL on arrival, the probe's TTL as quoted,
 // and the reply's size in bytes. Call it after Reply returned true.

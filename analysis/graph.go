@@ -281,6 +281,9 @@ func (b *graphBuilder) nodes() {
 			if nd.TTL == reachedAt || nd.Addr == t.Destination {
 				nd.Destination = true
 			}
+			if f.Hops[i].Inferred {
+				continue // not probed: no RTT
+			}
 			rtt := f.Hops[i].RTT
 			if rttN[n] == 0 || rtt < nd.RTTMin {
 				nd.RTTMin = rtt

@@ -47,6 +47,8 @@ type jsonMDA struct {
 	Confidence float64 `json:"confidence"` // percent
 	MaxPaths   int     `json:"max_paths"`
 	Complete   bool    `json:"complete"`
+	// Path IDs probed at some TTLs only, left out of the flows.
+	Incomplete []int `json:"incomplete,omitempty"`
 }
 
 type jsonFlow struct {
@@ -68,6 +70,9 @@ type jsonHop struct {
 	ASN      uint32      `json:"asn,omitempty"`      // origin AS; absent when unknown
 	IXP      string      `json:"ixp,omitempty"`      // IXP peering LAN name
 	Hostname string      `json:"hostname,omitempty"` // reverse DNS
+	// Inferred: this TTL was not probed; --paths auto implies the hop
+	// (no RTT).
+	Inferred bool `json:"inferred,omitempty"`
 }
 
 type jsonUniquePath struct {
@@ -123,6 +128,9 @@ func WriteJSON(w io.Writer, t *Trace, opts Options) error {
 				addr, rtt, typ, code := h.Addr, millis(h.RTT), h.ICMPType, h.ICMPCode
 				jh.Addr, jh.RTTMS, jh.ICMPType, jh.ICMPCode = &addr, &rtt, &typ, &code
 				jh.ASN, jh.IXP, jh.Hostname = h.ASN, h.IXP, h.Hostname
+				if h.Inferred {
+					jh.RTTMS, jh.Inferred = nil, true
+				}
 			}
 			jf.Hops[j] = jh
 		}
@@ -154,7 +162,7 @@ func WriteJSON(w io.Writer, t *Trace, opts Options) error {
 		jt.ASPaths, jt.ASPathDivergence = &asPaths, &divergence
 	}
 	if t.MDA != nil {
-		jt.MDA = &jsonMDA{Confidence: t.MDA.Confidence * 100, MaxPaths: t.MDA.MaxPaths, Complete: t.MDA.Complete}
+		jt.MDA = &jsonMDA{Confidence: t.MDA.Confidence * 100, MaxPaths: t.MDA.MaxPaths, Complete: t.MDA.Complete, Incomplete: t.MDA.Incomplete}
 	}
 
 	var b bytes.Buffer
@@ -175,7 +183,11 @@ func ReadJSON(r io.Reader) iter.Seq2[*Trace, error] {
 	return func(yield func(*Trace, error) bool) {
 		br := bufio.NewReader(r)
 		for line := 1; ; line++ {
-			b, err := br.ReadBytes('\n')
+			b, err := readLine(br, maxJSONLine)
+			if errors.Is(err, errLineTooLong) {
+				yield(nil, fmt.Errorf("analysis: line %d: %w", line, err))
+				return
+			}
 			if len(bytes.TrimSpace(b)) > 0 {
 				t, derr := decodeTrace(b)
 				if derr != nil {
@@ -193,6 +205,30 @@ func ReadJSON(r io.Reader) iter.Seq2[*Trace, error] {
 				yield(nil, fmt.Errorf("analysis: read traces: %w", err))
 				return
 			}
+		}
+	}
+}
+
+// maxJSONLine bounds the length of one line (one Trace), so that a file
+// without line breaks is refused instead of read into memory whole. The
+// longest line WriteJSON writes, 4096 path IDs of 64 hops with AS numbers,
+// IXP names and long host names, is about 110 MiB.
+var maxJSONLine = 256 << 20
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads up to and including the next '\n', or to the end of r, but
+// at most max bytes: a longer line is errLineTooLong.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		if len(line)+len(frag) > max {
+			return nil, fmt.Errorf("%w: more than %d bytes", errLineTooLong, max)
+		}
+		line = append(line, frag...)
+		if err != bufio.ErrBufferFull {
+			return line, err
 		}
 	}
 }
@@ -218,8 +254,9 @@ func decodeTrace(b []byte) (*Trace, error) {
 	t.PerPacket = perPacketFromJSON(jt.Graph)
 	t.HasASN = jt.ASPaths != nil || jt.ASPathDivergence != nil
 	if jt.MDA != nil {
-		t.MDA = &MDA{Confidence: jt.MDA.Confidence / 100, MaxPaths: jt.MDA.MaxPaths, Complete: jt.MDA.Complete}
+		t.MDA = &MDA{Confidence: jt.MDA.Confidence / 100, MaxPaths: jt.MDA.MaxPaths, Complete: jt.MDA.Complete, Incomplete: jt.MDA.Incomplete}
 	}
+	hops := 0
 	for i, jf := range jt.Flows {
 		f := Flow{
 			PathID: jf.PathID, SrcPort: jf.SrcPort, DstPort: jf.DstPort,
@@ -233,6 +270,13 @@ func decodeTrace(b []byte) (*Trace, error) {
 				return nil, fmt.Errorf("path ID %d: hop TTL %d out of order or range", jf.PathID, jh.TTL)
 			}
 			n = jh.TTL
+		}
+		// Gaps in sparse hops are silent hops that take no bytes: bound
+		// them all by the length of the line, which the hops WriteJSON
+		// writes (one per TTL, 10 bytes or more each) never come near,
+		// so that a few bytes cannot claim 255 hops per flow.
+		if hops += n; hops > len(b) {
+			return nil, fmt.Errorf("path ID %d: %d hops in all, more than the %d bytes of the line", jf.PathID, hops, len(b))
 		}
 		f.Hops = make([]Hop, n)
 		for j := range f.Hops {
@@ -254,6 +298,7 @@ func decodeTrace(b []byte) (*Trace, error) {
 				h.ICMPCode = *jh.ICMPCode
 			}
 			h.ASN, h.IXP, h.Hostname = jh.ASN, jh.IXP, jh.Hostname
+			h.Inferred = jh.Inferred
 		}
 		if f.Reached && f.ReachedTTL != len(f.Hops) {
 			return nil, fmt.Errorf("path ID %d: reached_ttl %d but %d hops", f.PathID, f.ReachedTTL, len(f.Hops))

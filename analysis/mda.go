@@ -43,6 +43,11 @@ func MDAFlows(k int, confidence float64) int {
 // (n_k - f) / max(f/F, 1/vertices) more flows. It returns the number of
 // flows the trace needs in all; no more than len(t.Flows) (of those
 // probed) means the rule holds everywhere.
+//
+// It models a run that probes every flow at every TTL. A run planned probe
+// by probe uses PlanMDA instead, whose completion differs where branches
+// converge (tested together there, and a vertex before the destination
+// needs one flow).
 func FlowsNeeded(t *Trace, confidence float64) int {
 	type vertex struct {
 		ttl  int

@@ -10,7 +10,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/mdlayher/socket"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,25 +33,23 @@ const (
 // serialized.
 type Sender struct {
 	mu   sync.Mutex
-	c    *socket.Conn
-	rc   syscall.RawConn
+	fd   int
 	to   unix.RawSockaddrLinklayer
 	hdrs [SendBatch]unix.Mmsghdr
 	iovs [SendBatch]unix.Iovec
-
-	// State of the sendmmsg call in progress, shared with writeFn so that
-	// no closure is allocated per call.
-	n, sent int
-	errno   syscall.Errno
-	writeFn func(fd uintptr) bool
 }
 
 // NewSender opens an AF_PACKET socket that sends to rt's next hop.
 //
 // The socket has protocol 0, so it is never bound to a protocol and
 // receives nothing (packet(7): "If protocol is set to zero, no packets are
-// received"). Opening it needs CAP_NET_RAW; without it the error matches
-// errors.Is(err, os.ErrPermission).
+// received"). It is a plain blocking socket, deliberately kept out of the
+// Go runtime's poller: a socket registered with epoll wakes the poller
+// every time the kernel frees a sent packet's buffer, a context switch
+// per few packets at high rates. A full send buffer just blocks the
+// sending goroutine's thread until it drains. Opening it needs
+// CAP_NET_RAW; without it the error matches errors.Is(err,
+// os.ErrPermission).
 func NewSender(rt *Route) (*Sender, error) {
 	if rt == nil || rt.Ifindex <= 0 {
 		return nil, errors.New("new sender: route has no interface")
@@ -60,8 +57,9 @@ func NewSender(rt *Route) (*Sender, error) {
 	if len(rt.HWAddr) > len(unix.RawSockaddrLinklayer{}.Addr) {
 		return nil, fmt.Errorf("new sender: link-layer address %s of %s is longer than 8 bytes", rt.HWAddr, rt.IfName)
 	}
-	c, err := socket.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, 0, "packet", nil)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		err = os.NewSyscallError("socket", err)
 		if errors.Is(err, os.ErrPermission) {
 			return nil, fmt.Errorf("open AF_PACKET socket: need CAP_NET_RAW: %w", err)
 		}
@@ -69,16 +67,11 @@ func NewSender(rt *Route) (*Sender, error) {
 	}
 	// packet(7) PACKET_QDISC_BYPASS: hand packets straight to the driver.
 	// Best effort: probes are not worth a failure here.
-	_ = c.SetsockoptInt(unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
-	if err := c.SetsockoptInt(unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer); err != nil {
-		_ = c.SetsockoptInt(unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
+	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer); err != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
 	}
-	rc, err := c.SyscallConn()
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	s := &Sender{c: c, rc: rc}
+	s := &Sender{fd: fd}
 	// struct sockaddr_ll (packet(7)); for SOCK_DGRAM "sll_addr" is the
 	// destination link-layer address the kernel puts in the header, and
 	// sll_protocol the EtherType.
@@ -96,7 +89,6 @@ func NewSender(rt *Route) (*Sender, error) {
 		h.Iov = &s.iovs[i]
 		h.SetIovlen(1)
 	}
-	s.writeFn = s.write
 	return s, nil
 }
 
@@ -130,55 +122,51 @@ func (s *Sender) Send(pkts [][]byte) (int, error) {
 			s.iovs[i].Base = &p[0]
 			s.iovs[i].SetLen(len(p))
 		}
-		s.n, s.sent, s.errno = n, 0, 0
-		if err := s.rc.Write(s.writeFn); err != nil {
+		if s.fd < 0 {
 			s.release(n)
-			return done, fmt.Errorf("send: %w", err)
+			return done, errors.New("send: sender closed")
 		}
-		done += s.sent
+		sent, errno := s.sendmmsg(n)
+		done += sent
 		switch {
-		case s.errno == 0:
+		case errno == 0:
 			backoff = 0
 			continue
-		case s.errno == unix.ENOBUFS:
+		case errno == unix.ENOBUFS:
 			// The driver (or a veth peer's backlog) is full; it drains in
 			// microseconds. Back off exponentially from 10 µs to 1 ms.
 			if backoff == 0 {
 				stalled = time.Now()
 			} else if time.Since(stalled) > sendStall {
 				s.release(n)
-				return done, os.NewSyscallError("sendmmsg", s.errno)
+				return done, os.NewSyscallError("sendmmsg", errno)
 			}
 			backoff = min(max(2*backoff, 10*time.Microsecond), time.Millisecond)
 			time.Sleep(backoff)
 		default:
 			s.release(n)
-			return done, os.NewSyscallError("sendmmsg", s.errno)
+			return done, os.NewSyscallError("sendmmsg", errno)
 		}
 	}
 	s.release(min(len(pkts), SendBatch))
 	return done, nil
 }
 
-// write runs sendmmsg(2) on the prepared batch; it returns false on EAGAIN
-// so that the runtime poller waits until the socket is writable.
-func (s *Sender) write(fd uintptr) bool {
+// sendmmsg runs sendmmsg(2) on the first n prepared messages. It returns
+// how many were sent, and the error of the first that was not.
+func (s *Sender) sendmmsg(n int) (int, syscall.Errno) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
-			uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(s.n), 0, 0, 0)
-		switch e {
-		case unix.EINTR:
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd),
+			uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(n), 0, 0, 0)
+		if e == unix.EINTR {
 			continue
-		case unix.EAGAIN:
-			return false
 		}
 		// sendmmsg reports an error only when it sent nothing; a short
 		// count means the next packet failed and the caller retries it.
 		if e != 0 {
-			r = 0
+			return 0, e
 		}
-		s.sent, s.errno = int(r), e
-		return true
+		return int(r), 0
 	}
 }
 
@@ -191,5 +179,15 @@ func (s *Sender) release(n int) {
 
 // Close closes the socket.
 func (s *Sender) Close() error {
-	return s.c.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd < 0 {
+		return nil
+	}
+	err := unix.Close(s.fd)
+	s.fd = -1
+	if err != nil {
+		return os.NewSyscallError("close", err)
+	}
+	return nil
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/internal/targets"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
@@ -224,7 +223,7 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	switch p := c.String("paths"); p {
 	case "auto":
 		o.auto = true
-		o.paths = min(analysis.MDAFlows(1, o.confidence), o.maxPaths)
+		o.paths = 1 // path ID 1 finds the distance, then the MDA planner takes over
 	default:
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 4096 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -202,6 +203,10 @@ func trace(parent context.Context, o *options) error {
 		"srcports", fmt.Sprintf("%d..%d", o.srcPort+1, o.srcPort+o.maxPaths), "dstport", o.dstPort,
 		"rate", o.rateLabel(), "tag", tag)
 	start := time.Now()
+	var mda []*analysis.MDAState // --paths auto: the planner's view, per slot
+	if o.auto {
+		mda = make([]*analysis.MDAState, window)
+	}
 	perm := targets.NewPermutation(total, seed)
 	scanner := &probe.Scanner{
 		Spec: spec,
@@ -237,6 +242,9 @@ func trace(parent context.Context, o *options) error {
 			}
 			started[slot] = time.Now()
 			complete[slot] = false
+			if mda != nil && mda[slot] != nil {
+				mda[slot].Rounds = 0 // a new destination
+			}
 			return route, nil
 		},
 		OnSkip: func(dst netip.Addr, err error) {
@@ -271,29 +279,46 @@ func trace(parent context.Context, o *options) error {
 		}
 	}
 	if o.auto {
-		// --paths auto: once a destination's probes are settled, the MDA
-		// rule says whether more path IDs are needed.
+		// Once a destination's probes are settled, the MDA planner says
+		// which probes (path IDs and TTLs) it needs next.
 		scanner.More = func(slot int) probe.Plan {
-			tr := collectors[slot].Trace(started[slot], time.Now(), false)
-			used := len(tr.Flows)
-			need := analysis.FlowsNeeded(tr, o.confidence)
-			complete[slot] = need <= used
-			horizon := 0
-			for _, f := range tr.Flows {
-				horizon = max(horizon, f.ReachedTTL)
-			}
-			add := min(need, o.maxPaths) - used
+			st := mdaState(scanner.Sched(), slot, collectors[slot], mda, o)
+			cells, done := analysis.PlanMDA(st, o.confidence, o.maxPaths)
+			st.Rounds++
+			complete[slot] = done
 			if o.debug {
-				o.logger.Debug("mda round", "dst", tr.Destination, "path_ids", used, "needed", need, "adding", max(add, 0))
+				o.logger.Debug("mda round", "dst", scanner.Sched().Addr(slot), "round", st.Rounds, "probes", len(cells), "complete", done)
 			}
-			return probe.Plan{Add: add, Horizon: horizon}
+			plan := probe.Plan{Cells: make([]probe.Cell, len(cells))}
+			for i, c := range cells {
+				plan.Cells[i] = probe.Cell{Path: c.PathID, TTL: c.TTL}
+			}
+			return plan
 		}
 	}
 	var writeErr error
+	// Results are annotated, encoded and written by their own goroutine,
+	// beside the scanning.
+	results := make(chan *analysis.Trace, 1024)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for tr := range results {
+			o.annotate.apply(context.WithoutCancel(ctx), []*analysis.Trace{tr})
+			if err := out.write(tr); err != nil && writeErr == nil {
+				writeErr = err
+			}
+		}
+	}()
 	scanner.OnDone = func(slot int, partial bool) {
 		tr := collectors[slot].Trace(started[slot], time.Now(), partial)
 		if o.auto {
-			tr.MDA = &analysis.MDA{Confidence: o.confidence, MaxPaths: o.maxPaths, Complete: complete[slot] && !partial}
+			// Rows get the hops the search implies without probing
+			// them; path IDs that stay incomplete are not rows.
+			st := mdaState(scanner.Sched(), slot, collectors[slot], mda, o)
+			incomplete := analysis.FillInferred(tr, st, o.confidence)
+			tr.Flows = slices.DeleteFunc(tr.Flows, func(f analysis.Flow) bool { return slices.Contains(incomplete, f.PathID) })
+			tr.MDA = &analysis.MDA{Confidence: o.confidence, MaxPaths: o.maxPaths, Complete: complete[slot] && !partial, Incomplete: incomplete}
 		}
 		stats.done.Add(1)
 		if reachedAny(tr) {
@@ -302,14 +327,13 @@ func trace(parent context.Context, o *options) error {
 		if partial {
 			stats.partial.Add(1)
 		}
-		o.annotate.apply(context.WithoutCancel(ctx), []*analysis.Trace{tr})
-		if err := out.write(tr); err != nil && writeErr == nil {
-			writeErr = err
-		}
+		results <- tr
 	}
 	stats.sent = scanner.Sent
 	stopProgress := startProgress(o, &stats, start)
 	runErr := scanner.Run(ctx)
+	close(results)
+	<-writerDone
 	if err := pool.Close(); err != nil && runErr == nil {
 		runErr = err // a send queued before the end failed
 	}
@@ -369,6 +393,35 @@ func trace(parent context.Context, o *options) error {
 		return &exitErr{code: exitUnreached}
 	}
 	return nil
+}
+
+// mdaState fills the MDA planner's view of the destination in slot: every
+// probe sent and settled, and what answered it.
+func mdaState(q *probe.Sched, slot int, c *analysis.Collector, states []*analysis.MDAState, o *options) *analysis.MDAState {
+	st := states[slot]
+	if st == nil {
+		st = &analysis.MDAState{}
+	}
+	// Rebuilt from the scheduler and the collector each time: cheap, and
+	// never out of step with them.
+	rounds := st.Rounds
+	*st = analysis.MDAState{Flows: st.Flows[:0], MaxTTL: o.maxTTL, GapLimit: o.gapLimit, OneFirstHop: true, Rounds: rounds}
+	for p := 1; p <= q.Paths(slot); p++ {
+		for ttl := o.firstTTL; ttl <= o.maxTTL; ttl++ {
+			sent, answered, silent := q.Probed(slot, p, ttl)
+			if !sent || !answered && !silent {
+				continue
+			}
+			obs := analysis.MDAObs{Probed: true}
+			if from, typ, _, reached, ok := c.Answer(p, ttl); ok {
+				obs.Addr, obs.Reached = from, reached
+				obs.Stop = typ == probe.ICMPUnreachable && !reached
+			}
+			st.Set(p, ttl, obs)
+		}
+	}
+	states[slot] = st
+	return st
 }
 
 // cmp returns err if it is set, else next: the first error wins.

@@ -1,0 +1,887 @@
+package analysis
+
+import (
+	"math"
+	"net/netip"
+	"slices"
+)
+
+// This file plans an adaptive (--paths auto) run probe by probe: which path
+// IDs (flows) to probe at which TTLs in the next round, so that the MDA
+// stopping rule (MDAFlows) holds at every vertex with far fewer probes than
+// probing every flow at every TTL.
+//
+// The rule is applied per vertex, with node control: a vertex v at TTL h
+// with k distinct successors seen needs n_k flows known to pass through v
+// and probed at h+1. A flow is known to pass through v when it was probed
+// at h and v answered, or when its vertex at h-1 passed its own test with v
+// as its only successor: such hops are inferred rather than probed. Hence
+//
+//   - after a hop proven to be a single vertex (the source, a lone router),
+//     fresh flows are probed at the next TTL only;
+//   - behind a hop of several vertices, flows already known at a vertex are
+//     reused, and fresh flows are only brought forward (probed at the TTL
+//     of the vertex to find out where they go) when too few are known;
+//   - the vertices at which the branches of a diamond converge are tested
+//     as a whole, as in MDA-Lite: when w >= 2 vertices at a TTL all have the
+//     same single successor, n_1 flows over them together (each probed at
+//     least once) stand for all of them; a vertex with several successors,
+//     or vertices whose successors overlap only in part (meshing), are
+//     tested one by one;
+//   - a vertex whose only successor is the destination needs one flow (a
+//     destination is reached over its directly connected interface), as in
+//     scamper, and so does one whose only successor answers with an
+//     unreachable (the branch ends there);
+//   - a silent answer is no evidence (a lost probe and a router that never
+//     answers look alike) unless nothing answered, when it is one anonymous
+//     successor; anonymous hops are not tested (nothing can be aimed at
+//     them), but the flows through them are probed onwards until GapLimit
+//     silent TTLs in a row.
+//
+// Each round asks for the flows already known at vertices that need them,
+// at every TTL at once, and for one batch of fresh flows, sized for the
+// shallowest TTL that needs some (as in Diamond-Miner, by the share of flows
+// each vertex got so far). Flows sent at a TTL whose vertices are not known
+// yet are also sent one TTL deeper when only one vertex was ever seen there
+// (so that the first round probes the first flows at every TTL of a
+// single path at once).
+//
+// Every flow used is probed at each TTL up to the end of its path where its
+// hop cannot be inferred (after a vertex with several successors, or an
+// anonymous one), so that it ends up as a complete row (FillInferred).
+
+// Cell names one probe: a path ID (flow) and a TTL.
+type Cell struct{ PathID, TTL int }
+
+// MDAObs is the outcome of the probe of one flow at one TTL.
+type MDAObs struct {
+	// Probed says that the probe was sent and is settled: answered, or
+	// given up on after its retries. The other fields are zero when not.
+	Probed bool
+	// Addr is the source of the first answer; invalid when nothing
+	// answered.
+	Addr netip.Addr
+	// Reached says that the answer came from the destination: the flow
+	// ends at this TTL.
+	Reached bool
+	// Stop says that the answer ends the flow without reaching the
+	// destination (an ICMP destination unreachable from a router).
+	Stop bool
+}
+
+// MDAFlowRow is what one path ID saw: TTL i+1 at index i. TTLs beyond
+// len(Hops) were not probed.
+type MDAFlowRow struct {
+	PathID int
+	Hops   []MDAObs
+}
+
+// MDAState is what an adaptive run knows of one destination: the input of
+// PlanMDA and FillInferred. The scheduler fills it (Set) as probes settle.
+type MDAState struct {
+	Flows []MDAFlowRow // one row per path ID, in any order
+	// MaxTTL is the largest TTL that may be probed (0: the longest row).
+	MaxTTL int
+	// GapLimit is the number of silent TTLs in a row after which a flow is
+	// not followed further (0: 3).
+	GapLimit int
+	// OneFirstHop says that every probe leaves through one next hop (the
+	// prober sends them all to one link-layer address): TTL 1 is then a
+	// single vertex without testing it, and every flow's hop there is the
+	// one that answered path ID 1.
+	OneFirstHop bool
+	// Rounds counts the rounds that PlanMDA planned so far; the scheduler
+	// increments it each time it sends a plan. PlanMDA stops after
+	// MDAMaxRounds.
+	Rounds int
+
+	index map[int]int // path ID -> index in Flows
+}
+
+// MDAMaxRounds bounds the rounds of one destination's search (rounds
+// after the first, path ID 1's). The topologies simulated in the tests take
+// 1 to 10.
+const MDAMaxRounds = 32
+
+// mdaDefaultGap is the GapLimit when MDAState leaves it 0.
+const mdaDefaultGap = 3
+
+// Set records the settled probe (pathID, ttl): o, with Probed set. Rows are
+// created and grown as needed; out-of-range values are ignored.
+func (s *MDAState) Set(pathID, ttl int, o MDAObs) {
+	if pathID < 1 || ttl < 1 {
+		return
+	}
+	if s.index == nil || len(s.index) != len(s.Flows) {
+		s.index = make(map[int]int, len(s.Flows))
+		for i := range s.Flows {
+			s.index[s.Flows[i].PathID] = i
+		}
+	}
+	i, ok := s.index[pathID]
+	if !ok {
+		i = len(s.Flows)
+		s.Flows = append(s.Flows, MDAFlowRow{PathID: pathID})
+		s.index[pathID] = i
+	}
+	row := &s.Flows[i]
+	for len(row.Hops) < ttl {
+		row.Hops = append(row.Hops, MDAObs{})
+	}
+	o.Probed = true
+	row.Hops[ttl-1] = o
+}
+
+// PlanMDA returns the probes of the next round for the destination whose
+// answers so far are in st; none means the stopping rule holds everywhere
+// (complete) or maxPaths (or MDAMaxRounds) stops it (then complete=false).
+//
+// It is called once all the probes of the previous round are settled. The
+// first round is the scheduler's own: path ID 1 at TTLs 1 up to where the
+// destination answered (or where it gave up). New path IDs in the plan are
+// the numbers following the largest one in st, up to maxPaths; the cells of
+// one round may all be sent at once.
+func PlanMDA(st *MDAState, confidence float64, maxPaths int) (next []Cell, complete bool) {
+	a := analyzeMDA(st, confidence)
+	if a.satisfied() {
+		return nil, true
+	}
+	if st.Rounds >= MDAMaxRounds {
+		return nil, false
+	}
+	next = a.plan(maxPaths)
+	return next, false
+}
+
+// FillInferred completes the rows of t (built from the same probes as st)
+// with the hops that were not probed but are implied by what was: a hop
+// after a vertex that passed the stopping rule with a single successor, or
+// the end of the flow after a vertex whose only successor is the
+// destination (or a router answering with an unreachable).
+// Filled hops have Inferred set, the address, ICMP type and code of that
+// vertex's answers, and no RTT; a flow inferred to reach the destination
+// gets Reached and ReachedTTL.
+//
+// It returns, ascending, the path IDs whose rows are still not complete: a
+// hop between the source and the end of the flow is neither probed nor
+// implied (the search stopped before it, or the flow was only used to find
+// its way to one vertex). Their hops are left as they are; rows of complete
+// paths should leave them out.
+func FillInferred(t *Trace, st *MDAState, confidence float64) (partial []int) {
+	a := analyzeMDA(st, confidence)
+	type answer struct{ typ, code uint8 }
+	ref := map[mdaKey]answer{} // how each vertex answered
+	for _, f := range t.Flows {
+		for i, h := range f.Hops {
+			if h.Addr.IsValid() && !h.Inferred {
+				k := mdaKey{ttl: i + 1, addr: h.Addr}
+				if _, ok := ref[k]; !ok {
+					ref[k] = answer{h.ICMPType, h.ICMPCode}
+				}
+			}
+		}
+	}
+	for fi := range t.Flows {
+		f := &t.Flows[fi]
+		ai, ok := a.byID[f.PathID]
+		if !ok {
+			continue
+		}
+		af := &a.flows[ai]
+		end, complete := a.rowEnd(af)
+		if !complete {
+			partial = append(partial, f.PathID)
+			continue
+		}
+		for len(f.Hops) < end {
+			f.Hops = append(f.Hops, Hop{TTL: len(f.Hops) + 1})
+		}
+		for h := 1; h <= end; h++ {
+			hop := &f.Hops[h-1]
+			if af.how[h] != mdaInferred || hop.Addr.IsValid() {
+				continue
+			}
+			k := af.key[h]
+			ans, ok := ref[k]
+			if !ok {
+				ans = answer{typ: 11} // time exceeded
+				if af.reached && h == af.end {
+					ans = answer{typ: icmpUnreachable, code: codePortUnreachable}
+				}
+			}
+			*hop = Hop{TTL: h, Addr: k.addr, ICMPType: ans.typ, ICMPCode: ans.code, Inferred: true}
+		}
+		// True length: a flow ends where it reached the destination or
+		// was stopped, else at its last responding hop.
+		f.Hops = f.Hops[:end]
+		if af.reached {
+			f.Reached, f.ReachedTTL = true, end
+		} else {
+			n := len(f.Hops)
+			for n > 0 && !f.Hops[n-1].Addr.IsValid() {
+				n--
+			}
+			f.Hops = f.Hops[:n]
+		}
+	}
+	slices.Sort(partial)
+	return partial
+}
+
+// mdaKey is a vertex: a responding address at a TTL; the source at TTL 0
+// and an anonymous (silent) hop have no address.
+type mdaKey struct {
+	ttl  int
+	addr netip.Addr
+}
+
+func (k mdaKey) anon() bool { return k.ttl > 0 && !k.addr.IsValid() }
+
+// How the hop of a flow at a TTL is known.
+const (
+	mdaUnknown uint8 = iota
+	mdaObserved
+	mdaInferred
+)
+
+type mdaFlow struct {
+	id      int
+	row     []MDAObs
+	key     []mdaKey // per TTL 0..horizon: the vertex, when how says it is known
+	how     []uint8
+	end     int // the TTL at which the flow ends (reached or stopped, probed or inferred); 0 while open
+	dark    int // the first TTL of GapLimit silent answers in a row; 0 if none
+	run     int // silent answers in a row so far (while analysing)
+	reached bool
+}
+
+func (f *mdaFlow) obs(ttl int) MDAObs {
+	if ttl >= 1 && ttl <= len(f.row) {
+		return f.row[ttl-1]
+	}
+	return MDAObs{}
+}
+
+// goesOn reports whether the flow, known at ttl, has a hop at ttl+1 worth
+// knowing: it has not ended there and has not gone dark.
+func (f *mdaFlow) goesOn(ttl int) bool {
+	return (f.end == 0 || ttl < f.end) && (f.dark == 0 || ttl < f.dark)
+}
+
+// mdaVertex is a vertex at the TTL before a hop, and its test.
+type mdaVertex struct {
+	key    mdaKey
+	flows  []int // indices into mdaAnalysis.flows of the flows known here that go on
+	cands  []int // of those, the ones not probed at the next TTL
+	probed int   // of those, the ones probed at the next TTL (answered or not)
+	quiet  int   // of those, the ones not answered
+	succ   []mdaKey
+	dst    int  // how many of succ end the flows: the destination, or an unreachable
+	silent bool // a probe at the next TTL was not answered
+	passed bool
+	single bool // passed with one responding successor (not the destination)
+	toDst  bool // passed with the destination (or an unreachable) as its only successor
+	stops  bool // that successor is an unreachable: not the destination
+	// For checking inferences: the successors of the flows probed (not
+	// inferred) here, and the flows inferred here that answered at the
+	// next TTL.
+	obsN     int
+	obsSucc  []mdaKey
+	inferred []int
+}
+
+// successors returns k: the distinct successors seen. A silence is no
+// evidence (a lost probe, or a successor that never answers: the two look
+// alike) unless nothing answered at all: then the successor is one
+// anonymous vertex.
+func (v *mdaVertex) successors() int {
+	if len(v.succ) == 0 && v.silent {
+		return 1
+	}
+	return len(v.succ)
+}
+
+// evidence returns the flows that count for the stopping rule: those
+// answered, or those probed when none was.
+func (v *mdaVertex) evidence() int {
+	if len(v.succ) == 0 {
+		return v.probed
+	}
+	return v.probed - v.quiet
+}
+
+// mdaNeed is a test that fails: the flows it still lacks.
+type mdaNeed struct {
+	members []int // indices into mdaHop.verts
+	short   int   // flows still to probe at the hop's TTL
+	avail   int   // flows known at the members and not probed there
+}
+
+// mdaHop is the analysis of one TTL: the tests of the vertices before it.
+type mdaHop struct {
+	ttl      int
+	verts    []*mdaVertex // the vertices at ttl-1, by their first path ID
+	needs    []mdaNeed
+	complete []int // flows to probe at ttl to complete their rows
+	// verify lists flows whose hop at ttl-1 was inferred but whose answer
+	// at ttl makes that doubtful: to probe at ttl-1.
+	verify []int
+	known  int // flows known at ttl-1 that go on
+	// inferable says that a flow known at ttl-1 is known at ttl without
+	// probing it: every vertex at ttl-1 passed with a single successor.
+	inferable bool
+	// only is the one vertex ever seen at ttl-1 (responding), when it is.
+	only    mdaKey
+	hasOnly bool
+}
+
+type mdaAnalysis struct {
+	conf    float64
+	oneHop  bool
+	maxTTL  int
+	gap     int
+	flows   []mdaFlow
+	maxID   int
+	reached bool // some flow reached the destination
+	horizon int  // the deepest TTL that tests may probe
+	hops    []*mdaHop
+	byID    map[int]int // path ID -> index into flows
+	// prefix[t]: every flow is known to be at one vertex at TTL t (the
+	// source and a chain of lone vertices with single successors).
+	prefix []bool
+}
+
+func analyzeMDA(st *MDAState, confidence float64) *mdaAnalysis {
+	a := &mdaAnalysis{conf: confidence, maxTTL: st.MaxTTL, gap: st.GapLimit, oneHop: st.OneFirstHop}
+	if a.gap <= 0 {
+		a.gap = mdaDefaultGap
+	}
+	longest, answered := 0, 0
+	for _, r := range st.Flows {
+		longest = max(longest, len(r.Hops))
+		for i, o := range r.Hops {
+			if o.Probed && o.Addr.IsValid() {
+				answered = max(answered, i+1)
+				a.reached = a.reached || o.Reached
+			}
+		}
+	}
+	if a.maxTTL <= 0 {
+		a.maxTTL = longest
+	}
+	// Without the destination, only TTLs up to the deepest answer are
+	// explored: beyond is the silence where round 0 gave up. With it, one
+	// TTL beyond the deepest probe, to test the vertices found there.
+	a.horizon = min(answered, a.maxTTL)
+	if a.reached {
+		a.horizon = min(longest+1, a.maxTTL)
+	}
+	a.flows = make([]mdaFlow, 0, len(st.Flows))
+	for _, r := range st.Flows {
+		if r.PathID < 1 {
+			continue
+		}
+		f := mdaFlow{id: r.PathID, row: r.Hops, key: make([]mdaKey, a.horizon+1), how: make([]uint8, a.horizon+1)}
+		f.how[0] = mdaObserved // the source
+		a.flows = append(a.flows, f)
+		a.maxID = max(a.maxID, r.PathID)
+	}
+	slices.SortFunc(a.flows, func(x, y mdaFlow) int { return x.id - y.id })
+	a.byID = make(map[int]int, len(a.flows))
+	for i := range a.flows {
+		a.byID[a.flows[i].id] = i
+	}
+	a.hops = make([]*mdaHop, a.horizon+2)
+	a.prefix = make([]bool, a.horizon+2)
+	a.prefix[0] = true
+	for h := 1; h <= a.horizon; h++ {
+		a.hops[h] = a.hop(h)
+	}
+	return a
+}
+
+// n is the MDA stopping rule.
+func (a *mdaAnalysis) n(k int) int { return MDAFlows(k, a.conf) }
+
+// hop tests the vertices at h-1 with the probes at h, then sets the flows'
+// vertices at h.
+func (a *mdaAnalysis) hop(h int) *mdaHop {
+	hp := &mdaHop{ttl: h}
+	at := map[mdaKey]int{}
+	seen := map[mdaKey]bool{} // every vertex at h-1, ended flows included
+	for i := range a.flows {
+		f := &a.flows[i]
+		if f.how[h-1] == mdaUnknown || (f.dark != 0 && h-1 >= f.dark) || (f.end != 0 && h-1 > f.end) {
+			continue
+		}
+		seen[f.key[h-1]] = true
+		if !f.goesOn(h - 1) {
+			continue
+		}
+		vi, ok := at[f.key[h-1]]
+		if !ok {
+			vi = len(hp.verts)
+			at[f.key[h-1]] = vi
+			hp.verts = append(hp.verts, &mdaVertex{key: f.key[h-1]})
+		}
+		v := hp.verts[vi]
+		v.flows = append(v.flows, i)
+		hp.known++
+		o := f.obs(h)
+		if !o.Probed {
+			v.cands = append(v.cands, i)
+			continue
+		}
+		v.probed++
+		if !o.Addr.IsValid() {
+			v.silent = true
+			v.quiet++
+			continue
+		}
+		sk := mdaKey{ttl: h, addr: o.Addr}
+		if f.how[h-1] == mdaObserved {
+			v.obsN++
+			if !slices.Contains(v.obsSucc, sk) {
+				v.obsSucc = append(v.obsSucc, sk)
+			}
+		} else {
+			v.inferred = append(v.inferred, i)
+		}
+		if !slices.Contains(v.succ, sk) {
+			v.succ = append(v.succ, sk)
+			if o.Reached || o.Stop {
+				v.dst++
+			}
+			if o.Stop && len(v.succ) == 1 {
+				v.stops = true
+			}
+		}
+	}
+	if len(seen) == 1 {
+		for k := range seen {
+			if !k.anon() {
+				hp.only, hp.hasOnly = k, true
+			}
+		}
+	}
+
+	// Components: vertices joined by a responding successor (other than
+	// the destination) that they share.
+	owner := map[mdaKey]int{}
+	parent := make([]int, len(hp.verts))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(x int) int {
+		for parent[x] != x {
+			parent[x] = parent[parent[x]]
+			x = parent[x]
+		}
+		return x
+	}
+	for vi, v := range hp.verts {
+		if v.key.anon() || v.probed == 0 {
+			continue
+		}
+		for _, sk := range v.succ {
+			if o, ok := owner[sk]; ok {
+				parent[find(vi)] = find(o)
+			} else {
+				owner[sk] = vi
+			}
+		}
+	}
+	comps := map[int][]int{}
+	var order []int
+	for vi, v := range hp.verts {
+		if v.key.anon() || v.probed == 0 || v.passed {
+			continue
+		}
+		r := find(vi)
+		if _, ok := comps[r]; !ok {
+			order = append(order, r)
+		}
+		comps[r] = append(comps[r], vi)
+	}
+
+	n1 := a.n(1)
+	if h == 1 && a.oneHop && len(hp.verts) == 1 && len(hp.verts[0].succ) <= 1 {
+		// The source, through its one next hop.
+		v := hp.verts[0]
+		v.passed = true
+		v.single = len(v.succ) == 1 && v.dst == 0
+		v.toDst = len(v.succ) == 1 && v.dst == 1
+	}
+	for vi, v := range hp.verts {
+		if v.passed {
+			continue
+		}
+		switch {
+		case v.key.anon():
+			// Anonymous: no test, but its flows are followed.
+			hp.complete = append(hp.complete, v.cands...)
+		case v.probed == 0:
+			// Not probed beyond yet: one flow shows what kind of test it
+			// needs.
+			hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: 1, avail: len(v.cands)})
+		case len(v.succ) == 1 && v.dst == 1:
+			// Only the destination beyond (or a router refusing to
+			// forward): done.
+			v.passed, v.toDst = true, true
+		}
+		if !v.key.anon() && v.successors() >= 2 {
+			// No hop after it can be inferred: every flow through it is
+			// probed onwards.
+			hp.complete = append(hp.complete, v.cands...)
+		}
+	}
+	for _, r := range order {
+		members := comps[r]
+		if hp.verts[members[0]].passed {
+			continue
+		}
+		group := len(members) >= 2
+		total := 0
+		for _, vi := range members {
+			v := hp.verts[vi]
+			total += v.evidence()
+			if len(v.succ) != 1 || v.dst > 0 {
+				group = false
+			}
+		}
+		if group {
+			// Branches converging on one vertex: tested together.
+			if total >= n1 {
+				for _, vi := range members {
+					hp.verts[vi].passed, hp.verts[vi].single = true, true
+				}
+				continue
+			}
+			avail := 0
+			for _, vi := range members {
+				avail += len(hp.verts[vi].cands)
+			}
+			hp.needs = append(hp.needs, mdaNeed{members: members, short: n1 - total, avail: avail})
+			continue
+		}
+		for _, vi := range members {
+			v := hp.verts[vi]
+			need := a.n(v.successors())
+			if v.evidence() >= need {
+				v.passed = true
+				v.single = len(v.succ) == 1 && v.dst == 0
+				continue
+			}
+			hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: need - v.evidence(), avail: len(v.cands)})
+		}
+	}
+	a.checkInferred(hp)
+	hp.inferable = len(hp.needs) == 0 && len(hp.verts) > 0
+	for _, v := range hp.verts {
+		if v.key.anon() || !(v.single || v.toDst) {
+			hp.inferable = false
+		}
+	}
+	if a.prefix[h-1] && len(hp.verts) == 1 && hp.verts[0].single && len(seen) == 1 {
+		a.prefix[h] = true
+	}
+
+	// The flows' vertices at h.
+	for i := range a.flows {
+		f := &a.flows[i]
+		if f.end != 0 && h > f.end || f.dark != 0 && h > f.dark {
+			continue
+		}
+		if o := f.obs(h); o.Probed {
+			f.how[h] = mdaObserved
+			f.key[h] = mdaKey{ttl: h, addr: o.Addr}
+			if !o.Addr.IsValid() {
+				f.run++
+				if f.run >= a.gap && f.dark == 0 {
+					f.dark = h - f.run + 1
+				}
+				continue
+			}
+			f.run = 0
+			if o.Reached {
+				f.end, f.reached = h, true
+			} else if o.Stop {
+				f.end = h
+			}
+			continue
+		}
+		f.run = 0
+		if f.how[h-1] == mdaUnknown || !f.goesOn(h-1) {
+			continue
+		}
+		vi, ok := at[f.key[h-1]]
+		if !ok {
+			continue
+		}
+		v := hp.verts[vi]
+		switch {
+		case v.single:
+			f.how[h], f.key[h] = mdaInferred, v.succ[0]
+		case v.toDst:
+			f.how[h], f.key[h] = mdaInferred, v.succ[0]
+			f.end, f.reached = h, !v.stops
+		}
+	}
+	return hp
+}
+
+// checkInferred looks for inferences that went wrong: a vertex u that
+// passed with a single successor s when another one, x, was missed (the
+// 1-confidence chance of the stopping rule). The flows then inferred to be
+// at s are a mix, and those that went through x reach, one TTL further,
+// vertices that the flows probed at s may never reach. So a vertex reached
+// only by flows whose hop at s was inferred is checked: one of them is
+// probed at s's TTL. Where s has more successors than its probed flows
+// showed, this costs a probe per successor and confirms s; where x was
+// missed, it shows x, u's test resumes, and the rows get probed there.
+// The first hop through OneFirstHop is known, not inferred.
+func (a *mdaAnalysis) checkInferred(hp *mdaHop) {
+	if hp.ttl == 2 && a.oneHop {
+		return
+	}
+	for _, v := range hp.verts {
+		if len(v.inferred) == 0 {
+			continue
+		}
+		var where []mdaKey
+		for _, i := range v.inferred {
+			sk := mdaKey{ttl: hp.ttl, addr: a.flows[i].obs(hp.ttl).Addr}
+			if !slices.Contains(v.obsSucc, sk) && !slices.Contains(where, sk) {
+				where = append(where, sk)
+				hp.verify = append(hp.verify, i)
+			}
+		}
+	}
+}
+
+// satisfied reports whether every test passed and every row used is
+// complete.
+func (a *mdaAnalysis) satisfied() bool {
+	for h := 1; h <= a.horizon; h++ {
+		if hp := a.hops[h]; len(hp.needs) > 0 || len(hp.complete) > 0 || len(hp.verify) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// rowEnd returns the last TTL of the row of f and whether every hop up to
+// it is known (probed or inferred).
+func (a *mdaAnalysis) rowEnd(f *mdaFlow) (end int, complete bool) {
+	switch {
+	case f.end != 0:
+		end = f.end
+	case f.dark != 0:
+		end = f.dark - 1
+	case !a.reached:
+		end = a.horizon
+	default:
+		// Neither ended nor dark although the destination answered: the
+		// search stopped before following it to its end.
+		end = a.horizon
+		for end > 0 && f.how[end] == mdaUnknown {
+			end--
+		}
+		return end, false
+	}
+	for h := 1; h <= end && h < len(f.how); h++ {
+		if f.how[h] == mdaUnknown {
+			return end, false
+		}
+	}
+	return end, true
+}
+
+// share is the fraction of the flows known at the TTL of hp's vertices
+// that the members got (at least their share of an even split).
+func (hp *mdaHop) share(members []int) float64 {
+	if hp.known == 0 {
+		return 1
+	}
+	got := 0
+	for _, vi := range members {
+		got += len(hp.verts[vi].flows)
+	}
+	return max(float64(got)/float64(hp.known), float64(len(members))/float64(len(hp.verts)))
+}
+
+// plan returns the cells of the next round.
+func (a *mdaAnalysis) plan(maxPaths int) []Cell {
+	var cells []Cell
+	in := map[Cell]bool{}
+	plannedAt := make([][]int, a.horizon+2) // path IDs planned per TTL
+	add := func(id, ttl int) bool {
+		c := Cell{PathID: id, TTL: ttl}
+		if ttl < 1 || ttl > a.maxTTL || in[c] {
+			return false
+		}
+		if fi, ok := a.byID[id]; ok && a.flows[fi].obs(ttl).Probed {
+			return false
+		}
+		in[c] = true
+		cells = append(cells, c)
+		plannedAt[ttl] = append(plannedAt[ttl], id)
+		return true
+	}
+	nextID := a.maxID + 1
+	fresh := func() (int, bool) {
+		if nextID > maxPaths {
+			return 0, false
+		}
+		nextID++
+		return nextID - 1, true
+	}
+	freshDone := false
+	for h := 1; h <= a.horizon; h++ {
+		hp := a.hops[h]
+		for _, i := range hp.verify {
+			add(a.flows[i].id, h-1)
+		}
+		for _, i := range hp.complete {
+			add(a.flows[i].id, h)
+		}
+		rem := make([]int, len(hp.needs))
+		for ni, nd := range hp.needs {
+			rem[ni] = nd.short - a.takeKnown(hp, nd, h, in, add)
+		}
+		// Flows sent at h-1 this round whose vertex there is not known
+		// yet: at a TTL that only ever showed one vertex, they are taken
+		// to pass through it.
+		if hp.hasOnly {
+			for ni, nd := range hp.needs {
+				if rem[ni] <= 0 || len(nd.members) != 1 || hp.verts[nd.members[0]].key != hp.only {
+					continue
+				}
+				for _, id := range plannedAt[h-1] {
+					if rem[ni] == 0 {
+						break
+					}
+					if add(id, h) {
+						rem[ni]--
+					}
+				}
+			}
+		}
+		short := false
+		for _, r := range rem {
+			short = short || r > 0
+		}
+		if !short || freshDone {
+			continue
+		}
+		freshDone = true
+		if a.prefix[h-1] {
+			// Fresh flows are known to pass the one vertex at h-1: probe
+			// them at h. Enough for its test, and for the vertices at h
+			// that lack flows, at the share of flows they get.
+			count := 0
+			for _, r := range rem {
+				count = max(count, r)
+			}
+			if h+1 <= a.horizon {
+				next := a.hops[h+1]
+				for _, nd := range next.needs {
+					if r := nd.short - nd.avail; r > 0 {
+						count = max(count, int(math.Ceil(float64(r)/next.share(nd.members))))
+					}
+				}
+			}
+			for range count {
+				id, ok := fresh()
+				if !ok {
+					break
+				}
+				add(id, h)
+			}
+			continue
+		}
+		// Bring fresh flows forward to the vertices at h-1 that lack
+		// flows: probe them at every TTL up to h-1 where their hop cannot
+		// be inferred.
+		count := 0
+		for ni, nd := range hp.needs {
+			if rem[ni] > 0 {
+				count = max(count, int(math.Ceil(float64(rem[ni])/hp.share(nd.members))))
+			}
+		}
+		var ttls []int
+		for j := 1; j <= h-1; j++ {
+			if !a.prefix[j] && !a.hops[j].inferable {
+				ttls = append(ttls, j)
+			}
+		}
+		if len(ttls) == 0 {
+			ttls = []int{h - 1}
+		}
+		for range count {
+			id, ok := fresh()
+			if !ok {
+				break
+			}
+			for _, j := range ttls {
+				add(id, j)
+			}
+			// At a TTL with one vertex ever seen, they go on through it.
+			if hp.hasOnly {
+				for ni, nd := range hp.needs {
+					if rem[ni] > 0 && len(nd.members) == 1 && hp.verts[nd.members[0]].key == hp.only {
+						add(id, h)
+						rem[ni]--
+						break
+					}
+				}
+			}
+		}
+	}
+	slices.SortFunc(cells, func(x, y Cell) int {
+		if x.PathID != y.PathID {
+			return x.PathID - y.PathID
+		}
+		return x.TTL - y.TTL
+	})
+	return cells
+}
+
+// takeKnown plans at h up to nd.short of the flows known at the members of
+// nd and not probed at h, those already planned first, then spreading them
+// over the members that got the fewest; it returns how many it took.
+func (a *mdaAnalysis) takeKnown(hp *mdaHop, nd mdaNeed, h int, in map[Cell]bool, add func(id, ttl int) bool) int {
+	taken := 0
+	got := make([]int, len(nd.members))
+	next := make([]int, len(nd.members))
+	for mi, vi := range nd.members {
+		got[mi] = hp.verts[vi].probed
+		for _, i := range hp.verts[vi].cands {
+			if taken < nd.short && in[Cell{a.flows[i].id, h}] {
+				taken++
+				got[mi]++
+			}
+		}
+	}
+	for taken < nd.short {
+		best := -1
+		for mi, vi := range nd.members {
+			cands := hp.verts[vi].cands
+			for next[mi] < len(cands) && in[Cell{a.flows[cands[next[mi]]].id, h}] {
+				next[mi]++
+			}
+			if next[mi] < len(cands) && (best < 0 || got[mi] < got[best]) {
+				best = mi
+			}
+		}
+		if best < 0 {
+			break
+		}
+		add(a.flows[hp.verts[nd.members[best]].cands[next[best]]].id, h)
+		next[best]++
+		got[best]++
+		taken++
+	}
+	return taken
+}
