@@ -9,7 +9,7 @@ TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev 
 # pins and `make viz-deps` installs with npm; builds with TAGS embed it.
 TAGS     := visnetwork
 VIZ_LIB  := viz/node_modules/vis-network/standalone/umd/vis-network.min.js
-BENCH_DEBS := scamper dublin-traceroute
+BENCH_DEBS := scamper dublin-traceroute zmap
 
 .DEFAULT_GOAL := help
 

@@ -6,6 +6,10 @@
 #                                    the hop addresses from TTL 1 to the
 #                                    destination (stdout); hop names on stderr
 #   lab.sh up TOPOLOGY PREFIX        build PREFIX-prober, PREFIX-r1, ..., PREFIX-dst
+#   lab.sh sink PREFIX [CIDR]        build PREFIX-prober and PREFIX-sink: CIDR
+#                                    (default 10.96.0.0/12) is routed from the
+#                                    prober over a veth whose peer drops every
+#                                    packet; for measuring raw send rates
 #   lab.sh down PREFIX               remove every namespace named PREFIX-*
 #
 # Every topology: the prober is 10.0.0.2 on its link to r1 (10.0.0.1); the
@@ -42,6 +46,7 @@ usage() {
 usage: lab.sh list
        lab.sh describe TOPOLOGY
        [LAB_LOCAL_PREFIX=CIDR] lab.sh up TOPOLOGY PREFIX
+       lab.sh sink PREFIX [CIDR]
        lab.sh down PREFIX
 EOF
 	exit 2
@@ -395,6 +400,48 @@ cmd_up() {
 	echo "lab.sh: $topo up as $prefix-{$names}; $prefix-prober reaches $DST_ADDR" >&2
 }
 
+# cmd_sink PREFIX [CIDR]: the prober (10.0.0.2 on to-sink) routes CIDR to
+# 10.0.0.1, the sink's end of the veth, whose link-layer address is entered
+# permanently (no ARP: the sink answers nothing). An nftables netdev ingress
+# chain on the sink's end drops every packet as it arrives, the cheapest
+# drop there is, so the send path is all that is measured.
+cmd_sink() {
+	[[ $# -ge 1 && $# -le 2 ]] || usage
+	local prefix=$1 cidr=${2:-10.96.0.0/12}
+	check_prefix "$prefix"
+	require_root sink
+	[[ $cidr =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$ ]] || die "'$cidr' is not an IPv4 CIDR"
+	[[ -z $(namespaces "$prefix") ]] ||
+		die "namespaces $prefix-* exist already (lab.sh down $prefix)"
+	UP_OK=0
+	# shellcheck disable=SC2064 # expand prefix now
+	trap "[[ \$UP_OK == 1 ]] || { echo 'lab.sh: sink failed, removing $prefix-*' >&2; cmd_down '$prefix'; }" EXIT
+	trap 'exit 130' INT TERM
+	ip netns add "$prefix-prober"
+	ip netns add "$prefix-sink"
+	ip -n "$prefix-prober" link add to-sink index 100 type veth peer name to-prober index 101 netns "$prefix-sink"
+	ip -n "$prefix-sink" addr add 10.0.0.1/24 dev to-prober
+	ip -n "$prefix-sink" link set to-prober up
+	ip -n "$prefix-sink" link set lo up
+	ip -n "$prefix-prober" addr add 10.0.0.2/24 dev to-sink
+	ip -n "$prefix-prober" link set to-sink up
+	ip -n "$prefix-prober" link set lo up
+	local mac
+	mac=$(ip -n "$prefix-sink" -br link show to-prober | awk '{print $3}')
+	ip -n "$prefix-prober" neigh replace 10.0.0.1 lladdr "$mac" dev to-sink nud permanent
+	ip -n "$prefix-prober" route add "$cidr" via 10.0.0.1 dev to-sink
+	ip netns exec "$prefix-sink" nft -f - <<NFT
+table netdev sink {
+	chain in {
+		type filter hook ingress device "to-prober" priority 0; policy drop;
+	}
+}
+NFT
+	wait_links_up "$prefix"
+	UP_OK=1
+	echo "lab.sh: sink up as $prefix-{prober,sink}; $prefix-prober routes $cidr into a drop (gateway $mac)" >&2
+}
+
 main() {
 	[[ $# -ge 1 ]] || usage
 	local cmd=$1
@@ -404,6 +451,7 @@ main() {
 	describe) cmd_describe "$@" ;;
 	up) cmd_up "$@" ;;
 	down) cmd_down "$@" ;;
+	sink) cmd_sink "$@" ;;
 	-h | --help | help) usage ;;
 	*) usage ;;
 	esac

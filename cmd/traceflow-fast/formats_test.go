@@ -49,6 +49,7 @@ type formatFlow struct {
 		RTT      *float64 `json:"rtt_ms"`
 		ICMPType *int     `json:"icmp_type"`
 		ICMPCode *int     `json:"icmp_code"`
+		Inferred bool     `json:"inferred"`
 	} `json:"hops"`
 }
 

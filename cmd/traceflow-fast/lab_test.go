@@ -168,15 +168,20 @@ func TestLabTopologies(t *testing.T) {
 				if r.MDA == nil || !r.MDA.Complete || r.MDA.Confidence != 95 {
 					t.Errorf("mda = %+v, want complete at 95%%", r.MDA)
 				}
-				// Node control: every vertex with k next hops had n_k flows
-				// through it (k=1: 6 at 95%), so every distinct path's
-				// middle hops were taken by at least... each branch vertex
-				// has one successor and needs 6 flows.
-				for _, u := range r.UniquePaths {
-					if len(u.PathIDs) < 6 && len(want) > 1 {
-						t.Errorf("path %v taken by %d flows: node control wants 6", u.Hops, len(u.PathIDs))
+				// Every row is complete: probed, or implied by the
+				// search (inferred, with no RTT), up to the destination.
+				probed := 0
+				for _, f := range r.Flows {
+					for _, h := range f.Hops {
+						if !h.Inferred {
+							probed++
+						}
 					}
 				}
+				if probed > r.ProbesSent {
+					t.Errorf("%d probed hops but %d probes sent", probed, r.ProbesSent)
+				}
+				t.Logf("%s: %d probes, %d path IDs", tc.topo, r.ProbesSent, len(r.Flows))
 			}
 			for _, f := range r.Flows {
 				if !f.Reached || f.ReachedTTL != len(f.Hops) {
@@ -186,6 +191,9 @@ func TestLabTopologies(t *testing.T) {
 					t.Errorf("path ID %d: source port %d", f.PathID, f.SrcPort)
 				}
 				for _, h := range f.Hops {
+					if h.Inferred && h.Addr != nil && h.RTT == nil {
+						continue
+					}
 					if h.Addr == nil || h.RTT == nil || *h.RTT <= 0 || *h.RTT > 1000 {
 						t.Errorf("path ID %d TTL %d: addr %v rtt %v", f.PathID, h.TTL, h.Addr, h.RTT)
 					}
