@@ -4,7 +4,7 @@ GO       ?= go
 BIN      := bin/traceflow-fast
 PKGS     := ./...
 # Debian packages the tests and the lab need.
-TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev graphviz tshark chromium
+TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev graphviz tshark chromium libcap2-bin
 # The browser view (--format viz) inlines vis-network, which viz/package-lock.json
 # pins and `make viz-deps` installs with npm; builds with TAGS embed it.
 TAGS     := visnetwork
@@ -71,6 +71,10 @@ viz-screenshot: deps build ## trace the diamond lab with --format viz and screen
 bench: bench-deps build ## Go benchmarks, then the lab comparison with scamper
 	$(GO) test -run '^$$' -bench . -benchmem ./probe ./analysis ./capture
 	scripts/bench-diamond.sh
+
+.PHONY: fuzz
+fuzz: ## run every native fuzz target for FUZZTIME each (default 20s) and print the executions
+	@scripts/fuzz.sh
 
 .PHONY: clean
 clean: ## remove build output

@@ -2,18 +2,22 @@ package probe
 
 import (
 	"errors"
+	"fmt"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // SendPool sends batches of probes from several goroutines, each with its
-// own AF_PACKET socket per route. On a veth or a loopback-like path the
+// own AF_PACKET socket, which sends to any route's next hop. On a veth or a loopback-like path the
 // kernel forwards a packet in the context of the system call that sent it,
 // so one sending thread does all of that work on one CPU; a pool spreads
 // it over several. Send copies the packets into a batch of its own and
 // returns at once; it does not allocate.
 type SendPool struct {
 	mu     sync.RWMutex
-	socks  [][]*Sender // [worker][route]
+	socks  []*Sender                   // per worker
+	routes []unix.RawSockaddrLinklayer // per route index
 	free   chan *sendJob
 	work   chan *sendJob
 	wg     sync.WaitGroup
@@ -29,13 +33,23 @@ type sendJob struct {
 	pkts  [SendBatch][]byte
 }
 
-// NewSendPool starts workers sending goroutines (at least 1).
-func NewSendPool(workers int) *SendPool {
+// NewSendPool opens a socket for each of workers sending goroutines (at
+// least 1) and starts them. It needs CAP_NET_RAW; AddRoute needs nothing.
+func NewSendPool(workers int) (*SendPool, error) {
 	workers = max(workers, 1)
 	p := &SendPool{
-		socks: make([][]*Sender, workers),
-		free:  make(chan *sendJob, 4*workers),
-		work:  make(chan *sendJob, 4*workers),
+		free: make(chan *sendJob, 4*workers),
+		work: make(chan *sendJob, 4*workers),
+	}
+	for range workers {
+		s, err := newSender()
+		if err != nil {
+			for _, o := range p.socks {
+				o.Close()
+			}
+			return nil, err
+		}
+		p.socks = append(p.socks, s)
 	}
 	for range 4 * workers {
 		p.free <- new(sendJob)
@@ -44,29 +58,19 @@ func NewSendPool(workers int) *SendPool {
 		p.wg.Add(1)
 		go p.run(w)
 	}
-	return p
+	return p, nil
 }
 
-// AddRoute opens a socket per worker toward rt and returns the route's
-// index for Send.
+// AddRoute returns the index for Send of the route toward rt's next hop.
 func (p *SendPool) AddRoute(rt *Route) (int, error) {
+	to, err := linkAddr(rt)
+	if err != nil {
+		return 0, fmt.Errorf("send pool: %w", err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	opened := make([]*Sender, 0, len(p.socks))
-	for range p.socks {
-		s, err := NewSender(rt)
-		if err != nil {
-			for _, o := range opened {
-				o.Close()
-			}
-			return 0, err
-		}
-		opened = append(opened, s)
-	}
-	for w := range p.socks {
-		p.socks[w] = append(p.socks[w], opened[w])
-	}
-	return len(p.socks[0]) - 1, nil
+	p.routes = append(p.routes, to)
+	return len(p.routes) - 1, nil
 }
 
 // Send queues pkts (complete IPv4 packets of at most Len bytes) to be sent
@@ -96,11 +100,12 @@ func (p *SendPool) Send(route int, pkts [][]byte) error {
 func (p *SendPool) run(w int) {
 	defer p.wg.Done()
 	for j := range p.work {
-		p.mu.RLock()
-		s := p.socks[w][j.route]
-		p.mu.RUnlock()
 		if p.Err() == nil {
-			if _, err := s.Send(j.pkts[:j.n]); err != nil {
+			// Read-locked while sending: AddRoute may move the routes.
+			p.mu.RLock()
+			_, err := p.socks[w].sendTo(&p.routes[j.route], j.pkts[:j.n])
+			p.mu.RUnlock()
+			if err != nil {
 				p.fail(err)
 			}
 		}
@@ -135,10 +140,8 @@ func (p *SendPool) Close() error {
 	p.mu.Unlock()
 	close(p.work)
 	p.wg.Wait()
-	for _, socks := range p.socks {
-		for _, s := range socks {
-			s.Close()
-		}
+	for _, s := range p.socks {
+		s.Close()
 	}
 	return p.Err()
 }

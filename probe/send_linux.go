@@ -51,12 +51,20 @@ type Sender struct {
 // CAP_NET_RAW; without it the error matches errors.Is(err,
 // os.ErrPermission).
 func NewSender(rt *Route) (*Sender, error) {
-	if rt == nil || rt.Ifindex <= 0 {
-		return nil, errors.New("new sender: route has no interface")
+	to, err := linkAddr(rt)
+	if err != nil {
+		return nil, fmt.Errorf("new sender: %w", err)
 	}
-	if len(rt.HWAddr) > len(unix.RawSockaddrLinklayer{}.Addr) {
-		return nil, fmt.Errorf("new sender: link-layer address %s of %s is longer than 8 bytes", rt.HWAddr, rt.IfName)
+	s, err := newSender()
+	if err != nil {
+		return nil, err
 	}
+	s.to = to
+	return s, nil
+}
+
+// newSender opens a sender with no destination of its own, for SendTo.
+func newSender() (*Sender, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		err = os.NewSyscallError("socket", err)
@@ -72,24 +80,33 @@ func NewSender(rt *Route) (*Sender, error) {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
 	}
 	s := &Sender{fd: fd}
-	// struct sockaddr_ll (packet(7)); for SOCK_DGRAM "sll_addr" is the
-	// destination link-layer address the kernel puts in the header, and
-	// sll_protocol the EtherType.
-	s.to = unix.RawSockaddrLinklayer{
-		Family:   unix.AF_PACKET,
-		Protocol: htons(unix.ETH_P_IP),
-		Ifindex:  int32(rt.Ifindex),
-		Halen:    uint8(len(rt.HWAddr)),
-	}
-	copy(s.to.Addr[:], rt.HWAddr)
 	for i := range s.hdrs {
 		h := &s.hdrs[i].Hdr
-		h.Name = (*byte)(unsafe.Pointer(&s.to))
 		h.Namelen = unix.SizeofSockaddrLinklayer
 		h.Iov = &s.iovs[i]
 		h.SetIovlen(1)
 	}
 	return s, nil
+}
+
+// linkAddr is the struct sockaddr_ll (packet(7)) that sends to rt's next
+// hop: for SOCK_DGRAM "sll_addr" is the destination link-layer address the
+// kernel puts in the header, and sll_protocol the EtherType.
+func linkAddr(rt *Route) (unix.RawSockaddrLinklayer, error) {
+	if rt == nil || rt.Ifindex <= 0 {
+		return unix.RawSockaddrLinklayer{}, errors.New("route has no interface")
+	}
+	if len(rt.HWAddr) > len(unix.RawSockaddrLinklayer{}.Addr) {
+		return unix.RawSockaddrLinklayer{}, fmt.Errorf("link-layer address %s of %s is longer than 8 bytes", rt.HWAddr, rt.IfName)
+	}
+	to := unix.RawSockaddrLinklayer{
+		Family:   unix.AF_PACKET,
+		Protocol: htons(unix.ETH_P_IP),
+		Ifindex:  int32(rt.Ifindex),
+		Halen:    uint8(len(rt.HWAddr)),
+	}
+	copy(to.Addr[:], rt.HWAddr)
+	return to, nil
 }
 
 // htons converts a 16-bit value to network byte order in memory.
@@ -107,8 +124,26 @@ func htons(v uint16) uint16 {
 // returns the number of packets sent, which is len(pkts) unless err is set.
 // Send does not allocate.
 func (s *Sender) Send(pkts [][]byte) (int, error) {
+	return s.sendTo(&s.to, pkts)
+}
+
+// sendTo is Send to the link-layer destination to. One socket sends to any
+// interface and next hop this way, so no socket is opened per route (which
+// would need privileges that are dropped once a run starts).
+func (s *Sender) sendTo(to *unix.RawSockaddrLinklayer, pkts [][]byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if to.Ifindex <= 0 {
+		return 0, errors.New("send: no destination")
+	}
+	for i := range s.hdrs {
+		s.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(to))
+	}
+	defer func() {
+		for i := range s.hdrs {
+			s.hdrs[i].Hdr.Name = nil
+		}
+	}()
 	done := 0
 	backoff := time.Duration(0)
 	var stalled time.Time

@@ -20,7 +20,7 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
-const grantHint = "run as root, or grant it once: setcap cap_net_raw,cap_bpf+ep $(command -v traceflow-fast)"
+const grantHint = "run as root, or grant it once: setcap cap_net_raw,cap_bpf+ep $(command -v traceflow-fast) (cap_bpf is optional: without it a classic BPF filter is used)"
 
 // maxSkipLogs bounds the destinations skipped (no route, another source)
 // that are logged one by one; the summary counts them all.
@@ -85,7 +85,10 @@ func trace(parent context.Context, o *options) error {
 
 	// The receive side first, with its filter in place before any probe
 	// leaves.
-	filter, err := bpf.LoadFilter(bpf.Match{
+	// eBPF when it loads; else (no CAP_BPF, unprivileged eBPF disabled,
+	// an old kernel) the equivalent classic BPF filter, which needs no
+	// privilege.
+	filter, kind, err := bpf.Load(bpf.Match{
 		Src:        src,
 		SrcPortMin: spec.BaseSrcPort + 1,
 		SrcPortMax: spec.BaseSrcPort + uint16(o.maxPaths),
@@ -93,12 +96,12 @@ func trace(parent context.Context, o *options) error {
 		Tag:        tag,
 	})
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return fail(fmt.Errorf("loading the eBPF receive filter needs CAP_BPF: %s (%v)", grantHint, err))
-		}
 		return fail(err)
 	}
 	defer filter.Close()
+	if c, ok := filter.(*bpf.Classic); ok && kind == bpf.KindClassic {
+		o.logger.Info("using the classic BPF receive filter", "reason", c.FallbackReason())
+	}
 	conn, err := capture.Listen(capture.Config{Attach: filter.Attach})
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
@@ -110,7 +113,13 @@ func trace(parent context.Context, o *options) error {
 
 	// Sending goroutines (one per CPU), each with a socket per distinct
 	// route (routes are interned by the cache).
-	pool := probe.NewSendPool(runtime.GOMAXPROCS(0))
+	pool, err := probe.NewSendPool(runtime.GOMAXPROCS(0))
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return fail(fmt.Errorf("opening the AF_PACKET send socket needs CAP_NET_RAW: %s (%v)", grantHint, err))
+		}
+		return fail(err)
+	}
 	defer pool.Close()
 	routeOf := map[*probe.Route]int{}
 	openRoute := func(rt *probe.Route) (int, error) {
@@ -119,9 +128,6 @@ func trace(parent context.Context, o *options) error {
 		}
 		i, err := pool.AddRoute(rt)
 		if err != nil {
-			if errors.Is(err, os.ErrPermission) {
-				return 0, fmt.Errorf("opening the AF_PACKET send socket needs CAP_NET_RAW: %s (%v)", grantHint, err)
-			}
 			return 0, err
 		}
 		routeOf[rt] = i
@@ -145,6 +151,12 @@ func trace(parent context.Context, o *options) error {
 		return fail(err)
 	}
 	defer out.abort()
+
+	// Every socket and file of the run is open: no privilege is needed
+	// from here on, so none is kept.
+	if err := dropPrivileges(); err != nil {
+		return fail(fmt.Errorf("dropping privileges: %w", err))
+	}
 
 	// The receive loop: decode, match, hand over.
 	answers := make(chan probe.Answer, 1<<14)

@@ -1,0 +1,309 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+
+	"github.com/cilium/ebpf"
+	cbpf "golang.org/x/net/bpf"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
+)
+
+// Attacher is a socket filter ready to be attached to receive sockets:
+// *Filter (eBPF, SO_ATTACH_BPF) and *Classic (classic BPF,
+// SO_ATTACH_FILTER). Its Attach fits capture.Config.Attach.
+type Attacher interface {
+	// Attach attaches the filter to the socket fd, replacing any filter it
+	// had. Attach it before binding the socket to a protocol.
+	Attach(fd int) error
+	// Close releases the filter; sockets it is attached to keep filtering.
+	Close() error
+}
+
+var (
+	_ Attacher = (*Filter)(nil)
+	_ Attacher = (*Classic)(nil)
+)
+
+// Filter kinds that Load returns.
+const (
+	KindEBPF    = "ebpf"    // *Filter, loaded with bpf(2)
+	KindClassic = "classic" // *Classic
+)
+
+// Load loads the eBPF filter for m (LoadFilter) and, when the kernel will not
+// load it here, builds the equivalent classic BPF filter (LoadClassic)
+// instead, which any process may attach. kind tells which one it returned
+// (KindEBPF or KindClassic); with KindClassic, the Attacher is a *Classic
+// whose FallbackReason is the eBPF error, for the caller to log.
+//
+// It falls back when the eBPF error is one of:
+//
+//   - a permission error (errors.Is(err, os.ErrPermission): EPERM or EACCES
+//     before the verifier ran): no CAP_BPF with
+//     kernel.unprivileged_bpf_disabled set, a seccomp or LSM policy that
+//     denies bpf(2), or a RLIMIT_MEMLOCK too low on kernels before 5.11;
+//   - ENOSYS: a kernel built without bpf(2) (CONFIG_BPF_SYSCALL=n);
+//   - ebpf.ErrNotSupported, EOPNOTSUPP or ENOTSUPP: a kernel that lacks a
+//     feature the program needs (socket filter programs, read-only global
+//     data);
+//   - EINVAL with no verifier log: a kernel too old to understand the load
+//     attributes;
+//   - a rejection by the verifier (*ebpf.VerifierError): an older verifier
+//     that cannot prove the program safe.
+//
+// Any other error is returned as it is: an invalid m (which LoadClassic
+// would refuse too), a resource shortage (ENOMEM, EMFILE) or a broken
+// embedded object.
+func Load(m Match) (a Attacher, kind string, err error) {
+	if err := m.validate(); err != nil {
+		return nil, "", fmt.Errorf("bpf: load filter: %w", err)
+	}
+	f, err := LoadFilter(m)
+	if err == nil {
+		return f, KindEBPF, nil
+	}
+	if !classicSupported || !fallBack(err) {
+		return nil, "", err
+	}
+	c, cerr := LoadClassic(m)
+	if cerr != nil {
+		return nil, "", errors.Join(err, cerr)
+	}
+	c.reason = err
+	return c, KindClassic, nil
+}
+
+// enotsupp is the kernel's internal ENOTSUPP (524), which bpf(2) leaks to
+// user space for some missing features.
+const enotsupp = syscall.Errno(524)
+
+// fallBack reports whether the eBPF load error err means this kernel or
+// this process cannot use eBPF socket filters (see Load).
+func fallBack(err error) bool {
+	var ve *ebpf.VerifierError
+	switch {
+	case errors.Is(err, os.ErrPermission),
+		errors.Is(err, syscall.ENOSYS),
+		errors.Is(err, ebpf.ErrNotSupported),
+		errors.Is(err, syscall.EOPNOTSUPP),
+		errors.Is(err, enotsupp):
+		return true
+	case errors.As(err, &ve):
+		// A rejection (with a log) or an EINVAL before the verifier
+		// ran (without one). Other causes (ENOMEM, ...) are not about
+		// what the kernel supports.
+		return len(ve.Log) > 0 || errors.Is(ve.Cause, syscall.EINVAL)
+	case errors.Is(err, syscall.EINVAL):
+		return true
+	}
+	return false
+}
+
+// Classic is the classic BPF (cBPF) equivalent of the eBPF filter: the same
+// packets pass, whole. Attaching it (SO_ATTACH_FILTER) needs no capability,
+// so it serves when eBPF cannot be loaded; it runs a little slower, through
+// the kernel's translation of classic BPF into eBPF. It is not safe for
+// concurrent use.
+type Classic struct {
+	insns  []cbpf.Instruction
+	raw    []cbpf.RawInstruction
+	reason error
+}
+
+// LoadClassic validates m and builds the classic BPF filter for it. It makes
+// no system call: the kernel checks the program when it is attached.
+func LoadClassic(m Match) (*Classic, error) {
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("bpf: load classic filter: %w", err)
+	}
+	insns, err := classicProgram(m)
+	if err != nil {
+		return nil, fmt.Errorf("bpf: load classic filter: %w", err)
+	}
+	raw, err := cbpf.Assemble(insns)
+	if err != nil {
+		return nil, fmt.Errorf("bpf: load classic filter: %w", err)
+	}
+	return &Classic{insns: insns, raw: raw}, nil
+}
+
+// FallbackReason returns the eBPF error that made Load return c, or nil when
+// c comes from LoadClassic.
+func (c *Classic) FallbackReason() error { return c.reason }
+
+// Attach attaches the filter to the socket fd (setsockopt SO_ATTACH_FILTER),
+// replacing any filter it had. Attach it before binding the socket to a
+// protocol, or packets queued in between are not filtered.
+func (c *Classic) Attach(fd int) error {
+	if c == nil || c.raw == nil {
+		return fmt.Errorf("bpf: attach classic filter: %w", os.ErrClosed)
+	}
+	if err := attachClassic(fd, c.raw); err != nil {
+		return fmt.Errorf("bpf: attach classic filter: %w", err)
+	}
+	return nil
+}
+
+// Close forgets the program: the kernel holds its own copy in every socket
+// it is attached to. Close is idempotent.
+func (c *Classic) Close() error {
+	if c != nil {
+		c.insns, c.raw = nil, nil
+	}
+	return nil
+}
+
+// classicSupported and attachClassic are replaced on Linux
+// (classic_linux.go), the only system with SO_ATTACH_FILTER.
+var (
+	classicSupported = false
+	attachClassic    = func(fd int, prog []cbpf.RawInstruction) error {
+		return fmt.Errorf("not implemented on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+	}
+)
+
+// Classic filter programs are written with forward jumps to labels, which
+// assemble resolves into skip counts.
+type (
+	label  string
+	jumpTo struct {
+		cond   cbpf.JumpTest
+		val    uint32
+		target label // taken when cond holds; otherwise fall through
+	}
+)
+
+// assemble lays out items (cbpf.Instruction, label or jumpTo) as a program.
+func assemble(items ...any) ([]cbpf.Instruction, error) {
+	at := map[label]int{}
+	n := 0
+	for _, it := range items {
+		switch it := it.(type) {
+		case label:
+			at[it] = n
+		case jumpTo, cbpf.Instruction:
+			n++
+		default:
+			return nil, fmt.Errorf("assemble: unexpected %T", it)
+		}
+	}
+	out := make([]cbpf.Instruction, 0, n)
+	for _, it := range items {
+		switch it := it.(type) {
+		case jumpTo:
+			to, ok := at[it.target]
+			if !ok {
+				return nil, fmt.Errorf("assemble: no label %q", it.target)
+			}
+			skip := to - len(out) - 1
+			if skip < 0 || skip > 255 {
+				return nil, fmt.Errorf("assemble: jump to %q: cannot skip %d instructions", it.target, skip)
+			}
+			out = append(out, cbpf.JumpIf{Cond: it.cond, Val: it.val, SkipTrue: uint8(skip)})
+		case cbpf.Instruction:
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
+// classicProgram returns the classic BPF program for m. It makes the same
+// tests as filter.c; offset 0 is the IPv4 header. A verdict has no side
+// effects, so the order of the tests does not change it.
+//
+// Where filter.c copies a whole region with bpf_skb_load_bytes, which fails
+// (DROP) when the packet ends before the region does, the program loads the
+// region's last byte: a classic load past the end of the packet ends the
+// program with 0 (DROP) too.
+func classicProgram(m Match) ([]cbpf.Instruction, error) {
+	const drop = label("drop")
+	src := m.Src.Unmap().As4()
+	b := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 1} }
+	h := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 2} }
+	bx := func(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 1} }
+	hx := func(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 2} }
+	wx := func(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 4} }
+	and := func(v uint32) cbpf.Instruction { return cbpf.ALUOpConstant{Op: cbpf.ALUOpAnd, Val: v} }
+	// unless drops the packet unless A cond v: it jumps to drop on the
+	// opposite test.
+	unless := func(cond cbpf.JumpTest, v uint32) jumpTo {
+		switch cond {
+		case cbpf.JumpEqual:
+			cond = cbpf.JumpNotEqual
+		case cbpf.JumpGreaterOrEqual:
+			cond = cbpf.JumpLessThan
+		case cbpf.JumpLessOrEqual:
+			cond = cbpf.JumpGreaterThan
+		default:
+			panic(fmt.Sprintf("classicProgram: no opposite for jump test %v", cond))
+		}
+		return jumpTo{cond: cond, val: v, target: drop}
+	}
+
+	return assemble(
+		// skb->protocol (host byte order) is the ethertype.
+		cbpf.LoadExtension{Num: cbpf.ExtProto},
+		unless(cbpf.JumpEqual, 0x0800), // ETH_P_IP
+
+		// The outer IPv4 header (RFC 791): whole (20 bytes), version
+		// 4, protocol ICMP, not a later fragment, IHL >= 5.
+		b(19),
+		b(0), and(0xf0),
+		unless(cbpf.JumpEqual, 4<<4),
+		b(9),
+		unless(cbpf.JumpEqual, 1), // IPPROTO_ICMP
+		h(6),
+		jumpTo{cond: cbpf.JumpBitsSet, val: 0x1fff, target: drop}, // fragment offset
+		// X = IHL*4, where the ICMP header starts.
+		cbpf.LoadMemShift{Off: 0},
+		cbpf.TXA{},
+		unless(cbpf.JumpGreaterOrEqual, 20),
+
+		// The ICMP header and the quoted IPv4 header without options
+		// (8 + 20 bytes from X): all there.
+		bx(8+20-1),
+		// RFC 792: time exceeded or destination unreachable.
+		bx(0),
+		jumpTo{cond: cbpf.JumpEqual, val: probe.ICMPTimeExceeded, target: "quote"},
+		unless(cbpf.JumpEqual, probe.ICMPUnreachable),
+		label("quote"),
+
+		// The quoted IPv4 header, from X+8: version 4, protocol UDP,
+		// IHL >= 5, our source address, our run tag.
+		bx(8+0), and(0xf0),
+		unless(cbpf.JumpEqual, 4<<4),
+		bx(8+9),
+		unless(cbpf.JumpEqual, 17), // IPPROTO_UDP
+		bx(8+0), and(0x0f),
+		cbpf.ALUOpConstant{Op: cbpf.ALUOpShiftLeft, Val: 2},
+		unless(cbpf.JumpGreaterOrEqual, 20),
+		wx(8+12),
+		unless(cbpf.JumpEqual, binary.BigEndian.Uint32(src[:])),
+		hx(8+4),
+		cbpf.ALUOpConstant{Op: cbpf.ALUOpShiftRight, Val: probe.TagShift},
+		unless(cbpf.JumpEqual, uint32(m.Tag)),
+
+		// The quoted UDP ports, after the quoted IP options: X = IHL*4
+		// + quoted IHL*4, the ports at X+8.
+		bx(8+0), and(0x0f),
+		cbpf.ALUOpConstant{Op: cbpf.ALUOpShiftLeft, Val: 2},
+		cbpf.ALUOpX{Op: cbpf.ALUOpAdd},
+		cbpf.TAX{},
+		hx(8+0), // source port
+		unless(cbpf.JumpGreaterOrEqual, uint32(m.SrcPortMin)),
+		unless(cbpf.JumpLessOrEqual, uint32(m.SrcPortMax)),
+		hx(8+2), // destination port
+		unless(cbpf.JumpEqual, uint32(m.DstPort)),
+
+		// Keep the whole packet: ICMP extensions follow the quote.
+		cbpf.RetConstant{Val: 0xffffffff},
+		drop,
+		cbpf.RetConstant{Val: 0},
+	)
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/cap"
+)
+
+// dropPrivileges gives up every capability for the rest of the run. Call it
+// once the sockets are open and their filter is attached: they keep working,
+// but nothing else the process does afterwards (decoding replies, writing
+// results, serving the browser view) runs with privileges.
+//
+// On every thread of the process (capabilities and no_new_privs are
+// per-thread on Linux; libcap's psx mirrors each change on all of them) it
+//
+//   - sets no_new_privs, so that no program executed later gains privileges
+//     from set-user-ID bits or file capabilities (always permitted);
+//   - drops the whole bounding set too when the process holds CAP_SETPCAP
+//     (root does; a binary granted cap_net_raw,cap_bpf does not and keeps
+//     its bounding set, which no_new_privs makes moot);
+//   - clears the ambient, inheritable, permitted and effective sets.
+//
+// A process without capabilities (an unprivileged user, or a run with
+// --help) has none to drop: then it only sets no_new_privs and returns nil.
+// The user ID does not change: root stays uid 0, without capabilities.
+func dropPrivileges() error {
+	if _, err := cap.Prctlw(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("drop privileges: set no_new_privs: %w", err)
+	}
+	held, err := cap.GetPID(0)
+	if err != nil {
+		return fmt.Errorf("drop privileges: %w", err)
+	}
+	none := cap.NewSet()
+	if d, err := held.Cf(none); err != nil {
+		return fmt.Errorf("drop privileges: %w", err)
+	} else if d == 0 && !anyAmbient() {
+		return nil // nothing held
+	}
+
+	if ok, _ := held.GetFlag(cap.Permitted, cap.SETPCAP); ok {
+		if err := dropBoundingSet(held); err != nil {
+			return fmt.Errorf("drop privileges: %w", err)
+		}
+	}
+	if err := cap.ResetAmbient(); err != nil {
+		return fmt.Errorf("drop privileges: clear the ambient set: %w", err)
+	}
+	if err := none.SetProc(); err != nil {
+		return fmt.Errorf("drop privileges: clear the capability sets: %w", err)
+	}
+	// Check: a capset that the kernel took only in part would be a bug.
+	left, err := cap.GetPID(0)
+	if err != nil {
+		return fmt.Errorf("drop privileges: %w", err)
+	}
+	if d, err := left.Cf(none); err != nil || d != 0 || anyAmbient() {
+		return fmt.Errorf("drop privileges: capabilities left: %v", left)
+	}
+	return nil
+}
+
+// dropBoundingSet empties the bounding set, which needs CAP_SETPCAP in the
+// effective set (held has it permitted).
+func dropBoundingSet(held *cap.Set) error {
+	w, err := held.Dup()
+	if err != nil {
+		return err
+	}
+	if err := w.SetFlag(cap.Effective, true, cap.SETPCAP); err != nil {
+		return err
+	}
+	if err := w.SetProc(); err != nil {
+		return fmt.Errorf("raise CAP_SETPCAP: %w", err)
+	}
+	for c := cap.Value(0); c < cap.MaxBits(); c++ {
+		if ok, err := cap.GetBound(c); err != nil || !ok {
+			continue
+		}
+		if err := cap.DropBound(c); err != nil {
+			return fmt.Errorf("drop %v from the bounding set: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// anyAmbient reports whether the ambient set holds a capability.
+func anyAmbient() bool {
+	for c := cap.Value(0); c < cap.MaxBits(); c++ {
+		if on, err := cap.GetAmbient(c); err == nil && on {
+			return true
+		}
+	}
+	return false
+}
