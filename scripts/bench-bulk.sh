@@ -24,14 +24,14 @@ python3 -c 'import ipaddress,sys; [print(a) for a in ipaddress.ip_network(sys.ar
 for ((i = 1; i <= runs; i++)); do
 	/usr/bin/time -f "%e %U %S %M" -o "$tmp/t1" ip netns exec "$ns" bin/traceflow-fast -f "$tmp/targets" \
 		--paths "$paths" --rate "$rate" --progress=false --format json -o "$tmp/tf.json" 2>"$tmp/tf.err" || true
-	read -r wall user sys rss <"$tmp/t1"
+	read -r wall user sys rss < <(tail -1 "$tmp/t1")
 	line=$(grep 'msg=done' "$tmp/tf.err")
 	probes=$(sed -E 's/.* probes=([0-9]+).*/\1/' <<<"$line")
 	full=$(grep -c '"summary":"4 distinct paths' "$tmp/tf.json" || true)
 	dsts=$(wc -l <"$tmp/tf.json")
 	/usr/bin/time -f "%e %U %S %M" -o "$tmp/t2" ip netns exec "$ns" scamper -p 10000 \
 		-c "tracelb -P udp-sport" -f "$tmp/list" >"$tmp/sc.txt" 2>/dev/null || true
-	read -r swall suser ssys srss <"$tmp/t2"
+	read -r swall suser ssys srss < <(tail -1 "$tmp/t2")
 	# Text output: a "tracelb from S to D, ..., N probes, 95%" line per
 	# destination, then its paths, "10.0.0.1 -> (b1, b2, ...) -> ...".
 	read -r sprobes sfull sdsts < <(python3 - "$tmp/sc.txt" <<'PY'

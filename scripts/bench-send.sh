@@ -31,10 +31,10 @@ for ((i = 1; i <= runs; i++)); do
 	line=$(grep 'msg=done' "$tmp/tf.err")
 	probes=$(sed -E 's/.* probes=([0-9]+).*/\1/' <<<"$line")
 	pps=$(sed -E 's/.*probes_per_s=([0-9]+).*/\1/' <<<"$line")
-	read -r wall user sys rss <"$tmp/t1"
+	read -r wall user sys rss < <(tail -1 "$tmp/t1")
 	/usr/bin/time -f "%e %U %S %M" -o "$tmp/t2" ip netns exec "$ns" zmap -M udp -p 33452 -i to-sink -G "$mac" \
 		-S 10.0.0.2 -r 0 -P 1 -c 0 -q -b /dev/null -o /dev/null -n "$n" "$cidr" 2>/dev/null
-	read -r zwall zuser zsys zrss <"$tmp/t2"
+	read -r zwall zuser zsys zrss < <(tail -1 "$tmp/t2")
 	zpps=$(awk -v n="$n" -v t="$zwall" 'BEGIN{printf "%d", n/t}')
 	printf 'run %d: traceflow-fast %d probes at %d/s (wall %ss, user %ss, sys %ss, %d MiB) | zmap %d packets at %d/s (wall %ss, user %ss, sys %ss) | ratio %.2fx\n' \
 		"$i" "$probes" "$pps" "$wall" "$user" "$sys" $((rss / 1024)) "$n" "$zpps" "$zwall" "$zuser" "$zsys" \

@@ -85,16 +85,18 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "traceflow-fast",
 		Usage:     "find every path between this host and a destination",
-		UsageText: "traceflow-fast [options] DESTINATION [DESTINATION...]\n   traceflow-fast [options] -f TARGETS [DESTINATION...]",
+		UsageText: "traceflow-fast [options] DESTINATION [DESTINATION...]\ntraceflow-fast [options] -f TARGETS [DESTINATION...]",
 		Description: `Sends UDP probes whose 5-tuple is fixed per path ID while the TTL varies, so
 per-flow load balancers keep each path ID on one path; only the source port
 (--srcport + path ID) changes between path IDs. Replies are matched to their
 probe by the quoted IP.ID (run tag and TTL) and source port, and the paths are
 printed per path ID.
 
-Needs CAP_NET_RAW (AF_PACKET sockets) and CAP_BPF (the receive filter): run as
-root, or grant them once with
+Needs CAP_NET_RAW (AF_PACKET sockets), and CAP_BPF for the eBPF receive filter
+(without it, an equivalent classic BPF filter is used): run as root, or grant
+them once with
   setcap cap_net_raw,cap_bpf+ep bin/traceflow-fast
+Every capability is dropped once the sockets and files are open.
 
 Destinations are IPv4 addresses, host names or CIDR prefixes (a prefix is
 expanded without its network and broadcast addresses), on the command line or
@@ -192,7 +194,7 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 		progress:    c.Bool("progress"),
 	}
 	if len(o.dsts) == 0 && len(o.files) == 0 {
-		return nil, fmt.Errorf("no destination given (usage: %s)", strings.ReplaceAll(c.App.UsageText, "\n   ", " or "))
+		return nil, fmt.Errorf("no destination given (usage: %s)", strings.ReplaceAll(c.App.UsageText, "\n", " or "))
 	}
 	if math.IsNaN(o.rate) || o.rate < 0 || o.rate > 1e8 {
 		return nil, fmt.Errorf("--rate %v: must be 0 (unlimited) or a number of probes per second up to 100000000", c.Float64("rate"))
