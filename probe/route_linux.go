@@ -419,7 +419,15 @@ func (nl rtnl) resolve(ctx context.Context, link linkInfo, nexthop netip.Addr) (
 		// An entry being resolved (INCOMPLETE, or PROBE for a stale one)
 		// needs no new request; a missing, NONE or FAILED one does.
 		if state&(unix.NUD_INCOMPLETE|unix.NUD_PROBE) == 0 {
-			if err := nl.useNeigh(link.index, nexthop); err != nil && ctx.Err() == nil {
+			err := nl.useNeigh(link.index, nexthop)
+			if errors.Is(err, unix.EPERM) {
+				// RTM_NEWNEIGH needs CAP_NET_ADMIN, which a run
+				// without privileges (or past dropping them) lacks:
+				// a datagram to the next hop makes the kernel
+				// resolve it all the same.
+				err = kickNeigh(nexthop)
+			}
+			if err != nil && ctx.Err() == nil {
 				return nil, fmt.Errorf("resolve %s on %s: %w", nexthop, link.name, err)
 			}
 		}
@@ -500,6 +508,19 @@ func (nl rtnl) getNeigh(ifindex int, addr netip.Addr) (neighbour, error) {
 func (nl rtnl) useNeigh(ifindex int, addr netip.Addr) error {
 	_, err := nl.do(unix.RTM_NEWNEIGH, netlink.Create|netlink.Replace|netlink.Acknowledge,
 		ndmsg(ifindex, unix.NUD_NONE, unix.NTF_USE, addr))
+	return err
+}
+
+// kickNeigh sends an empty UDP datagram to the discard port of addr, which
+// needs no privilege and makes the kernel resolve addr's link-layer
+// address (ARP) on the way.
+func kickNeigh(addr netip.Addr) error {
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write(nil)
 	return err
 }
 

@@ -263,3 +263,31 @@ func TestNeedCapNetRaw(t *testing.T) {
 	}
 	t.Logf("%v", err)
 }
+
+// Without CAP_NET_ADMIN (a run that dropped its privileges) the kernel
+// refuses RTM_NEWNEIGH; LookupRoute still resolves the next hop.
+func TestLookupRouteWithoutNetAdmin(t *testing.T) {
+	l := newLineLab(t)
+	l.nsip("a", "neigh", "flush", "dev", "va")
+	var rt *probe.Route
+	labIn(t, l, "a", func() (err error) {
+		// This thread is never reused (netnstest.In), so its
+		// capabilities may be cut.
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			return err
+		}
+		data[unix.CAP_NET_ADMIN/32].Effective &^= 1 << (unix.CAP_NET_ADMIN % 32)
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rt, err = probe.LookupRoute(ctx, addrB, probe.RouteOptions{})
+		return err
+	})
+	if rt.HWAddr.String() != macRA {
+		t.Errorf("next hop resolved to %v, want %s", rt.HWAddr, macRA)
+	}
+}
