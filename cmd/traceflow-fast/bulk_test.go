@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -237,5 +238,45 @@ func TestProgressLine(t *testing.T) {
 	}
 	if isTerminal(&bytes.Buffer{}) || isTerminal(os.NewFile(^uintptr(0), "none")) {
 		t.Error("a buffer or a bad file is not a terminal")
+	}
+}
+
+// TestLabProgressBar runs a scan on a terminal (script(1) gives it a
+// pseudo-terminal): the bar is drawn on standard error, redrawn in place,
+// and cleared at the end; results stay whole JSON lines.
+func TestLabProgressBar(t *testing.T) {
+	lab.RequireRoot(t)
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("needs script(1) (Debian bsdutils)")
+	}
+	l := lab.Up(t, "diamond4", lab.WithLocalPrefix(bulkPrefix))
+	bin, err := binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// 62 destinations at 2000 probes/s: about 2 s, so the bar shows.
+	cmdline := fmt.Sprintf("%s --paths 16 --rate 2000 --format json -o %s 10.21.0.0/26", bin, out)
+	cmd := l.Command(ctx, "prober", script, "-qefc", cmdline, "/dev/null")
+	tty, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, tty)
+	}
+	s := string(tty)
+	if !strings.Contains(s, "\r\x1b[K[") || !strings.Contains(s, "/62 destinations") || !strings.Contains(s, "probes (") {
+		t.Errorf("no progress bar on the terminal:\n%q", s)
+	}
+	if !strings.HasSuffix(strings.TrimRight(s, "\r\n"), "probes_per_s="+doneLog(t, s)["probes_per_s"]) {
+		t.Errorf("the summary is not the last line:\n%q", s)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := parseResults(t, string(b)); len(rs) != 62 {
+		t.Errorf("%d results, want 62", len(rs))
 	}
 }
