@@ -25,9 +25,20 @@ import (
 //   - the vertices at which the branches of a diamond converge are tested
 //     as a whole, as in MDA-Lite: when w >= 2 vertices at a TTL all have the
 //     same single successor, n_1 flows over them together (each probed at
-//     least once) stand for all of them; a vertex with several successors,
-//     or vertices whose successors overlap only in part (meshing), are
-//     tested one by one;
+//     least once) stand for all of them;
+//   - so are, with MDA-Lite's hop-level test (Vermeulen et al., IMC 2018),
+//     w >= 2 vertices at a TTL whose successors are their own (none
+//     reached from two of them: no meshing): n_k flows over them all, k
+//     their successors in all. That is the whole test when each has as
+//     many successors (a uniform hop), with a meshing test of mdaPhi flows
+//     seen at each; else node control follows. Branches that never
+//     converge (routers answering from the interface a probe came in by
+//     show one address per branch) are tested this way;
+//   - without meshing, a flow probed at h+1 alone is placed at h by the
+//     vertex it reached: its one predecessor (backwards inference). Such
+//     flows count for hop-level tests only, not for a vertex's own: a
+//     successor shared with another vertex, not seen from it yet, would
+//     pass the other's flows off as its own;
 //   - a vertex whose only successor is the destination needs one flow (a
 //     destination is reached over its directly connected interface), as in
 //     scamper, and so does one whose only successor answers with an
@@ -41,10 +52,12 @@ import (
 // Each round asks for the flows already known at vertices that need them,
 // at every TTL at once, and for one batch of fresh flows, sized for the
 // shallowest TTL that needs some (as in Diamond-Miner, by the share of flows
-// each vertex got so far). Flows sent at a TTL whose vertices are not known
-// yet are also sent one TTL deeper when only one vertex was ever seen there
-// (so that the first round probes the first flows at every TTL of a
-// single path at once).
+// each vertex got so far), but for a hop-level test one TTL further, whose
+// flows are probed there alone when backwards inference places them. Flows
+// sent at a TTL whose vertices are not known yet are also sent one TTL
+// deeper for a test of every vertex there (so that the first round probes
+// the first flows at every TTL of a single path at once, and a diamond's
+// flows go on through it in the round they enter it).
 //
 // Every flow used is probed at each TTL up to the end of its path where its
 // hop cannot be inferred (after a vertex with several successors, or an
@@ -100,7 +113,7 @@ type MDAState struct {
 
 // MDAMaxRounds bounds the rounds of one destination's search (rounds
 // after the first, path ID 1's). The topologies simulated in the tests take
-// 1 to 10.
+// 1 to 13.
 const MDAMaxRounds = 32
 
 // mdaDefaultGap is the GapLimit when MDAState leaves it 0.
@@ -155,8 +168,9 @@ func PlanMDA(st *MDAState, confidence float64, maxPaths int) (next []Cell, compl
 
 // FillInferred completes the rows of t (built from the same probes as st)
 // with the hops that were not probed but are implied by what was: a hop
-// after a vertex that passed the stopping rule with a single successor, or
-// the end of the flow after a vertex whose only successor is the
+// after a vertex that passed the stopping rule with a single successor, a
+// hop before a vertex with a single predecessor where no meshing was seen,
+// or the end of the flow after a vertex whose only successor is the
 // destination (or a router answering with an unreachable).
 // Filled hops have Inferred set, the address, ICMP type and code of that
 // vertex's answers, and no RTT; a flow inferred to reach the destination
@@ -288,6 +302,9 @@ type mdaVertex struct {
 	obsN     int
 	obsSucc  []mdaKey
 	inferred []int
+	// back counts the flows (in probed) whose hop here was inferred from
+	// the vertex they reached beyond: no evidence of meshing.
+	back int
 }
 
 // successors returns k: the distinct successors seen. A silence is no
@@ -310,11 +327,25 @@ func (v *mdaVertex) evidence() int {
 	return v.probed - v.quiet
 }
 
+// direct returns the evidence from flows seen (or inferred forward) here:
+// those that could show meshing.
+func (v *mdaVertex) direct() int { return v.evidence() - v.back }
+
+// mdaPhi is the MDA-Lite meshing test: the flows seen at each vertex of a
+// hop tested as one that must be probed beyond it.
+const mdaPhi = 2
+
 // mdaNeed is a test that fails: the flows it still lacks.
 type mdaNeed struct {
 	members []int // indices into mdaHop.verts
 	short   int   // flows still to probe at the hop's TTL
 	avail   int   // flows known at the members and not probed there
+	// whole says that every vertex at the TTL before (but anonymous ones)
+	// is a member: any flow reaching that TTL will do.
+	whole bool
+	// placed says that flows probed beyond the members alone, placed at
+	// them by where they went, count: a test of the hop as a whole.
+	placed bool
 }
 
 // mdaHop is the analysis of one TTL: the tests of the vertices before it.
@@ -330,9 +361,10 @@ type mdaHop struct {
 	// inferable says that a flow known at ttl-1 is known at ttl without
 	// probing it: every vertex at ttl-1 passed with a single successor.
 	inferable bool
-	// only is the one vertex ever seen at ttl-1 (responding), when it is.
-	only    mdaKey
-	hasOnly bool
+	// meshFree says that no vertex at ttl (but the end of the flows) was
+	// reached from two vertices at ttl-1: a flow probed at ttl only was at
+	// the one predecessor of the vertex it reached.
+	meshFree bool
 }
 
 type mdaAnalysis struct {
@@ -409,9 +441,17 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 	hp := &mdaHop{ttl: h}
 	at := map[mdaKey]int{}
 	seen := map[mdaKey]bool{} // every vertex at h-1, ended flows included
+	ends := map[mdaKey]bool{} // the successors that end the flows reaching them
+	var pending []int         // flows probed at h, not at h-1, their vertex there unknown
 	for i := range a.flows {
 		f := &a.flows[i]
-		if f.how[h-1] == mdaUnknown || (f.dark != 0 && h-1 >= f.dark) || (f.end != 0 && h-1 > f.end) {
+		if (f.dark != 0 && h-1 >= f.dark) || (f.end != 0 && h-1 > f.end) {
+			continue
+		}
+		if f.how[h-1] == mdaUnknown {
+			if f.obs(h).Probed && !f.obs(h-1).Probed {
+				pending = append(pending, i)
+			}
 			continue
 		}
 		seen[f.key[h-1]] = true
@@ -439,6 +479,9 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			continue
 		}
 		sk := mdaKey{ttl: h, addr: o.Addr}
+		if o.Reached || o.Stop {
+			ends[sk] = true
+		}
 		if f.how[h-1] == mdaObserved {
 			v.obsN++
 			if !slices.Contains(v.obsSucc, sk) {
@@ -457,16 +500,72 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			}
 		}
 	}
-	if len(seen) == 1 {
-		for k := range seen {
-			if !k.anon() {
-				hp.only, hp.hasOnly = k, true
-			}
+	for _, v := range hp.verts {
+		// Flows seen at the vertex first: where they go is what the
+		// inferred ones are checked against (checkInferred).
+		slices.SortStableFunc(v.cands, func(x, y int) int {
+			return int(a.flows[x].how[h-1]) - int(a.flows[y].how[h-1])
+		})
+	}
+	// Meshing: a successor (other than the end of the flows) reached from
+	// two vertices.
+	preds := map[mdaKey][]int{}
+	for vi, v := range hp.verts {
+		for _, sk := range v.succ {
+			preds[sk] = append(preds[sk], vi)
 		}
 	}
+	hp.meshFree = true
+	for sk, ps := range preds {
+		if len(ps) >= 2 && !ends[sk] {
+			hp.meshFree = false
+		}
+	}
+	// Flows probed at h but not at h-1: without meshing, the one
+	// predecessor of the vertex they reached is theirs; a router refusing
+	// to forward them was theirs. The others are probed at h-1, but for
+	// a silence or the destination at h: their rows stay partial (the
+	// vertices that lead to the destination are tested with flows of
+	// their own).
+	asked := map[mdaKey]bool{} // new vertices at h, one of whose flows is probed at h-1
+	waiting := 0
+	for _, i := range pending {
+		f := &a.flows[i]
+		o := f.obs(h)
+		if !o.Addr.IsValid() {
+			continue
+		}
+		sk := mdaKey{ttl: h, addr: o.Addr}
+		ps := preds[sk]
+		if o.Reached {
+			continue
+		}
+		if vi, ok := at[mdaKey{ttl: h - 1, addr: o.Addr}]; o.Stop && ok && a.leadsTo(f, h-2, hp.verts[vi].key) {
+			ps = []int{vi}
+		}
+		if hp.meshFree && !o.Stop && len(ps) == 0 && f.how[h-2] != mdaUnknown {
+			// A vertex not seen from h-1 yet: one flow finds its
+			// predecessor, the others wait for it.
+			if asked[sk] {
+				waiting++
+				continue
+			}
+			asked[sk] = true
+		}
+		if (hp.meshFree || o.Stop) && len(ps) == 1 && !hp.verts[ps[0]].key.anon() && a.leadsTo(f, h-2, hp.verts[ps[0]].key) {
+			v := hp.verts[ps[0]]
+			f.how[h-1], f.key[h-1] = mdaInferred, v.key
+			v.flows = append(v.flows, i)
+			v.probed++
+			v.back++
+			hp.known++
+			continue
+		}
+		hp.verify = append(hp.verify, i)
+	}
 
-	// Components: vertices joined by a responding successor (other than
-	// the destination) that they share.
+	// Components: vertices joined by a responding successor that they
+	// share.
 	owner := map[mdaKey]int{}
 	parent := make([]int, len(hp.verts))
 	for i := range parent {
@@ -513,6 +612,7 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		v.single = len(v.succ) == 1 && v.dst == 0
 		v.toDst = len(v.succ) == 1 && v.dst == 1
 	}
+	unprobed := false
 	for vi, v := range hp.verts {
 		if v.passed {
 			continue
@@ -520,11 +620,12 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		switch {
 		case v.key.anon():
 			// Anonymous: no test, but its flows are followed.
-			hp.complete = append(hp.complete, v.cands...)
+			hp.complete = append(hp.complete, a.onward(v.cands, h)...)
 		case v.probed == 0:
 			// Not probed beyond yet: one flow shows what kind of test it
 			// needs.
 			hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: 1, avail: len(v.cands)})
+			unprobed = true
 		case len(v.succ) == 1 && v.dst == 1:
 			// Only the destination beyond (or a router refusing to
 			// forward): done.
@@ -533,7 +634,60 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		if !v.key.anon() && v.successors() >= 2 {
 			// No hop after it can be inferred: every flow through it is
 			// probed onwards.
-			hp.complete = append(hp.complete, v.cands...)
+			hp.complete = append(hp.complete, a.onward(v.cands, h)...)
+		}
+	}
+	// MDA-Lite: vertices with successors of their own (no meshing) are
+	// tested as one first: n_k flows over them all, k their successors in
+	// all. As many successors each (uniform), that is the test, with
+	// mdaPhi flows at least through each (seen there, not placed there by
+	// where they went) to look for meshing; else node control follows.
+	disjoint := hp.meshFree && len(order) >= 2
+	uniform := true
+	d := 0
+	for _, r := range order {
+		v := hp.verts[comps[r][0]]
+		if len(comps[r]) != 1 || v.passed || len(v.succ) == 0 || v.dst > 0 {
+			disjoint = false
+			break
+		}
+		uniform = uniform && (d == 0 || v.successors() == d)
+		d = v.successors()
+	}
+	if disjoint {
+		var all []int
+		total, k, avail := 0, 0, 0
+		for _, r := range order {
+			vi := comps[r][0]
+			v := hp.verts[vi]
+			all = append(all, vi)
+			total += v.evidence()
+			k += v.successors()
+			avail += len(v.cands)
+		}
+		ok := !unprobed
+		if need := a.n(k); total < need {
+			// The flows for the test as a whole go to the members that
+			// got the fewest first: the rest waits for them.
+			hp.needs = append(hp.needs, mdaNeed{members: all, short: need - total, avail: avail, placed: true})
+			ok = false
+			order = nil
+		} else if uniform {
+			for _, vi := range all {
+				v := hp.verts[vi]
+				if short := mdaPhi - v.direct(); short > 0 {
+					hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: short, avail: len(v.cands)})
+					ok = false
+				}
+			}
+			order = nil
+		}
+		if ok && uniform {
+			for _, vi := range all {
+				v := hp.verts[vi]
+				v.passed = true
+				v.single = len(v.succ) == 1
+			}
 		}
 	}
 	for _, r := range order {
@@ -565,15 +719,36 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			hp.needs = append(hp.needs, mdaNeed{members: members, short: n1 - total, avail: avail})
 			continue
 		}
+		// Node control. Flows placed here by where they went are left
+		// out: a successor shared with another vertex, not seen from
+		// this one yet, would take flows of the other for its own.
 		for _, vi := range members {
 			v := hp.verts[vi]
 			need := a.n(v.successors())
-			if v.evidence() >= need {
+			if v.direct() >= need {
 				v.passed = true
 				v.single = len(v.succ) == 1 && v.dst == 0
 				continue
 			}
-			hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: need - v.evidence(), avail: len(v.cands)})
+			hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: need - v.direct(), avail: len(v.cands)})
+		}
+	}
+	// A need is whole when any flow at h-1 reaches one of its members:
+	// the flows waiting to be placed will count.
+	for ni := range hp.needs {
+		nd := &hp.needs[ni]
+		in := map[mdaKey]bool{}
+		for _, vi := range nd.members {
+			in[hp.verts[vi].key] = true
+		}
+		nd.whole = true
+		for k := range seen {
+			if !k.anon() && !in[k] {
+				nd.whole = false
+			}
+		}
+		if nd.whole && nd.placed {
+			nd.short = max(nd.short-waiting, 0)
 		}
 	}
 	a.checkInferred(hp)
@@ -629,6 +804,33 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		}
 	}
 	return hp
+}
+
+// leadsTo reports whether the vertex of f at t is known and has p among
+// its successors seen.
+func (a *mdaAnalysis) leadsTo(f *mdaFlow, t int, p mdaKey) bool {
+	if t < 0 || f.how[t] == mdaUnknown || !f.goesOn(t) {
+		return false
+	}
+	for _, v := range a.hops[t+1].verts {
+		if v.key == f.key[t] {
+			return slices.Contains(v.succ, p)
+		}
+	}
+	return false
+}
+
+// onward returns the flows of cands that are to be probed at h to
+// complete their rows: not those probed at h+1 already, which the next
+// hop places.
+func (a *mdaAnalysis) onward(cands []int, h int) []int {
+	var out []int
+	for _, i := range cands {
+		if !a.flows[i].obs(h + 1).Probed {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // checkInferred looks for inferences that went wrong: a vertex u that
@@ -737,7 +939,20 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 		nextID++
 		return nextID - 1, true
 	}
-	freshDone := false
+	known := func(id, ttl int) bool {
+		fi, ok := a.byID[id]
+		return ok && a.flows[fi].how[ttl] != mdaUnknown
+	}
+	// direct says that fresh flows probed at h alone are placed at h-1
+	// by where they go (backwards, without meshing), their vertex at h-2
+	// being the one there.
+	direct := func(h int) bool {
+		return h >= 2 && h <= a.horizon && a.hops[h].meshFree && a.prefix[h-2]
+	}
+	// Fresh flows come in one batch a round, for the shallowest TTL that
+	// needs some, but for those probed at a TTL alone that the batch
+	// left to them (leftFor).
+	freshDone, leftFor := false, 0
 	for h := 1; h <= a.horizon; h++ {
 		hp := a.hops[h]
 		for _, i := range hp.verify {
@@ -751,20 +966,17 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 			rem[ni] = nd.short - a.takeKnown(hp, nd, h, in, add)
 		}
 		// Flows sent at h-1 this round whose vertex there is not known
-		// yet: at a TTL that only ever showed one vertex, they are taken
-		// to pass through it.
-		if hp.hasOnly {
-			for ni, nd := range hp.needs {
-				if rem[ni] <= 0 || len(nd.members) != 1 || hp.verts[nd.members[0]].key != hp.only {
-					continue
+		// yet reach a member of a whole need, whichever it is.
+		for ni, nd := range hp.needs {
+			if !nd.whole {
+				continue
+			}
+			for _, id := range plannedAt[h-1] {
+				if rem[ni] <= 0 {
+					break
 				}
-				for _, id := range plannedAt[h-1] {
-					if rem[ni] == 0 {
-						break
-					}
-					if add(id, h) {
-						rem[ni]--
-					}
+				if !known(id, h-1) && add(id, h) {
+					rem[ni]--
 				}
 			}
 		}
@@ -772,27 +984,63 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 		for _, r := range rem {
 			short = short || r > 0
 		}
-		if !short || freshDone {
+		if !short || freshDone && leftFor != h {
+			continue
+		}
+		// count returns the fresh flows that the needs ask for, those that
+		// sel selects, at the share of flows each gets.
+		count := func(sel func(mdaNeed) bool) int {
+			c := 0
+			for ni, nd := range hp.needs {
+				if rem[ni] > 0 && sel(nd) {
+					if nd.whole {
+						c = max(c, rem[ni])
+					} else {
+						c = max(c, int(math.Ceil(float64(rem[ni])/hp.share(nd.members))))
+					}
+				}
+			}
+			return c
+		}
+		placed := func(nd mdaNeed) bool { return nd.placed }
+		// directly probes fresh flows at h alone, placed at h-1 by where
+		// they go.
+		directly := func() {
+			for range count(placed) {
+				id, ok := fresh()
+				if !ok {
+					break
+				}
+				add(id, h)
+			}
+		}
+		if freshDone {
+			// Left to these by the batch at h-1, sized for the rest.
+			directly()
 			continue
 		}
 		freshDone = true
 		if a.prefix[h-1] {
 			// Fresh flows are known to pass the one vertex at h-1: probe
 			// them at h. Enough for its test, and for the vertices at h
-			// that lack flows, at the share of flows they get.
-			count := 0
-			for _, r := range rem {
-				count = max(count, r)
-			}
+			// that lack flows, at the share of flows they get (but for a
+			// hop-level test there, left to flows probed there alone).
+			n := count(func(mdaNeed) bool { return true })
 			if h+1 <= a.horizon {
 				next := a.hops[h+1]
 				for _, nd := range next.needs {
+					if direct(h+1) && nd.placed {
+						continue
+					}
 					if r := nd.short - nd.avail; r > 0 {
-						count = max(count, int(math.Ceil(float64(r)/next.share(nd.members))))
+						n = max(n, int(math.Ceil(float64(r)/next.share(nd.members))))
 					}
 				}
+				if direct(h + 1) {
+					leftFor = h + 1
+				}
 			}
-			for range count {
+			for range n {
 				id, ok := fresh()
 				if !ok {
 					break
@@ -801,14 +1049,17 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 			}
 			continue
 		}
+		forward := func(mdaNeed) bool { return true }
+		if direct(h) {
+			directly()
+			forward = func(nd mdaNeed) bool { return !nd.placed }
+		}
 		// Bring fresh flows forward to the vertices at h-1 that lack
 		// flows: probe them at every TTL up to h-1 where their hop cannot
-		// be inferred.
-		count := 0
-		for ni, nd := range hp.needs {
-			if rem[ni] > 0 {
-				count = max(count, int(math.Ceil(float64(rem[ni])/hp.share(nd.members))))
-			}
+		// be inferred (forwards, or backwards from the next one).
+		n := count(forward)
+		if n == 0 {
+			continue
 		}
 		var ttls []int
 		for j := 1; j <= h-1; j++ {
@@ -816,10 +1067,13 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 				ttls = append(ttls, j)
 			}
 		}
+		if len(ttls) >= 2 && ttls[1] == ttls[0]+1 && direct(ttls[1]) {
+			ttls = ttls[1:]
+		}
 		if len(ttls) == 0 {
 			ttls = []int{h - 1}
 		}
-		for range count {
+		for range n {
 			id, ok := fresh()
 			if !ok {
 				break
@@ -827,14 +1081,12 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 			for _, j := range ttls {
 				add(id, j)
 			}
-			// At a TTL with one vertex ever seen, they go on through it.
-			if hp.hasOnly {
-				for ni, nd := range hp.needs {
-					if rem[ni] > 0 && len(nd.members) == 1 && hp.verts[nd.members[0]].key == hp.only {
-						add(id, h)
-						rem[ni]--
-						break
-					}
+			// Any vertex at h-1 serves a whole need: on to h.
+			for ni, nd := range hp.needs {
+				if rem[ni] > 0 && nd.whole && forward(nd) {
+					add(id, h)
+					rem[ni]--
+					break
 				}
 			}
 		}

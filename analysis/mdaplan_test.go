@@ -212,11 +212,86 @@ func TestPlanMDAConvergingBranches(t *testing.T) {
 	}
 }
 
-// Node control in a nested diamond: each of b1 and b2 has 2 successors, so
-// 11 flows through each must be probed at TTL 3. The flows known at them
-// are probed first; the rest come from fresh flows sent at TTL 2 only (TTL
-// 1 is known), as many as the emptier branch needs at its share of flows.
-func TestPlanMDANodeControl(t *testing.T) {
+// mdaAnswer records what path(p) says path ID p meets at ttl, in the
+// tokens of mdaRows (past the end of the path: its last token).
+func mdaAnswer(st *MDAState, p, ttl int, path func(p int) []string) {
+	hops := path(p)
+	tok := hops[min(ttl, len(hops))-1]
+	switch {
+	case tok == "*":
+		st.Set(p, ttl, MDAObs{})
+	case tok == "dst":
+		st.Set(p, ttl, MDAObs{Addr: simDst, Reached: true})
+	default:
+		st.Set(p, ttl, MDAObs{Addr: mdaAddr(tok)})
+	}
+}
+
+// mdaFinish plays PlanMDA's rounds on st against path until it asks for
+// nothing; it returns the probes sent and fails unless the search is
+// complete with every row complete and equal to path.
+func mdaFinish(t *testing.T, st *MDAState, path func(p int) []string) int {
+	t.Helper()
+	probes := 0
+	for {
+		next, complete := PlanMDA(st, 0.95, 256)
+		if len(next) == 0 {
+			if !complete {
+				t.Fatalf("search stopped incomplete")
+			}
+			break
+		}
+		if st.Rounds++; st.Rounds > 10 {
+			t.Fatalf("does not stop: %v", next)
+		}
+		for _, c := range next {
+			mdaAnswer(st, c.PathID, c.TTL, path)
+		}
+		probes += len(next)
+	}
+	tr := mdaTrace(st)
+	if partial := FillInferred(tr, st, 0.95); partial != nil {
+		t.Errorf("partial rows %v", partial)
+	}
+	for _, f := range tr.Flows {
+		want := path(f.PathID)
+		if !f.Reached || len(f.Hops) != len(want) {
+			t.Errorf("path ID %d: %d hops, reached %v; want %v", f.PathID, len(f.Hops), f.Reached, want)
+			continue
+		}
+		for i, h := range f.Hops {
+			if h.Addr != mdaAddr(want[i]) {
+				t.Errorf("path ID %d TTL %d: %v, want %s", f.PathID, i+1, h.Addr, want[i])
+			}
+		}
+	}
+	return probes
+}
+
+// nestedPath is the nested diamond of TestPlanMDAHopLevel: odd path IDs
+// through b1 (then c1, c2 in turn), even ones through b2 (c3, c4), all
+// converging on r3 before the destination.
+func nestedPath(p int) []string {
+	b, c := "b1", "c1"
+	if p%2 == 0 {
+		b, c = "b2", "c3"
+		if (p/2)%2 == 0 {
+			c = "c4"
+		}
+	} else if (p/2)%2 == 1 {
+		c = "c2"
+	}
+	return []string{"r1", b, c, "r3", "dst"}
+}
+
+// A nested diamond with its vertices' successors their own (no meshing)
+// and as many each (uniform) is tested as a whole, as in MDA-Lite: b1 and
+// b2 have 4 successors in all, so 21 flows must be probed at TTL 3 over the
+// two of them, not 11 through each. The flows known at them are probed
+// first; the others are fresh flows probed at TTL 3 alone (TTL 1 is
+// known, TTL 2 is inferred from the vertex they reach, c1..c4 each seen
+// from one of b1, b2).
+func TestPlanMDAHopLevel(t *testing.T) {
 	st := mdaRows(true,
 		"r1 b1 c1 r3 dst", // 1
 		"- b2 c3",         // 2
@@ -231,19 +306,12 @@ func TestPlanMDANodeControl(t *testing.T) {
 		"- b1",            // 11
 	)
 	next, _ := PlanMDA(st, 0.95, 256)
-	if got := cellsAt(next, 3); !slices.Equal(got, []int{6, 7, 8, 9, 10, 11}) {
-		t.Errorf("TTL 3: path IDs %v, want the known flows 6-11", got)
+	if got := cellsAt(next, 3); !slices.Equal(got, idRange(6, 21)) {
+		t.Errorf("TTL 3: path IDs %v, want the known flows 6-11 and 10 fresh ones", got)
 	}
-	// b1 lacks 11-3-3 = 5 at a share of 6/11, b2 lacks 6 at 1/2: 12 flows.
-	if got := cellsAt(next, 2); !slices.Equal(got, idRange(12, 23)) {
-		t.Errorf("TTL 2: path IDs %v, want 12 fresh flows 12-23", got)
-	}
-	if got := cellsAt(next, 1); len(got) > 0 {
-		t.Errorf("TTL 1: path IDs %v, want none", got)
-	}
-	for _, c := range next {
-		if c.PathID >= 12 && c.TTL != 2 {
-			t.Errorf("fresh flow probed at %v", c)
+	for ttl := 1; ttl <= 2; ttl++ {
+		if got := cellsAt(next, ttl); len(got) > 0 {
+			t.Errorf("TTL %d: path IDs %v, want none", ttl, got)
 		}
 	}
 	// Rows that cannot be completed yet are reported.
@@ -251,6 +319,144 @@ func TestPlanMDANodeControl(t *testing.T) {
 	if want := idRange(2, 11); !slices.Equal(partial, want) {
 		t.Errorf("partial rows %v, want %v", partial, want)
 	}
+	for _, c := range next {
+		mdaAnswer(st, c.PathID, c.TTL, nestedPath)
+	}
+	st.Rounds++
+	mdaFinish(t, st, nestedPath)
+	tr := mdaTrace(st)
+	FillInferred(tr, st, 0.95)
+	for _, f := range tr.Flows {
+		if f.PathID >= 12 && !f.Hops[1].Inferred {
+			t.Errorf("path ID %d: TTL 2 probed, want it inferred", f.PathID)
+		}
+	}
+}
+
+// The branches of the lab's diamonds never converge before the destination
+// (each router answers from the address of the interface the probe came in
+// by): 4 chains a_k -> r3.k. r1's test sends 21 flows to TTL 2, and the
+// same flows at TTL 3 are the hop-level test of a1..a4 (n_4, not n_1 = 6
+// through each); then each r3.k needs one flow to see the destination.
+func TestPlanMDAChains(t *testing.T) {
+	path := func(p int) []string {
+		k := (p-1)%4 + 1
+		return []string{"r1", fmt.Sprintf("a%d", k), fmt.Sprintf("r3.%d", k), "dst"}
+	}
+	rows := []string{"r1 a1 r3.1 dst"}
+	for p := 2; p <= 21; p++ {
+		r := "- " + path(p)[1]
+		if p <= 6 {
+			r += " " + path(p)[2]
+		}
+		rows = append(rows, r)
+	}
+	st := mdaRows(true, rows...)
+	next, _ := PlanMDA(st, 0.95, 256)
+	if got := cellsAt(next, 3); !slices.Equal(got, idRange(7, 21)) {
+		t.Errorf("TTL 3: path IDs %v, want 7-21", got)
+	}
+	if got := cellsAt(next, 2); len(got) > 0 {
+		t.Errorf("TTL 2: path IDs %v, want none", got)
+	}
+	// r3.2, r3.3 and r3.4: one flow each.
+	if got := cellsAt(next, 4); len(got) != 3 {
+		t.Errorf("TTL 4: path IDs %v, want 3", got)
+	}
+	for _, c := range next {
+		mdaAnswer(st, c.PathID, c.TTL, path)
+	}
+	st.Rounds++
+	if probes := len(next) + mdaFinish(t, st, path); probes != 15+3 {
+		t.Errorf("%d probes after r1's test, want 18", probes)
+	}
+}
+
+// A successor reached from two vertices (meshing): no hop-level test and
+// no inference backwards. Each vertex is tested on its own (node control),
+// and a flow probed at TTL 3 alone is probed at TTL 2 to place it.
+func TestPlanMDAMeshing(t *testing.T) {
+	st := mdaRows(true,
+		"r1 a1 b1 r3 dst", // 1
+		"- a2 b2",         // 2
+		"- a1 b2",         // 3: b2 from a1 and a2
+		"- a2 b3",         // 4
+		"- a1 b1",         // 5
+		"- a2 b3",         // 6
+		"- a1",            // 7
+		"- a2",            // 8
+		"- a1",            // 9
+		"- a2",            // 10
+		"- a1",            // 11
+		"- - b1",          // 12
+	)
+	next, _ := PlanMDA(st, 0.95, 256)
+	if !slices.Contains(next, Cell{12, 2}) {
+		t.Errorf("plan %v, want {12 2} in it", next)
+	}
+	// a1 and a2, 2 successors each: 11 flows each, 3 known so far, so all
+	// the known flows and fresh ones brought to TTL 2 first.
+	if got := cellsAt(next, 3); !slices.Equal(got, idRange(7, 11)) {
+		t.Errorf("TTL 3: path IDs %v, want the known flows 7-11", got)
+	}
+	for _, c := range next {
+		if c.PathID > 12 && c.TTL != 2 {
+			t.Errorf("fresh flow probed at %v, want TTL 2 only", c)
+		}
+	}
+}
+
+// Vertices whose successors are their own but not as many each (b1 two,
+// b2 one): once the hop as a whole got its flows, node control, on flows
+// seen at each vertex only (those placed by where they went do not count:
+// a successor of b1 that b2 shares unseen would pass b2's flows off as
+// b1's).
+func TestPlanMDANodeControl(t *testing.T) {
+	path := func(p int) []string {
+		switch {
+		case p%2 == 0:
+			return []string{"r1", "b2", "c3", "r3", "dst"}
+		case p%4 == 1:
+			return []string{"r1", "b1", "c1", "r3", "dst"}
+		}
+		return []string{"r1", "b1", "c2", "r3", "dst"}
+	}
+	rows := []string{"r1 b1 c1 r3 dst"}
+	for p := 2; p <= 27; p++ {
+		h := path(p)
+		switch {
+		case p <= 4:
+			rows = append(rows, "- "+h[1]+" "+h[2])
+		case p <= 11:
+			rows = append(rows, "- "+h[1])
+		default:
+			rows = append(rows, "- - "+h[2]) // probed at TTL 3 alone
+		}
+	}
+	st := mdaRows(true, rows...)
+	// The flows probed at TTL 3 alone are placed at TTL 2 by where they
+	// went.
+	a := analyzeMDA(st, 0.95)
+	for p := 12; p <= 27; p++ {
+		if f := a.flows[a.byID[p]]; f.how[2] != mdaInferred || f.key[2].addr != mdaAddr(path(p)[1]) {
+			t.Errorf("path ID %d: TTL 2 %v (%d), want %s inferred", p, f.key[2].addr, f.how[2], path(p)[1])
+		}
+	}
+	// 20 flows at TTL 3 pass the hop-level test (n_3), but b1 needs 11
+	// flows seen there, b2 6: the known ones, then fresh flows probed at
+	// TTL 2 first.
+	next, _ := PlanMDA(st, 0.95, 256)
+	if got := cellsAt(next, 3); !slices.Equal(got, idRange(5, 11)) {
+		t.Errorf("TTL 3: path IDs %v, want the known flows 5-11", got)
+	}
+	if got := cellsAt(next, 2); len(got) == 0 || got[0] != 28 {
+		t.Errorf("TTL 2: path IDs %v, want fresh ones from 28", got)
+	}
+	for _, c := range next {
+		mdaAnswer(st, c.PathID, c.TTL, path)
+	}
+	st.Rounds++
+	mdaFinish(t, st, path)
 }
 
 // A vertex concluded to have one successor when it has two (the 5% chance

@@ -31,6 +31,10 @@ type simTopo struct {
 	byName  map[string]int
 	loss    float64 // probability that a probe (or its answer) is lost
 	scamper int     // probes scamper tracelb (95%) sent on the lab topology, 0 if not measured
+	// lite says why MDA-Lite's hop-level test misses more than the
+	// stopping rule's share here (then a link is to be found in 93% of
+	// the runs, and the rows are not checked for every path).
+	lite string
 }
 
 var simDst = netip.MustParseAddr("192.0.2.1")
@@ -62,6 +66,12 @@ func (t *simTopo) link(from string, to ...string) *simTopo {
 		i := t.node(n)
 		t.nodes[f].next = append(t.nodes[f].next, i)
 	}
+	return t
+}
+
+// at gives the router name the address addr (instead of one made up).
+func (t *simTopo) at(name, addr string) *simTopo {
+	t.nodes[t.node(name)].addr = netip.MustParseAddr(addr)
 	return t
 }
 
@@ -285,7 +295,6 @@ func simTopologies() []*simTopo {
 	nested := newSimTopo("nested").link("src", "r1").link("r1", "b1", "b2").
 		link("b1", "c1", "c2").link("b2", "c3", "c4").
 		link("c1", "r3").link("c2", "r3").link("c3", "r3").link("c4", "r3").link("r3", "dst")
-	nested.scamper = 55
 	unequal := newSimTopo("unequal").link("src", "r1").link("r1", "s1", "l1").
 		link("s1", "r3").link("l1", "l2").link("l2", "r3").link("r3", "dst")
 	line := newSimTopo("line").link("src", "r1").link("r1", "r2").link("r2", "r3").link("r3", "dst")
@@ -301,10 +310,59 @@ func simTopologies() []*simTopo {
 	filtered := newSimTopo("filtered-branch").link("src", "r1").link("r1", "a1", "a2").link("a1", "r3").link("r3", "dst")
 	filtered.nodes[filtered.byName["a2"]].stop = true
 	chained := newSimTopo("two-diamonds").link("src", "r1").fan("r1", "a", 2, "r2").fan("r2", "b", 3, "r3").link("r3", "dst")
-	return []*simTopo{
-		diamond("diamond4", 4, 44), diamond("diamond8", 8, 90), nested, unequal, line,
+	return append([]*simTopo{
+		diamond("diamond4", 4, 0), diamond("diamond8", 8, 0), nested, unequal, line,
 		diamond("diamond16", 16, 0), silent, perPacket, lossy, dark, filtered, chained,
+	}, append(labTopologies(), mdaLiteTopologies()...)...)
+}
+
+// labTopologies are the project's lab (scripts/lab.sh) as the prober sees
+// it: its routers answer from the address of the interface the probe came
+// in by, so the router where branches converge is a distinct vertex per
+// branch ("r3.k", the address of its link from branch k), and the branches
+// never converge before the destination. scamper is tracelb's count on
+// the same lab.
+func labTopologies() []*simTopo {
+	diamond := func(name string, width, scamper int) *simTopo {
+		t := newSimTopo(name).link("src", "r1").at("r1", "10.0.0.1")
+		for k := 1; k <= width; k++ {
+			a, r3 := fmt.Sprintf("a%d", k), fmt.Sprintf("r3.%d", k)
+			t.link("r1", a).link(a, r3).link(r3, "dst")
+			t.at(a, fmt.Sprintf("10.1.%d.2", k)).at(r3, fmt.Sprintf("10.2.%d.2", k))
+		}
+		t.scamper = scamper
+		return t
 	}
+	nested := newSimTopo("lab-nested").link("src", "r1").at("r1", "10.0.0.1").
+		link("r1", "b1", "b2").at("b1", "10.1.1.2").at("b2", "10.1.2.2").
+		link("b1", "c1", "c2").link("b2", "c3", "c4")
+	for k := 1; k <= 4; k++ {
+		c, r3 := fmt.Sprintf("c%d", k), fmt.Sprintf("r3.%d", k)
+		nested.link(c, r3).link(r3, "dst").at(c, fmt.Sprintf("10.2.%d.2", k)).at(r3, fmt.Sprintf("10.3.%d.2", k))
+	}
+	nested.scamper = 55
+	unequal := newSimTopo("lab-unequal").link("src", "r1").at("r1", "10.0.0.1").
+		link("r1", "s1", "l1").at("s1", "10.1.1.2").at("l1", "10.1.2.2").
+		link("s1", "r3.s").at("r3.s", "10.2.1.2").link("r3.s", "dst").
+		link("l1", "l2").at("l2", "10.2.2.2").link("l2", "r3.l").at("r3.l", "10.3.2.2").link("r3.l", "dst")
+	return []*simTopo{diamond("lab-diamond4", 4, 44), diamond("lab-diamond8", 8, 90), nested, unequal}
+}
+
+// mdaLiteTopologies are where MDA-Lite's assumptions fail, with a distinct
+// vertex per branch at the convergence point as on the lab: meshing (a
+// vertex reached from two) and a diamond that is not uniform (vertices of
+// a hop with different numbers of successors).
+func mdaLiteTopologies() []*simTopo {
+	meshed := newSimTopo("lab-meshed").link("src", "r1").link("r1", "a1", "a2").
+		link("a1", "b1", "b2").link("a2", "b2", "b3").
+		link("b1", "r3.1").link("b2", "r3.2").link("b3", "r3.3").
+		link("r3.1", "dst").link("r3.2", "dst").link("r3.3", "dst")
+	asym := newSimTopo("lab-asymmetric").link("src", "r1").link("r1", "b1", "b2").
+		link("b1", "c1", "c2", "c3").link("b2", "c4").
+		link("c1", "r3.1").link("c2", "r3.2").link("c3", "r3.3").link("c4", "r3.4").
+		link("r3.1", "dst").link("r3.2", "dst").link("r3.3", "dst").link("r3.4", "dst")
+	asym.lite = "b1 may get too few flows to show more successors than b2"
+	return []*simTopo{meshed, asym}
 }
 
 // simStats sums the runs of one topology.
@@ -350,11 +408,11 @@ func (s simStats) worst(topo *simTopo) (string, float64) {
 }
 
 // TestMDASimulated runs PlanMDA over the simulated topologies, 200 seeds
-// each: every link must be found in 95% of the runs at the 95% level, no
-// row may show a link that does not exist (without probe loss), the search
-// must end, and the probes sent must stay within 1.2x of scamper's on the
-// lab topologies that scamper was run on. "TTL 1 tested" is the same
-// without OneFirstHop.
+// each: every link must be found in 95% of the runs at the 95% level (but
+// where MDA-Lite is known to be weaker), no row may show a link that does
+// not exist (without probe loss), the search must end, and the probes sent
+// must stay within 1.2x of scamper's on the lab topologies that scamper
+// was run on. "TTL 1 tested" is the same without OneFirstHop.
 func TestMDASimulated(t *testing.T) {
 	const seeds = 200
 	const conf = 0.95
@@ -362,9 +420,13 @@ func TestMDASimulated(t *testing.T) {
 	for _, topo := range simTopologies() {
 		s := simRuns(t, topo, seeds, conf, true)
 		u := simRuns(t, topo, seeds, conf, false)
+		want := conf
+		if topo.lite != "" {
+			want = 0.93
+		}
 		for _, l := range topo.simLinks() {
-			if rate := float64(s.found[l]) / seeds; rate < conf {
-				t.Errorf("%s: link %s found in %.1f%% of the runs, want >= %.0f%%", topo.name, l, 100*rate, 100*conf)
+			if rate := float64(s.found[l]) / seeds; rate < want {
+				t.Errorf("%s: link %s found in %.1f%% of the runs, want >= %.0f%%", topo.name, l, 100*rate, 100*want)
 			}
 		}
 		ratio := ""
@@ -389,14 +451,17 @@ func TestMDASimulated(t *testing.T) {
 // At 99%, the stopping rule asks for more flows, and finds more.
 func TestMDASimulated99(t *testing.T) {
 	const seeds = 200
-	for _, topo := range simTopologies()[:3] {
+	for _, topo := range simTopologies() {
+		if !slices.Contains([]string{"diamond4", "diamond8", "nested", "lab-diamond4", "lab-diamond8", "lab-nested"}, topo.name) {
+			continue
+		}
 		s := simRuns(t, topo, seeds, 0.99, true)
 		link, worst := s.worst(topo)
 		// 200 runs do not tell 99% from 98% apart: allow for that.
 		if worst < 0.975 {
 			t.Errorf("%s at 99%%: link %s found in %.1f%% of the runs", topo.name, link, 100*worst)
 		}
-		t.Logf("%-10s 99%%: %.1f probes on average, %d at most; worst link %s found in %.1f%% of the runs",
+		t.Logf("%-12s 99%%: %.1f probes on average, %d at most; worst link %s found in %.1f%% of the runs",
 			topo.name, s.mean(), s.most, link, 100*worst)
 	}
 }
@@ -406,7 +471,7 @@ func TestMDASimulated99(t *testing.T) {
 // of the runs where a path is a sequence of links that the MDA tests (one
 // diamond): behind diamonds in a row, the stopping rule finds every link
 // but not every combination of branches as the path of one flow (the
-// graph, which joins them, has them all).
+// graph, which joins them, has them all). Nor where MDA-Lite is weaker.
 func TestMDASimulatedRows(t *testing.T) {
 	for _, topo := range simTopologies() {
 		if topo.loss > 0 || topo.name == "per-packet" {
@@ -446,7 +511,7 @@ func TestMDASimulatedRows(t *testing.T) {
 			}
 		}
 		for _, p := range paths {
-			if topo.name == "two-diamonds" {
+			if topo.name == "two-diamonds" || topo.lite != "" {
 				t.Logf("%s: path %q a row in %d of 100 runs", topo.name, p, seen[p])
 				continue
 			}
