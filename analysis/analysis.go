@@ -55,6 +55,23 @@ type Hop struct {
 	// Inferred says that this TTL of the flow was not probed: the hop is
 	// implied by the MDA (see FillInferred), and has no RTT.
 	Inferred bool
+	// ExtFlags qualifies MPLS and Interfaces (see ExtRFC4884).
+	ExtFlags ExtFlags
+	// Rewrites says how the probe, as this hop quoted it, differs from
+	// what was sent: a middlebox before the hop changed it. QuotedTOS is
+	// the TOS byte it quoted, set with RewriteTOS.
+	Rewrites  Rewrites
+	QuotedTOS uint8
+	// From the reply's ICMP extensions (RFC 4884), nil when it had none:
+	// the MPLS label stack the probe arrived with (RFC 4950), top first,
+	// and the replying router's interface information (RFC 5837).
+	MPLS       []MPLSLabel
+	Interfaces []InterfaceInfo
+	// RateLimited is set on a silent hop only (see MarkRateLimited): the
+	// hop is probably this address, which answered other flows at this
+	// TTL between the same neighbours and limits its ICMP rate. Distinct
+	// paths count the hop as this address.
+	RateLimited netip.Addr
 }
 
 // Silent reports whether nothing answered the probe.
@@ -84,7 +101,7 @@ type Trace struct {
 	Destination netip.Addr
 	Name        string // as given by the user (host name or address)
 	Source      netip.Addr
-	Protocol    string // "udp"
+	Protocol    string // of the probes: "udp", "tcp" or "icmp"
 	MaxTTL      int    // the largest TTL the run was allowed to probe
 	Flows       []Flow // sorted by PathID
 	ProbesSent  int
@@ -117,7 +134,7 @@ type MDA struct {
 
 // UniquePath is one distinct hop sequence and the path IDs that took it.
 type UniquePath struct {
-	Hops    []netip.Addr // index i is TTL i+1; invalid = silent
+	Hops    []netip.Addr // index i is TTL i+1; invalid = silent (a rate-limited hop is its Hop.RateLimited)
 	Reached bool
 	PathIDs []int // ascending
 	// ASPath is the origin AS of each hop with consecutive repeats
@@ -141,7 +158,7 @@ func (t *Trace) UniquePaths() []UniquePath {
 			PathIDs: make([]int, len(g)),
 		}
 		for j, h := range f.Hops {
-			up.Hops[j] = h.Addr
+			up.Hops[j] = h.pathAddr()
 		}
 		if t.HasASN {
 			up.ASPath = ASPath(f.Hops)
@@ -184,7 +201,7 @@ func samePath(a, b *Flow) bool {
 		return false
 	}
 	for i := range a.Hops {
-		if a.Hops[i].Addr != b.Hops[i].Addr {
+		if a.Hops[i].pathAddr() != b.Hops[i].pathAddr() {
 			return false
 		}
 	}

@@ -287,9 +287,10 @@ func TestDedupTables(t *testing.T) {
 			t.Errorf("row %q = %q, want %q", label, got, cells)
 		}
 	}
-	// header, TTLs, 4 paths, the legend of the marks, a diamond, the summary
-	if n := strings.Count(vert, "\n"); n != 1+1+4+1+1+1 {
-		t.Errorf("vert has %d lines, want 9:\n%s", n, vert)
+	// header, TTLs, 4 paths, the legend of the marks, a diamond, the RTTs
+	// (a heading, 7 hops, 4 paths), the summary
+	if n := strings.Count(vert, "\n"); n != 1+1+4+1+1+1+7+4+1 {
+		t.Errorf("vert has %d lines, want 21:\n%s", n, vert)
 	}
 	if got := row(t, horiz, "TTL:"); !slices.Equal(got, []string{"Path 1 (IDs 1,5,9,13)", "Path 2 (IDs 2,6,10,14)", "Path 3 (IDs 3,7,11,15)", "Path 4 (IDs 4,8,12,16)"}) {
 		t.Errorf("horiz header %q", got)
@@ -530,7 +531,7 @@ func TestJSONSchema(t *testing.T) {
 			var ups []map[string]json.RawMessage
 			mustUnmarshal(t, top["unique_paths"], &ups)
 			for _, u := range ups {
-				checkKeys(t, "unique path", u, "hops", "path_ids", "reached")
+				checkKeys(t, "unique path", u, "hops", "path_ids", "reached", "rtt_ms")
 			}
 		}
 		// Exact content of a few values.
@@ -538,7 +539,7 @@ func TestJSONSchema(t *testing.T) {
 			`{"destination":"10.99.0.1","name":"dest.example","source":"10.0.0.100","protocol":"udp","max_ttl":16,"start":"2025-03-01T12:00:00.123456Z","duration_ms":1500.000,"partial":false,"probes_sent":24,"replies":23,`,
 			`{"path_id":2,"src_port":33454,"dst_port":33452,"reached":true,"reached_ttl":4,"probed_ttl":6,"hops":[{"ttl":1,"addr":"10.0.0.1","rtt_ms":1.002,"icmp_type":11,"icmp_code":0},{"ttl":2,"addr":null,"rtt_ms":null},`,
 			`{"ttl":4,"addr":"10.99.0.1","rtt_ms":4.002,"icmp_type":3,"icmp_code":3}]}`,
-			`"unique_paths":[{"hops":["10.0.0.1","10.1.1.1","10.2.0.1","10.99.0.1"],"path_ids":[1],"reached":true},{"hops":["10.0.0.1",null,"10.2.0.1","10.99.0.1"],"path_ids":[2],"reached":true},`,
+			`"unique_paths":[{"hops":["10.0.0.1","10.1.1.1","10.2.0.1","10.99.0.1"],"path_ids":[1],"reached":true,"rtt_ms":{"min":4.001,"avg":4.001,"max":4.001}},{"hops":["10.0.0.1",null,"10.2.0.1","10.99.0.1"],"path_ids":[2],"reached":true,"rtt_ms":{"min":4.002,"avg":4.002,"max":4.002}},`,
 			`"summary":"4 distinct paths among 4 path IDs"}`,
 		}
 		for _, w := range want {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 )
 
 // RIPE Atlas traceroute results (atlas.ripe.net/docs/apis/measurement-result-format),
@@ -31,8 +32,11 @@ import (
 // unreachable other than port unreachable, the normal end of a UDP
 // traceroute: "N", "H", "P", "A" or the code as a number). "size" and "ttl" need the
 // reply itself (AtlasOptions.Reply) and are left out without it. A silent
-// hop is {"x": "*"}. A reply from an address of a known AS or IXP has a
-// "traceflow" object with its "asn" and "ixp" (each only when known).
+// hop is {"x": "*"}. A reply with RFC 4884 extensions (MPLS labels,
+// interface information) has an "icmpext" object (see atlasICMPExt). A
+// reply from an address of a known AS or IXP, or quoting a rewritten
+// probe, has a "traceflow" object with its "asn" and "ixp" (each only when
+// known) and "rewritten" (see atlasReplyTraceflow).
 type atlasRecord struct {
 	Fw        int            `json:"fw"`
 	Lts       int            `json:"lts"`
@@ -67,16 +71,101 @@ type atlasReply struct {
 	TTL  *int    `json:"ttl,omitempty"`
 	ITTL int     `json:"ittl,omitempty"`
 	Err  any     `json:"err,omitempty"`
+	// ICMPExt holds the reply's RFC 4884 extensions as Atlas probes
+	// write them; absent when it had none.
+	ICMPExt *atlasICMPExt `json:"icmpext,omitempty"`
 	// Traceflow is what traceflow-fast knows of the replying address
 	// beyond the Atlas fields; absent when nothing is known.
 	Traceflow *atlasReplyTraceflow `json:"traceflow,omitempty"`
 }
 
 // atlasReplyTraceflow is the "traceflow" object of a reply: the AS and the
-// IXP of its address (--asn-db, --ixp-db), each only when known.
+// IXP of its address (--asn-db, --ixp-db), each only when known, and how
+// the probe it quotes was rewritten on its way (Hop.Rewrites, with the
+// quoted TOS byte when it is the TOS), when it was.
 type atlasReplyTraceflow struct {
-	ASN uint32 `json:"asn,omitempty"`
-	IXP string `json:"ixp,omitempty"`
+	ASN       uint32   `json:"asn,omitempty"`
+	IXP       string   `json:"ixp,omitempty"`
+	Rewritten []string `json:"rewritten,omitempty"`
+	QuotedTOS *uint8   `json:"quoted_tos,omitempty"`
+}
+
+// atlasICMPExt is the "icmpext" object of a reply: "version" 2 (of the
+// RFC 4884 extension structure), "rfc4884" 1 when the reply had the RFC
+// 4884 length attribute (0 when its extensions followed 128 octets of
+// quote), and an "obj" per object, with its "class" and c-"type". An RFC
+// 4950 MPLS label stack (class 1, type 1) has "mpls", its entries top
+// first as {"label", "exp", "s", "ttl"}, as Atlas writes them. Atlas
+// defines no fields for RFC 5837 interface information (class 2, the
+// c-type holding the role and which sub-objects follow): its objects have
+// those of the JSON output, "role", "ifindex", "addr", "name" and "mtu",
+// each when the object has it.
+type atlasICMPExt struct {
+	Version int           `json:"version"`
+	RFC4884 int           `json:"rfc4884"`
+	Obj     []atlasExtObj `json:"obj"`
+}
+
+type atlasExtObj struct {
+	Class   int         `json:"class"`
+	Type    int         `json:"type"`
+	MPLS    []atlasMPLS `json:"mpls,omitempty"`
+	Role    string      `json:"role,omitempty"`
+	Ifindex uint32      `json:"ifindex,omitempty"`
+	Addr    string      `json:"addr,omitempty"`
+	Name    string      `json:"name,omitempty"`
+	MTU     uint32      `json:"mtu,omitempty"`
+}
+
+type atlasMPLS struct {
+	Label uint32 `json:"label"`
+	Exp   uint8  `json:"exp"`
+	S     int    `json:"s"`
+	TTL   uint8  `json:"ttl"`
+}
+
+// atlasExt returns the "icmpext" object of a hop, nil when its reply had
+// no extensions.
+func atlasExt(h *Hop) *atlasICMPExt {
+	if len(h.MPLS) == 0 && len(h.Interfaces) == 0 {
+		return nil
+	}
+	x := &atlasICMPExt{Version: 2}
+	if h.ExtFlags&ExtRFC4884 != 0 {
+		x.RFC4884 = 1
+	}
+	if len(h.MPLS) > 0 {
+		o := atlasExtObj{Class: 1, Type: 1}
+		for _, l := range h.MPLS {
+			m := atlasMPLS{Label: l.Label, Exp: l.TC, TTL: l.TTL}
+			if l.S {
+				m.S = 1
+			}
+			o.MPLS = append(o.MPLS, m)
+		}
+		x.Obj = append(x.Obj, o)
+	}
+	for _, i := range h.Interfaces {
+		// RFC 5837 section 4.1: the role in the two high bits of the
+		// c-type, then a bit per sub-object: ifIndex 0x08, IP address
+		// 0x04, name 0x02, MTU 0x01.
+		o := atlasExtObj{Class: 2, Type: int(i.Role&3) << 6, Role: i.Role.String(), Ifindex: i.Ifindex, Name: i.Name, MTU: i.MTU}
+		if i.Ifindex != 0 {
+			o.Type |= 0x08
+		}
+		if i.Addr.IsValid() {
+			o.Type |= 0x04
+			o.Addr = i.Addr.String()
+		}
+		if i.Name != "" {
+			o.Type |= 0x02
+		}
+		if i.MTU != 0 {
+			o.Type |= 0x01
+		}
+		x.Obj = append(x.Obj, o)
+	}
+	return x
 }
 
 // atlasTraceflow holds what traceflow-fast knows beyond the Atlas fields.
@@ -122,7 +211,7 @@ func WriteAtlas(w io.Writer, t *Trace, opts AtlasOptions) error {
 		f := &t.Flows[i]
 		rec := atlasRecord{
 			Fw: AtlasFirmware, Lts: -1, Type: "traceroute", MsmName: "Traceroute",
-			Af: 4, Proto: "UDP", From: src, SrcAddr: src,
+			Af: 4, Proto: atlasProto(t.Protocol), From: src, SrcAddr: src,
 			DstAddr: atlasAddr(t.Destination), DstName: name,
 			ParisID: int(f.SrcPort), Size: atlasProbePayload,
 			Timestamp: t.Start.Unix(), Endtime: t.End.Unix(),
@@ -166,10 +255,24 @@ func atlasReplyOf(f *Flow, h *Hop, ttl int, opts AtlasOptions) atlasReply {
 	if h.ICMPType == icmpUnreachable {
 		r.Err = atlasErr(h.ICMPCode)
 	}
-	if h.ASN != 0 || h.IXP != "" {
-		r.Traceflow = &atlasReplyTraceflow{ASN: h.ASN, IXP: h.IXP}
+	r.ICMPExt = atlasExt(h)
+	if h.ASN != 0 || h.IXP != "" || h.Rewrites != 0 {
+		r.Traceflow = &atlasReplyTraceflow{ASN: h.ASN, IXP: h.IXP, Rewritten: h.Rewrites.Names()}
+		if h.Rewrites&RewriteTOS != 0 {
+			tos := h.QuotedTOS
+			r.Traceflow.QuotedTOS = &tos
+		}
 	}
 	return r
+}
+
+// atlasProto is the "proto" of a record: UDP, TCP or ICMP, as Atlas writes
+// them (UDP when the trace does not say).
+func atlasProto(p string) string {
+	if p == "" {
+		return "UDP"
+	}
+	return strings.ToUpper(p)
 }
 
 // atlasErr is the "err" of a destination unreachable with code c, as Atlas

@@ -16,6 +16,7 @@ type Collector struct {
 	name             string
 	paths, maxTTL    int
 	srcBase, dstPort uint16
+	proto            string // see SetProtocol
 
 	mu sync.Mutex
 	// cells[(pathID-1)*maxTTL + ttl-1] is the probe (pathID, ttl); it
@@ -26,6 +27,10 @@ type Collector struct {
 	sent    int
 	replies int
 	others  []otherReply // later answers from another address (see Observe)
+	// What answers said beyond their hops, for the few that said
+	// anything (see Extras).
+	rewrites []cellRewrite
+	exts     []cellExt
 }
 
 // cell is the first answer to one probe.
@@ -52,6 +57,21 @@ func NewCollector(dst netip.Addr, name string, src netip.Addr, paths, maxTTL int
 	}
 }
 
+// SetProtocol names the probes' protocol in the traces ("udp" unless set):
+// "udp", "tcp" or "icmp". Reset keeps it.
+func (c *Collector) SetProtocol(name string) {
+	c.mu.Lock()
+	c.proto = name
+	c.mu.Unlock()
+}
+
+func (c *Collector) protocol() string {
+	if c.proto == "" {
+		return "udp"
+	}
+	return c.proto
+}
+
 // Reset makes c record a new run towards dst (name as the user gave it),
 // with the same source, path IDs, TTLs and ports, keeping its memory.
 func (c *Collector) Reset(dst netip.Addr, name string) {
@@ -62,6 +82,7 @@ func (c *Collector) Reset(dst netip.Addr, name string) {
 	c.probed = c.probed[:0]
 	c.sent, c.replies = 0, 0
 	c.others = c.others[:0]
+	c.rewrites, c.exts = c.rewrites[:0], c.exts[:0]
 }
 
 // index returns the cell of probe (pathID, ttl), growing the cells to hold
@@ -109,6 +130,16 @@ func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, i
 	return true
 }
 
+// ProbedTTL returns the highest TTL sent for path ID pathID, 0 if none.
+func (c *Collector) ProbedTTL(pathID int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pathID < 1 || pathID > len(c.probed) {
+		return 0
+	}
+	return c.probed[pathID-1]
+}
+
 // Answer returns the first answer to the probe (pathID, ttl): who sent
 // it, its ICMP type and code, and whether it came from the destination;
 // ok is false while the probe is unanswered.
@@ -144,7 +175,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		Destination: c.dst,
 		Name:        c.name,
 		Source:      c.src,
-		Protocol:    "udp",
+		Protocol:    c.protocol(),
 		MaxTTL:      c.maxTTL,
 		Flows:       make([]Flow, 0, c.used()),
 		ProbesSent:  c.sent,
@@ -163,7 +194,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		}
 		// The flow ends at the first answer from the destination, or at the
 		// first unreachable from a router, or else at the last answer.
-		n := 0
+		n, moved := 0, -1
 		for i := range row {
 			a := &row[i]
 			if !a.answered {
@@ -171,6 +202,13 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 			}
 			n = i + 1
 			if a.reached {
+				// The destination quotes the TTL the probe had left: a
+				// probe sent with TTL n that arrived with q went through
+				// n-q routers, so the destination is at n-q+1 even when
+				// the answer to that TTL itself was lost.
+				if q := int(a.quotedTTL); q > 1 && q <= n {
+					n, moved = n-q+1, i
+				}
 				f.Reached, f.ReachedTTL = true, n
 				break
 			}
@@ -184,6 +222,9 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		f.Hops = make([]Hop, n)
 		for i := range f.Hops {
 			a := &row[i]
+			if i == n-1 && moved >= 0 {
+				a = &row[moved] // the destination's answer to a higher TTL
+			}
 			f.Hops[i].TTL = i + 1
 			if a.answered {
 				f.Hops[i].Addr, f.Hops[i].RTT = a.addr, a.rtt
@@ -193,6 +234,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		}
 		t.Flows = append(t.Flows, f)
 	}
+	c.addExtras(t.Flows)
 	t.PerPacket = c.perPacket(t.Flows)
 	return t
 }

@@ -28,7 +28,11 @@ const dotEdgeLabelMax = 24
 //   - when the destination never answered, a dashed node for it, apart;
 //   - with an AS table (Hop.ASN), the AS of each node on a line of its
 //     label ("AS64501", with the IXP when known), and the nodes of one AS
-//     filled with one colour of dotASPalette.
+//     filled with one colour of dotASPalette;
+//   - under it, what the node's replies said beyond the hop: a line per
+//     MPLS label stack ("MPLS 16005/3"), a line of RFC 5837 interfaces
+//     ("in eth0"), a line of the rewrites the probes show ("tos
+//     rewritten"); the tooltip has every field of them.
 //
 // Each call writes one digraph; several destinations make several digraphs
 // in one file, which `dot -Tsvg -O` renders one file each.
@@ -65,6 +69,7 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 	b.WriteString("\tsource [shape=ellipse, label=" + dotQuote(addrText(t.Source)) + ", tooltip=\"source\"];\n")
 	b.WriteString("\t{ rank=same; ttl_0; source; }\n")
 	fills := dotASFills(g)
+	extras := graphExtras(t, g)
 	reached := false
 	for i := 0; i < len(g.Nodes); {
 		ttl := g.Nodes[i].TTL
@@ -80,7 +85,11 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 		for k := i; k < j; k++ {
 			n := &g.Nodes[k]
 			reached = reached || n.Destination
-			b.WriteString("\t" + dotNodeID(n.ID) + " [" + dotNodeAttrs(n, fills[n.ASN]) + "];\n")
+			var x *nodeExtras
+			if extras != nil {
+				x = &extras[k]
+			}
+			b.WriteString("\t" + dotNodeID(n.ID) + " [" + dotNodeAttrs(n, fills[n.ASN], x) + "];\n")
 		}
 		i = j
 	}
@@ -150,8 +159,9 @@ func dotASText(n *Node) string {
 }
 
 // dotNodeAttrs returns the attributes of node n; fill is the colour of its
-// AS, "" when none.
-func dotNodeAttrs(n *Node, fill string) string {
+// AS, "" when none; x what its replies said beyond the hop (MPLS labels,
+// interfaces, rewrites), nil when nothing.
+func dotNodeAttrs(n *Node, fill string, x *nodeExtras) string {
 	ids := "path ID"
 	if len(n.PathIDs) != 1 {
 		ids = "path IDs"
@@ -167,6 +177,14 @@ func dotNodeAttrs(n *Node, fill string) string {
 	if as := dotASText(n); as != "" {
 		label += "\n" + as
 		tip += ", " + as
+	}
+	if x != nil {
+		for _, l := range x.labelLines() {
+			label += "\n" + l
+		}
+		if s := x.tooltip(); s != "" {
+			tip += ", " + s
+		}
 	}
 	var attrs []string
 	style := "rounded"

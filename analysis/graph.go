@@ -32,6 +32,9 @@ type Node struct {
 	// be any of the others, so it is no evidence of a branch.
 	Diverge, Converge      bool
 	RTTMin, RTTAvg, RTTMax time.Duration // over the probes answered by it; 0 when silent
+	// RTTCount is the number of probes the RTTs are over: 0 when silent
+	// or when the MDA inferred every hop of the node (no RTT).
+	RTTCount int
 	// ASN and IXP are those of Addr, from the hops that make the node
 	// (Hop.ASN and Hop.IXP, --asn-db and --ixp-db): 0 and "" when unknown.
 	ASN uint32
@@ -299,6 +302,7 @@ func (b *graphBuilder) nodes() {
 		if rttN[n] > 0 {
 			nd.RTTAvg = rttSum[n] / time.Duration(rttN[n])
 		}
+		nd.RTTCount = rttN[n]
 		maxTTL = max(maxTTL, nd.TTL)
 	}
 	g.Branching = make([]int, maxTTL)
@@ -700,7 +704,7 @@ type jsonNode struct {
 	Destination bool        `json:"destination"`
 	Diverge     bool        `json:"diverge"`
 	Converge    bool        `json:"converge"`
-	RTTMS       *jsonRTT    `json:"rtt_ms"` // null when silent
+	RTTMS       *jsonRTT    `json:"rtt_ms"` // null when silent or inferred
 	ASN         uint32      `json:"asn,omitempty"`
 	IXP         string      `json:"ixp,omitempty"`
 }
@@ -781,7 +785,9 @@ func (g *Graph) toJSON() *jsonGraph {
 		}
 		if !n.Silent {
 			jn.Addr = &n.Addr
-			jn.RTTMS = &jsonRTT{Min: millis(n.RTTMin), Avg: millis(n.RTTAvg), Max: millis(n.RTTMax)}
+			if n.RTTCount > 0 { // else inferred: no RTT
+				jn.RTTMS = &jsonRTT{Min: millis(n.RTTMin), Avg: millis(n.RTTAvg), Max: millis(n.RTTMax)}
+			}
 		}
 		jg.Nodes[i] = jn
 	}

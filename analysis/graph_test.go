@@ -474,6 +474,21 @@ func TestDedupMarks(t *testing.T) {
 		"Path 4 (IDs 4,8)  | 10.0.0.1 <        | 10.1.4.2          | 10.2.4.2          | > 10.99.0.1       |\n" +
 		"marks: < paths diverge after this hop, > paths converge at this hop\n" +
 		"diamond: 10.0.0.1 (TTL 1) -> 10.99.0.1 (TTL 4): width 4, 4 paths\n" +
+		"RTT min / avg / max:\n" +
+		"  TTL 1  10.0.0.1      1.001 / 1.004 / 1.008 ms\n" +
+		"  TTL 2  10.1.1.2      2.001 / 2.003 / 2.005 ms\n" +
+		"  TTL 2  10.1.2.2      2.002 / 2.004 / 2.006 ms\n" +
+		"  TTL 2  10.1.3.2      2.003 / 2.005 / 2.007 ms\n" +
+		"  TTL 2  10.1.4.2      2.004 / 2.006 / 2.008 ms\n" +
+		"  TTL 3  10.2.1.2      3.001 / 3.003 / 3.005 ms\n" +
+		"  TTL 3  10.2.2.2      3.002 / 3.004 / 3.006 ms\n" +
+		"  TTL 3  10.2.3.2      3.003 / 3.005 / 3.007 ms\n" +
+		"  TTL 3  10.2.4.2      3.004 / 3.006 / 3.008 ms\n" +
+		"  TTL 4  10.99.0.1     4.001 / 4.005 / 4.008 ms\n" +
+		"  Path 1 at 10.99.0.1  4.001 / 4.003 / 4.005 ms\n" +
+		"  Path 2 at 10.99.0.1  4.002 / 4.004 / 4.006 ms\n" +
+		"  Path 3 at 10.99.0.1  4.003 / 4.005 / 4.007 ms\n" +
+		"  Path 4 at 10.99.0.1  4.004 / 4.006 / 4.008 ms\n" +
 		"4 distinct paths among 8 path IDs\n"
 	if vert != want {
 		t.Errorf("got\n%s\nwant\n%s", vert, want)

@@ -73,6 +73,11 @@ type jsonHop struct {
 	// Inferred: this TTL was not probed; --paths auto implies the hop
 	// (no RTT).
 	Inferred bool `json:"inferred,omitempty"`
+	// RateLimited: a silent hop that is probably this address, which
+	// limits its ICMP rate (Hop.RateLimited).
+	RateLimited *netip.Addr `json:"rate_limited,omitempty"`
+	// MPLS labels, interface information and rewrites (extras_json.go).
+	jsonHopExtras
 }
 
 type jsonUniquePath struct {
@@ -80,6 +85,9 @@ type jsonUniquePath struct {
 	PathIDs []int         `json:"path_ids"`
 	Reached bool          `json:"reached"`
 	ASPath  []*uint32     `json:"as_path,omitempty"` // a gap (unknown AS) is null
+	// RTTMS: the RTTs of the destination's answers to the path IDs of the
+	// path (Trace.PathRTT); null when it was not reached.
+	RTTMS *jsonRTT `json:"rtt_ms"`
 }
 
 // millis is a duration written as milliseconds with three decimals.
@@ -128,9 +136,13 @@ func WriteJSON(w io.Writer, t *Trace, opts Options) error {
 				addr, rtt, typ, code := h.Addr, millis(h.RTT), h.ICMPType, h.ICMPCode
 				jh.Addr, jh.RTTMS, jh.ICMPType, jh.ICMPCode = &addr, &rtt, &typ, &code
 				jh.ASN, jh.IXP, jh.Hostname = h.ASN, h.IXP, h.Hostname
+				jh.jsonHopExtras = hopExtrasJSON(&h)
 				if h.Inferred {
 					jh.RTTMS, jh.Inferred = nil, true
 				}
+			} else if h.RateLimited.IsValid() {
+				rl := h.RateLimited
+				jh.RateLimited = &rl
 			}
 			jf.Hops[j] = jh
 		}
@@ -140,6 +152,7 @@ func WriteJSON(w io.Writer, t *Trace, opts Options) error {
 	jt.UniquePaths = make([]jsonUniquePath, len(ups))
 	for i, up := range ups {
 		ju := jsonUniquePath{Hops: make([]*netip.Addr, len(up.Hops)), PathIDs: up.PathIDs, Reached: up.Reached}
+		ju.RTTMS = rttJSON(t.PathRTT(&up))
 		for j := range up.ASPath {
 			var asn *uint32
 			if up.ASPath[j] != 0 {
@@ -285,6 +298,9 @@ func decodeTrace(b []byte) (*Trace, error) {
 		for _, jh := range jf.Hops {
 			h := &f.Hops[jh.TTL-1]
 			if jh.Addr == nil || !jh.Addr.IsValid() {
+				if jh.RateLimited != nil && jh.RateLimited.IsValid() {
+					h.RateLimited = *jh.RateLimited
+				}
 				continue
 			}
 			h.Addr = *jh.Addr
@@ -299,6 +315,9 @@ func decodeTrace(b []byte) (*Trace, error) {
 			}
 			h.ASN, h.IXP, h.Hostname = jh.ASN, jh.IXP, jh.Hostname
 			h.Inferred = jh.Inferred
+			if err := jh.jsonHopExtras.hop(h); err != nil {
+				return nil, fmt.Errorf("path ID %d TTL %d: %w", jf.PathID, jh.TTL, err)
+			}
 		}
 		if f.Reached && f.ReachedTTL != len(f.Hops) {
 			return nil, fmt.Errorf("path ID %d: reached_ttl %d but %d hops", f.PathID, f.ReachedTTL, len(f.Hops))

@@ -53,23 +53,28 @@ func makeTable(t *Trace, opts Options) table {
 			add("Path "+strconv.Itoa(gi+1)+" ("+noun+" "+idRanges(ids)+")", &t.Flows[g[0]])
 			marked = gr.markRow(g[0], tb.cells[len(tb.cells)-1]) || marked
 		}
-		tb.notes = gr.notes(marked)
+		tb.notes = append(gr.notes(marked), rttLines(t, gr, groups)...)
 	} else {
 		for i := range t.Flows {
 			add("Path ID "+strconv.Itoa(t.Flows[i].PathID), &t.Flows[i])
 		}
 	}
+	tb.notes = append(tb.notes, rewriteNotes(t)...)
 	return tb
 }
 
-// hopCell renders a hop: "*" when silent, else its address, followed like
-// traceroute's by !N, !H, !P, !F, !S, !X or !<code> when a router (not the
-// destination) answered with a destination unreachable.
+// hopCell renders a hop: "*" when silent ("* (ADDR?)" when it is probably
+// ADDR limiting its ICMP rate, see MarkRateLimited), else its address,
+// followed like traceroute's by !N, !H, !P, !F, !S, !X or !<code> when a
+// router (not the destination) answered with a destination unreachable.
 func hopCell(f *Flow, h Hop) string {
 	if h.Silent() {
+		if h.RateLimited.IsValid() {
+			return "* (" + h.RateLimited.String() + "?)"
+		}
 		return "*"
 	}
-	s := hopText(h)
+	s := hopText(h) + extMarks(&h)
 	if h.ICMPType != icmpUnreachable || (f.Reached && h.TTL == f.ReachedTTL) {
 		return s
 	}

@@ -215,7 +215,9 @@ func assemble(items ...any) ([]cbpf.Instruction, error) {
 
 // classicProgram returns the classic BPF program for m. It makes the same
 // tests as filter.c; offset 0 is the IPv4 header. A verdict has no side
-// effects, so the order of the tests does not change it.
+// effects, so the order of the tests does not change it. As the verifier
+// prunes the eBPF program's branches for other protocols, the program holds
+// only those of m.Proto.
 //
 // Where filter.c copies a whole region with bpf_skb_load_bytes, which fails
 // (DROP) when the packet ends before the region does, the program loads the
@@ -223,13 +225,16 @@ func assemble(items ...any) ([]cbpf.Instruction, error) {
 // program with 0 (DROP) too.
 func classicProgram(m Match) ([]cbpf.Instruction, error) {
 	const drop = label("drop")
-	src := m.Src.Unmap().As4()
+	src := binary.BigEndian.Uint32(m.Src.Unmap().AsSlice())
 	b := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 1} }
 	h := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 2} }
+	w := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 4} }
 	bx := func(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 1} }
 	hx := func(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 2} }
 	wx := func(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 4} }
-	and := func(v uint32) cbpf.Instruction { return cbpf.ALUOpConstant{Op: cbpf.ALUOpAnd, Val: v} }
+	alu := func(op cbpf.ALUOp, v uint32) cbpf.Instruction { return cbpf.ALUOpConstant{Op: op, Val: v} }
+	and := func(v uint32) cbpf.Instruction { return alu(cbpf.ALUOpAnd, v) }
+	keep := cbpf.RetConstant{Val: 0xffffffff} // the whole packet: ICMP extensions follow the quote
 	// unless drops the packet unless A cond v: it jumps to drop on the
 	// opposite test.
 	unless := func(cond cbpf.JumpTest, v uint32) jumpTo {
@@ -245,65 +250,139 @@ func classicProgram(m Match) ([]cbpf.Instruction, error) {
 		}
 		return jumpTo{cond: cond, val: v, target: drop}
 	}
+	// ourPort drops the packet unless A is in the run's port range.
+	ourPort := []any{
+		unless(cbpf.JumpGreaterOrEqual, uint32(m.SrcPortMin)),
+		unless(cbpf.JumpLessOrEqual, uint32(m.SrcPortMax)),
+	}
+	// ourTag drops the packet unless the 16 bits in A carry the run tag.
+	ourTag := []any{
+		alu(cbpf.ALUOpShiftRight, probe.TagShift),
+		unless(cbpf.JumpEqual, uint32(m.Tag)),
+	}
+	// toUs drops a direct reply unless it goes to our source address.
+	toUs := []any{w(16), unless(cbpf.JumpEqual, src)}
+	proto := uint32(m.Proto.IPProto())
 
-	return assemble(
+	prog := []any{
 		// skb->protocol (host byte order) is the ethertype.
 		cbpf.LoadExtension{Num: cbpf.ExtProto},
 		unless(cbpf.JumpEqual, 0x0800), // ETH_P_IP
 
 		// The outer IPv4 header (RFC 791): whole (20 bytes), version
-		// 4, protocol ICMP, not a later fragment, IHL >= 5.
+		// 4, not a later fragment, IHL >= 5, protocol ICMP (or TCP).
 		b(19),
 		b(0), and(0xf0),
 		unless(cbpf.JumpEqual, 4<<4),
-		b(9),
-		unless(cbpf.JumpEqual, 1), // IPPROTO_ICMP
 		h(6),
 		jumpTo{cond: cbpf.JumpBitsSet, val: 0x1fff, target: drop}, // fragment offset
-		// X = IHL*4, where the ICMP header starts.
+		// X = IHL*4, where the ICMP (or TCP) header starts.
 		cbpf.LoadMemShift{Off: 0},
 		cbpf.TXA{},
 		unless(cbpf.JumpGreaterOrEqual, 20),
+		b(9),
+	}
+	if m.Proto == probe.ProtoTCP {
+		prog = append(prog, jumpTo{cond: cbpf.JumpEqual, val: 6, target: "tcp"})
+	}
+	prog = append(prog,
+		unless(cbpf.JumpEqual, 1), // IPPROTO_ICMP
 
-		// The ICMP header and the quoted IPv4 header without options
-		// (8 + 20 bytes from X): all there.
-		bx(8+20-1),
-		// RFC 792: time exceeded or destination unreachable.
+		// The ICMP header (8 bytes from X): all there.
+		bx(8-1),
 		bx(0),
+	)
+	if m.Proto == probe.ProtoICMP {
+		prog = append(prog, jumpTo{cond: cbpf.JumpEqual, val: probe.ICMPEchoReply, target: "echo"})
+	}
+	prog = append(prog,
+		// RFC 792: time exceeded or destination unreachable.
 		jumpTo{cond: cbpf.JumpEqual, val: probe.ICMPTimeExceeded, target: "quote"},
 		unless(cbpf.JumpEqual, probe.ICMPUnreachable),
 		label("quote"),
 
-		// The quoted IPv4 header, from X+8: version 4, protocol UDP,
-		// IHL >= 5, our source address, our run tag.
+		// The quoted IPv4 header without options (20 bytes from X+8):
+		// all there, version 4, the run's protocol, IHL >= 5, our
+		// source address, our run tag.
+		bx(8+20-1),
 		bx(8+0), and(0xf0),
 		unless(cbpf.JumpEqual, 4<<4),
 		bx(8+9),
-		unless(cbpf.JumpEqual, 17), // IPPROTO_UDP
+		unless(cbpf.JumpEqual, proto),
 		bx(8+0), and(0x0f),
-		cbpf.ALUOpConstant{Op: cbpf.ALUOpShiftLeft, Val: 2},
+		alu(cbpf.ALUOpShiftLeft, 2),
 		unless(cbpf.JumpGreaterOrEqual, 20),
 		wx(8+12),
-		unless(cbpf.JumpEqual, binary.BigEndian.Uint32(src[:])),
+		unless(cbpf.JumpEqual, src),
 		hx(8+4),
-		cbpf.ALUOpConstant{Op: cbpf.ALUOpShiftRight, Val: probe.TagShift},
-		unless(cbpf.JumpEqual, uint32(m.Tag)),
-
-		// The quoted UDP ports, after the quoted IP options: X = IHL*4
-		// + quoted IHL*4, the ports at X+8.
+	)
+	prog = append(prog, ourTag...)
+	prog = append(prog,
+		// The quoted transport header, after the quoted IP options:
+		// X = IHL*4 + quoted IHL*4, the header at X+8.
 		bx(8+0), and(0x0f),
-		cbpf.ALUOpConstant{Op: cbpf.ALUOpShiftLeft, Val: 2},
+		alu(cbpf.ALUOpShiftLeft, 2),
 		cbpf.ALUOpX{Op: cbpf.ALUOpAdd},
 		cbpf.TAX{},
-		hx(8+0), // source port
-		unless(cbpf.JumpGreaterOrEqual, uint32(m.SrcPortMin)),
-		unless(cbpf.JumpLessOrEqual, uint32(m.SrcPortMax)),
-		hx(8+2), // destination port
-		unless(cbpf.JumpEqual, uint32(m.DstPort)),
-
-		// Keep the whole packet: ICMP extensions follow the quote.
-		cbpf.RetConstant{Val: 0xffffffff},
-		drop,
-		cbpf.RetConstant{Val: 0},
 	)
+	if m.Proto == probe.ProtoICMP {
+		// RFC 792: an echo request (byte 0) with our identifier
+		// (bytes 4-5).
+		prog = append(prog, hx(8+4))
+		prog = append(prog, ourPort...)
+		prog = append(prog,
+			bx(8+0),
+			unless(cbpf.JumpEqual, probe.ICMPEcho),
+			keep,
+
+			// An echo reply to us: our identifier (bytes 4-5 of
+			// the ICMP header at X), our tag in the sequence number
+			// (6-7).
+			label("echo"),
+		)
+		prog = append(prog, toUs...)
+		prog = append(prog, hx(4))
+		prog = append(prog, ourPort...)
+		prog = append(prog, hx(6))
+		prog = append(prog, ourTag...)
+		prog = append(prog, keep)
+	} else {
+		// UDP (RFC 768) and TCP: the source port (bytes 0-1) in the
+		// range, the destination port (2-3).
+		prog = append(prog, hx(8+0)) // source port
+		prog = append(prog, ourPort...)
+		prog = append(prog,
+			hx(8+2), // destination port
+			unless(cbpf.JumpEqual, uint32(m.DstPort)),
+			keep,
+		)
+	}
+	if m.Proto == probe.ProtoTCP {
+		// A SYN-ACK or RST-ACK to us (RFC 9293 section 3.1, the TCP
+		// header at X, 20 bytes without options): from the run's
+		// destination port (bytes 0-1) to one of our source ports
+		// (2-3), acknowledging (8-11) a sequence number whose low half
+		// holds our tag; ACK and SYN or RST set in the flags (13).
+		prog = append(prog, label("tcp"))
+		prog = append(prog, toUs...)
+		prog = append(prog,
+			bx(20-1),
+			hx(0),
+			unless(cbpf.JumpEqual, uint32(m.DstPort)),
+			hx(2),
+		)
+		prog = append(prog, ourPort...)
+		prog = append(prog,
+			bx(13),
+			jumpTo{cond: cbpf.JumpBitsNotSet, val: probe.TCPFlagACK, target: drop},
+			jumpTo{cond: cbpf.JumpBitsNotSet, val: probe.TCPFlagSYN | probe.TCPFlagRST, target: drop},
+			wx(8),
+			alu(cbpf.ALUOpSub, 1),
+			and(0xffff),
+		)
+		prog = append(prog, ourTag...)
+		prog = append(prog, keep)
+	}
+	prog = append(prog, drop, cbpf.RetConstant{Val: 0})
+	return assemble(prog...)
 }

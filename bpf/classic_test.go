@@ -204,28 +204,40 @@ func runEBPF(tb testing.TB, f *Filter, frame []byte) (ret uint32, ok bool) {
 // program in the kernel (BPF_PROG_TEST_RUN, with the privilege to load it)
 // on every case: both must give the expected verdict, 0xffffffff (the
 // whole packet) or 0.
+//
+// It does so for the filter of each protocol on its corpus: the UDP
+// run's, then the TCP and ICMP runs' replies, direct ones included, and
+// their near misses.
 func TestClassicCorpus(t *testing.T) {
-	c := loadClassic(t, runMatch)
-	vm := forVM(t, c.insns)
-	f := loadFilterIfAllowed(t, runMatch)
-	cases := corpus()
-	if len(cases) < 36 {
-		t.Fatalf("%d cases, want TestFilter's 36 and more", len(cases))
+	if n := len(corpus()); n < 36 {
+		t.Fatalf("%d cases, want TestFilter's 36 and more", n)
 	}
-	for _, tc := range cases {
-		want := uint32(0)
-		if tc.keep {
-			want = keepAll
-		}
-		if got := runVM(t, vm, tc.pkt); got != want {
-			t.Errorf("%s: classic returned %#x, want %#x", tc.name, got, want)
-		}
-		if f == nil {
-			continue
-		}
-		if got, ok := runEBPF(t, f, tc.pkt); ok && got != want {
-			t.Errorf("%s: eBPF returned %#x, want %#x", tc.name, got, want)
-		}
+	for _, pc := range corpora() {
+		t.Run(pc.name, func(t *testing.T) {
+			c := loadClassic(t, pc.m)
+			vm := forVM(t, c.insns)
+			f := loadFilterIfAllowed(t, pc.m)
+			kept := 0
+			for _, tc := range pc.cases {
+				want := uint32(0)
+				if tc.keep {
+					want = keepAll
+					kept++
+				}
+				if got := runVM(t, vm, tc.pkt); got != want {
+					t.Errorf("%s: classic returned %#x, want %#x", tc.name, got, want)
+				}
+				if f == nil {
+					continue
+				}
+				if got, ok := runEBPF(t, f, tc.pkt); ok && got != want {
+					t.Errorf("%s: eBPF returned %#x, want %#x", tc.name, got, want)
+				}
+			}
+			if kept < 10 || len(pc.cases)-kept < 15 {
+				t.Errorf("%d cases kept and %d dropped: too few", kept, len(pc.cases)-kept)
+			}
+		})
 	}
 }
 
@@ -540,114 +552,135 @@ func htons(v uint16) uint16 {
 // protocol (ETH_P_ALL), so the filter's own protocol test decides about
 // the IPv6 and ARP frames too. After each frame, a marker frame that the
 // filter keeps shows whether the frame came through.
+//
+// It does so for the filter of each protocol on its corpus.
 func TestClassicKernel(t *testing.T) {
 	l := newVethLab(t)
-	cases := corpus()
-	for _, kind := range []string{KindClassic, KindEBPF} {
-		t.Run(kind, func(t *testing.T) {
-			var a Attacher
-			if kind == KindClassic {
-				a = loadClassic(t, runMatch)
-			} else {
-				a = loadFilterOrSkip(t, runMatch)
-			}
-			var tx, rx int
-			l.in(t, func() (err error) {
-				if tx, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
-					return err
-				}
-				if rx, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
-					return err
-				}
-				if err := a.Attach(rx); err != nil {
-					return err
-				}
-				if err := unix.SetsockoptTimeval(rx, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2}); err != nil {
-					return err
-				}
-				return unix.Bind(rx, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: l.rx})
-			})
-			defer unix.Close(tx)
-			defer unix.Close(rx)
+	for _, pc := range corpora() {
+		for _, kind := range []string{KindClassic, KindEBPF} {
+			t.Run(pc.name+"/"+kind, func(t *testing.T) { kernelCorpus(t, l, kind, pc) })
+		}
+	}
+}
 
-			send := func(frame []byte) {
-				t.Helper()
-				to := &unix.SockaddrLinklayer{Ifindex: l.tx, Protocol: htons(binary.BigEndian.Uint16(frame[12:]))}
-				if err := unix.Sendto(tx, frame, 0, to); err != nil {
-					t.Fatalf("send %d bytes: %v", len(frame), err)
-				}
-			}
-			buf := make([]byte, 1<<16)
-			recv := func() []byte {
-				t.Helper()
-				n, _, err := unix.Recvfrom(rx, buf, 0)
-				if err != nil {
-					t.Fatalf("receive: %v", err)
-				}
-				return buf[:n]
-			}
-			base := corpus()[0].pkt // time exceeded: kept
-			for i, tc := range cases {
-				marker := edit(base, func(b []byte) {
-					binary.BigEndian.PutUint16(b[14+4:], 0xbe00+uint16(i))
-					fixIPChecksum(b[14:])
-				})
-				send(tc.pkt)
-				send(marker)
-				got := recv()
-				kept := false
-				if bytes.Equal(got, tc.pkt[14:]) && !bytes.Equal(got, marker[14:]) {
-					kept = true
-					got = recv()
-				}
-				if !bytes.Equal(got, marker[14:]) {
-					t.Fatalf("%s: received % x, want the frame or the marker", tc.name, got)
-				}
-				if kept != tc.keep {
-					t.Errorf("%s: kept=%v, want %v", tc.name, kept, tc.keep)
-				}
-			}
-			// Nothing else came through.
-			if err := unix.SetsockoptTimeval(rx, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200000}); err != nil {
-				t.Fatal(err)
-			}
-			if n, _, err := unix.Recvfrom(rx, buf, 0); err == nil {
-				t.Errorf("unexpected packet after the corpus: % x", buf[:n])
-			}
+// kernelCorpus has the kernel run the filter of kind for pc.m on pc's
+// cases (TestClassicKernel).
+func kernelCorpus(t *testing.T, l *vethLab, kind string, pc protoCorpus) {
+	cases := pc.cases
+	var a Attacher
+	if kind == KindClassic {
+		a = loadClassic(t, pc.m)
+	} else {
+		a = loadFilterOrSkip(t, pc.m)
+	}
+	var tx, rx int
+	l.in(t, func() (err error) {
+		if tx, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		if rx, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		if err := a.Attach(rx); err != nil {
+			return err
+		}
+		if err := unix.SetsockoptTimeval(rx, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2}); err != nil {
+			return err
+		}
+		return unix.Bind(rx, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: l.rx})
+	})
+	defer unix.Close(tx)
+	defer unix.Close(rx)
+
+	send := func(frame []byte) {
+		t.Helper()
+		to := &unix.SockaddrLinklayer{Ifindex: l.tx, Protocol: htons(binary.BigEndian.Uint16(frame[12:]))}
+		if err := unix.Sendto(tx, frame, 0, to); err != nil {
+			t.Fatalf("send %d bytes: %v", len(frame), err)
+		}
+	}
+	buf := make([]byte, 1<<16)
+	recv := func() []byte {
+		t.Helper()
+		n, _, err := unix.Recvfrom(rx, buf, 0)
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		return buf[:n]
+	}
+	base := cases[0].pkt // time exceeded: kept
+	if !cases[0].keep {
+		t.Fatalf("the first case, %s, is not kept: it cannot be the marker", cases[0].name)
+	}
+	for i, tc := range cases {
+		marker := edit(base, func(b []byte) {
+			binary.BigEndian.PutUint16(b[14+4:], 0xbe00+uint16(i))
+			fixIPChecksum(b[14:])
 		})
+		send(tc.pkt)
+		send(marker)
+		got := recv()
+		kept := false
+		if bytes.Equal(got, tc.pkt[14:]) && !bytes.Equal(got, marker[14:]) {
+			kept = true
+			got = recv()
+		}
+		if !bytes.Equal(got, marker[14:]) {
+			t.Fatalf("%s: received % x, want the frame or the marker", tc.name, got)
+		}
+		if kept != tc.keep {
+			t.Errorf("%s: kept=%v, want %v", tc.name, kept, tc.keep)
+		}
+	}
+	// Nothing else came through.
+	if err := unix.SetsockoptTimeval(rx, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200000}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := unix.Recvfrom(rx, buf, 0); err == nil {
+		t.Errorf("unexpected packet after the corpus: % x", buf[:n])
 	}
 }
 
 // FuzzFilterEquivalence checks that the classic program (in x/net/bpf's
 // VM) and the eBPF program (in the kernel) give the same verdict on any
-// frame: mutations of the corpus, whose valid replies the filter keeps.
+// frame, for the filter of each protocol: mutations of the corpora, whose
+// valid replies the filters keep.
 func FuzzFilterEquivalence(f *testing.F) {
-	for _, tc := range corpus() {
-		f.Add(tc.pkt)
+	type pair struct {
+		name string
+		vm   *cbpf.VM
+		prog *Filter
 	}
-	vm := forVM(f, loadClassic(f, runMatch).insns)
-	prog := loadFilterOrSkip(f, runMatch)
+	var pairs []pair
+	for _, pc := range corpora() {
+		for _, tc := range pc.cases {
+			f.Add(tc.pkt)
+		}
+		pairs = append(pairs, pair{pc.name, forVM(f, loadClassic(f, pc.m).insns), loadFilterOrSkip(f, pc.m)})
+	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		if len(frame) > 1500 {
 			// BPF_PROG_TEST_RUN takes at most a page; an Ethernet
 			// MTU is plenty for an ICMP error.
 			frame = frame[:1500]
 		}
-		c := runVM(t, vm, frame)
-		if c != 0 && c != keepAll {
-			t.Fatalf("classic returned %#x: want 0 or %#x", c, uint32(keepAll))
-		}
-		e, ok := runEBPF(t, prog, frame)
-		if !ok {
-			// The kernel would not run a frame this short; the
-			// classic program must drop it.
-			if c != 0 {
-				t.Fatalf("classic kept a %d-byte frame the kernel would not test-run: % x", len(frame), frame)
+		for _, p := range pairs {
+			c := runVM(t, p.vm, frame)
+			if c != 0 && c != keepAll {
+				t.Fatalf("%s: classic returned %#x: want 0 or %#x", p.name, c, uint32(keepAll))
 			}
-			return
-		}
-		if c != e {
-			t.Fatalf("classic returned %#x, eBPF %#x for\n% x", c, e, frame)
+			e, ok := runEBPF(t, p.prog, frame)
+			if !ok {
+				// The kernel would not run a frame this short;
+				// the classic program must drop it.
+				if c != 0 {
+					t.Fatalf("%s: classic kept a %d-byte frame the kernel would not test-run: % x", p.name, len(frame), frame)
+				}
+				continue
+			}
+			if c != e {
+				t.Fatalf("%s: classic returned %#x, eBPF %#x for\n% x", p.name, c, e, frame)
+			}
 		}
 	})
 }

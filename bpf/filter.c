@@ -2,7 +2,9 @@
 
 // Socket filter for traceflow-fast's receive socket (AF_PACKET, SOCK_DGRAM):
 // offset 0 is the IPv4 header. It keeps the ICMP errors that quote one of this
-// run's probes and drops everything else in the kernel.
+// run's probes (UDP, TCP or ICMP echo, as PROTO says) and, for TCP and ICMP
+// probes, the destination's own answers (SYN-ACK or RST, echo reply), and
+// drops everything else in the kernel.
 //
 // Self-contained on purpose: the kernel's uapi headers include <asm/types.h>,
 // which Debian keeps under /usr/include/<host triplet>, out of sight of a
@@ -39,28 +41,74 @@ static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32
 
 #define ETH_P_IP 0x0800
 #define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define ICMP_ECHOREPLY 0
 #define ICMP_DEST_UNREACH 3
+#define ICMP_ECHO 8
 #define ICMP_TIME_EXCEEDED 11
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
 
 // Match keys, set at load time through spec.Variables (filter_linux.go).
 // const puts them in .rodata, which the loader freezes, so the verifier knows
-// their values; volatile stops clang from folding the zero defaults.
-volatile const __u32 SRC;       // quoted IP source address, network byte order
-volatile const __u16 TAG;       // quoted IP.ID >> TAG_SHIFT
+// their values (and prunes the branches of the other protocols); volatile
+// stops clang from folding the zero defaults.
+volatile const __u8 PROTO;      // probe protocol: IPPROTO_UDP, IPPROTO_TCP or IPPROTO_ICMP
+volatile const __u32 SRC;       // our (quoted) IP source address, network byte order
+volatile const __u16 TAG;       // run tag: quoted IP.ID >> TAG_SHIFT
 volatile const __u16 TAG_SHIFT; // probe.TagShift
-volatile const __u16 SPORT_MIN; // quoted UDP source port, inclusive range
+volatile const __u16 SPORT_MIN; // our source ports (ICMP: echo identifiers), inclusive range
 volatile const __u16 SPORT_MAX;
-volatile const __u16 DPORT;     // quoted UDP destination port
+volatile const __u16 DPORT;     // UDP or TCP destination port
 
 static __u16 be16(const __u8 *p) { return (__u16)p[0] << 8 | p[1]; }
+static __u32 be32(const __u8 *p) { return (__u32)be16(p) << 16 | be16(p + 2); }
+
+static int our_port(__u16 port) { return port >= SPORT_MIN && port <= SPORT_MAX; }
+
+// The run tag of a probe's IP.ID, or of the same 16 bits carried in its
+// TCP sequence number or ICMP sequence number.
+static int our_tag(__u16 id) { return id >> TAG_SHIFT == TAG; }
+
+// A direct reply goes to our source address.
+static int to_us(const __u8 *ip)
+{
+	__u32 dst;
+	__builtin_memcpy(&dst, &ip[16], sizeof(dst));
+	return dst == SRC;
+}
+
+// tcp_reply keeps the destination's answer to a TCP SYN probe: a SYN-ACK
+// or an RST with ACK, from our destination port to one of our source
+// ports, acknowledging a sequence number whose low half holds our tag.
+static __u32 tcp_reply(struct __sk_buff *skb, const __u8 *ip, __u32 ihl)
+{
+	__u8 tcp[20]; // RFC 9293 section 3.1: the header without options
+
+	if (!to_us(ip))
+		return DROP;
+	if (bpf_skb_load_bytes(skb, ihl, tcp, sizeof(tcp)) < 0)
+		return DROP;
+	// Bytes 0-1 source port, 2-3 destination port, 8-11 acknowledgment
+	// number, 13 flags.
+	if (be16(&tcp[0]) != DPORT || !our_port(be16(&tcp[2])))
+		return DROP;
+	if (!(tcp[13] & TCP_ACK) || !(tcp[13] & (TCP_SYN | TCP_RST)))
+		return DROP;
+	if (!our_tag((__u16)(be32(&tcp[8]) - 1)))
+		return DROP;
+	return KEEP;
+}
 
 SEC("socket")
 __u32 traceflow_icmp(struct __sk_buff *skb)
 {
-	__u8 ip[20];       // outer IPv4 header without options
-	__u8 icmp[8 + 20]; // ICMP header + quoted IPv4 header without options
-	__u8 udp[4];       // quoted UDP ports
+	__u8 ip[20];   // outer IPv4 header without options
+	__u8 icmp[8];  // ICMP header
+	__u8 q[20];    // quoted IPv4 header without options
+	__u8 l4[6];    // the start of the quoted UDP, TCP or ICMP header
 	__u32 ihl, qihl, src;
 
 	if (skb->protocol != htons(ETH_P_IP))
@@ -68,30 +116,40 @@ __u32 traceflow_icmp(struct __sk_buff *skb)
 
 	// RFC 791 section 3.1: byte 0 version (high nibble) and IHL in 32-bit
 	// words (low nibble); bytes 6-7 flags (3 bits) and fragment offset
-	// (13 bits); byte 9 protocol.
+	// (13 bits); byte 9 protocol; bytes 16-19 destination address.
 	if (bpf_skb_load_bytes(skb, 0, ip, sizeof(ip)) < 0)
 		return DROP;
-	if (ip[0] >> 4 != 4 || ip[9] != IPPROTO_ICMP)
+	if (ip[0] >> 4 != 4)
 		return DROP;
-	if ((ip[6] & 0x1f) | ip[7]) // a later fragment has no ICMP header
+	if ((ip[6] & 0x1f) | ip[7]) // a later fragment has no transport header
 		return DROP;
 	ihl = (ip[0] & 0x0f) * 4;
 	if (ihl < 20)
 		return DROP;
+	if (PROTO == IPPROTO_TCP && ip[9] == IPPROTO_TCP)
+		return tcp_reply(skb, ip, ihl);
+	if (ip[9] != IPPROTO_ICMP)
+		return DROP;
 
-	// RFC 792: byte 0 type, byte 1 code, bytes 2-3 checksum, bytes 4-7
-	// unused (RFC 4884: byte 5 is the length of the quote), then the
-	// "Internet Header + 64 bits of Original Data Datagram" from byte 8.
+	// RFC 792: byte 0 type, byte 1 code, bytes 2-3 checksum, then for an
+	// error 4 bytes unused (RFC 4884: byte 5 is the length of the quote)
+	// and the "Internet Header + 64 bits of Original Data Datagram" from
+	// byte 8; for an echo reply, identifier (4-5) and sequence number (6-7).
 	if (bpf_skb_load_bytes(skb, ihl, icmp, sizeof(icmp)) < 0)
 		return DROP;
+	if (PROTO == IPPROTO_ICMP && icmp[0] == ICMP_ECHOREPLY) {
+		if (!to_us(ip) || !our_port(be16(&icmp[4])) || !our_tag(be16(&icmp[6])))
+			return DROP;
+		return KEEP;
+	}
 	if (icmp[0] != ICMP_TIME_EXCEEDED && icmp[0] != ICMP_DEST_UNREACH)
 		return DROP;
 
-	// The quoted IPv4 header (RFC 791 offsets, from icmp[8]): byte 0
-	// version/IHL, bytes 4-5 identification, byte 9 protocol, bytes 12-15
-	// source address.
-	const __u8 *q = &icmp[8];
-	if (q[0] >> 4 != 4 || q[9] != IPPROTO_UDP)
+	// The quoted IPv4 header (RFC 791 offsets): byte 0 version/IHL, bytes
+	// 4-5 identification, byte 9 protocol, bytes 12-15 source address.
+	if (bpf_skb_load_bytes(skb, ihl + 8, q, sizeof(q)) < 0)
+		return DROP;
+	if (q[0] >> 4 != 4 || q[9] != PROTO)
 		return DROP;
 	qihl = (q[0] & 0x0f) * 4;
 	if (qihl < 20)
@@ -99,17 +157,22 @@ __u32 traceflow_icmp(struct __sk_buff *skb)
 	__builtin_memcpy(&src, &q[12], sizeof(src));
 	if (src != SRC)
 		return DROP;
-	if (be16(&q[4]) >> TAG_SHIFT != TAG)
+	if (!our_tag(be16(&q[4])))
 		return DROP;
 
-	// RFC 768: bytes 0-1 source port, bytes 2-3 destination port. The quoted
-	// UDP header starts after the quoted IP options, if any.
-	if (bpf_skb_load_bytes(skb, ihl + 8 + qihl, udp, sizeof(udp)) < 0)
+	// The quoted transport header starts after the quoted IP options, if
+	// any. ICMP (RFC 792): byte 0 type, bytes 4-5 identifier. UDP (RFC
+	// 768) and TCP: bytes 0-1 source port, bytes 2-3 destination port.
+	if (PROTO == IPPROTO_ICMP) {
+		if (bpf_skb_load_bytes(skb, ihl + 8 + qihl, l4, 6) < 0)
+			return DROP;
+		if (l4[0] != ICMP_ECHO || !our_port(be16(&l4[4])))
+			return DROP;
+		return KEEP;
+	}
+	if (bpf_skb_load_bytes(skb, ihl + 8 + qihl, l4, 4) < 0)
 		return DROP;
-	__u16 sport = be16(&udp[0]);
-	if (sport < SPORT_MIN || sport > SPORT_MAX)
-		return DROP;
-	if (be16(&udp[2]) != DPORT)
+	if (!our_port(be16(&l4[0])) || be16(&l4[2]) != DPORT)
 		return DROP;
 
 	return KEEP;

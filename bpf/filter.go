@@ -2,12 +2,23 @@
 // and its loader.
 //
 // The filter (filter.c) runs on an AF_PACKET SOCK_DGRAM socket, where offset 0
-// is the IPv4 header. It keeps an IPv4 packet only if it is an ICMP time
-// exceeded (type 11) or destination unreachable (type 3) message whose quoted
-// packet is IPv4/UDP with this run's source address, run tag, source port
-// range and destination port (see package probe for the encoding), and then
-// keeps all of it, ICMP extensions included. Everything else is dropped in the
-// kernel, before it is queued on the socket.
+// is the IPv4 header. It keeps an IPv4 packet only if it is
+//
+//   - an ICMP time exceeded (type 11) or destination unreachable (type 3)
+//     message whose quoted packet is an IPv4 probe of this run: the run's
+//     protocol, source address and run tag, a source port (ICMP: an echo
+//     request with an identifier) in the run's range and, for UDP and TCP,
+//     the run's destination port;
+//   - with TCP probes, a TCP segment to our source address from the
+//     destination port to a source port of the range, with ACK and SYN or
+//     RST set, acknowledging a sequence number that carries the run tag;
+//   - with ICMP probes, an echo reply to our source address with an
+//     identifier in the range and the run tag in its sequence number;
+//
+// (see package probe for the encoding), and then keeps all of it, ICMP
+// extensions included. Everything else is dropped in the kernel, before it
+// is queued on the socket. The protocol is a load-time constant: the
+// verifier prunes the branches of the others.
 //
 // The generated files filter_bpf{el,eb}.{go,o} are committed; regenerate them
 // with `go generate ./bpf/` (needs clang and llvm-strip).
@@ -22,21 +33,26 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
-// Match is what a reply's quoted probe must carry to pass the filter. For a
-// probe.Spec s it is
+// Match is what a reply must carry to pass the filter. For a probe.Spec s it
+// is
 //
-//	Match{Src: s.Src, SrcPortMin: s.BaseSrcPort + 1,
+//	Match{Proto: s.Proto, Src: s.Src, SrcPortMin: s.BaseSrcPort + 1,
 //		SrcPortMax: s.BaseSrcPort + uint16(s.Paths), DstPort: s.DstPort, Tag: s.Tag}
 type Match struct {
-	Src                    netip.Addr // our IPv4 source address, as quoted
-	SrcPortMin, SrcPortMax uint16     // inclusive range of our source ports
-	DstPort                uint16
+	Proto probe.Proto // the probes' protocol; the zero value is UDP
+	Src   netip.Addr  // our IPv4 source address, as quoted
+	// SrcPortMin..SrcPortMax is the inclusive range of our source ports
+	// (ICMP: echo identifiers).
+	SrcPortMin, SrcPortMax uint16
+	DstPort                uint16 // UDP or TCP destination port; unused for ICMP
 	Tag                    uint16 // run tag: quoted IP.ID >> probe.TagShift
 }
 
 // validate reports the first field of m that the filter cannot match on.
 func (m *Match) validate() error {
 	switch src := m.Src.Unmap(); {
+	case m.Proto > probe.ProtoICMP:
+		return fmt.Errorf("invalid Match.Proto %d: want udp, tcp or icmp", m.Proto)
 	case !src.Is4():
 		return fmt.Errorf("invalid Match.Src %v: not an IPv4 address", m.Src)
 	case src.IsUnspecified():
@@ -45,7 +61,7 @@ func (m *Match) validate() error {
 		return fmt.Errorf("invalid Match.SrcPortMin 0: ports start at 1")
 	case m.SrcPortMax < m.SrcPortMin:
 		return fmt.Errorf("invalid Match.SrcPortMax %d: below Match.SrcPortMin %d", m.SrcPortMax, m.SrcPortMin)
-	case m.DstPort == 0:
+	case m.DstPort == 0 && m.Proto.HasPorts():
 		return fmt.Errorf("invalid Match.DstPort 0: ports start at 1")
 	case m.Tag == 0 || m.Tag > probe.MaxTag:
 		return fmt.Errorf("invalid Match.Tag %d: want 1..%d", m.Tag, probe.MaxTag)

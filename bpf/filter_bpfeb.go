@@ -18,6 +18,7 @@ import (
 const (
 	filterProgTraceflowIcmp = "traceflow_icmp"
 	filterVarDPORT          = "DPORT"
+	filterVarPROTO          = "PROTO"
 	filterVarSPORT_MAX      = "SPORT_MAX"
 	filterVarSPORT_MIN      = "SPORT_MIN"
 	filterVarSRC            = "SRC"
@@ -81,6 +82,7 @@ type filterMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type filterVariableSpecs struct {
 	DPORT     *ebpf.VariableSpec `ebpf:"DPORT"`
+	PROTO     *ebpf.VariableSpec `ebpf:"PROTO"`
 	SPORT_MAX *ebpf.VariableSpec `ebpf:"SPORT_MAX"`
 	SPORT_MIN *ebpf.VariableSpec `ebpf:"SPORT_MIN"`
 	SRC       *ebpf.VariableSpec `ebpf:"SRC"`
@@ -119,6 +121,7 @@ func (m *filterMaps) Close() error {
 // It can be passed to loadFilterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filterVariables struct {
 	DPORT     *ebpf.Variable `ebpf:"DPORT"`
+	PROTO     *ebpf.Variable `ebpf:"PROTO"`
 	SPORT_MAX *ebpf.Variable `ebpf:"SPORT_MAX"`
 	SPORT_MIN *ebpf.Variable `ebpf:"SPORT_MIN"`
 	SRC       *ebpf.Variable `ebpf:"SRC"`

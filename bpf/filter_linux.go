@@ -31,6 +31,7 @@ func LoadFilter(m Match) (*Filter, error) {
 		name  string
 		value any
 	}{
+		{filterVarPROTO, m.Proto.IPProto()},
 		{filterVarSRC, m.Src.Unmap().As4()},
 		{filterVarTAG, m.Tag},
 		{filterVarTAG_SHIFT, uint16(probe.TagShift)},

@@ -61,9 +61,8 @@ func loadFilterOrSkip(tb testing.TB, m Match) *Filter {
 
 // encodeProbe returns the probe s sends on path pathID with TTL ttl.
 func encodeProbe(s probe.Spec, pathID, ttl int) []byte {
-	b := make([]byte, probe.Len)
-	s.Encode(b, target, pathID, ttl, s.Epoch.Add(1234*time.Microsecond))
-	return b
+	b := make([]byte, probe.MaxLen)
+	return b[:s.Encode(b, target, pathID, ttl, s.Epoch.Add(1234*time.Microsecond))]
 }
 
 // ipv4 returns an IPv4 packet (RFC 791) with the given options (a multiple
@@ -279,6 +278,8 @@ func TestLoadFilterInvalidMatch(t *testing.T) {
 		{"Match.SrcPortMin", func(m *Match) { m.SrcPortMin = 0 }},
 		{"Match.SrcPortMax", func(m *Match) { m.SrcPortMax = m.SrcPortMin - 1 }},
 		{"Match.DstPort", func(m *Match) { m.DstPort = 0 }},
+		{"Match.DstPort", func(m *Match) { m.Proto, m.DstPort = probe.ProtoTCP, 0 }},
+		{"Match.Proto", func(m *Match) { m.Proto = probe.ProtoICMP + 1 }},
 		{"Match.Tag", func(m *Match) { m.Tag = 0 }},
 		{"Match.Tag", func(m *Match) { m.Tag = probe.MaxTag + 1 }},
 	}
@@ -304,7 +305,7 @@ func TestSpecConstants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{filterVarSRC, filterVarTAG, filterVarTAG_SHIFT,
+	for _, name := range []string{filterVarPROTO, filterVarSRC, filterVarTAG, filterVarTAG_SHIFT,
 		filterVarSPORT_MIN, filterVarSPORT_MAX, filterVarDPORT} {
 		v, ok := spec.Variables[name]
 		if !ok {

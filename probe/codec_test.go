@@ -113,10 +113,28 @@ type flowKey struct {
 	sport, dport uint16
 }
 
+// withProto returns a copy of s that sends probes of protocol p.
+func withProto(s *Spec, p Proto) *Spec {
+	c := *s
+	c.Proto = p
+	return &c
+}
+
+// protoSpecs are codecSpecs for every protocol.
+func protoSpecs() []*Spec {
+	var out []*Spec
+	for _, p := range []Proto{ProtoUDP, ProtoTCP, ProtoICMP} {
+		for _, s := range codecSpecs() {
+			out = append(out, withProto(s, p))
+		}
+	}
+	return out
+}
+
 func TestEncodeChecksumsAndFields(t *testing.T) {
 	dsts := []netip.Addr{codecDst, netip.MustParseAddr("10.255.0.1"), netip.MustParseAddr("255.255.255.255")}
 	n := 0
-	for _, s := range codecSpecs() {
+	for _, s := range protoSpecs() {
 		if err := s.Validate(); err != nil {
 			t.Fatalf("spec %+v: %v", s, err)
 		}
@@ -127,15 +145,24 @@ func TestEncodeChecksumsAndFields(t *testing.T) {
 				var pathKey flowKey
 				for ttl := 1; ttl <= MaxTTL; ttl++ {
 					for _, at := range codecTimes(s) {
-						b := make([]byte, Len+4)
-						copy(b[Len:], "\xde\xad\xbe\xef")
-						if got := s.Encode(b, dst, path, ttl, at); got != Len {
-							t.Fatalf("Encode returned %d, want %d", got, Len)
+						n := s.ProbeLen()
+						b := make([]byte, n+4)
+						copy(b[n:], "\xde\xad\xbe\xef")
+						if got := s.Encode(b, dst, path, ttl, at); got != n {
+							t.Fatalf("%v: Encode returned %d, want %d", s.Proto, got, n)
 						}
-						if !bytes.Equal(b[Len:], []byte("\xde\xad\xbe\xef")) {
-							t.Fatalf("Encode wrote past Len")
+						if !bytes.Equal(b[n:], []byte("\xde\xad\xbe\xef")) {
+							t.Fatalf("%v: Encode wrote past ProbeLen", s.Proto)
 						}
-						k := checkProbe(t, s, b[:Len], dst, path, ttl, at)
+						var k flowKey
+						switch s.Proto {
+						case ProtoTCP:
+							k = checkTCPProbe(t, s, b[:n], dst, path, ttl, at)
+						case ProtoICMP:
+							k = checkICMPProbe(t, s, b[:n], dst, path, ttl, at)
+						default:
+							k = checkProbe(t, s, b[:n], dst, path, ttl, at)
+						}
 						n++
 						if path == 1 && ttl == 1 {
 							first = k
@@ -154,11 +181,18 @@ func TestEncodeChecksumsAndFields(t *testing.T) {
 				sports[pathKey.sport] = path
 				other := pathKey
 				other.sport = first.sport
+				if s.Proto == ProtoICMP {
+					// The checksum follows the identifier.
+					other.dport = first.dport
+				}
 				if other != first {
 					t.Fatalf("path %d differs from path 1 beyond the source port: %+v vs %+v", path, pathKey, first)
 				}
 			}
 		}
+	}
+	if udpLen := withProto(codecSpec(), ProtoUDP).ProbeLen(); udpLen != 30 || LenTCP != 40 || LenICMP != 32 || MaxLen != 40 {
+		t.Fatalf("probe lengths: UDP %d TCP %d ICMP %d, max %d", udpLen, LenTCP, LenICMP, MaxLen)
 	}
 	t.Logf("%d probes checked", n)
 }
@@ -424,36 +458,45 @@ func TestEncodeScapy(t *testing.T) {
 }
 
 func TestEncodeAllocs(t *testing.T) {
-	s := codecSpec()
-	b := make([]byte, Len)
-	at := s.Epoch.Add(time.Second)
-	if n := testing.AllocsPerRun(1000, func() { s.Encode(b, codecDst, 7, 9, at) }); n != 0 {
-		t.Fatalf("Encode: %v allocations per run, want 0", n)
+	for _, p := range []Proto{ProtoUDP, ProtoTCP, ProtoICMP} {
+		s := withProto(codecSpec(), p)
+		b := make([]byte, MaxLen)
+		at := s.Epoch.Add(time.Second)
+		if n := testing.AllocsPerRun(1000, func() { s.Encode(b, codecDst, 7, 9, at) }); n != 0 {
+			t.Errorf("Encode %v: %v allocations per run, want 0", p, n)
+		}
 	}
 }
 
 var sinkInt int
 
 func BenchmarkEncode(b *testing.B) {
-	b.ReportAllocs()
-	s := codecSpec()
-	buf := make([]byte, Len)
-	at := s.Epoch.Add(time.Second)
-	b.SetBytes(Len)
-	for i := 0; i < b.N; i++ {
-		sinkInt += s.Encode(buf, codecDst, 1+i%s.Paths, 1+i%MaxTTL, at)
+	for _, p := range []Proto{ProtoUDP, ProtoTCP, ProtoICMP} {
+		b.Run(p.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			s := withProto(codecSpec(), p)
+			buf := make([]byte, MaxLen)
+			at := s.Epoch.Add(time.Second)
+			b.SetBytes(int64(s.ProbeLen()))
+			for i := 0; i < b.N; i++ {
+				sinkInt += s.Encode(buf, codecDst, 1+i%s.Paths, 1+i%MaxTTL, at)
+			}
+		})
 	}
 }
 
-// FuzzEncodeRoundTrip encodes a probe, has a router quote it in a time
-// exceeded message, and checks that parsing and matching the reply give
-// back the path ID, TTL, run tag and RTT.
+// FuzzEncodeRoundTrip encodes a probe of any protocol, has a router quote
+// it in a time exceeded message (whole, and cut to the 8 bytes of transport
+// header RFC 792 requires) and, for TCP and ICMP, the destination answer it
+// (SYN-ACK, RST or echo reply), and checks that parsing and matching the
+// replies give back the path ID, TTL, run tag and RTT.
 func FuzzEncodeRoundTrip(f *testing.F) {
-	f.Add(uint16(33000), uint16(1), uint16(1), uint16(613), uint16(0x28), int64(0), int64(0))
-	f.Add(uint16(65534), uint16(1), uint16(63), uint16(1023), uint16(0xff), int64(ClockWrap-1), int64(6*time.Second))
-	f.Add(uint16(0), uint16(65535), uint16(64), uint16(1), uint16(0), int64(-1), int64(ClockUnit-1))
-	f.Add(uint16(40000), uint16(77), uint16(200), uint16(5000), uint16(3), int64(5*ClockWrap-50*time.Millisecond), int64(time.Second))
-	f.Fuzz(func(t *testing.T, base, path, ttl, tag, tos uint16, sendNs, rttNs int64) {
+	f.Add(uint16(33000), uint16(1), uint16(1), uint16(613), uint16(0x28), int64(0), int64(0), uint8(0))
+	f.Add(uint16(65534), uint16(1), uint16(63), uint16(1023), uint16(0xff), int64(ClockWrap-1), int64(6*time.Second), uint8(1))
+	f.Add(uint16(0), uint16(65535), uint16(64), uint16(1), uint16(0), int64(-1), int64(ClockUnit-1), uint8(2))
+	f.Add(uint16(40000), uint16(77), uint16(200), uint16(5000), uint16(3), int64(5*ClockWrap-50*time.Millisecond), int64(time.Second), uint8(4))
+	f.Add(uint16(65000), uint16(534), uint16(64), uint16(1022), uint16(0x10), int64(ClockWrap-ClockUnit), int64(ClockUnit), uint8(5))
+	f.Fuzz(func(t *testing.T, base, path, ttl, tag, tos uint16, sendNs, rttNs int64, proto uint8) {
 		if base == 65535 {
 			base = 65534
 		}
@@ -462,6 +505,7 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 			BaseSrcPort: base,
 			DstPort:     33452,
 			Paths:       int(65535 - base),
+			Proto:       Proto(proto % 3),
 			Tag:         1 + tag%MaxTag,
 			TOS:         uint8(tos),
 			Epoch:       codecEpoch,
@@ -475,37 +519,64 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 		delay := time.Duration(uint64(rttNs) % uint64(6*time.Second+1))
 		recv := sent.Add(delay)
 
-		pkt := make([]byte, Len)
+		pkt := make([]byte, s.ProbeLen())
 		s.Encode(pkt, codecDst, p, hop, sent)
 		// A router quotes the probe with the TTL it had on arrival (1).
 		quote := append([]byte(nil), pkt...)
 		quote[8] = 1
 		binary.BigEndian.PutUint16(quote[10:], 0)
 		binary.BigEndian.PutUint16(quote[10:], refChecksum(quote[:IPv4HeaderLen]))
-		for _, q := range [][]byte{quote, quote[:IPv4HeaderLen+UDPHeaderLen]} {
-			reply := testICMPError(rtrAddr, codecSrc, ICMPTimeExceeded, CodeTTLExceeded, q)
+		type reply struct {
+			pkt      []byte
+			from     netip.Addr
+			typ      uint8
+			hasClock bool
+		}
+		replies := []reply{
+			{testICMPError(rtrAddr, codecSrc, ICMPTimeExceeded, CodeTTLExceeded, quote), rtrAddr, ICMPTimeExceeded, true},
+			{testICMPError(rtrAddr, codecSrc, ICMPTimeExceeded, CodeTTLExceeded, quote[:IPv4HeaderLen+8]), rtrAddr, ICMPTimeExceeded, s.Proto != ProtoICMP},
+		}
+		switch s.Proto {
+		case ProtoTCP:
+			seq := binary.BigEndian.Uint32(pkt[IPv4HeaderLen+4:])
+			flags := uint8(TCPFlagSYN | TCPFlagACK)
+			if proto&4 != 0 {
+				flags = TCPFlagRST | TCPFlagACK
+			}
+			replies = append(replies, reply{testTCPSegment(codecDst, codecSrc, s.DstPort, s.BaseSrcPort+uint16(p), uint32(rttNs), seq+1, flags), codecDst, TypeTCP, true})
+		case ProtoICMP:
+			replies = append(replies, reply{testEchoReply(codecDst, codecSrc, pkt[IPv4HeaderLen:]), codecDst, ICMPEchoReply, true})
+		}
+		for i, rp := range replies {
 			var r Reply
-			if err := ParseReply(reply, &r); err != nil {
-				t.Fatalf("ParseReply: %v", err)
+			if err := ParseReply(rp.pkt, &r); err != nil {
+				t.Fatalf("reply %d: ParseReply: %v", i, err)
 			}
 			gp, gttl, ok := s.Match(&r)
 			if !ok || gp != p || gttl != hop {
-				t.Fatalf("Match = %d, %d, %v; want %d, %d", gp, gttl, ok, p, hop)
+				t.Fatalf("reply %d: Match = %d, %d, %v; want %d, %d", i, gp, gttl, ok, p, hop)
 			}
-			if gtag, _ := SplitIPID(r.QID); gtag != s.Tag || r.QTOS != s.TOS || r.QDst != codecDst {
-				t.Fatalf("tag %d TOS %d dst %v", gtag, r.QTOS, r.QDst)
+			if gtag, _ := SplitIPID(r.QID); gtag != s.Tag || r.QDst != codecDst || r.Direct != (rp.from == codecDst) {
+				t.Fatalf("reply %d: tag %d dst %v direct %v", i, gtag, r.QDst, r.Direct)
 			}
-			if rtt := s.RTT(r.QChecksum, recv); rtt < delay || rtt-delay >= ClockUnit {
-				t.Fatalf("RTT %v for a delay of %v", rtt, delay)
+			if !r.Direct && r.QTOS != s.TOS {
+				t.Fatalf("reply %d: TOS %d", i, r.QTOS)
+			}
+			rtt := s.RTT(r.QChecksum, recv)
+			if rp.hasClock && (rtt < delay || rtt-delay >= ClockUnit) {
+				t.Fatalf("reply %d: RTT %v for a delay of %v", i, rtt, delay)
+			}
+			if !rp.hasClock && (r.QChecksum != 0 || rtt != 0) {
+				t.Fatalf("reply %d: clock %d, RTT %v from a quote without clock", i, r.QChecksum, rtt)
 			}
 			m := NewMatcher(s)
 			var a Answer
-			if !m.Match(reply, recv, &r, &a) {
-				t.Fatal("Matcher.Match rejected its own reply")
+			if !m.Match(rp.pkt, recv, &r, &a) {
+				t.Fatalf("reply %d: Matcher.Match rejected its own reply", i)
 			}
-			if a.Dst != codecDst || int(a.Path) != p || int(a.TTL) != hop || a.From != rtrAddr ||
-				a.Type != ICMPTimeExceeded || a.RTT < delay || a.RTT-delay >= ClockUnit {
-				t.Fatalf("answer %+v", a)
+			if a.Dst != codecDst || int(a.Path) != p || int(a.TTL) != hop || a.From != rp.from || a.Type != rp.typ ||
+				(rp.hasClock && (a.RTT < delay || a.RTT-delay >= ClockUnit)) || a.Reached() != r.Direct || a.Stops() != r.Direct {
+				t.Fatalf("reply %d: answer %+v", i, a)
 			}
 		}
 	})

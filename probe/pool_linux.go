@@ -29,7 +29,7 @@ type SendPool struct {
 type sendJob struct {
 	route int
 	n     int
-	bufs  [SendBatch][Len]byte
+	bufs  [SendBatch][MaxLen]byte
 	pkts  [SendBatch][]byte
 }
 
@@ -73,7 +73,7 @@ func (p *SendPool) AddRoute(rt *Route) (int, error) {
 	return len(p.routes) - 1, nil
 }
 
-// Send queues pkts (complete IPv4 packets of at most Len bytes) to be sent
+// Send queues pkts (complete IPv4 packets of at most MaxLen bytes) to be sent
 // by route. It returns the first error any worker met so far: once a send
 // failed, the run is over.
 func (p *SendPool) Send(route int, pkts [][]byte) error {
@@ -85,7 +85,7 @@ func (p *SendPool) Send(route int, pkts [][]byte) error {
 		j.route = route
 		j.n = min(len(pkts), SendBatch)
 		for i, pkt := range pkts[:j.n] {
-			if len(pkt) > Len {
+			if len(pkt) > MaxLen {
 				p.free <- j
 				return errors.New("send pool: packet longer than a probe")
 			}

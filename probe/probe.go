@@ -1,9 +1,10 @@
-// Package probe builds traceflow-fast's IPv4/UDP probes, decodes the ICMP
-// replies they provoke, and schedules which probe to send when.
+// Package probe builds traceflow-fast's IPv4 probes (UDP, TCP SYN or ICMP
+// echo), decodes the replies they provoke, and schedules which probe to send
+// when.
 //
 // # Probe encoding
 //
-// Every probe is a 30-byte IPv4/UDP packet. All of its state survives in the
+// A UDP probe is a 30-byte IPv4/UDP packet. All of its state survives in the
 // 28 bytes that every router quotes back in an ICMP error (RFC 792: "Internet
 // Header + 64 bits of Original Data Datagram"):
 //
@@ -24,6 +25,18 @@
 // A reply's quoted header alone gives back the path ID (sport - base), the TTL
 // (IP.ID & 63 + 1), the run (IP.ID >> 6) and the round-trip time (receive
 // time minus the send time in the checksum, modulo 6.5535 s).
+//
+// A TCP probe (40 bytes) is a SYN with the same IP header and ports; the
+// sequence number carries the send clock (high half) and the IP.ID's run tag
+// and TTL (low half), so that a router's quote of 8 bytes holds the clock,
+// and the destination's SYN-ACK or RST, which acknowledges the sequence
+// number plus one and quotes nothing, still says which probe it answers.
+//
+// An ICMP probe (32 bytes) is an echo request with the same IP header: the
+// identifier (--srcport + path ID) and the checksum (ICMPChecksum) are fixed
+// per path ID, the sequence number is the IP.ID (run tag and TTL), and the
+// payload holds the send clock and a word that keeps the checksum fixed. The
+// destination's echo reply echoes identifier, sequence number and payload.
 package probe
 
 import (
@@ -38,7 +51,8 @@ const (
 	IPv4HeaderLen = 20
 	UDPHeaderLen  = 8
 	PayloadLen    = 2
-	// Len is the length of a whole probe on the wire (without link layer).
+	// Len is the length of a whole UDP probe on the wire (without link
+	// layer); see also LenTCP, LenICMP and MaxLen.
 	Len = IPv4HeaderLen + UDPHeaderLen + PayloadLen
 
 	// TagShift is where the run tag starts in the IP.ID.
@@ -65,9 +79,10 @@ const (
 // Spec is what every probe of one run shares.
 type Spec struct {
 	Src         netip.Addr // IPv4 source address
-	BaseSrcPort uint16     // path ID p uses source port BaseSrcPort+p
-	DstPort     uint16     // fixed destination port
+	BaseSrcPort uint16     // path ID p uses source port (ICMP: identifier) BaseSrcPort+p
+	DstPort     uint16     // fixed destination port (UDP, TCP)
 	Paths       int        // path IDs are 1..Paths
+	Proto       Proto      // probe protocol (zero: UDP)
 	Tag         uint16     // run tag, 1..MaxTag
 	TOS         uint8      // IP TOS byte
 	Epoch       time.Time  // zero of the send clock
@@ -76,6 +91,8 @@ type Spec struct {
 // Validate reports whether the Spec can encode probes.
 func (s *Spec) Validate() error {
 	switch {
+	case s.Proto > ProtoICMP:
+		return errors.New("probe: unknown protocol")
 	case !s.Src.Is4():
 		return errors.New("probe: source address must be IPv4")
 	case s.Tag == 0 || s.Tag > MaxTag:
@@ -83,7 +100,7 @@ func (s *Spec) Validate() error {
 	case s.Paths < 1:
 		return errors.New("probe: need at least one path ID")
 	case int(s.BaseSrcPort)+s.Paths > 65535:
-		return errors.New("probe: source port + path IDs exceed 65535")
+		return errors.New("probe: source port (ICMP identifier) + path IDs exceed 65535")
 	}
 	return nil
 }
@@ -108,8 +125,12 @@ func (s *Spec) Clock(t time.Time) uint16 {
 }
 
 // RTT returns the time from the send clock value sent to the receive time
-// recv, assuming the round trip took less than ClockWrap.
+// recv, assuming the round trip took less than ClockWrap. The clock value 0
+// (never sent) stands for an unknown send time: RTT returns 0.
 func (s *Spec) RTT(sent uint16, recv time.Time) time.Duration {
+	if sent == 0 {
+		return 0
+	}
 	now := int64(s.Clock(recv))
 	d := (now - int64(sent)) % clockWrap
 	if d < 0 {
@@ -125,23 +146,18 @@ func (s *Spec) RTT(sent uint16, recv time.Time) time.Duration {
 }
 
 // Encode writes the probe for (dst, pathID, ttl), sent at time sent, into b,
-// which must hold at least Len bytes, and returns the number of bytes
-// written. It does not allocate.
+// which must hold at least s.ProbeLen() bytes (MaxLen for any protocol), and
+// returns the number of bytes written, s.ProbeLen(). It does not allocate.
 func (s *Spec) Encode(b []byte, dst netip.Addr, pathID, ttl int, sent time.Time) int {
+	switch s.Proto {
+	case ProtoTCP:
+		return s.encodeTCP(b, dst, pathID, ttl, sent)
+	case ProtoICMP:
+		return s.encodeICMP(b, dst, pathID, ttl, sent)
+	}
 	_ = b[Len-1]
-	ip := b[:IPv4HeaderLen]
-	ip[0] = 0x45 // version 4, IHL 5
-	ip[1] = s.TOS
-	binary.BigEndian.PutUint16(ip[2:], Len)
-	binary.BigEndian.PutUint16(ip[4:], IPID(s.Tag, ttl))
-	binary.BigEndian.PutUint16(ip[6:], 0) // flags/fragment: none (DF off, like the seed)
-	ip[8] = uint8(ttl)
-	ip[9] = protoUDP
-	ip[10], ip[11] = 0, 0
-	src, dst4 := s.Src.As4(), dst.As4()
-	copy(ip[12:16], src[:])
-	copy(ip[16:20], dst4[:])
-	binary.BigEndian.PutUint16(ip[10:], ^fold(sum(ip, 0)))
+	dst4 := dst.As4()
+	s.ipHeader(b, dst4, ttl, protoUDP, Len)
 
 	udp := b[IPv4HeaderLen:Len]
 	binary.BigEndian.PutUint16(udp[0:], s.BaseSrcPort+uint16(pathID))
@@ -154,16 +170,22 @@ func (s *Spec) Encode(b []byte, dst netip.Addr, pathID, ttl int, sent time.Time)
 	// and datagram 0xffff. With the payload word zero, that sum is
 	// S = fold(rest + want); a payload word P gives fold(S + P), so
 	// P = 0xffff - S (one's-complement subtraction) makes it 0xffff.
-	s0 := fold(sum(udp, pseudo(src, dst4, UDPHeaderLen+PayloadLen)))
+	s0 := fold(sum(udp, pseudo(s.Src.As4(), dst4, UDPHeaderLen+PayloadLen)))
 	binary.BigEndian.PutUint16(udp[8:], 0xffff-s0)
 	return Len
 }
 
 // pseudo returns the partial sum of the IPv4 pseudo-header of a UDP datagram.
 func pseudo(src, dst [4]byte, length int) uint32 {
+	return pseudoProto(src, dst, protoUDP, length)
+}
+
+// pseudoProto returns the partial sum of the IPv4 pseudo-header of a
+// datagram or segment of protocol proto (UDP, TCP) and the given length.
+func pseudoProto(src, dst [4]byte, proto uint8, length int) uint32 {
 	return (uint32(src[0])<<8 | uint32(src[1])) + (uint32(src[2])<<8 | uint32(src[3])) +
 		(uint32(dst[0])<<8 | uint32(dst[1])) + (uint32(dst[2])<<8 | uint32(dst[3])) +
-		protoUDP + uint32(length)
+		uint32(proto) + uint32(length)
 }
 
 // sum adds b as big-endian 16-bit words to acc.

@@ -10,57 +10,98 @@ import (
 const (
 	ICMPEchoReply       = 0
 	ICMPUnreachable     = 3
+	ICMPEcho            = 8
 	ICMPTimeExceeded    = 11
 	CodePortUnreachable = 3
 	CodeTTLExceeded     = 0
 	protoICMP           = 1
+
+	// TypeTCP is the Type of a Reply (and an Answer) that is a TCP
+	// segment from the destination, a SYN-ACK or an RST: 255, an ICMP
+	// type that is reserved (RFC 4884 registry) and never sent. Its Code
+	// is the segment's TCP flags (0x12 SYN-ACK, 0x14 RST-ACK).
+	TypeTCP = 0xff
 )
 
 // Errors returned by ParseReply. They are sentinels, so that decoding a
 // reply that is not ours costs no allocation.
 var (
-	ErrShort       = errors.New("probe: packet too short")
-	ErrNotIPv4     = errors.New("probe: not an IPv4 packet")
-	ErrNotICMP     = errors.New("probe: not ICMP")
-	ErrNotError    = errors.New("probe: ICMP message is not time-exceeded or unreachable")
-	ErrNoQuote     = errors.New("probe: quoted packet too short")
-	ErrNotUDPQuote = errors.New("probe: quoted packet is not UDP")
+	ErrShort    = errors.New("probe: packet too short")
+	ErrNotIPv4  = errors.New("probe: not an IPv4 packet")
+	ErrNotICMP  = errors.New("probe: not ICMP or TCP")
+	ErrNotError = errors.New("probe: ICMP message is not time-exceeded, unreachable or echo reply")
+	ErrNoQuote  = errors.New("probe: quoted packet too short")
+	// ErrNotUDPQuote: the quoted packet is none of the probe protocols.
+	ErrNotUDPQuote = errors.New("probe: quoted packet is not UDP, TCP or ICMP")
+	// ErrTCPFlags: a TCP segment that is not a SYN-ACK or an RST with ACK.
+	ErrTCPFlags = errors.New("probe: TCP segment is not a SYN-ACK or RST-ACK")
 )
 
-// Reply is an ICMP error decoded in place. Slices alias the decoded packet.
+// Reply is a reply to a probe decoded in place: an ICMP error that quotes
+// the probe, or the destination's own answer to a TCP or ICMP probe (a
+// direct reply: a SYN-ACK or RST, an echo reply), which quotes nothing.
+// Slices alias the decoded packet.
 type Reply struct {
-	From     netip.Addr // who sent the ICMP message
+	From     netip.Addr // who sent the reply
 	Dst      netip.Addr // outer destination (our source address)
-	ReplyTTL uint8      // TTL of the ICMP message on arrival
-	Type     uint8      // ICMP type
-	Code     uint8      // ICMP code
+	ReplyTTL uint8      // TTL of the reply on arrival
+	Type     uint8      // ICMP type, or TypeTCP
+	Code     uint8      // ICMP code, or the TCP flags
 	// Length is the RFC 4884 "length of the original datagram" in bytes
 	// (0 when the sender does not use RFC 4884).
 	Length int
 
-	// The quoted (original) datagram.
+	// Proto is the IP protocol of the probe the reply is about: 17 (UDP),
+	// 6 (TCP) or 1 (ICMP echo). Direct says the reply is the
+	// destination's own answer, not an ICMP error.
+	Proto  uint8
+	Direct bool
+
+	// The quoted (original) datagram. A direct reply quotes nothing: its
+	// Q fields hold what it gives back of the probe, QSrc and QDst the
+	// reply's addresses swapped, the others zero unless said below.
 	QTOS      uint8
 	QTotalLen uint16
-	QID       uint16
-	QTTL      uint8 // TTL of the probe when it reached the replying node
-	QSrc      netip.Addr
-	QDst      netip.Addr
-	QSrcPort  uint16
-	QDstPort  uint16
-	QUDPLen   uint16
+	// QID is the quoted IP.ID (run tag and TTL); for a direct reply, the
+	// same value as the probe carried it in its transport header: the low
+	// half of the acknowledged TCP sequence number, the echo sequence
+	// number.
+	QID  uint16
+	QTTL uint8 // TTL of the probe when it reached the replying node
+	QSrc netip.Addr
+	QDst netip.Addr
+	// QSrcPort is the flow of the probe: its UDP or TCP source port, or
+	// its ICMP echo identifier; QDstPort its UDP or TCP destination port
+	// (0 for ICMP). A TCP reply's ports are swapped back.
+	QSrcPort uint16
+	QDstPort uint16
+	QUDPLen  uint16 // the UDP length (0 for TCP and ICMP)
+	// QChecksum is the probe's send clock (see Spec.Clock): the UDP
+	// checksum, the high half of the TCP sequence number, the first word
+	// of the ICMP echo payload; 0 (unknown) when the quote or the echo
+	// reply is too short to hold it.
 	QChecksum uint16
+	// QSeq is the TCP sequence number of the probe (a direct reply's
+	// acknowledgment number minus one), or its ICMP identifier and
+	// sequence number (identifier in the high half); 0 for UDP.
+	QSeq uint32
+	// QType is the quoted ICMP type (ICMPEcho for a probe); 0 otherwise.
+	QType uint8
 
-	// Quote is the quoted datagram as received (with its RFC 4884 padding);
-	// Extensions is the RFC 4884 extension structure that follows it, from
-	// its header on, when a valid one sits where the length attribute says
-	// or, for non-compliant senders, after 128 octets of quote; else nil.
+	// Quote is the quoted datagram as received (with its RFC 4884
+	// padding); Extensions is the RFC 4884 extension structure that
+	// follows it, from its header on, when a valid one sits where the
+	// length attribute says or, for non-compliant senders, after 128
+	// octets of quote; else nil. Both are nil for a direct reply.
 	Quote      []byte
 	Extensions []byte
 }
 
 // ParseReply decodes b, an IPv4 packet starting at its IP header, into r.
 // It accepts ICMP time-exceeded and destination-unreachable messages that
-// quote at least an IPv4 header and 8 bytes of UDP, and does not allocate.
+// quote at least an IPv4 header and 8 bytes of UDP, TCP or ICMP; ICMP echo
+// replies; and TCP segments with ACK and SYN or RST set (at least 20 bytes
+// of TCP header). It does not allocate.
 func ParseReply(b []byte, r *Reply) error {
 	if len(b) < IPv4HeaderLen {
 		return ErrShort
@@ -72,17 +113,34 @@ func ParseReply(b []byte, r *Reply) error {
 	if ihl < IPv4HeaderLen || len(b) < ihl+8 {
 		return ErrShort
 	}
-	if b[9] != protoICMP {
+	if b[9] != protoICMP && b[9] != protoTCP {
 		return ErrNotICMP
 	}
 	// Trust the IP total length over the frame length (link layers pad).
 	if tl := int(binary.BigEndian.Uint16(b[2:])); tl >= ihl+8 && tl < len(b) {
 		b = b[:tl]
 	}
-	r.From = netip.AddrFrom4([4]byte(b[12:16]))
-	r.Dst = netip.AddrFrom4([4]byte(b[16:20]))
-	r.ReplyTTL = b[8]
+	from, dst, ttl := netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), b[8]
+	if b[9] == protoTCP {
+		*r = Reply{From: from, Dst: dst, ReplyTTL: ttl}
+		return parseTCPReply(b[ihl:], r)
+	}
 	icmp := b[ihl:]
+	if icmp[0] == ICMPEchoReply {
+		// RFC 792: identifier, sequence number and data echoed.
+		*r = Reply{
+			From: from, Dst: dst, ReplyTTL: ttl, Type: icmp[0], Code: icmp[1],
+			Proto: protoICMP, Direct: true, QSrc: dst, QDst: from,
+			QSrcPort: binary.BigEndian.Uint16(icmp[4:]),
+			QID:      binary.BigEndian.Uint16(icmp[6:]),
+			QSeq:     binary.BigEndian.Uint32(icmp[4:]),
+		}
+		if len(icmp) >= ICMPHeaderLen+2 {
+			r.QChecksum = binary.BigEndian.Uint16(icmp[8:])
+		}
+		return nil
+	}
+	r.From, r.Dst, r.ReplyTTL = from, dst, ttl
 	r.Type, r.Code = icmp[0], icmp[1]
 	if r.Type != ICMPTimeExceeded && r.Type != ICMPUnreachable {
 		return ErrNotError
@@ -98,7 +156,30 @@ func ParseReply(b []byte, r *Reply) error {
 	if qihl < IPv4HeaderLen || len(q) < qihl+UDPHeaderLen {
 		return ErrNoQuote
 	}
-	if q[9] != protoUDP {
+	u := q[qihl:]
+	r.Direct, r.QSeq, r.QType, r.QUDPLen, r.QDstPort, r.QChecksum = false, 0, 0, 0, 0, 0
+	switch r.Proto = q[9]; r.Proto {
+	case protoUDP:
+		r.QSrcPort = binary.BigEndian.Uint16(u[0:])
+		r.QDstPort = binary.BigEndian.Uint16(u[2:])
+		r.QUDPLen = binary.BigEndian.Uint16(u[4:])
+		r.QChecksum = binary.BigEndian.Uint16(u[6:])
+	case protoTCP:
+		// RFC 792's 64 bits of TCP: the ports and the sequence number.
+		r.QSrcPort = binary.BigEndian.Uint16(u[0:])
+		r.QDstPort = binary.BigEndian.Uint16(u[2:])
+		r.QSeq = binary.BigEndian.Uint32(u[4:])
+		r.QChecksum = uint16(r.QSeq >> 16)
+	case protoICMP:
+		r.QType = u[0]
+		r.QSrcPort = binary.BigEndian.Uint16(u[4:])
+		r.QSeq = binary.BigEndian.Uint32(u[4:])
+		if len(u) >= ICMPHeaderLen+2 {
+			// The payload's clock, when the quote goes beyond the
+			// 8 bytes RFC 792 requires (Linux quotes the whole probe).
+			r.QChecksum = binary.BigEndian.Uint16(u[8:])
+		}
+	default:
 		return ErrNotUDPQuote
 	}
 	r.QTOS = q[1]
@@ -107,15 +188,33 @@ func ParseReply(b []byte, r *Reply) error {
 	r.QTTL = q[8]
 	r.QSrc = netip.AddrFrom4([4]byte(q[12:16]))
 	r.QDst = netip.AddrFrom4([4]byte(q[16:20]))
-	u := q[qihl:]
-	r.QSrcPort = binary.BigEndian.Uint16(u[0:])
-	r.QDstPort = binary.BigEndian.Uint16(u[2:])
-	r.QUDPLen = binary.BigEndian.Uint16(u[4:])
-	r.QChecksum = binary.BigEndian.Uint16(u[6:])
 	r.Quote, r.Extensions = q, nil
 	if n := extOffset(q, r.Length); n > 0 {
 		r.Quote, r.Extensions = q[:n], q[n:]
 	}
+	return nil
+}
+
+// parseTCPReply decodes t, the TCP segment of a direct reply, into r:
+// RFC 9293 section 3.1: ports (0-3), sequence (4-7) and acknowledgment
+// (8-11) numbers, data offset (12), flags (13). A SYN-ACK (open port) or an
+// RST (closed port) answers a SYN with acknowledgment number SYN.seq+1.
+func parseTCPReply(t []byte, r *Reply) error {
+	if len(t) < TCPHeaderLen {
+		return ErrShort
+	}
+	flags := t[13]
+	if flags&TCPFlagACK == 0 || flags&(TCPFlagSYN|TCPFlagRST) == 0 {
+		return ErrTCPFlags
+	}
+	r.Type, r.Code = TypeTCP, flags
+	r.Proto, r.Direct = protoTCP, true
+	r.QSrc, r.QDst = r.Dst, r.From
+	r.QSrcPort = binary.BigEndian.Uint16(t[2:])
+	r.QDstPort = binary.BigEndian.Uint16(t[0:])
+	r.QSeq = binary.BigEndian.Uint32(t[8:]) - 1
+	r.QID = uint16(r.QSeq)
+	r.QChecksum = uint16(r.QSeq >> 16)
 	return nil
 }
 
@@ -145,9 +244,19 @@ func validExtHeader(b []byte) bool {
 }
 
 // Match says whether r answers a probe of this run and, if so, which one.
-// It checks the quoted source, protocol, ports and run tag.
+// It checks the protocol, the quoted source, the ports (or the quoted ICMP
+// type) and the run tag, and takes the path ID from the source port (ICMP
+// identifier) and the TTL from the IP.ID (or, for a direct reply, from the
+// value the probe's transport header carried, which is the same).
 func (s *Spec) Match(r *Reply) (pathID, ttl int, ok bool) {
-	if r.QSrc != s.Src || r.QDstPort != s.DstPort {
+	if r.Proto != s.Proto.IPProto() || r.QSrc != s.Src {
+		return 0, 0, false
+	}
+	if s.Proto == ProtoICMP {
+		if !r.Direct && r.QType != ICMPEcho {
+			return 0, 0, false
+		}
+	} else if r.QDstPort != s.DstPort {
 		return 0, 0, false
 	}
 	tag, ttl := SplitIPID(r.QID)
@@ -162,7 +271,14 @@ func (s *Spec) Match(r *Reply) (pathID, ttl int, ok bool) {
 }
 
 // Reached says whether the reply comes from the probed destination itself:
-// a port unreachable, or any unreachable sent by the destination address.
+// a port unreachable, any unreachable sent by the destination address, or
+// a direct reply (SYN-ACK, RST, echo reply).
 func (r *Reply) Reached() bool {
-	return r.Type == ICMPUnreachable && (r.Code == CodePortUnreachable || r.From == r.QDst)
+	switch r.Type {
+	case ICMPUnreachable:
+		return r.Code == CodePortUnreachable || r.From == r.QDst
+	case ICMPEchoReply, TypeTCP:
+		return r.Direct
+	}
+	return false
 }

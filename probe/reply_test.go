@@ -643,8 +643,10 @@ func TestParseReplyRejects(t *testing.T) {
 		{"IHL 4", mod(good, func(b []byte) { b[0] = 0x44 }), ErrShort},
 		{"IHL 15, short", mod(good[:56], func(b []byte) { b[0] = 0x4f }), ErrShort},
 		{"UDP", testIPv4(rtrAddr, me, 64, 17, q), ErrNotICMP},
-		{"TCP", testIPv4(rtrAddr, me, 64, 6, q), ErrNotICMP},
-		{"echo reply", testIPv4(rtrAddr, me, 64, 1, xnetMessage(t, ipv4.ICMPTypeEchoReply, 0, q)), ErrNotError},
+		{"GRE", testIPv4(rtrAddr, me, 64, 47, q), ErrNotICMP},
+		// A UDP probe read as a TCP header: flags 0x00 (byte 13).
+		{"TCP without ACK", testIPv4(rtrAddr, me, 64, 6, q), ErrTCPFlags},
+		{"TCP, 19 bytes", testIPv4(rtrAddr, me, 64, 6, q[:19]), ErrShort},
 		{"echo request", testIPv4(rtrAddr, me, 64, 1, xnetMessage(t, ipv4.ICMPTypeEcho, 0, q)), ErrNotError},
 		{"redirect", testICMPError(rtrAddr, me, 5, 1, q), ErrNotError},
 		{"parameter problem", testICMPError(rtrAddr, me, 12, 0, q), ErrNotError},
@@ -656,8 +658,8 @@ func TestParseReplyRejects(t *testing.T) {
 		{"quoted IPv6", requote(func(b []byte) { b[0] = 0x65 }), ErrNoQuote},
 		{"quoted IHL 4", requote(func(b []byte) { b[0] = 0x44 }), ErrNoQuote},
 		{"quoted IHL 15", requote(func(b []byte) { b[0] = 0x4f }), ErrNoQuote},
-		{"quoted TCP", requote(func(b []byte) { b[9] = 6 }), ErrNotUDPQuote},
-		{"quoted ICMP", requote(func(b []byte) { b[9] = 1 }), ErrNotUDPQuote},
+		{"quoted GRE", requote(func(b []byte) { b[9] = 47 }), ErrNotUDPQuote},
+		{"quoted IPv6 in IPv4", requote(func(b []byte) { b[9] = 41 }), ErrNotUDPQuote},
 	} {
 		var r Reply
 		if err := ParseReply(tc.pkt, &r); !errors.Is(err, tc.want) {
@@ -769,14 +771,26 @@ func TestZeroAllocs(t *testing.T) {
 	plain := testMatchReply(s, codecDst, 2, 3, 20, s.Epoch)
 	m := NewMatcher(s)
 	recv := s.Epoch.Add(time.Second)
+	tcp, icmp := withProto(s, ProtoTCP), withProto(s, ProtoICMP)
+	mt, mi := NewMatcher(tcp), NewMatcher(icmp)
+	tcpQuote, tcpDirect := testProtoReplies(tcp, codecDst, 2, 3, s.Epoch)
+	icmpQuote, icmpDirect := testProtoReplies(icmp, codecDst, 2, 3, s.Epoch)
 	var r Reply
 	var a Answer
 	for name, f := range map[string]func(){
 		"ParseReply":                 func() { _ = ParseReply(plain, &r) },
 		"ParseReply with extensions": func() { _ = ParseReply(mpls, &r) },
+		"ParseReply, SYN-ACK":        func() { _ = ParseReply(tcpDirect[0], &r) },
+		"ParseReply, echo reply":     func() { _ = ParseReply(icmpDirect[0], &r) },
 		"Matcher.Match":              func() { m.Match(plain, recv, &r, &a) },
 		"Matcher.Match, extensions":  func() { m.Match(mpls, recv, &r, &a) },
 		"Matcher.Match, rejected":    func() { m.Match(plain[:30], recv, &r, &a) },
+		"Matcher.Match, TCP quote":   func() { mt.Match(tcpQuote, recv, &r, &a) },
+		"Matcher.Match, SYN-ACK":     func() { mt.Match(tcpDirect[0], recv, &r, &a) },
+		"Matcher.Match, RST":         func() { mt.Match(tcpDirect[1], recv, &r, &a) },
+		"Matcher.Match, ICMP quote":  func() { mi.Match(icmpQuote, recv, &r, &a) },
+		"Matcher.Match, echo reply":  func() { mi.Match(icmpDirect[0], recv, &r, &a) },
+		"Matcher.Match, TCP for UDP": func() { m.Match(tcpDirect[0], recv, &r, &a) },
 	} {
 		if n := testing.AllocsPerRun(1000, f); n != 0 {
 			t.Errorf("%s: %v allocations per run, want 0", name, n)
@@ -784,6 +798,15 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	if !m.Match(mpls, recv, &r, &a) || r.Extensions == nil {
 		t.Fatal("the extension case does not match")
+	}
+	// The zero allocations above include decoding the labels and the
+	// interface into the Answer.
+	if a.Ext.NLabels != 2 || a.Ext.Labels[0].Label != 16005 || a.Ext.NIfs != 1 || string(a.Ext.Ifs[0].NameBytes()) != "ge-0/0/1.100" {
+		t.Errorf("extensions of the answer: %+v", a.Ext)
+	}
+	if !mt.Match(tcpDirect[0], recv, &r, &a) || !a.Reached() || !mi.Match(icmpDirect[0], recv, &r, &a) || !a.Reached() ||
+		!mt.Match(tcpQuote, recv, &r, &a) || !mi.Match(icmpQuote, recv, &r, &a) {
+		t.Fatal("the TCP and ICMP cases do not match")
 	}
 }
 
@@ -856,13 +879,32 @@ func FuzzParseReply(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 0, 0, 0, 0, 0, 0, 0})
+	tcp, icmp := withProto(codecSpec(), ProtoTCP), withProto(codecSpec(), ProtoICMP)
+	for _, s := range []*Spec{tcp, icmp} {
+		q, d := testProtoReplies(s, codecDst, 2, 3, s.Epoch)
+		f.Add(q)
+		for _, p := range d {
+			f.Add(p)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r Reply
 		if err := ParseReply(b, &r); err != nil {
 			return
 		}
+		if r.From != netip.AddrFrom4([4]byte(b[12:16])) {
+			t.Fatalf("reply %+v", r)
+		}
+		if r.Direct {
+			if r.Quote != nil || r.Extensions != nil || r.QSrc != r.Dst || r.QDst != r.From ||
+				!(r.Proto == protoTCP && r.Type == TypeTCP && b[9] == protoTCP ||
+					r.Proto == protoICMP && r.Type == ICMPEchoReply && b[9] == protoICMP) {
+				t.Fatalf("direct reply %+v", r)
+			}
+			return
+		}
 		checkReplySlices(t, b, &r)
-		if r.From != netip.AddrFrom4([4]byte(b[12:16])) || (r.Type != ICMPTimeExceeded && r.Type != ICMPUnreachable) {
+		if r.Type != ICMPTimeExceeded && r.Type != ICMPUnreachable || r.Proto != r.Quote[9] {
 			t.Fatalf("reply %+v", r)
 		}
 	})

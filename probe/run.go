@@ -23,20 +23,42 @@ type Answer struct {
 	QTTL     uint8  // TTL of the probe when it reached the replying node
 	QTOS     uint8  // TOS of the probe as quoted
 	Size     uint16 // bytes of the ICMP message's IP packet
+	// Rewrites says how the probe as quoted differs from what was sent.
+	Rewrites Rewrite
+	// Ext holds the MPLS label stack and interface information of the
+	// reply's RFC 4884 extensions; zero when it had none.
+	Ext AnswerExt
 }
 
-// Reached says whether the answer comes from the destination.
+// Reached says whether the answer comes from the destination: a port
+// unreachable, any unreachable sent by the destination address, or the
+// destination's own answer to a TCP or ICMP probe (Type TypeTCP: a SYN-ACK
+// or RST; Type ICMPEchoReply: an echo reply).
 func (a *Answer) Reached() bool {
-	return a.Type == ICMPUnreachable && (a.Code == CodePortUnreachable || a.From == a.Dst)
+	switch a.Type {
+	case ICMPUnreachable:
+		return a.Code == CodePortUnreachable || a.From == a.Dst
+	case ICMPEchoReply, TypeTCP:
+		return a.From.IsValid() && a.From == a.Dst
+	}
+	return false
 }
 
 // Stops says whether no higher TTL of this flow can get further: any
-// unreachable message (from the destination or a router).
-func (a *Answer) Stops() bool { return a.Type == ICMPUnreachable }
+// unreachable message (from the destination or a router), or an answer
+// from the destination.
+func (a *Answer) Stops() bool { return a.Type == ICMPUnreachable || a.Reached() }
 
 // Matcher turns received packets into Answers to a run's probes.
 type Matcher struct {
 	Spec *Spec
+	// Dst, when set, is the run's only destination: every reply that
+	// quotes a probe of the run (run tag, ports) answers a probe to it,
+	// whatever destination it quotes. A quoted destination other than Dst
+	// is then reported as RewriteDst, and the RTT undoes the checksum fix
+	// of the NAT that rewrote it. Unset (a run of several destinations),
+	// the quoted destination says which destination a reply is for.
+	Dst netip.Addr
 }
 
 // NewMatcher returns a Matcher for the probes of spec.
@@ -44,7 +66,9 @@ func NewMatcher(spec *Spec) *Matcher { return &Matcher{Spec: spec} }
 
 // Match decodes pkt (starting at its IPv4 header), received at ts, into a.
 // It reports false for anything that is not a reply to a probe of this run.
-// It does not allocate.
+// Beyond the hop, it fills in how the quoted probe was rewritten on its
+// way and the reply's MPLS labels and interface information (RFC 4884
+// extensions). It does not allocate.
 func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
 	if ParseReply(pkt, r) != nil {
 		return false
@@ -53,11 +77,26 @@ func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
 	if !ok {
 		return false
 	}
+	dst, sent, rw := r.QDst, r.QChecksum, m.Spec.rewrites(r)
+	if m.Dst.IsValid() && dst != m.Dst {
+		// A NAT rewrote the destination. Unless the quote shows that it
+		// left the checksum as it was (RewriteChecksum), it fixed it for
+		// the new pseudo header, which moved the clock of a UDP probe:
+		// undo that.
+		if rw&RewriteChecksum == 0 && udpQuote(r) {
+			sent = unrewrite(sent, m.Dst, dst)
+		}
+		dst, rw = m.Dst, rw|RewriteDst
+	}
 	*a = Answer{
-		Dst: r.QDst, Path: uint16(path), TTL: uint8(ttl),
+		Dst: dst, Path: uint16(path), TTL: uint8(ttl),
 		Type: r.Type, Code: r.Code, From: r.From,
-		RTT: m.Spec.RTT(r.QChecksum, ts), Received: ts,
+		RTT: m.Spec.RTT(sent, ts), Received: ts,
 		ReplyTTL: r.ReplyTTL, QTTL: r.QTTL, QTOS: r.QTOS, Size: uint16(min(len(pkt), 0xffff)),
+		Rewrites: rw,
+	}
+	if r.Extensions != nil {
+		a.Ext.decode(r)
 	}
 	return true
 }
@@ -151,7 +190,7 @@ func (r *Scanner) Run(ctx context.Context) error {
 	refs := make([]ProbeRef, 0, batch)
 	bufs := make([][]byte, batch)
 	for i := range bufs {
-		bufs[i] = make([]byte, Len)
+		bufs[i] = make([]byte, MaxLen)
 	}
 	group := make([][]byte, 0, batch)
 	done := func(slot int) {
@@ -310,6 +349,11 @@ func (r *Scanner) answer(q *Sched, a *Answer) {
 		return
 	}
 	first := q.Answer(slot, int(a.Path), int(a.TTL), a.Reached(), a.Stops())
+	if a.Reached() && a.QTTL > 1 && a.QTTL <= a.TTL {
+		// The destination is nearer than this probe's TTL: the
+		// answers below it were lost, not beyond it (see Sched.Reached).
+		q.Reached(slot, int(a.Path), int(a.TTL-a.QTTL)+1)
+	}
 	if r.OnAnswer != nil {
 		r.OnAnswer(slot, a, first)
 	}
@@ -319,7 +363,7 @@ func (r *Scanner) answer(q *Sched, a *Answer) {
 func (r *Scanner) sendBatch(refs []ProbeRef, routes []int32, bufs [][]byte, group [][]byte, t time.Time) error {
 	q := r.sched
 	for i, p := range refs {
-		r.Spec.Encode(bufs[i], q.Addr(int(p.Slot)), int(p.Path), int(p.TTL), t)
+		bufs[i] = bufs[i][:r.Spec.Encode(bufs[i][:cap(bufs[i])], q.Addr(int(p.Slot)), int(p.Path), int(p.TTL), t)]
 	}
 	for start := 0; start < len(refs); {
 		route := routes[refs[start].Slot]

@@ -438,6 +438,19 @@ func (q *Sched) Answer(i, path, ttl int, reached, stop bool) bool {
 	return true
 }
 
+// Reached records that the destination of slot i is ttl hops away on path
+// ID path, as a reply to a higher TTL showed: nothing beyond ttl is sent
+// any more, and the probes up to it still count.
+func (q *Sched) Reached(i, path, ttl int) {
+	if i < 0 || i >= len(q.slots) || !q.slots[i].inUse || path < 1 || path > len(q.slots[i].paths) || ttl < 1 {
+		return
+	}
+	if p := &q.slots[i].paths[path-1]; ttl < int(p.limit) {
+		p.limit = int16(ttl)
+		q.settle(int32(i), path)
+	}
+}
+
 // Expire marks the probes whose timeout passed by now as silent, or queues
 // them to be sent again.
 func (q *Sched) Expire(now time.Time) {

@@ -489,11 +489,16 @@ func TestScannerEndToEndInMemory(t *testing.T) {
 				d := 3 + int(dst.As4()[3])%4
 				from := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)})
 				typ, code := uint8(ICMPTimeExceeded), uint8(0)
+				// Each router on the way decrements the TTL the
+				// answer quotes.
+				quote := append([]byte(nil), p...)
+				quote[8] = 1
 				if ttl >= d {
 					from, typ, code = dst, ICMPUnreachable, CodePortUnreachable
+					quote[8] = byte(ttl - d + 1)
 				}
 				var a Answer
-				if m.Match(icmpError(from, spec.Src, typ, code, p), time.Now(), &r, &a) {
+				if m.Match(icmpError(from, spec.Src, typ, code, quote), time.Now(), &r, &a) {
 					answers <- a
 				}
 			}

@@ -27,7 +27,8 @@ type options struct {
 	maxTTL     int
 	firstTTL   int
 	srcPort    int
-	dstPort    int
+	dstPort    int         // 0 with --protocol icmp
+	proto      probe.Proto // --protocol
 	wait       time.Duration
 	retries    int
 	gapLimit   int
@@ -92,6 +93,16 @@ per-flow load balancers keep each path ID on one path; only the source port
 probe by the quoted IP.ID (run tag and TTL) and source port, and the paths are
 printed per path ID.
 
+--protocol tcp sends TCP SYNs to --dstport (default 80) instead, with the same
+fixed 5-tuple per path ID and the send time, run tag and TTL in the sequence
+number; the destination is reached when it answers with a SYN-ACK (open port)
+or an RST (closed port). --protocol icmp sends ICMP echo requests whose
+identifier (--srcport + path ID) and checksum are fixed per path ID, the run
+tag and TTL in the sequence number; the destination is reached when it sends
+an echo reply. Only load balancers that hash the ICMP header keep ICMP path
+IDs apart. With udp, the destination is reached when it sends a port (or any)
+unreachable.
+
 Needs CAP_NET_RAW (AF_PACKET sockets), and CAP_BPF for the eBPF receive filter
 (without it, an equivalent classic BPF filter is used): run as root, or grant
 them once with
@@ -122,8 +133,9 @@ traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
 			&cli.IntFlag{Name: "max-paths", Value: 256, Usage: "the most path IDs --paths auto may use, 1..4096"},
 			&cli.IntFlag{Name: "ttl", Aliases: []string{"t"}, Value: 30, Usage: fmt.Sprintf("highest TTL to probe, 1..%d", probe.MaxTTL)},
 			&cli.IntFlag{Name: "first-ttl", Value: 1, Usage: "first TTL to probe"},
-			&cli.IntFlag{Name: "srcport", Value: 33452, Usage: "base source port: path ID N uses srcport+N"},
-			&cli.IntFlag{Name: "dstport", Value: 33452, Usage: "destination port, the same for every probe"},
+			&cli.StringFlag{Name: "protocol", Value: "udp", Usage: "probe protocol: udp (datagrams to --dstport), tcp (SYNs to --dstport; reached on a SYN-ACK or RST) or icmp (echo requests; reached on an echo reply)"},
+			&cli.IntFlag{Name: "srcport", Value: 33452, Usage: "base source port (icmp: echo identifier): path ID N uses srcport+N"},
+			&cli.IntFlag{Name: "dstport", DefaultText: "33452 with udp, 80 with tcp", Usage: "destination port, the same for every probe (not with --protocol icmp)"},
 			&cli.Float64Flag{Name: "wait", Aliases: []string{"w"}, Value: 1, Usage: "seconds to wait for the reply to a probe (fractional)"},
 			&cli.IntFlag{Name: "retries", Value: 1, Usage: "times an unanswered probe is sent again"},
 			&cli.IntFlag{Name: "gap-limit", Value: 5, Usage: "TTLs probed beyond the last that answered before a path gives up"},
@@ -242,7 +254,21 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	if o.srcPort < 0 || o.srcPort+o.maxPaths > 65535 {
 		return nil, fmt.Errorf("--srcport %d: srcport + path IDs (%d) must stay within 0..65535", o.srcPort, o.maxPaths)
 	}
-	if o.dstPort < 1 || o.dstPort > 65535 {
+	proto, err := probe.ParseProto(c.String("protocol"))
+	if err != nil {
+		return nil, fmt.Errorf("--protocol %q: must be udp, tcp or icmp", c.String("protocol"))
+	}
+	o.proto = proto
+	switch {
+	case proto == probe.ProtoICMP && c.IsSet("dstport"):
+		return nil, fmt.Errorf("--dstport %d: ICMP echo requests have no port (--protocol icmp)", o.dstPort)
+	case proto == probe.ProtoICMP:
+		o.dstPort = 0
+	case !c.IsSet("dstport") && proto == probe.ProtoTCP:
+		o.dstPort = 80
+	case !c.IsSet("dstport"):
+		o.dstPort = 33452
+	case o.dstPort < 1 || o.dstPort > 65535:
 		return nil, fmt.Errorf("--dstport %d: must be 1..65535", o.dstPort)
 	}
 	w := c.Float64("wait")

@@ -75,6 +75,7 @@ func trace(parent context.Context, o *options) error {
 		BaseSrcPort: uint16(o.srcPort),
 		DstPort:     uint16(o.dstPort),
 		Paths:       o.maxPaths,
+		Proto:       o.proto,
 		Tag:         tag,
 		TOS:         uint8(o.tos),
 		Epoch:       time.Now(),
@@ -89,6 +90,7 @@ func trace(parent context.Context, o *options) error {
 	// an old kernel) the equivalent classic BPF filter, which needs no
 	// privilege.
 	filter, kind, err := bpf.Load(bpf.Match{
+		Proto:      spec.Proto,
 		Src:        src,
 		SrcPortMin: spec.BaseSrcPort + 1,
 		SrcPortMax: spec.BaseSrcPort + uint16(o.maxPaths),
@@ -163,6 +165,11 @@ func trace(parent context.Context, o *options) error {
 	recvDone := make(chan struct{})
 	quit := make(chan struct{})
 	matcher := probe.NewMatcher(spec)
+	if total == 1 {
+		// One destination: every reply of the run is for it, so one
+		// that quotes another destination shows a NAT on the way.
+		matcher.Dst = set.At(0)
+	}
 	// received counts what the kernel filter let through; unmatched, the
 	// part of it that the decoder did not recognise as an answer of this
 	// run (non-zero would mean the filter is too lax).
@@ -200,6 +207,16 @@ func trace(parent context.Context, o *options) error {
 	window := o.window
 	if window <= 0 {
 		window = defaultWindow(o)
+		if o.rate > 0 {
+			// No more destinations at once than the rate serves in
+			// about two timeouts: each then finishes soon after it
+			// starts, and results stream out steadily.
+			perDst := float64(o.paths) * 10
+			if o.auto {
+				perDst = 60
+			}
+			window = min(window, max(64, int(o.rate*2*o.wait.Seconds()/perDst)))
+		}
 	}
 	window = int(min(uint64(window), max(total, 1)))
 	collectors := make([]*analysis.Collector, window)
@@ -210,7 +227,7 @@ func trace(parent context.Context, o *options) error {
 	var skipped []string
 	var skipErr error
 
-	o.logger.Info("tracing", "destinations", total, "source", src, "iface", first.IfName,
+	o.logger.Info("tracing", "destinations", total, "protocol", o.proto, "source", src, "iface", first.IfName,
 		"paths", o.pathsLabel(), "ttl", fmt.Sprintf("%d..%d", o.firstTTL, o.maxTTL),
 		"srcports", fmt.Sprintf("%d..%d", o.srcPort+1, o.srcPort+o.maxPaths), "dstport", o.dstPort,
 		"rate", o.rateLabel(), "tag", tag)
@@ -249,6 +266,7 @@ func trace(parent context.Context, o *options) error {
 			}
 			if collectors[slot] == nil {
 				collectors[slot] = analysis.NewCollector(dst, set.Name(dst), src, o.maxPaths, o.maxTTL, spec.BaseSrcPort, spec.DstPort)
+				collectors[slot].SetProtocol(o.proto.String())
 			} else {
 				collectors[slot].Reset(dst, set.Name(dst))
 			}
@@ -282,6 +300,7 @@ func trace(parent context.Context, o *options) error {
 		c := collectors[slot]
 		if c.Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, a.Reached()) {
 			c.Details(int(a.Path), int(a.TTL), a.ReplyTTL, a.QTTL, int(a.Size))
+			recordExtras(c, a)
 			stats.replies.Add(1)
 		} else {
 			c.Observe(int(a.Path), int(a.TTL), a.From)
@@ -316,6 +335,7 @@ func trace(parent context.Context, o *options) error {
 	go func() {
 		defer close(writerDone)
 		for tr := range results {
+			analysis.MarkRateLimited(tr)
 			o.annotate.apply(context.WithoutCancel(ctx), []*analysis.Trace{tr})
 			if err := out.write(tr); err != nil && writeErr == nil {
 				writeErr = err
@@ -324,6 +344,11 @@ func trace(parent context.Context, o *options) error {
 	}()
 	scanner.OnDone = func(slot int, partial bool) {
 		tr := collectors[slot].Trace(started[slot], time.Now(), partial)
+		if partial && tr.ProbesSent == 0 {
+			// Admitted but not probed yet when the run stopped: like
+			// the destinations never reached, it has no result.
+			return
+		}
 		if o.auto {
 			// Rows get the hops the search implies without probing
 			// them; path IDs that stay incomplete are not rows.
@@ -419,7 +444,7 @@ func mdaState(q *probe.Sched, slot int, c *analysis.Collector, states []*analysi
 	rounds := st.Rounds
 	*st = analysis.MDAState{Flows: st.Flows[:0], MaxTTL: o.maxTTL, GapLimit: o.gapLimit, OneFirstHop: true, Rounds: rounds}
 	for p := 1; p <= q.Paths(slot); p++ {
-		for ttl := o.firstTTL; ttl <= o.maxTTL; ttl++ {
+		for ttl := o.firstTTL; ttl <= c.ProbedTTL(p); ttl++ {
 			sent, answered, silent := q.Probed(slot, p, ttl)
 			if !sent || !answered && !silent {
 				continue
@@ -498,12 +523,14 @@ func addFile(ctx context.Context, b *targets.Builder, name string, o *options) e
 
 // defaultWindow sizes the destinations in progress at once to a memory
 // budget: a destination costs about a byte of scheduler state and a 40-byte
-// result cell per (path ID, TTL), plus a few hundred bytes.
+// result cell per (path ID, TTL), plus a few hundred bytes; with --paths
+// auto, about as much again for the planner's view, for the 20 to 60 path
+// IDs a diamond takes.
 func defaultWindow(o *options) int {
 	const budget = 96 << 20
 	paths := o.paths
 	if o.auto {
-		paths = max(paths, 16)
+		paths = max(paths, 32)
 	}
 	per := 512 + paths*o.maxTTL*48
 	return min(max(budget/per, 256), 1<<16)

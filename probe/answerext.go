@@ -1,0 +1,239 @@
+package probe
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"unicode/utf8"
+)
+
+// What an Answer keeps of a reply beyond its hop: how the probe changed on
+// its way (Rewrite), and the MPLS label stack and interface information of
+// the reply's RFC 4884 extensions (AnswerExt). Both are fixed-size values,
+// filled by Matcher.Match without allocating, so that an Answer still
+// crosses a channel by value.
+
+// Rewrite is a set of the changes a middlebox made to a probe, as the
+// quote in the reply shows them (Answer.Rewrites).
+//
+// Only what survives the receive filter can be seen: a quote whose source
+// address, IP.ID (run tag and TTL), source port (outside the run's range)
+// or destination port were rewritten is dropped in the kernel, and never
+// becomes an Answer.
+type Rewrite uint8
+
+const (
+	// RewriteTOS: the quoted TOS byte is not the one sent (--tos): a
+	// DSCP rewrite, or an ECN mark.
+	RewriteTOS Rewrite = 1 << iota
+	// RewriteLength: the quoted IP total length or UDP length is not the
+	// probe's (Len, UDPHeaderLen+PayloadLen), e.g. IP options added on
+	// the way, or a stack that quotes the length in host byte order.
+	RewriteLength
+	// RewriteDst: the quoted destination is not the one probed (a
+	// destination NAT that does not translate ICMP errors back). It can
+	// only be seen when the Matcher knows the destination (Matcher.Dst):
+	// in a run of several destinations the quoted destination is the key
+	// of the reply, so a rewritten one cannot be told from a reply for
+	// another destination, and is counted as late.
+	RewriteDst
+	// RewriteChecksum: the quote holds the whole UDP datagram and its
+	// checksum is no longer valid: something changed it (or its pseudo
+	// header) without fixing the checksum. A rewrite that fixes the
+	// checksum cannot be seen this way, since the checksum carries a clock
+	// (see the package documentation) rather than a known value.
+	RewriteChecksum
+)
+
+var rewriteNames = [...]string{"tos", "length", "dst", "checksum"}
+
+// Names returns the names of the rewrites in r ("tos", "length", "dst",
+// "checksum"), in that order.
+func (r Rewrite) Names() []string {
+	var out []string
+	for i, n := range rewriteNames {
+		if r&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Sizes of what an Answer keeps of a reply's extensions: a label stack
+// deeper than AnswerLabels, more interface objects than AnswerInterfaces or
+// a name longer than AnswerIfName bytes are cut, and the answer marked
+// ExtTruncated. Four labels cover the stacks seen in practice (transport,
+// service, entropy label and its indicator); RFC 5837 defines one object
+// per interface role, and routers send the incoming interface, sometimes
+// the outgoing one too; 16 bytes is Linux's IFNAMSIZ.
+const (
+	AnswerLabels     = 4
+	AnswerInterfaces = 2
+	AnswerIfName     = 16
+)
+
+// ExtFlag qualifies AnswerExt.
+type ExtFlag uint8
+
+const (
+	// ExtRFC4884: the reply had an RFC 4884 length attribute; without it
+	// its extensions were found after 128 octets of quote (a
+	// non-compliant sender, as RFC 4884 section 5 allows for).
+	ExtRFC4884 ExtFlag = 1 << iota
+	// ExtTruncated: the reply carried more than the AnswerExt holds.
+	ExtTruncated
+)
+
+// AnswerExt is what a reply's RFC 4884 extensions said, in fixed arrays:
+// the MPLS label stack of RFC 4950 objects (top first) and the RFC 5837
+// interface information objects, in the order of the reply. The zero value
+// is a reply without them.
+type AnswerExt struct {
+	Labels  [AnswerLabels]MPLSLabel
+	NLabels uint8
+	NIfs    uint8
+	Flags   ExtFlag
+	Ifs     [AnswerInterfaces]AnswerIf
+}
+
+// AnswerIf is an RFC 5837 interface information object, compact: a field
+// the object does not carry is zero (Addr invalid, NameLen 0), and Has
+// holds the c-type's sub-object bits (IfHasIfindex, ...).
+type AnswerIf struct {
+	Role    IfRole
+	Has     uint8
+	NameLen uint8
+	Name    [AnswerIfName]byte
+	Ifindex uint32
+	MTU     uint32
+	Addr    netip.Addr
+}
+
+// Sub-object bits of AnswerIf.Has: the low four bits of the RFC 5837
+// c-type.
+const (
+	IfHasMTU     = ifCTypeMTU
+	IfHasName    = ifCTypeName
+	IfHasAddr    = ifCTypeAddr
+	IfHasIfindex = ifCTypeIfindex
+)
+
+// NameBytes returns the interface name; it aliases i.Name.
+func (i *AnswerIf) NameBytes() []byte { return i.Name[:i.NameLen] }
+
+// Empty says whether the reply carried no MPLS label and no interface
+// information.
+func (x *AnswerExt) Empty() bool { return x.NLabels == 0 && x.NIfs == 0 }
+
+// decode fills x from r's extension structure. Malformed objects are
+// skipped (what came before them is kept), objects of other classes
+// ignored.
+func (x *AnswerExt) decode(r *Reply) {
+	*x = AnswerExt{}
+	if r.Length != 0 && len(r.Quote) == r.Length {
+		x.Flags |= ExtRFC4884
+	}
+	var e Extensions
+	var info InterfaceInfo
+	ParseExtensions(r.Extensions, &e)
+	for e.Next() {
+		switch e.Class() {
+		case ExtClassMPLS:
+			if e.CType() != ExtCTypeMPLSIncoming {
+				continue
+			}
+			n := int(x.NLabels)
+			if len(e.Payload())/4 <= len(x.Labels)-n {
+				// Within the array's capacity: no allocation.
+				x.NLabels += uint8(len(e.MPLS(x.Labels[n:n])))
+				continue
+			}
+			// A deeper stack than the array holds: the top entries.
+			x.Flags |= ExtTruncated
+			for p := e.Payload(); len(p) >= 4 && int(x.NLabels) < len(x.Labels); p = p[4:] {
+				v := binary.BigEndian.Uint32(p)
+				x.Labels[x.NLabels] = MPLSLabel{Label: v >> 12, TC: uint8(v>>9) & 7, S: v>>8&1 == 1, TTL: uint8(v)}
+				x.NLabels++
+			}
+		case ExtClassInterface:
+			if e.Interface(&info) != nil {
+				continue
+			}
+			if int(x.NIfs) == len(x.Ifs) {
+				x.Flags |= ExtTruncated
+				continue
+			}
+			x.Ifs[x.NIfs].set(&info, e.CType())
+			if int(info.NameLen) > AnswerIfName {
+				x.Flags |= ExtTruncated
+			}
+			x.NIfs++
+		}
+	}
+}
+
+// set copies info into i, the name cut to AnswerIfName bytes at a UTF-8
+// character boundary.
+func (i *AnswerIf) set(info *InterfaceInfo, ctype uint8) {
+	*i = AnswerIf{Role: info.Role, Has: ctype & 0x0f, Addr: info.Addr}
+	if info.HasIfindex {
+		i.Ifindex = info.Ifindex
+	}
+	if info.HasMTU {
+		i.MTU = info.MTU
+	}
+	name := info.NameBytes()
+	if len(name) > AnswerIfName {
+		n := AnswerIfName
+		for n > 0 && !utf8.RuneStart(name[n]) {
+			n--
+		}
+		name = name[:n]
+	}
+	i.NameLen = uint8(copy(i.Name[:], name))
+}
+
+// udpQuote says whether r quotes a UDP probe.
+func udpQuote(r *Reply) bool { return len(r.Quote) >= IPv4HeaderLen && r.Quote[9] == protoUDP }
+
+// rewrites returns how the probe quoted in r differs from what the spec
+// sends, the destination apart (see Matcher.Match). A reply that quotes
+// nothing shows nothing; the lengths and the checksum are those of a UDP
+// probe, checked in UDP quotes only.
+func (s *Spec) rewrites(r *Reply) Rewrite {
+	if len(r.Quote) < IPv4HeaderLen {
+		return 0
+	}
+	var rw Rewrite
+	if r.QTOS != s.TOS {
+		rw |= RewriteTOS
+	}
+	if !udpQuote(r) {
+		return rw
+	}
+	if r.QTotalLen != Len || r.QUDPLen != UDPHeaderLen+PayloadLen {
+		rw |= RewriteLength
+	}
+	// The whole datagram is quoted (Linux routers quote all 30 bytes; RFC
+	// 792 requires 8 of UDP): its checksum must hold over the pseudo
+	// header of the quoted addresses.
+	qihl := int(r.Quote[0]&0x0f) * 4
+	if u := r.Quote[qihl:]; r.QUDPLen == UDPHeaderLen+PayloadLen && len(u) >= UDPHeaderLen+PayloadLen {
+		if fold(sum(u[:UDPHeaderLen+PayloadLen], pseudo(r.QSrc.As4(), r.QDst.As4(), UDPHeaderLen+PayloadLen))) != 0xffff {
+			rw |= RewriteChecksum
+		}
+	}
+	return rw
+}
+
+// unrewrite returns the UDP checksum a probe to dst had when sent, given
+// the checksum quoted after a NAT changed its destination to qdst and
+// fixed the checksum, as it must (RFC 1624 equation 3, HC' = ~(~HC + ~m +
+// m'), solved for HC: HC = ~(~HC' + m + ~m')).
+func unrewrite(quoted uint16, dst, qdst netip.Addr) uint16 {
+	m, m2 := dst.As4(), qdst.As4()
+	acc := uint32(^quoted)
+	for i := 0; i < 4; i += 2 {
+		acc += uint32(binary.BigEndian.Uint16(m[i:])) + uint32(^binary.BigEndian.Uint16(m2[i:]))
+	}
+	return ^fold(acc)
+}
