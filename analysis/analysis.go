@@ -36,12 +36,28 @@ const (
 	codePortUnreachable = 3
 )
 
+// The same in ICMPv6 (RFC 4443), the ICMP of the hops of an IPv6 trace.
+const (
+	icmp6Unreachable     = 1
+	icmp6TimeExceeded    = 3
+	code6PortUnreachable = 4
+)
+
+// unreachable says whether a reply of type typ from addr is a destination
+// unreachable: ICMP type 3, or ICMPv6 type 1 when addr is IPv6.
+func unreachable(typ uint8, addr netip.Addr) bool {
+	if addr.Is6() && !addr.Is4In6() {
+		return typ == icmp6Unreachable
+	}
+	return typ == icmpUnreachable
+}
+
 // Hop is the answer to the probe with one TTL of one flow.
 type Hop struct {
 	TTL      int           // 1-based
 	Addr     netip.Addr    // the replying node; invalid (zero) when silent
 	RTT      time.Duration // round-trip time; 0 when silent
-	ICMPType uint8         // of the reply (11 time exceeded, 3 unreachable); 0 when silent
+	ICMPType uint8         // of the reply (11 time exceeded, 3 unreachable; ICMPv6: 3, 1); 0 when silent
 	ICMPCode uint8         // of the reply; 0 when silent
 	// What the reply said beyond that (0 when not recorded): its TTL on
 	// arrival, the probe's TTL as it quoted it, and its size in bytes.

@@ -23,8 +23,9 @@ import (
 //     ("the probe does not know whether it is in sync"): parsers require the
 //     first two to be present;
 //   - "from" and "src_addr" are the source address of the probes;
-//   - "size" is the UDP payload of a probe (2 bytes), as Atlas probes count
-//     it;
+//   - "af" is 4, or 6 for an IPv6 destination;
+//   - "size" is the UDP payload of a probe (2 bytes; 4 over IPv6), as Atlas
+//     probes count it;
 //   - what Atlas has no field for is under "traceflow".
 //
 // A reply is {"from", "rtt", "size", "ttl"} and, as Atlas writes them,
@@ -183,13 +184,21 @@ type atlasTraceflow struct {
 // value, which parsers use to pick the format.
 const AtlasFirmware = 5020
 
-// atlasProbePayload is the UDP payload of a probe: Atlas's "size".
-const atlasProbePayload = 2
+// atlasProbePayload is the UDP payload of a probe: Atlas's "size"
+// (atlasProbePayload6 over IPv6).
+const (
+	atlasProbePayload  = 2
+	atlasProbePayload6 = 4
+)
 
 // atlasICMPOverhead is what Atlas probes subtract from the length of a
 // reply to get its "size": an IPv4 header without options and an ICMP
 // header (20 + 8 bytes), leaving the quote and any extensions.
 const atlasICMPOverhead = 28
+
+// atlasICMPOverhead6 is the same for ICMPv6: an IPv6 header and an ICMPv6
+// header (40 + 8 bytes).
+const atlasICMPOverhead6 = 48
 
 // AtlasOptions select what WriteAtlas adds to the records (none yet).
 type AtlasOptions struct{}
@@ -204,6 +213,10 @@ func WriteAtlas(w io.Writer, t *Trace, opts AtlasOptions) error {
 	if name == "" {
 		name = atlasAddr(t.Destination)
 	}
+	af, size := 4, atlasProbePayload
+	if t.Destination.Is6() && !t.Destination.Is4In6() {
+		af, size = 6, atlasProbePayload6
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -211,9 +224,9 @@ func WriteAtlas(w io.Writer, t *Trace, opts AtlasOptions) error {
 		f := &t.Flows[i]
 		rec := atlasRecord{
 			Fw: AtlasFirmware, Lts: -1, Type: "traceroute", MsmName: "Traceroute",
-			Af: 4, Proto: atlasProto(t.Protocol), From: src, SrcAddr: src,
+			Af: af, Proto: atlasProto(t.Protocol), From: src, SrcAddr: src,
 			DstAddr: atlasAddr(t.Destination), DstName: name,
-			ParisID: int(f.SrcPort), Size: atlasProbePayload,
+			ParisID: int(f.SrcPort), Size: size,
 			Timestamp: t.Start.Unix(), Endtime: t.End.Unix(),
 			Result: make([]atlasHop, len(f.Hops)),
 			Traceflow: atlasTraceflow{
@@ -244,15 +257,23 @@ func atlasReplyOf(f *Flow, h *Hop, ttl int, opts AtlasOptions) atlasReply {
 	}
 	rtt := millis(h.RTT)
 	r := atlasReply{From: h.Addr.String(), RTT: &rtt}
+	v6 := h.Addr.Is6() && !h.Addr.Is4In6()
 	if h.Size > 0 {
 		// The size, TTL and quoted TTL of the reply, when recorded.
-		size, replyTTL := max(h.Size-atlasICMPOverhead, 0), int(h.ReplyTTL)
+		overhead := atlasICMPOverhead
+		if v6 {
+			overhead = atlasICMPOverhead6
+		}
+		size, replyTTL := max(h.Size-overhead, 0), int(h.ReplyTTL)
 		r.Size, r.TTL = &size, &replyTTL
 		if h.QuotedTTL != 1 {
 			r.ITTL = int(h.QuotedTTL)
 		}
 	}
-	if h.ICMPType == icmpUnreachable {
+	switch {
+	case v6 && h.ICMPType == icmp6Unreachable:
+		r.Err = atlasErr6(h.ICMPCode)
+	case !v6 && h.ICMPType == icmpUnreachable:
 		r.Err = atlasErr(h.ICMPCode)
 	}
 	r.ICMPExt = atlasExt(h)
@@ -292,6 +313,24 @@ func atlasErr(c uint8) any {
 		return nil
 	case 13:
 		return "A"
+	}
+	return int(c)
+}
+
+// atlasErr6 is atlasErr for an ICMPv6 destination unreachable (RFC 4443
+// codes): 0 no route "N", 1 administratively prohibited "A", 3 address
+// unreachable "H", 4 port (the normal end) none, any other code as a
+// number.
+func atlasErr6(c uint8) any {
+	switch c {
+	case 0:
+		return "N"
+	case 1:
+		return "A"
+	case 3:
+		return "H"
+	case code6PortUnreachable:
+		return nil
 	}
 	return int(c)
 }

@@ -212,7 +212,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 				f.Reached, f.ReachedTTL = true, n
 				break
 			}
-			if a.typ == icmpUnreachable {
+			if unreachable(a.typ, a.addr) {
 				break
 			}
 		}

@@ -222,6 +222,12 @@ func FillInferred(t *Trace, st *MDAState, confidence float64) (partial []int) {
 				if af.reached && h == af.end {
 					ans = answer{typ: icmpUnreachable, code: codePortUnreachable}
 				}
+				if k.addr.Is6() && !k.addr.Is4In6() {
+					ans = answer{typ: icmp6TimeExceeded}
+					if af.reached && h == af.end {
+						ans = answer{typ: icmp6Unreachable, code: code6PortUnreachable}
+					}
+				}
 			}
 			*hop = Hop{TTL: h, Addr: k.addr, ICMPType: ans.typ, ICMPCode: ans.code, Inferred: true}
 		}

@@ -105,7 +105,7 @@ func fitRun(t *Trace, first, last int, prev, next netip.Addr) []netip.Addr {
 func answeredRun(t *Trace, f *Flow, first, last int) bool {
 	for h := first; h <= last; h++ {
 		hop := &f.Hops[h]
-		if hop.Silent() || hop.Inferred || hop.ICMPType == icmpUnreachable ||
+		if hop.Silent() || hop.Inferred || unreachable(hop.ICMPType, hop.Addr) ||
 			hop.Addr == t.Destination || (f.Reached && h+1 == f.ReachedTTL) {
 			return false
 		}

@@ -66,7 +66,9 @@ func makeTable(t *Trace, opts Options) table {
 // hopCell renders a hop: "*" when silent ("* (ADDR?)" when it is probably
 // ADDR limiting its ICMP rate, see MarkRateLimited), else its address,
 // followed like traceroute's by !N, !H, !P, !F, !S, !X or !<code> when a
-// router (not the destination) answered with a destination unreachable.
+// router (not the destination) answered with a destination unreachable
+// (ICMPv6: !N no route, !X administratively prohibited, !H address
+// unreachable, or !<code>).
 func hopCell(f *Flow, h Hop) string {
 	if h.Silent() {
 		if h.RateLimited.IsValid() {
@@ -75,8 +77,19 @@ func hopCell(f *Flow, h Hop) string {
 		return "*"
 	}
 	s := hopText(h) + extMarks(&h)
-	if h.ICMPType != icmpUnreachable || (f.Reached && h.TTL == f.ReachedTTL) {
+	if !unreachable(h.ICMPType, h.Addr) || (f.Reached && h.TTL == f.ReachedTTL) {
 		return s
+	}
+	if h.Addr.Is6() && !h.Addr.Is4In6() {
+		switch h.ICMPCode {
+		case 0:
+			return s + " !N"
+		case 1:
+			return s + " !X"
+		case 3:
+			return s + " !H"
+		}
+		return s + " !" + strconv.Itoa(int(h.ICMPCode))
 	}
 	switch h.ICMPCode {
 	case 0:

@@ -224,6 +224,9 @@ func assemble(items ...any) ([]cbpf.Instruction, error) {
 // region's last byte: a classic load past the end of the packet ends the
 // program with 0 (DROP) too.
 func classicProgram(m Match) ([]cbpf.Instruction, error) {
+	if m.Src.Unmap().Is6() {
+		return classicProgram6(m)
+	}
 	const drop = label("drop")
 	src := binary.BigEndian.Uint32(m.Src.Unmap().AsSlice())
 	b := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 1} }
@@ -384,5 +387,71 @@ func classicProgram(m Match) ([]cbpf.Instruction, error) {
 		prog = append(prog, keep)
 	}
 	prog = append(prog, drop, cbpf.RetConstant{Val: 0})
+	return assemble(prog...)
+}
+
+// classicProgram6 returns the classic BPF program for m, an IPv6 run: the
+// tests of filter.c's traceflow_icmp6, offset 0 at the IPv6 header. Every
+// offset is fixed (no extension headers are followed), so the program needs
+// no index register; loading the last byte of each region drops a packet
+// that ends before it, as bpf_skb_load_bytes does.
+func classicProgram6(m Match) ([]cbpf.Instruction, error) {
+	const drop = label("drop")
+	src := m.Src.As16()
+	b := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 1} }
+	h := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 2} }
+	w := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 4} }
+	and := func(v uint32) cbpf.Instruction { return cbpf.ALUOpConstant{Op: cbpf.ALUOpAnd, Val: v} }
+	ne := func(v uint32) jumpTo { return jumpTo{cond: cbpf.JumpNotEqual, val: v, target: drop} }
+	const (
+		icmp  = 40          // the ICMPv6 header
+		quote = icmp + 8    // the quoted IPv6 header
+		udp   = quote + 40  // the quoted UDP header
+		tag   = udp + 8     // the payload's tag word
+		end   = tag + 2 - 1 // the last byte the program needs
+	)
+	prog := []any{
+		// skb->protocol (host byte order) is the ethertype.
+		cbpf.LoadExtension{Num: cbpf.ExtProto},
+		ne(0x86dd), // ETH_P_IPV6
+
+		// Everything up to the tag word is there (the loads below
+		// would drop a shorter packet anyway, in another order).
+		b(end),
+		// The outer IPv6 header (RFC 8200): version 6, next header
+		// ICMPv6 (58).
+		b(0), and(0xf0),
+		ne(6 << 4),
+		b(6),
+		ne(58),
+		// RFC 4443: time exceeded (3) or destination unreachable (1).
+		b(icmp),
+		jumpTo{cond: cbpf.JumpEqual, val: probe.ICMPv6TimeExceeded, target: "quote"},
+		ne(probe.ICMPv6Unreachable),
+		label("quote"),
+		// The quoted IPv6 header: version 6, next header UDP, our
+		// source address (bytes 8-23).
+		b(quote), and(0xf0),
+		ne(6 << 4),
+		b(quote + 6),
+		ne(17),
+	}
+	for i := uint32(0); i < 4; i++ {
+		prog = append(prog, w(quote+8+4*i), ne(binary.BigEndian.Uint32(src[4*i:])))
+	}
+	prog = append(prog,
+		// The quoted UDP header (RFC 768): the source port in the
+		// range, the destination port; then the run tag.
+		h(udp),
+		jumpTo{cond: cbpf.JumpLessThan, val: uint32(m.SrcPortMin), target: drop},
+		jumpTo{cond: cbpf.JumpGreaterThan, val: uint32(m.SrcPortMax), target: drop},
+		h(udp+2),
+		ne(uint32(m.DstPort)),
+		h(tag),
+		cbpf.ALUOpConstant{Op: cbpf.ALUOpShiftRight, Val: probe.TagShift},
+		ne(uint32(m.Tag)),
+		cbpf.RetConstant{Val: 0xffffffff},
+		drop, cbpf.RetConstant{Val: 0},
+	)
 	return assemble(prog...)
 }

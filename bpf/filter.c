@@ -1,10 +1,12 @@
 //go:build ignore
 
-// Socket filter for traceflow-fast's receive socket (AF_PACKET, SOCK_DGRAM):
-// offset 0 is the IPv4 header. It keeps the ICMP errors that quote one of this
-// run's probes (UDP, TCP or ICMP echo, as PROTO says) and, for TCP and ICMP
-// probes, the destination's own answers (SYN-ACK or RST, echo reply), and
-// drops everything else in the kernel.
+// Socket filters for traceflow-fast's receive socket (AF_PACKET, SOCK_DGRAM),
+// where offset 0 is the IP header. traceflow_icmp, for IPv4 runs, keeps the
+// ICMP errors that quote one of this run's probes (UDP, TCP or ICMP echo, as
+// PROTO says) and, for TCP and ICMP probes, the destination's own answers
+// (SYN-ACK or RST, echo reply); traceflow_icmp6, for IPv6 runs (UDP probes),
+// keeps the ICMPv6 errors that quote one of this run's probes. Both drop
+// everything else in the kernel.
 //
 // Self-contained on purpose: the kernel's uapi headers include <asm/types.h>,
 // which Debian keeps under /usr/include/<host triplet>, out of sight of a
@@ -40,6 +42,10 @@ static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32
 #endif
 
 #define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_ICMPV6 58
+#define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_TIME_EXCEED 3
 #define IPPROTO_ICMP 1
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
@@ -57,6 +63,7 @@ static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32
 // stops clang from folding the zero defaults.
 volatile const __u8 PROTO;      // probe protocol: IPPROTO_UDP, IPPROTO_TCP or IPPROTO_ICMP
 volatile const __u32 SRC;       // our (quoted) IP source address, network byte order
+volatile const __u32 SRC6[4];   // our (quoted) IPv6 source address, network byte order
 volatile const __u16 TAG;       // run tag: quoted IP.ID >> TAG_SHIFT
 volatile const __u16 TAG_SHIFT; // probe.TagShift
 volatile const __u16 SPORT_MIN; // our source ports (ICMP: echo identifiers), inclusive range
@@ -173,6 +180,60 @@ __u32 traceflow_icmp(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes(skb, ihl + 8 + qihl, l4, 4) < 0)
 		return DROP;
 	if (!our_port(be16(&l4[0])) || be16(&l4[2]) != DPORT)
+		return DROP;
+
+	return KEEP;
+}
+
+// traceflow_icmp6 keeps, for an IPv6 run (UDP probes, see package probe),
+// the ICMPv6 time exceeded and destination unreachable messages that quote
+// one of its probes: an IPv6 header from our source address with next header
+// UDP, a source port in the run's range, the run's destination port, and
+// the run tag in the first two bytes of the UDP payload. An ICMPv6 message
+// behind IPv6 extension headers is dropped: the outer next header must be
+// ICMPv6 itself (routers send their errors without extension headers).
+SEC("socket")
+__u32 traceflow_icmp6(struct __sk_buff *skb)
+{
+	__u8 ip6[40]; // outer IPv6 header
+	__u8 icmp[8]; // ICMPv6 header
+	__u8 q[40];   // quoted IPv6 header
+	__u8 l4[10];  // quoted UDP header and the payload's tag word
+	__u32 src[4];
+
+	if (skb->protocol != htons(ETH_P_IPV6))
+		return DROP;
+
+	// RFC 8200 section 3: byte 0 version (high nibble), byte 6 next
+	// header, bytes 8-23 source address.
+	if (bpf_skb_load_bytes(skb, 0, ip6, sizeof(ip6)) < 0)
+		return DROP;
+	if (ip6[0] >> 4 != 6 || ip6[6] != IPPROTO_ICMPV6)
+		return DROP;
+
+	// RFC 4443: byte 0 type, byte 1 code, bytes 2-3 checksum, 4 bytes
+	// unused (RFC 4884: byte 4 is the length of the quote), then as much
+	// of the invoking packet as fits.
+	if (bpf_skb_load_bytes(skb, 40, icmp, sizeof(icmp)) < 0)
+		return DROP;
+	if (icmp[0] != ICMPV6_TIME_EXCEED && icmp[0] != ICMPV6_DEST_UNREACH)
+		return DROP;
+
+	if (bpf_skb_load_bytes(skb, 40 + 8, q, sizeof(q)) < 0)
+		return DROP;
+	if (q[0] >> 4 != 6 || q[6] != IPPROTO_UDP)
+		return DROP;
+	__builtin_memcpy(src, &q[8], sizeof(src));
+	if (src[0] != SRC6[0] || src[1] != SRC6[1] || src[2] != SRC6[2] || src[3] != SRC6[3])
+		return DROP;
+
+	// RFC 768: bytes 0-1 source port, 2-3 destination port; then our
+	// payload: bytes 8-9 the run tag and TTL.
+	if (bpf_skb_load_bytes(skb, 40 + 8 + 40, l4, sizeof(l4)) < 0)
+		return DROP;
+	if (!our_port(be16(&l4[0])) || be16(&l4[2]) != DPORT)
+		return DROP;
+	if (!our_tag(be16(&l4[8])))
 		return DROP;
 
 	return KEEP;

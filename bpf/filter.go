@@ -2,7 +2,8 @@
 // and its loader.
 //
 // The filter (filter.c) runs on an AF_PACKET SOCK_DGRAM socket, where offset 0
-// is the IPv4 header. It keeps an IPv4 packet only if it is
+// is the IP header. For an IPv4 run (Match.Src IPv4) it keeps an IPv4 packet
+// only if it is
 //
 //   - an ICMP time exceeded (type 11) or destination unreachable (type 3)
 //     message whose quoted packet is an IPv4 probe of this run: the run's
@@ -19,6 +20,14 @@
 // extensions included. Everything else is dropped in the kernel, before it
 // is queued on the socket. The protocol is a load-time constant: the
 // verifier prunes the branches of the others.
+//
+// For an IPv6 run (Match.Src IPv6; UDP probes only) another program of the
+// same object keeps an IPv6 packet only if it is an ICMPv6 time exceeded
+// (type 3) or destination unreachable (type 1) message, right after the IPv6
+// header (a message behind extension headers is dropped), whose quoted
+// packet is an IPv6 UDP probe of this run: our source address, a source
+// port in the range, the destination port, and the run tag in the first two
+// bytes of the UDP payload.
 //
 // The generated files filter_bpf{el,eb}.{go,o} are committed; regenerate them
 // with `go generate ./bpf/` (needs clang and llvm-strip).
@@ -40,12 +49,16 @@ import (
 //		SrcPortMax: s.BaseSrcPort + uint16(s.Paths), DstPort: s.DstPort, Tag: s.Tag}
 type Match struct {
 	Proto probe.Proto // the probes' protocol; the zero value is UDP
-	Src   netip.Addr  // our IPv4 source address, as quoted
+	// Src is our source address, as quoted: IPv4, or IPv6 for an IPv6 run
+	// (whose Proto must be UDP). An IPv4-mapped address is IPv4.
+	Src netip.Addr
 	// SrcPortMin..SrcPortMax is the inclusive range of our source ports
 	// (ICMP: echo identifiers).
 	SrcPortMin, SrcPortMax uint16
 	DstPort                uint16 // UDP or TCP destination port; unused for ICMP
-	Tag                    uint16 // run tag: quoted IP.ID >> probe.TagShift
+	// Tag is the run tag: quoted IP.ID >> probe.TagShift (IPv6: the
+	// quoted payload's first word >> probe.TagShift).
+	Tag uint16
 }
 
 // validate reports the first field of m that the filter cannot match on.
@@ -53,10 +66,14 @@ func (m *Match) validate() error {
 	switch src := m.Src.Unmap(); {
 	case m.Proto > probe.ProtoICMP:
 		return fmt.Errorf("invalid Match.Proto %d: want udp, tcp or icmp", m.Proto)
-	case !src.Is4():
-		return fmt.Errorf("invalid Match.Src %v: not an IPv4 address", m.Src)
+	case !src.Is4() && !src.Is6():
+		return fmt.Errorf("invalid Match.Src %v: not an IPv4 or IPv6 address", m.Src)
 	case src.IsUnspecified():
 		return fmt.Errorf("invalid Match.Src %v: unspecified address", m.Src)
+	case src.Zone() != "":
+		return fmt.Errorf("invalid Match.Src %v: an address with a zone", m.Src)
+	case src.Is6() && m.Proto != probe.ProtoUDP:
+		return fmt.Errorf("invalid Match.Proto %v: IPv6 runs probe with udp only", m.Proto)
 	case m.SrcPortMin == 0:
 		return fmt.Errorf("invalid Match.SrcPortMin 0: ports start at 1")
 	case m.SrcPortMax < m.SrcPortMin:

@@ -16,14 +16,16 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	filterProgTraceflowIcmp = "traceflow_icmp"
-	filterVarDPORT          = "DPORT"
-	filterVarPROTO          = "PROTO"
-	filterVarSPORT_MAX      = "SPORT_MAX"
-	filterVarSPORT_MIN      = "SPORT_MIN"
-	filterVarSRC            = "SRC"
-	filterVarTAG            = "TAG"
-	filterVarTAG_SHIFT      = "TAG_SHIFT"
+	filterProgTraceflowIcmp  = "traceflow_icmp"
+	filterProgTraceflowIcmp6 = "traceflow_icmp6"
+	filterVarDPORT           = "DPORT"
+	filterVarPROTO           = "PROTO"
+	filterVarSPORT_MAX       = "SPORT_MAX"
+	filterVarSPORT_MIN       = "SPORT_MIN"
+	filterVarSRC             = "SRC"
+	filterVarSRC6            = "SRC6"
+	filterVarTAG             = "TAG"
+	filterVarTAG_SHIFT       = "TAG_SHIFT"
 )
 
 // loadFilter returns the embedded CollectionSpec for filter.
@@ -68,7 +70,8 @@ type filterSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type filterProgramSpecs struct {
-	TraceflowIcmp *ebpf.ProgramSpec `ebpf:"traceflow_icmp"`
+	TraceflowIcmp  *ebpf.ProgramSpec `ebpf:"traceflow_icmp"`
+	TraceflowIcmp6 *ebpf.ProgramSpec `ebpf:"traceflow_icmp6"`
 }
 
 // filterMapSpecs contains maps before they are loaded into the kernel.
@@ -86,6 +89,7 @@ type filterVariableSpecs struct {
 	SPORT_MAX *ebpf.VariableSpec `ebpf:"SPORT_MAX"`
 	SPORT_MIN *ebpf.VariableSpec `ebpf:"SPORT_MIN"`
 	SRC       *ebpf.VariableSpec `ebpf:"SRC"`
+	SRC6      *ebpf.VariableSpec `ebpf:"SRC6"`
 	TAG       *ebpf.VariableSpec `ebpf:"TAG"`
 	TAG_SHIFT *ebpf.VariableSpec `ebpf:"TAG_SHIFT"`
 }
@@ -125,6 +129,7 @@ type filterVariables struct {
 	SPORT_MAX *ebpf.Variable `ebpf:"SPORT_MAX"`
 	SPORT_MIN *ebpf.Variable `ebpf:"SPORT_MIN"`
 	SRC       *ebpf.Variable `ebpf:"SRC"`
+	SRC6      *ebpf.Variable `ebpf:"SRC6"`
 	TAG       *ebpf.Variable `ebpf:"TAG"`
 	TAG_SHIFT *ebpf.Variable `ebpf:"TAG_SHIFT"`
 }
@@ -133,12 +138,14 @@ type filterVariables struct {
 //
 // It can be passed to loadFilterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type filterPrograms struct {
-	TraceflowIcmp *ebpf.Program `ebpf:"traceflow_icmp"`
+	TraceflowIcmp  *ebpf.Program `ebpf:"traceflow_icmp"`
+	TraceflowIcmp6 *ebpf.Program `ebpf:"traceflow_icmp6"`
 }
 
 func (p *filterPrograms) Close() error {
 	return _FilterClose(
 		p.TraceflowIcmp,
+		p.TraceflowIcmp6,
 	)
 }
 

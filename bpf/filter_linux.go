@@ -26,13 +26,21 @@ func LoadFilter(m Match) (*Filter, error) {
 		return nil, fmt.Errorf("bpf: load filter: %w", err)
 	}
 	// The program compares the quoted source address as raw bytes, so SRC
-	// holds it in network byte order; the other keys are numbers.
+	// (SRC6) holds it in network byte order; the other keys are numbers.
+	src := m.Src.Unmap()
+	var srcVar string
+	var srcValue any
+	if src.Is6() {
+		srcVar, srcValue = filterVarSRC6, src.As16()
+	} else {
+		srcVar, srcValue = filterVarSRC, src.As4()
+	}
 	vars := []struct {
 		name  string
 		value any
 	}{
 		{filterVarPROTO, m.Proto.IPProto()},
-		{filterVarSRC, m.Src.Unmap().As4()},
+		{srcVar, srcValue},
 		{filterVarTAG, m.Tag},
 		{filterVarTAG_SHIFT, uint16(probe.TagShift)},
 		{filterVarSPORT_MIN, m.SrcPortMin},
@@ -48,11 +56,26 @@ func LoadFilter(m Match) (*Filter, error) {
 			return nil, fmt.Errorf("bpf: load filter: %w", err)
 		}
 	}
-	var objs filterPrograms
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+	// LoadAndAssign loads only what it assigns: the program of the run's
+	// family.
+	var prog *ebpf.Program
+	if src.Is6() {
+		var objs struct {
+			Prog *ebpf.Program `ebpf:"traceflow_icmp6"`
+		}
+		err = spec.LoadAndAssign(&objs, nil)
+		prog = objs.Prog
+	} else {
+		var objs struct {
+			Prog *ebpf.Program `ebpf:"traceflow_icmp"`
+		}
+		err = spec.LoadAndAssign(&objs, nil)
+		prog = objs.Prog
+	}
+	if err != nil {
 		return nil, loadError(err)
 	}
-	return &Filter{prog: objs.TraceflowIcmp}, nil
+	return &Filter{prog: prog}, nil
 }
 
 // loadError wraps an error from loading the program.

@@ -273,7 +273,8 @@ func TestLoadFilterInvalidMatch(t *testing.T) {
 		edit  func(m *Match)
 	}{
 		{"Match.Src", func(m *Match) { m.Src = netip.Addr{} }},
-		{"Match.Src", func(m *Match) { m.Src = netip.MustParseAddr("2001:db8::1") }},
+		{"Match.Src", func(m *Match) { m.Src = netip.IPv6Unspecified() }},
+		{"Match.Proto", func(m *Match) { m.Src, m.Proto = netip.MustParseAddr("2001:db8::1"), probe.ProtoTCP }},
 		{"Match.Src", func(m *Match) { m.Src = netip.IPv4Unspecified() }},
 		{"Match.SrcPortMin", func(m *Match) { m.SrcPortMin = 0 }},
 		{"Match.SrcPortMax", func(m *Match) { m.SrcPortMax = m.SrcPortMin - 1 }},
@@ -305,7 +306,7 @@ func TestSpecConstants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{filterVarPROTO, filterVarSRC, filterVarTAG, filterVarTAG_SHIFT,
+	for _, name := range []string{filterVarPROTO, filterVarSRC, filterVarSRC6, filterVarTAG, filterVarTAG_SHIFT,
 		filterVarSPORT_MIN, filterVarSPORT_MAX, filterVarDPORT} {
 		v, ok := spec.Variables[name]
 		if !ok {
@@ -316,8 +317,10 @@ func TestSpecConstants(t *testing.T) {
 			t.Errorf("variable %s is in %s, not a read-only section", name, v.SectionName)
 		}
 	}
-	if p := spec.Programs[filterProgTraceflowIcmp]; p == nil || p.Type != ebpf.SocketFilter {
-		t.Errorf("program %s: want a socket filter, got %v", filterProgTraceflowIcmp, p)
+	for _, name := range []string{filterProgTraceflowIcmp, filterProgTraceflowIcmp6} {
+		if p := spec.Programs[name]; p == nil || p.Type != ebpf.SocketFilter {
+			t.Errorf("program %s: want a socket filter, got %v", name, p)
+		}
 	}
 }
 

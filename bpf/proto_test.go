@@ -211,13 +211,14 @@ type protoCorpus struct {
 	cases []filterCase
 }
 
-// corpora returns the corpus of each protocol: UDP's (corpus() and
-// udpExtra), TCP's and ICMP's.
+// corpora returns the corpus of each protocol: UDP's (corpus(), udpExtra
+// and v4DropsV6), TCP's and ICMP's; and that of an IPv6 run (corpus6).
 func corpora() []protoCorpus {
 	return []protoCorpus{
-		{"udp", runMatch, append(corpus(), udpExtra()...)},
+		{"udp", runMatch, append(append(corpus(), udpExtra()...), v4DropsV6()...)},
 		{"tcp", matchOf(tcpSpec), tcpCorpus()},
 		{"icmp", matchOf(icmpSpec), icmpCorpus()},
+		{"udp6", matchOf(udp6Spec), corpus6()},
 	}
 }
 

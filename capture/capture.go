@@ -1,9 +1,10 @@
 // Package capture owns traceflow-fast's receive socket: an AF_PACKET
-// SOCK_DGRAM socket that sees every IPv4 packet arriving on one interface
-// (or all of them), filtered in the kernel by a socket filter the caller
-// attaches, read in batches with the kernel's receive timestamps.
+// SOCK_DGRAM socket that sees every IPv4 (or, for an IPv6 run, every IPv6)
+// packet arriving on one interface (or all of them), filtered in the kernel
+// by a socket filter the caller attaches, read in batches with the kernel's
+// receive timestamps.
 //
-// Packets start at the IPv4 header, whatever the link layer (Ethernet,
+// Packets start at the IP header, whatever the link layer (Ethernet,
 // loopback, tun): with SOCK_DGRAM the kernel strips the link-layer header,
 // and a socket filter sees offset 0 at the IP header too.
 //
@@ -18,8 +19,11 @@ type Config struct {
 	Ifindex int
 	// Attach attaches the socket filter (SO_ATTACH_FILTER or
 	// SO_ATTACH_BPF) to fd. Listen calls it before the socket is bound to
-	// a protocol. A nil Attach receives every IPv4 packet.
+	// a protocol. A nil Attach receives every IPv4 (IPv6) packet.
 	Attach func(fd int) error
+	// IPv6 binds the socket to IPv6 packets (ETH_P_IPV6) instead of IPv4
+	// ones (ETH_P_IP).
+	IPv6 bool
 	// RecvBuf is the socket receive buffer in bytes (SO_RCVBUFFORCE when
 	// permitted, else SO_RCVBUF); 0 means DefaultRecvBuf.
 	RecvBuf int

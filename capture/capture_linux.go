@@ -46,8 +46,8 @@ type Conn struct {
 
 // Listen opens the receive socket: socket(AF_PACKET, SOCK_DGRAM, 0), then
 // cfg.Attach, then PACKET_IGNORE_OUTGOING (so the host's own probes are not
-// seen) and SO_TIMESTAMPNS, and only then bind(2) to ETH_P_IP on
-// cfg.Ifindex. It needs CAP_NET_RAW; without it the error matches
+// seen) and SO_TIMESTAMPNS, and only then bind(2) to ETH_P_IP (ETH_P_IPV6
+// with cfg.IPv6) on cfg.Ifindex. It needs CAP_NET_RAW; without it the error matches
 // errors.Is(err, os.ErrPermission).
 func Listen(cfg Config) (*Conn, error) {
 	slot, err := slotSize(cfg.Ifindex)
@@ -101,7 +101,11 @@ func setup(c *socket.Conn, cfg Config, slot int) (*Conn, error) {
 			return nil, fmt.Errorf("set SO_RCVBUF: %w", err)
 		}
 	}
-	if err := c.Bind(&unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: cfg.Ifindex}); err != nil {
+	proto := uint16(unix.ETH_P_IP)
+	if cfg.IPv6 {
+		proto = unix.ETH_P_IPV6
+	}
+	if err := c.Bind(&unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: cfg.Ifindex}); err != nil {
 		if cfg.Ifindex != 0 {
 			return nil, fmt.Errorf("bind to interface index %d: %w", cfg.Ifindex, err)
 		}
@@ -141,7 +145,9 @@ func slotSize(ifindex int) (int, error) {
 			mtu = max(mtu, ifi.MTU)
 		}
 	}
-	// An IPv4 packet is at most 65535 bytes, whatever the MTU.
+	// An IPv4 packet is at most 65535 bytes, whatever the MTU (an IPv6
+	// one without jumbogram option too, plus its 40-byte header, which a
+	// slot of an MTU-sized packet holds anyway).
 	s := min(max(MinSlot, mtu), 1<<16)
 	return (s + 63) &^ 63, nil
 }
@@ -155,7 +161,7 @@ func htons(v uint16) uint16 {
 // ReadBatch waits until at least one packet has arrived (or the read
 // deadline passes, or the Conn is closed), then reads up to Batch packets
 // with one recvmmsg(2) call and calls fn for each, with the packet from its
-// IPv4 header on and the kernel's receive time (SO_TIMESTAMPNS). pkt is
+// IP header on and the kernel's receive time (SO_TIMESTAMPNS). pkt is
 // only valid during fn. It returns the number of packets passed to fn.
 //
 // After Close it returns an error matching errors.Is(err, net.ErrClosed);

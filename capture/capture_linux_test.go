@@ -409,3 +409,45 @@ func TestListenNeedsCapNetRaw(t *testing.T) {
 		t.Fatalf("Listen without CAP_NET_RAW: %v; want a permission error naming CAP_NET_RAW", err)
 	}
 }
+
+// TestReadBatchIPv6 listens for IPv6 (Config.IPv6): UDP datagrams to
+// [::1]:9 and their ICMPv6 port unreachables are read, from their IPv6
+// header on, and the IPv4 datagrams and ICMP errors sent beside them are
+// not.
+func TestReadBatchIPv6(t *testing.T) {
+	var udp6 int
+	r := newRig(t, capture.Config{Ifindex: loIndex, IPv6: true}, func(int) (err error) {
+		udp6, err = unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
+	defer unix.Close(udp6)
+	const n = 5
+	for i := range n {
+		r.send(t, fmt.Appendf(nil, "v4-%d", i))
+		if err := unix.Sendto(udp6, fmt.Appendf(nil, "v6-%d", i), 0, &unix.SockaddrInet6{Port: 9, Addr: [16]byte{15: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := r.collect(t, 2*time.Second, func(p []pkt) bool { return len(p) >= 2*n })
+	if err != nil {
+		t.Fatalf("after %d packets: %v", len(got), err)
+	}
+	more, _ := r.collect(t, 100*time.Millisecond, func([]pkt) bool { return false })
+	udp, icmp := 0, 0
+	for _, x := range append(got, more...) {
+		b := x.b
+		switch {
+		case len(b) < 48 || b[0]>>4 != 6:
+			t.Errorf("not an IPv6 packet: % x", b)
+		case b[6] == unix.IPPROTO_UDP && bytes.HasPrefix(b[48:], []byte("v6-")):
+			udp++
+		case b[6] == unix.IPPROTO_ICMPV6 && b[40] == 1 && b[41] == 4:
+			icmp++
+		default:
+			t.Errorf("unexpected packet % x", b)
+		}
+	}
+	if udp != n || icmp != n {
+		t.Errorf("%d UDP datagrams and %d port unreachables; want %d of each", udp, icmp, n)
+	}
+}

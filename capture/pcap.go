@@ -15,7 +15,7 @@ import (
 )
 
 // PcapLinkType is the link type of the files PcapWriter writes: packets
-// start at their IPv4 header, as the probes are built and as the receive
+// start at their IP header (IPv4 or IPv6), as the probes are built and as the receive
 // socket delivers the replies. LINKTYPE_RAW (101) is "raw IP; the packet
 // begins with an IPv4 or IPv6 header" (tcpdump.org/linktypes.html); every
 // libpcap and Wireshark version reads it, where LINKTYPE_IPV4 (228) needs
@@ -32,7 +32,7 @@ const pcapSnaplen = 65535
 // pcapBuffer is the size of the write buffer in front of the file.
 const pcapBuffer = 64 << 10
 
-// PcapWriter writes IPv4 packets with their timestamps to a pcap file
+// PcapWriter writes IP packets with their timestamps to a pcap file
 // (libpcap format 2.4, nanosecond timestamps, PcapLinkType). It is safe for
 // concurrent use: the sender and the receiver write through one writer.
 // Writes are buffered; Close flushes them. The first write error is kept
@@ -74,7 +74,7 @@ func CreatePcap(path string) (*PcapWriter, error) {
 	return p, nil
 }
 
-// WritePacket appends one packet, pkt starting at its IPv4 header, captured
+// WritePacket appends one packet, pkt starting at its IP header, captured
 // at ts. It does not allocate and does not keep pkt.
 func (p *PcapWriter) WritePacket(ts time.Time, pkt []byte) error {
 	p.mu.Lock()

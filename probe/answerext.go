@@ -192,14 +192,22 @@ func (i *AnswerIf) set(info *InterfaceInfo, ctype uint8) {
 	i.NameLen = uint8(copy(i.Name[:], name))
 }
 
-// udpQuote says whether r quotes a UDP probe.
-func udpQuote(r *Reply) bool { return len(r.Quote) >= IPv4HeaderLen && r.Quote[9] == protoUDP }
+// udpQuote says whether r quotes a UDP probe (IPv4 or IPv6).
+func udpQuote(r *Reply) bool {
+	if len(r.Quote) >= IPv6HeaderLen && r.Quote[0]>>4 == 6 {
+		return r.Quote[6] == protoUDP
+	}
+	return len(r.Quote) >= IPv4HeaderLen && r.Quote[9] == protoUDP
+}
 
 // rewrites returns how the probe quoted in r differs from what the spec
 // sends, the destination apart (see Matcher.Match). A reply that quotes
 // nothing shows nothing; the lengths and the checksum are those of a UDP
 // probe, checked in UDP quotes only.
 func (s *Spec) rewrites(r *Reply) Rewrite {
+	if r.QSrc.Is6() {
+		return s.rewrites6(r)
+	}
 	if len(r.Quote) < IPv4HeaderLen {
 		return 0
 	}

@@ -342,16 +342,18 @@ func TestClockRTT(t *testing.T) {
 func TestSpecValidate(t *testing.T) {
 	mod := func(f func(*Spec)) *Spec { s := codecSpec(); f(s); return s }
 	bad := map[string]*Spec{
-		"zero source":   mod(func(s *Spec) { s.Src = netip.Addr{} }),
-		"IPv6 source":   mod(func(s *Spec) { s.Src = netip.MustParseAddr("2001:db8::1") }),
-		"4in6 source":   mod(func(s *Spec) { s.Src = netip.MustParseAddr("::ffff:192.0.2.10") }),
-		"tag 0":         mod(func(s *Spec) { s.Tag = 0 }),
-		"tag 1024":      mod(func(s *Spec) { s.Tag = MaxTag + 1 }),
-		"tag 65535":     mod(func(s *Spec) { s.Tag = 65535 }),
-		"no paths":      mod(func(s *Spec) { s.Paths = 0 }),
-		"negative":      mod(func(s *Spec) { s.Paths = -1 }),
-		"port overflow": mod(func(s *Spec) { s.BaseSrcPort = 65535 - 31; s.Paths = 32 }),
-		"huge paths":    mod(func(s *Spec) { s.BaseSrcPort = 0; s.Paths = 65536 }),
+		"zero source":       mod(func(s *Spec) { s.Src = netip.Addr{} }),
+		"IPv6 source, TCP":  mod(func(s *Spec) { s.Src, s.Proto = netip.MustParseAddr("2001:db8::1"), ProtoTCP }),
+		"IPv6 source, ICMP": mod(func(s *Spec) { s.Src, s.Proto = netip.MustParseAddr("2001:db8::1"), ProtoICMP }),
+		"zoned source":      mod(func(s *Spec) { s.Src = netip.MustParseAddr("fe80::1%eth0") }),
+		"4in6 source":       mod(func(s *Spec) { s.Src = netip.MustParseAddr("::ffff:192.0.2.10") }),
+		"tag 0":             mod(func(s *Spec) { s.Tag = 0 }),
+		"tag 1024":          mod(func(s *Spec) { s.Tag = MaxTag + 1 }),
+		"tag 65535":         mod(func(s *Spec) { s.Tag = 65535 }),
+		"no paths":          mod(func(s *Spec) { s.Paths = 0 }),
+		"negative":          mod(func(s *Spec) { s.Paths = -1 }),
+		"port overflow":     mod(func(s *Spec) { s.BaseSrcPort = 65535 - 31; s.Paths = 32 }),
+		"huge paths":        mod(func(s *Spec) { s.BaseSrcPort = 0; s.Paths = 65536 }),
 	}
 	for name, s := range bad {
 		if err := s.Validate(); err == nil {

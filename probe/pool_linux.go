@@ -27,10 +27,10 @@ type SendPool struct {
 }
 
 type sendJob struct {
-	route int
-	n     int
-	bufs  [SendBatch][MaxLen]byte
-	pkts  [SendBatch][]byte
+	to   unix.RawSockaddrLinklayer
+	n    int
+	bufs [SendBatch][MaxProbeLen]byte
+	pkts [SendBatch][]byte
 }
 
 // NewSendPool opens a socket for each of workers sending goroutines (at
@@ -73,7 +73,7 @@ func (p *SendPool) AddRoute(rt *Route) (int, error) {
 	return len(p.routes) - 1, nil
 }
 
-// Send queues pkts (complete IPv4 packets of at most MaxLen bytes) to be sent
+// Send queues pkts (complete IP packets of at most MaxProbeLen bytes) to be sent
 // by route. It returns the first error any worker met so far: once a send
 // failed, the run is over.
 func (p *SendPool) Send(route int, pkts [][]byte) error {
@@ -82,10 +82,17 @@ func (p *SendPool) Send(route int, pkts [][]byte) error {
 			return err
 		}
 		j := <-p.free
-		j.route = route
+		p.mu.RLock()
+		if route < 0 || route >= len(p.routes) {
+			p.mu.RUnlock()
+			p.free <- j
+			return errors.New("send pool: no such route")
+		}
+		j.to = p.routes[route]
+		p.mu.RUnlock()
 		j.n = min(len(pkts), SendBatch)
 		for i, pkt := range pkts[:j.n] {
-			if len(pkt) > MaxLen {
+			if len(pkt) > MaxProbeLen {
 				p.free <- j
 				return errors.New("send pool: packet longer than a probe")
 			}
@@ -101,11 +108,7 @@ func (p *SendPool) run(w int) {
 	defer p.wg.Done()
 	for j := range p.work {
 		if p.Err() == nil {
-			// Read-locked while sending: AddRoute may move the routes.
-			p.mu.RLock()
-			_, err := p.socks[w].sendTo(&p.routes[j.route], j.pkts[:j.n])
-			p.mu.RUnlock()
-			if err != nil {
+			if _, err := p.socks[w].sendTo(&j.to, j.pkts[:j.n]); err != nil {
 				p.fail(err)
 			}
 		}

@@ -1,6 +1,6 @@
-// Package probe builds traceflow-fast's IPv4 probes (UDP, TCP SYN or ICMP
-// echo), decodes the replies they provoke, and schedules which probe to send
-// when.
+// Package probe builds traceflow-fast's probes (over IPv4: UDP, TCP SYN or
+// ICMP echo; over IPv6: UDP), decodes the replies they provoke, and
+// schedules which probe to send when.
 //
 // # Probe encoding
 //
@@ -37,6 +37,11 @@
 // per path ID, the sequence number is the IP.ID (run tag and TTL), and the
 // payload holds the send clock and a word that keeps the checksum fixed. The
 // destination's echo reply echoes identifier, sequence number and payload.
+//
+// A run is IPv4 or IPv6, as its source address is. An IPv6 probe (52
+// bytes, UDP only) carries the run tag and TTL in the first two bytes of its
+// UDP payload instead of the IP.ID, which IPv6 lacks, and a flow label fixed
+// per path ID (see probe6.go and ParseReply6).
 package probe
 
 import (
@@ -78,13 +83,13 @@ const (
 
 // Spec is what every probe of one run shares.
 type Spec struct {
-	Src         netip.Addr // IPv4 source address
+	Src         netip.Addr // source address: IPv4, or IPv6 for an IPv6 run (UDP only)
 	BaseSrcPort uint16     // path ID p uses source port (ICMP: identifier) BaseSrcPort+p
 	DstPort     uint16     // fixed destination port (UDP, TCP)
 	Paths       int        // path IDs are 1..Paths
 	Proto       Proto      // probe protocol (zero: UDP)
 	Tag         uint16     // run tag, 1..MaxTag
-	TOS         uint8      // IP TOS byte
+	TOS         uint8      // IP TOS byte (IPv6: traffic class)
 	Epoch       time.Time  // zero of the send clock
 }
 
@@ -93,8 +98,12 @@ func (s *Spec) Validate() error {
 	switch {
 	case s.Proto > ProtoICMP:
 		return errors.New("probe: unknown protocol")
-	case !s.Src.Is4():
-		return errors.New("probe: source address must be IPv4")
+	case !s.Src.Is4() && !s.Src.Is6() || s.Src.Is4In6():
+		return errors.New("probe: source address must be IPv4 or IPv6 (not IPv4-mapped)")
+	case s.Src.Zone() != "":
+		return errors.New("probe: source address must have no zone")
+	case s.Src.Is6() && s.Proto != ProtoUDP:
+		return errors.New("probe: IPv6 probes are UDP only")
 	case s.Tag == 0 || s.Tag > MaxTag:
 		return errors.New("probe: run tag out of range 1..1023")
 	case s.Paths < 1:
@@ -146,9 +155,13 @@ func (s *Spec) RTT(sent uint16, recv time.Time) time.Duration {
 }
 
 // Encode writes the probe for (dst, pathID, ttl), sent at time sent, into b,
-// which must hold at least s.ProbeLen() bytes (MaxLen for any protocol), and
+// which must hold at least s.ProbeLen() bytes (MaxProbeLen for any probe), and
 // returns the number of bytes written, s.ProbeLen(). It does not allocate.
+// An IPv6 run's dst must be IPv6.
 func (s *Spec) Encode(b []byte, dst netip.Addr, pathID, ttl int, sent time.Time) int {
+	if s.Src.Is6() {
+		return s.encode6(b, dst, pathID, ttl, sent)
+	}
 	switch s.Proto {
 	case ProtoTCP:
 		return s.encodeTCP(b, dst, pathID, ttl, sent)

@@ -61,8 +61,9 @@ const (
 	// the wire; Len is a UDP probe's.
 	LenTCP  = IPv4HeaderLen + TCPHeaderLen
 	LenICMP = IPv4HeaderLen + ICMPHeaderLen + ICMPPayloadLen
-	// MaxLen is the length of the longest probe, whatever the protocol:
-	// a buffer of MaxLen bytes holds any probe.
+	// MaxLen is the length of the longest IPv4 probe, whatever the
+	// protocol: a buffer of MaxLen bytes holds any IPv4 probe (and one of
+	// MaxProbeLen bytes any probe, IPv6 ones included).
 	MaxLen = LenTCP
 
 	protoTCP = 6
@@ -79,6 +80,9 @@ const (
 
 // ProbeLen returns the length on the wire of the Spec's probes.
 func (s *Spec) ProbeLen() int {
+	if s.Src.Is6() {
+		return Len6
+	}
 	switch s.Proto {
 	case ProtoTCP:
 		return LenTCP

@@ -272,8 +272,12 @@ func (s *Spec) Match(r *Reply) (pathID, ttl int, ok bool) {
 
 // Reached says whether the reply comes from the probed destination itself:
 // a port unreachable, any unreachable sent by the destination address, or
-// a direct reply (SYN-ACK, RST, echo reply).
+// a direct reply (SYN-ACK, RST, echo reply); for an ICMPv6 reply (From is
+// IPv6), a port unreachable or any unreachable from the destination.
 func (r *Reply) Reached() bool {
+	if r.From.Is6() {
+		return reached(r.Type, r.Code, r.From, r.QDst)
+	}
 	switch r.Type {
 	case ICMPUnreachable:
 		return r.Code == CodePortUnreachable || r.From == r.QDst

@@ -41,22 +41,17 @@ type RouteOptions struct {
 // or multicast probes, 1 s apart).
 const ResolveTimeout = 3 * time.Second
 
-// LookupRoute asks the kernel how it would send an IPv4 packet to dst
-// (RTM_GETROUTE, honouring opt) and resolves the next hop's link-layer
-// address through the neighbour table, asking the kernel to resolve it
-// (RTM_NEWNEIGH with NTF_USE, which sends an ARP request) when it is not
-// cached. It waits for the resolution until ctx is done, or for
-// ResolveTimeout when ctx has no deadline.
+// LookupRoute asks the kernel how it would send an IP packet to dst, IPv4
+// or IPv6 (RTM_GETROUTE, honouring opt), and resolves the next hop's
+// link-layer address through the neighbour table, asking the kernel to
+// resolve it (RTM_NEWNEIGH with NTF_USE, which sends an ARP request or an
+// IPv6 neighbour solicitation) when it is not cached. It waits for the
+// resolution until ctx is done, or for ResolveTimeout when ctx has no
+// deadline. A source override must be of dst's family.
 func LookupRoute(ctx context.Context, dst netip.Addr, opt RouteOptions) (*Route, error) {
 	dst = dst.Unmap()
-	if !dst.Is4() {
-		return nil, fmt.Errorf("route to %s: only IPv4 destinations are supported", dst)
-	}
-	if opt.Source.IsValid() {
-		opt.Source = opt.Source.Unmap()
-		if !opt.Source.Is4() {
-			return nil, fmt.Errorf("source %s is not an IPv4 address", opt.Source)
-		}
+	if err := checkFamily(dst, &opt); err != nil {
+		return nil, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -133,7 +128,7 @@ func LookupRoute(ctx context.Context, dst netip.Addr, opt RouteOptions) (*Route,
 		rt.Src = opt.Source
 	}
 	if !rt.Src.IsValid() {
-		return nil, fmt.Errorf("route to %s via %s: no source address (the interface has no IPv4 address; use a source override)", dst, link.name)
+		return nil, fmt.Errorf("route to %s via %s: no source address (the interface has no %s address; use a source override)", dst, link.name, family(dst))
 	}
 	if r.gateway.IsValid() {
 		rt.NextHop = r.gateway
@@ -142,7 +137,7 @@ func LookupRoute(ctx context.Context, dst netip.Addr, opt RouteOptions) (*Route,
 		rt.MTU = r.mtu
 	}
 
-	if r.typ == unix.RTN_LOCAL {
+	if r.typ == unix.RTN_LOCAL && dst.Is4() {
 		if err := checkLocalInput(link.name, dst); err != nil {
 			return nil, err
 		}
@@ -153,6 +148,32 @@ func LookupRoute(ctx context.Context, dst netip.Addr, opt RouteOptions) (*Route,
 	}
 	rt.HWAddr = hw
 	return rt, nil
+}
+
+// checkFamily checks that dst is an address LookupRoute can look up, and
+// that opt's source, unmapped in place, is of its family.
+func checkFamily(dst netip.Addr, opt *RouteOptions) error {
+	switch {
+	case !dst.IsValid():
+		return errors.New("route: no destination address")
+	case dst.Zone() != "":
+		return fmt.Errorf("route to %s: addresses with a zone are not supported", dst)
+	}
+	if opt.Source.IsValid() {
+		opt.Source = opt.Source.Unmap()
+		if opt.Source.Is4() != dst.Is4() {
+			return fmt.Errorf("source %s is not an %s address, as the destination %s is", opt.Source, family(dst), dst)
+		}
+	}
+	return nil
+}
+
+// family names dst's address family: IPv4 or IPv6.
+func family(dst netip.Addr) string {
+	if dst.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
 }
 
 // checkLocalInput reports whether probes to dst, a local address, can be
@@ -231,27 +252,11 @@ type routeReply struct {
 
 // getRoute sends RTM_GETROUTE for dst, like `ip route get DST [from SRC] [oif DEV]`.
 func (nl rtnl) getRoute(dst, src netip.Addr, oif int) (routeReply, error) {
-	// struct rtmsg (rtnetlink(7)): family, dst_len, src_len, tos, table,
-	// protocol, scope, type, flags (u32).
-	b := make([]byte, unix.SizeofRtMsg)
-	b[0] = unix.AF_INET
-	b[1] = 32
-	ae := netlink.NewAttributeEncoder()
-	d4 := dst.As4()
-	ae.Bytes(unix.RTA_DST, d4[:])
-	if src.IsValid() {
-		b[2] = 32
-		s4 := src.As4()
-		ae.Bytes(unix.RTA_SRC, s4[:])
-	}
-	if oif != 0 {
-		ae.Uint32(unix.RTA_OIF, uint32(oif))
-	}
-	attrs, err := ae.Encode()
+	attrs, err := routeQuery(dst, src, oif, 0)
 	if err != nil {
 		return routeReply{}, err
 	}
-	msgs, err := nl.do(unix.RTM_GETROUTE, 0, append(b, attrs...))
+	msgs, err := nl.do(unix.RTM_GETROUTE, 0, attrs)
 	if err != nil {
 		return routeReply{}, err
 	}
@@ -270,9 +275,9 @@ func (nl rtnl) getRoute(dst, src netip.Addr, oif int) (routeReply, error) {
 			case unix.RTA_OIF:
 				r.oif = int(ad.Uint32())
 			case unix.RTA_PREFSRC:
-				r.prefsrc = addr4(ad.Bytes())
+				r.prefsrc = addrOf(ad.Bytes())
 			case unix.RTA_GATEWAY:
-				r.gateway = addr4(ad.Bytes())
+				r.gateway = addrOf(ad.Bytes())
 			case unix.RTA_VIA:
 				r.via = true
 			case unix.RTA_METRICS:
@@ -292,6 +297,39 @@ func (nl rtnl) getRoute(dst, src netip.Addr, oif int) (routeReply, error) {
 		return r, nil
 	}
 	return routeReply{}, errors.New("rtnetlink: no route in reply")
+}
+
+// routeQuery builds the struct rtmsg (rtnetlink(7): family, dst_len,
+// src_len, tos, table, protocol, scope, type, flags (u32)) and attributes
+// of an RTM_GETROUTE request for dst (from src, out of oif, when given),
+// in dst's family.
+func routeQuery(dst, src netip.Addr, oif int, flags uint32) ([]byte, error) {
+	b := make([]byte, unix.SizeofRtMsg)
+	bits := uint8(dst.BitLen())
+	b[0], b[1] = afOf(dst), bits
+	binary.NativeEndian.PutUint32(b[8:], flags)
+	ae := netlink.NewAttributeEncoder()
+	ae.Bytes(unix.RTA_DST, dst.AsSlice())
+	if src.IsValid() {
+		b[2] = bits
+		ae.Bytes(unix.RTA_SRC, src.AsSlice())
+	}
+	if oif != 0 {
+		ae.Uint32(unix.RTA_OIF, uint32(oif))
+	}
+	attrs, err := ae.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, attrs...), nil
+}
+
+// afOf returns the address family of a: AF_INET6 or AF_INET.
+func afOf(a netip.Addr) uint8 {
+	if a.Is6() {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
 }
 
 // linkInfo is the part of an RTM_NEWLINK reply that LookupRoute uses.
@@ -425,7 +463,7 @@ func (nl rtnl) resolve(ctx context.Context, link linkInfo, nexthop netip.Addr) (
 				// without privileges (or past dropping them) lacks:
 				// a datagram to the next hop makes the kernel
 				// resolve it all the same.
-				err = kickNeigh(nexthop)
+				err = kickNeigh(nexthop, link.name)
 			}
 			if err != nil && ctx.Err() == nil {
 				return nil, fmt.Errorf("resolve %s on %s: %w", nexthop, link.name, err)
@@ -459,16 +497,15 @@ func (n neighbour) valid() bool {
 }
 
 // ndmsg builds struct ndmsg: family (u8), pad (u8, u16), ifindex (s32),
-// state (u16), flags (u8), type (u8); then NDA_DST.
+// state (u16), flags (u8), type (u8); then NDA_DST, in dst's family.
 func ndmsg(ifindex int, state uint16, flags uint8, dst netip.Addr) []byte {
-	b := make([]byte, unix.SizeofNdMsg, unix.SizeofNdMsg+8)
-	b[0] = unix.AF_INET
+	b := make([]byte, unix.SizeofNdMsg, unix.SizeofNdMsg+20)
+	b[0] = afOf(dst)
 	binary.NativeEndian.PutUint32(b[4:], uint32(ifindex))
 	binary.NativeEndian.PutUint16(b[8:], state)
 	b[10] = flags
-	d4 := dst.As4()
 	ae := netlink.NewAttributeEncoder()
-	ae.Bytes(unix.NDA_DST, d4[:])
+	ae.Bytes(unix.NDA_DST, dst.AsSlice())
 	attrs, _ := ae.Encode() // cannot fail: one fixed-size attribute
 	return append(b, attrs...)
 }
@@ -504,18 +541,27 @@ func (nl rtnl) getNeigh(ifindex int, addr netip.Addr) (neighbour, error) {
 // useNeigh asks the kernel to resolve addr on ifindex, like
 // `ip neigh replace ADDR dev DEV use`: RTM_NEWNEIGH with NTF_USE creates
 // the entry if needed (NLM_F_CREATE) and calls neigh_event_send on it,
-// which starts ARP; the state in the request is ignored with NTF_USE.
+// which starts ARP (or IPv6 neighbour discovery); the state in the request
+// is ignored with NTF_USE.
 func (nl rtnl) useNeigh(ifindex int, addr netip.Addr) error {
 	_, err := nl.do(unix.RTM_NEWNEIGH, netlink.Create|netlink.Replace|netlink.Acknowledge,
 		ndmsg(ifindex, unix.NUD_NONE, unix.NTF_USE, addr))
 	return err
 }
 
-// kickNeigh sends an empty UDP datagram to the discard port of addr, which
-// needs no privilege and makes the kernel resolve addr's link-layer
-// address (ARP) on the way.
-func kickNeigh(addr netip.Addr) error {
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
+// kickNeigh sends an empty UDP datagram to the discard port of addr, a
+// neighbour on interface dev, which needs no privilege and makes the kernel
+// resolve addr's link-layer address (ARP, or IPv6 neighbour discovery) on
+// the way. An IPv6 link-local next hop is reached through dev (its zone).
+func kickNeigh(addr netip.Addr, dev string) error {
+	network := "udp4"
+	if addr.Is6() {
+		network = "udp6"
+		if addr.IsLinkLocalUnicast() && addr.Zone() == "" {
+			addr = addr.WithZone(dev)
+		}
+	}
+	c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
 	if err != nil {
 		return err
 	}
@@ -546,4 +592,12 @@ func addr4(b []byte) netip.Addr {
 		return netip.Addr{}
 	}
 	return netip.AddrFrom4([4]byte(b))
+}
+
+// addrOf returns the IPv4 (4 bytes) or IPv6 (16 bytes) address in b.
+func addrOf(b []byte) netip.Addr {
+	if len(b) == 16 {
+		return netip.AddrFrom16([16]byte(b))
+	}
+	return addr4(b)
 }

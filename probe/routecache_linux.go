@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -38,8 +39,13 @@ import (
 // length, which also catches a longer route added since the dump. Refusals
 // (no route, prohibited, blackhole) are shared the same way.
 //
+// IPv6 destinations are shared the same way by /64 (no route or rule
+// longer than /64 overlaps it, a FIB entry of /64 or shorter with a single
+// next hop): the longer IPv6 prefixes are read from the kernel at the first
+// IPv6 lookup.
+//
 // The cache is a snapshot: routes, rules and neighbours that change after
-// an address was looked up are not seen for it, nor for its /24.
+// an address was looked up are not seen for it, nor for its /24 (or /64).
 //
 // Routes are interned: lookups that give the same interface, source, next
 // hop, link-layer address and MTU return the same *Route, which callers must
@@ -62,9 +68,17 @@ type RouteCache struct {
 	closed bool
 	blocks map[uint32]*routeEntry // by /24 (address>>8)
 	hosts  map[uint32]*routeEntry // by address, in /24s that cannot share
-	routes map[routeKey]*Route
-	hops   map[hopKey]*hopEntry
-	links  map[int]linkInfo
+	// The same for IPv6, by /64 (the upper half of the address): long6
+	// is read at the first IPv6 lookup (read6 says it was; err6 is the
+	// error of reading it).
+	long6   []uint64
+	read6   bool
+	err6    error
+	blocks6 map[uint64]*routeEntry
+	hosts6  map[netip.Addr]*routeEntry
+	routes  map[routeKey]*Route
+	hops    map[hopKey]*hopEntry
+	links   map[int]linkInfo
 
 	lookups     atomic.Int64 // destinations asked of the kernel (RTM_GETROUTE)
 	resolutions atomic.Int64 // next hops resolved (neighbour table)
@@ -104,13 +118,15 @@ type hopEntry struct {
 
 // NewRouteCache checks opts (the interface must exist and be up, the source
 // must be local) and reads the IPv4 routes of all tables and the IPv4
-// policy rules, to learn which /24s are split by longer prefixes. ctx bounds
-// this setup only. Close the cache when done.
+// policy rules, to learn which /24s are split by longer prefixes (the IPv6
+// ones are read at the first IPv6 lookup). With a source, the cache answers
+// for destinations of its family only. ctx bounds this setup only. Close
+// the cache when done.
 func NewRouteCache(ctx context.Context, opts RouteOptions) (*RouteCache, error) {
 	if opts.Source.IsValid() {
 		opts.Source = opts.Source.Unmap()
-		if !opts.Source.Is4() {
-			return nil, fmt.Errorf("source %s is not an IPv4 address", opts.Source)
+		if opts.Source.Zone() != "" {
+			return nil, fmt.Errorf("source %s: addresses with a zone are not supported", opts.Source)
 		}
 	}
 	conn, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
@@ -118,13 +134,15 @@ func NewRouteCache(ctx context.Context, opts RouteOptions) (*RouteCache, error) 
 		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
 	}
 	c := &RouteCache{
-		opts:   opts,
-		nl:     rtnl{conn},
-		blocks: make(map[uint32]*routeEntry),
-		hosts:  make(map[uint32]*routeEntry),
-		routes: make(map[routeKey]*Route),
-		hops:   make(map[hopKey]*hopEntry),
-		links:  make(map[int]linkInfo),
+		opts:    opts,
+		nl:      rtnl{conn},
+		blocks:  make(map[uint32]*routeEntry),
+		hosts:   make(map[uint32]*routeEntry),
+		blocks6: make(map[uint64]*routeEntry),
+		hosts6:  make(map[netip.Addr]*routeEntry),
+		routes:  make(map[routeKey]*Route),
+		hops:    make(map[hopKey]*hopEntry),
+		links:   make(map[int]linkInfo),
 	}
 	if err := c.setup(ctx); err != nil {
 		conn.Close()
@@ -157,7 +175,7 @@ func (c *RouteCache) setup(ctx context.Context) error {
 			return fmt.Errorf("source %s is not an address of this host", c.opts.Source)
 		}
 	}
-	long, err := c.nl.longPrefixes()
+	long, err := longPrefixes(c.nl, unix.AF_INET, 24, func(a netip.Addr) uint32 { return key4(a) >> 8 })
 	if err != nil {
 		return err
 	}
@@ -165,13 +183,19 @@ func (c *RouteCache) setup(ctx context.Context) error {
 	return nil
 }
 
-// longPrefixes dumps the IPv4 routes of all tables (rtm_table 0 without
-// strict checking) and the IPv4 rules, and returns the sorted /24s that
-// their destination prefixes longer than /24 lie in. struct rtmsg and
-// struct fib_rule_hdr both hold the family at byte 0 and the destination
-// length at byte 1, and RTA_DST and FRA_DST are both attribute 1.
-func (nl rtnl) longPrefixes() ([]uint32, error) {
-	var long []uint32
+// longPrefixes dumps the routes of family af (AF_INET, AF_INET6) of all
+// tables (rtm_table 0 without strict checking) and its rules, and returns
+// the sorted keys of the blocks (/24s, /64s: prefixes of length share)
+// that their destination prefixes longer than share lie in, key giving a
+// block's key from one of its addresses. struct rtmsg and struct
+// fib_rule_hdr both hold the family at byte 0 and the destination length
+// at byte 1, and RTA_DST and FRA_DST are both attribute 1.
+func longPrefixes[K cmp.Ordered](nl rtnl, af uint8, share uint8, key func(netip.Addr) K) ([]K, error) {
+	var long []K
+	name := "IPv4"
+	if af == unix.AF_INET6 {
+		name = "IPv6"
+	}
 	for _, d := range []struct {
 		what       string
 		req, reply netlink.HeaderType
@@ -180,23 +204,23 @@ func (nl rtnl) longPrefixes() ([]uint32, error) {
 		{"rules", unix.RTM_GETRULE, unix.RTM_NEWRULE},
 	} {
 		hdr := make([]byte, 12) // sizeof(struct rtmsg) == sizeof(struct fib_rule_hdr)
-		hdr[0] = unix.AF_INET
+		hdr[0] = af
 		msgs, err := nl.do(d.req, netlink.Dump, hdr)
 		if err != nil {
-			return nil, fmt.Errorf("dump IPv4 %s: %w", d.what, err)
+			return nil, fmt.Errorf("dump %s %s: %w", name, d.what, err)
 		}
 		for _, m := range msgs {
-			if m.Header.Type != d.reply || len(m.Data) < 12 || m.Data[0] != unix.AF_INET || m.Data[1] <= 24 {
+			if m.Header.Type != d.reply || len(m.Data) < 12 || m.Data[0] != af || m.Data[1] <= share {
 				continue
 			}
 			ad, err := netlink.NewAttributeDecoder(m.Data[12:])
 			if err != nil {
-				return nil, fmt.Errorf("dump IPv4 %s: %w", d.what, err)
+				return nil, fmt.Errorf("dump %s %s: %w", name, d.what, err)
 			}
 			for ad.Next() {
 				if ad.Type() == unix.RTA_DST { // == unix.FRA_DST
-					if a := addr4(ad.Bytes()); a.IsValid() {
-						long = append(long, key4(a)>>8)
+					if a := addrOf(ad.Bytes()); a.IsValid() && afOf(a) == af {
+						long = append(long, key(a))
 					}
 				}
 			}
@@ -204,6 +228,12 @@ func (nl rtnl) longPrefixes() ([]uint32, error) {
 	}
 	slices.Sort(long)
 	return slices.Compact(long), nil
+}
+
+// key64 is the /64 of an IPv6 address: its upper 64 bits.
+func key64(a netip.Addr) uint64 {
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8])
 }
 
 func key4(a netip.Addr) uint32 {
@@ -218,12 +248,16 @@ func key4(a netip.Addr) uint32 {
 // allocation (a cached error builds its message).
 func (c *RouteCache) Lookup(ctx context.Context, dst netip.Addr) (*Route, error) {
 	dst = dst.Unmap()
-	if !dst.Is4() {
-		return nil, fmt.Errorf("route to %s: only IPv4 destinations are supported", dst)
+	opts := c.opts
+	if err := checkFamily(dst, &opts); err != nil {
+		return nil, err
+	}
+	if dst.Is6() {
+		return c.lookup6(ctx, dst)
 	}
 	a := key4(dst)
 	if _, found := slices.BinarySearch(c.long, a>>8); !found {
-		e, err := c.entry(ctx, c.blocks, a>>8, dst, true)
+		e, err := entry(c, ctx, c.blocks, a>>8, dst, true)
 		if err != nil {
 			return nil, err
 		}
@@ -231,11 +265,59 @@ func (c *RouteCache) Lookup(ctx context.Context, dst netip.Addr) (*Route, error)
 			return e.verdict(dst)
 		}
 	}
-	e, err := c.entry(ctx, c.hosts, a, dst, false)
+	e, err := entry(c, ctx, c.hosts, a, dst, false)
 	if err != nil {
 		return nil, err
 	}
 	return e.verdict(dst)
+}
+
+// lookup6 is Lookup for an IPv6 destination: shared by /64.
+func (c *RouteCache) lookup6(ctx context.Context, dst netip.Addr) (*Route, error) {
+	long, err := c.longPrefixes6()
+	if err != nil {
+		return nil, fmt.Errorf("route to %s: %w", dst, err)
+	}
+	block := key64(dst)
+	if _, found := slices.BinarySearch(long, block); !found {
+		e, err := entry(c, ctx, c.blocks6, block, dst, true)
+		if err != nil {
+			return nil, err
+		}
+		if !e.split {
+			return e.verdict(dst)
+		}
+	}
+	e, err := entry(c, ctx, c.hosts6, dst, dst, false)
+	if err != nil {
+		return nil, err
+	}
+	return e.verdict(dst)
+}
+
+// longPrefixes6 reads, once, the /64s that IPv6 routes and rules longer
+// than /64 overlap. Such a prefix lies within one /64.
+func (c *RouteCache) longPrefixes6() ([]uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.read6 && !c.closed {
+		c.read6 = true
+		c.long6, c.err6 = longPrefixes(c.nl, unix.AF_INET6, 64, key64)
+	}
+	return c.long6, c.err6
+}
+
+// hostEntry records, for dst alone, the verdict found for it when its
+// block turned out not to share one. Called with c.mu held.
+func (c *RouteCache) hostEntry(dst netip.Addr, rt *Route, fail func(netip.Addr) error) {
+	e := &routeEntry{done: closedChan, final: true, rt: rt, fail: fail}
+	if dst.Is6() {
+		if c.hosts6[dst] == nil {
+			c.hosts6[dst] = e
+		}
+	} else if a := key4(dst); c.hosts[a] == nil {
+		c.hosts[a] = e
+	}
 }
 
 func (e *routeEntry) verdict(dst netip.Addr) (*Route, error) {
@@ -247,7 +329,7 @@ func (e *routeEntry) verdict(dst netip.Addr) (*Route, error) {
 
 // entry returns the verdict of m[key], looking dst up when there is none
 // and waiting for a lookup under way.
-func (c *RouteCache) entry(ctx context.Context, m map[uint32]*routeEntry, key uint32, dst netip.Addr, block bool) (*routeEntry, error) {
+func entry[K comparable](c *RouteCache, ctx context.Context, m map[K]*routeEntry, key K, dst netip.Addr, block bool) (*routeEntry, error) {
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -263,7 +345,7 @@ func (c *RouteCache) entry(ctx context.Context, m map[uint32]*routeEntry, key ui
 			e = &routeEntry{done: make(chan struct{})}
 			m[key] = e
 			c.mu.Unlock()
-			if err := c.fill(ctx, m, key, e, dst, block); err != nil {
+			if err := fill(c, ctx, m, key, e, dst, block); err != nil {
 				return nil, err
 			}
 			return e, nil
@@ -286,7 +368,7 @@ func (c *RouteCache) entry(ctx context.Context, m map[uint32]*routeEntry, key ui
 // fill looks dst up for e, the entry of key in m, and publishes the
 // verdict; without one it removes e, so that the next caller asks again,
 // and returns the error.
-func (c *RouteCache) fill(ctx context.Context, m map[uint32]*routeEntry, key uint32, e *routeEntry, dst netip.Addr, block bool) error {
+func fill[K comparable](c *RouteCache, ctx context.Context, m map[K]*routeEntry, key K, e *routeEntry, dst netip.Addr, block bool) error {
 	rt, fail, share, err := c.query(ctx, dst, block)
 	c.mu.Lock()
 	switch {
@@ -295,9 +377,7 @@ func (c *RouteCache) fill(ctx context.Context, m map[uint32]*routeEntry, key uin
 		delete(m, key)
 	case block && !share:
 		e.split = true
-		if a := key4(dst); c.hosts[a] == nil {
-			c.hosts[a] = &routeEntry{done: closedChan, final: true, rt: rt, fail: fail}
-		}
+		c.hostEntry(dst, rt, fail)
 	default:
 		e.rt, e.fail = rt, fail
 	}
@@ -310,8 +390,8 @@ func (c *RouteCache) fill(ctx context.Context, m map[uint32]*routeEntry, key uin
 // query asks the kernel for the route to dst, like LookupRoute. It returns
 // the route or the error (as a function of the destination, so that a
 // shared refusal names each destination asked about), whether the verdict
-// holds for dst's whole /24 (only asked when block), and an error when
-// there is no verdict: ctx ended, or the socket failed.
+// holds for dst's whole /24 or /64 (only asked when block), and an error
+// when there is no verdict: ctx ended, or the socket failed.
 func (c *RouteCache) query(ctx context.Context, dst netip.Addr, block bool) (*Route, func(netip.Addr) error, bool, error) {
 	c.lookups.Add(1)
 	r, err := c.nl.getRoute(dst, c.opts.Source, c.oif)
@@ -361,7 +441,7 @@ func (c *RouteCache) query(ctx context.Context, dst netip.Addr, block bool) (*Ro
 	}
 	if !src.IsValid() {
 		return refuse(func(d netip.Addr) error {
-			return fmt.Errorf("route to %s via %s: no source address (the interface has no IPv4 address; use a source override)", d, link.name)
+			return fmt.Errorf("route to %s via %s: no source address (the interface has no %s address; use a source override)", d, link.name, family(d))
 		})
 	}
 	nexthop, mtu := dst, link.mtu
@@ -371,7 +451,7 @@ func (c *RouteCache) query(ctx context.Context, dst netip.Addr, block bool) (*Ro
 	if r.mtu > 0 {
 		mtu = r.mtu
 	}
-	if r.typ == unix.RTN_LOCAL {
+	if r.typ == unix.RTN_LOCAL && dst.Is4() {
 		// Never shared (no gateway): the verdict is for dst alone.
 		if err := checkLocalInput(link.name, dst); err != nil {
 			return refuse(func(netip.Addr) error { return err })
@@ -400,33 +480,22 @@ func transient(err error) bool {
 }
 
 // fibShared reports whether the FIB entry that the kernel matches for dst
-// (RTM_F_FIB_MATCH) gives the same answer for all of dst's /24: a prefix of
-// /24 or shorter with a single next hop. A multipath entry (RTA_MULTIPATH,
-// or a nexthop object shown without its members when
-// net.ipv4.nexthop_compat_mode is 0) does not: the kernel hashes the
-// destination to pick a path.
+// (RTM_F_FIB_MATCH) gives the same answer for all of dst's /24 (IPv6:
+// /64): a prefix of /24 (/64) or shorter with a single next hop. A
+// multipath entry (RTA_MULTIPATH, or a nexthop object shown without its
+// members when net.ipv4.nexthop_compat_mode is 0) does not: the kernel
+// hashes the destination to pick a path.
 func (c *RouteCache) fibShared(dst netip.Addr) bool {
 	const rtaNHID = 30 // RTA_NH_ID (Linux 5.3), not in x/sys/unix
-	b := make([]byte, unix.SizeofRtMsg)
-	b[0] = unix.AF_INET
-	b[1] = 32
-	binary.NativeEndian.PutUint32(b[8:], unix.RTM_F_FIB_MATCH)
-	ae := netlink.NewAttributeEncoder()
-	d4 := dst.As4()
-	ae.Bytes(unix.RTA_DST, d4[:])
-	if c.opts.Source.IsValid() {
-		b[2] = 32
-		s4 := c.opts.Source.As4()
-		ae.Bytes(unix.RTA_SRC, s4[:])
+	share := uint8(24)
+	if dst.Is6() {
+		share = 64
 	}
-	if c.oif != 0 {
-		ae.Uint32(unix.RTA_OIF, uint32(c.oif))
-	}
-	attrs, err := ae.Encode()
+	req, err := routeQuery(dst, c.opts.Source, c.oif, unix.RTM_F_FIB_MATCH)
 	if err != nil {
 		return false
 	}
-	msgs, err := c.nl.do(unix.RTM_GETROUTE, 0, append(b, attrs...))
+	msgs, err := c.nl.do(unix.RTM_GETROUTE, 0, req)
 	if err != nil {
 		return false
 	}
@@ -449,7 +518,7 @@ func (c *RouteCache) fibShared(dst netip.Addr) bool {
 				multipath = true
 			}
 		}
-		return ad.Err() == nil && m.Data[1] <= 24 && !multipath && (oif || !nhid)
+		return ad.Err() == nil && m.Data[1] <= share && !multipath && (oif || !nhid)
 	}
 	return false
 }

@@ -33,8 +33,12 @@ type Answer struct {
 // Reached says whether the answer comes from the destination: a port
 // unreachable, any unreachable sent by the destination address, or the
 // destination's own answer to a TCP or ICMP probe (Type TypeTCP: a SYN-ACK
-// or RST; Type ICMPEchoReply: an echo reply).
+// or RST; Type ICMPEchoReply: an echo reply). For an IPv6 destination, Type
+// and Code are ICMPv6's.
 func (a *Answer) Reached() bool {
+	if a.Dst.Is6() {
+		return reached(a.Type, a.Code, a.From, a.Dst)
+	}
 	switch a.Type {
 	case ICMPUnreachable:
 		return a.Code == CodePortUnreachable || a.From == a.Dst
@@ -47,7 +51,7 @@ func (a *Answer) Reached() bool {
 // Stops says whether no higher TTL of this flow can get further: any
 // unreachable message (from the destination or a router), or an answer
 // from the destination.
-func (a *Answer) Stops() bool { return a.Type == ICMPUnreachable || a.Reached() }
+func (a *Answer) Stops() bool { return Unreachable(a.Type, a.Dst.Is6()) || a.Reached() }
 
 // Matcher turns received packets into Answers to a run's probes.
 type Matcher struct {
@@ -64,13 +68,19 @@ type Matcher struct {
 // NewMatcher returns a Matcher for the probes of spec.
 func NewMatcher(spec *Spec) *Matcher { return &Matcher{Spec: spec} }
 
-// Match decodes pkt (starting at its IPv4 header), received at ts, into a.
+// Match decodes pkt (starting at its IP header: IPv6 when the Spec's source
+// is, else IPv4), received at ts, into a.
 // It reports false for anything that is not a reply to a probe of this run.
 // Beyond the hop, it fills in how the quoted probe was rewritten on its
 // way and the reply's MPLS labels and interface information (RFC 4884
 // extensions). It does not allocate.
 func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
-	if ParseReply(pkt, r) != nil {
+	v6 := m.Spec.Src.Is6()
+	if v6 {
+		if ParseReply6(pkt, r) != nil {
+			return false
+		}
+	} else if ParseReply(pkt, r) != nil {
 		return false
 	}
 	path, ttl, ok := m.Spec.Match(r)
@@ -84,7 +94,11 @@ func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
 		// the new pseudo header, which moved the clock of a UDP probe:
 		// undo that.
 		if rw&RewriteChecksum == 0 && udpQuote(r) {
-			sent = unrewrite(sent, m.Dst, dst)
+			if v6 {
+				sent = unrewrite6(sent, m.Dst, dst)
+			} else {
+				sent = unrewrite(sent, m.Dst, dst)
+			}
 		}
 		dst, rw = m.Dst, rw|RewriteDst
 	}
@@ -117,14 +131,19 @@ type Scanner struct {
 	// Rate caps the probes sent per second, retries included; 0 is
 	// unlimited.
 	Rate float64
-	// Next returns the next destination, false when there are no more.
-	Next func() (netip.Addr, bool)
+	// Next returns the next destination, false when there is none now.
+	// Without Wake, false means there are no more. With Wake, Next may
+	// have none yet (their routes are being looked up, say): Run waits
+	// for a signal on Wake, and stops asking once Exhausted says so.
+	Next      func() (netip.Addr, bool)
+	Wake      <-chan struct{}
+	Exhausted func() bool
 	// Start is called when dst begins in slot; it returns the index of the
 	// route its probes leave by (passed to Send). An error skips dst:
 	// OnSkip is called and the slot is reused.
 	Start  func(slot int, dst netip.Addr) (route int, err error)
 	OnSkip func(dst netip.Addr, err error)
-	// Send transmits complete IPv4 packets by route.
+	// Send transmits complete IP packets by route.
 	Send func(route int, pkts [][]byte) error
 	// Answers delivers matched replies; the scanner never closes it.
 	Answers <-chan Answer
@@ -190,7 +209,7 @@ func (r *Scanner) Run(ctx context.Context) error {
 	refs := make([]ProbeRef, 0, batch)
 	bufs := make([][]byte, batch)
 	for i := range bufs {
-		bufs[i] = make([]byte, MaxLen)
+		bufs[i] = make([]byte, MaxProbeLen)
 	}
 	group := make([][]byte, 0, batch)
 	done := func(slot int) {
@@ -204,15 +223,18 @@ func (r *Scanner) Run(ctx context.Context) error {
 		}
 	}
 	// A token bucket paces sending: Rate tokens a second, with up to
-	// burstTime's worth (at least a batch) saved up. Timers wake a
-	// goroutine about a millisecond late at best, so a smaller bucket
-	// would cap the rate at a batch per wake-up.
-	burst := max(float64(batch), r.Rate*burstTime.Seconds())
-	tokens, last := burst, now()
+	// burstTime's worth saved up (at least one). Timers wake a goroutine
+	// about a millisecond late at best, so a smaller bucket would cap
+	// the rate at a few probes per wake-up.
+	burst := max(1, r.Rate*burstTime.Seconds())
+	tokens, last := min(burst, float64(batch)), now()
 	exhausted := false
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		// Replies already received count before anything times out:
+		// a loop that was held up must not expire answered probes.
+		r.drain(q)
 		t := now()
 		q.Expire(t)
 		for {
@@ -226,7 +248,7 @@ func (r *Scanner) Run(ctx context.Context) error {
 			for q.Free() > 0 {
 				dst, ok := r.Next()
 				if !ok {
-					exhausted = true
+					exhausted = r.Wake == nil || r.Exhausted == nil || r.Exhausted()
 					break
 				}
 				slot, ok := q.Admit(dst)
@@ -291,6 +313,10 @@ func (r *Scanner) Run(ctx context.Context) error {
 			wait = min(wait, time.Duration(max(need, 1)/r.Rate*float64(time.Second)))
 		}
 		timer.Reset(wait)
+		var wake <-chan struct{}
+		if !exhausted && q.Free() > 0 {
+			wake = r.Wake // more destinations may become ready
+		}
 		select {
 		case <-ctx.Done():
 			r.linger(q, now)
@@ -299,14 +325,8 @@ func (r *Scanner) Run(ctx context.Context) error {
 		case a := <-r.Answers:
 			r.answer(q, &a)
 			// Take whatever else is queued before sending again.
-			for drained := false; !drained; {
-				select {
-				case a := <-r.Answers:
-					r.answer(q, &a)
-				default:
-					drained = true
-				}
-			}
+			r.drain(q)
+		case <-wake:
 		case <-timer.C:
 		}
 		if !timer.Stop() {
@@ -329,6 +349,7 @@ func (r *Scanner) linger(q *Sched, now func() time.Time) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
+		r.drain(q)
 		q.Expire(now())
 		if q.NextExpiry().IsZero() {
 			return
@@ -337,6 +358,18 @@ func (r *Scanner) linger(q *Sched, now func() time.Time) {
 		case a := <-r.Answers:
 			r.answer(q, &a)
 		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// drain records every answer already queued, without waiting.
+func (r *Scanner) drain(q *Sched) {
+	for {
+		select {
+		case a := <-r.Answers:
+			r.answer(q, &a)
+		default:
 			return
 		}
 	}

@@ -92,7 +92,7 @@ type timeoutEntry struct {
 	gen     uint32
 	cell    int32
 	attempt uint8
-	expiry  int64 // UnixNano
+	expiry  int64 // nanoseconds since Sched.base
 }
 
 type retryEntry struct {
@@ -131,6 +131,10 @@ type Sched struct {
 	qhead  int
 	qlen   int
 	idle   []int32
+	// base is the time the expiries count from: durations from a
+	// time.Now carry its monotonic reading, so a step of the wall clock
+	// changes no timeout.
+	base   time.Time
 	sent   int
 	resent int
 	active int
@@ -157,6 +161,8 @@ func NewSched(s Schedule, window int) *Sched {
 	if s.MaxPaths < s.Paths {
 		s.MaxPaths = s.Paths
 	}
+	// A cell counts its sends in 5 bits.
+	s.Retries = min(max(s.Retries, 0), 1<<(8-attemptShift)-2)
 	window = max(window, 1)
 	q := &Sched{
 		s:      s,
@@ -293,7 +299,7 @@ func (q *Sched) readyCount() int { return q.rlen + len(q.retry) }
 // them sent at now. Retries go first, then one new probe per destination in
 // turn.
 func (q *Sched) Ready(now time.Time, out []ProbeRef, max int) []ProbeRef {
-	ns := now.UnixNano()
+	ns := q.clock(now)
 	for len(q.retry) > 0 && len(out) < max {
 		r := q.retry[len(q.retry)-1]
 		q.retry = q.retry[:len(q.retry)-1]
@@ -343,7 +349,11 @@ func (q *Sched) next(i int32, sl *slot) (ProbeRef, bool) {
 		sl.explAt++
 		idx := q.cellIndex(c.Path, c.TTL)
 		if cellState(sl.cells[idx]) != stUnsent || cellAttempts(sl.cells[idx]) > 0 {
-			// Already probed: nothing to send; it was never counted.
+			// Already probed: nothing to send; it was never counted,
+			// but it may have been the last thing the slot waited for.
+			if sl.explAt == len(sl.expl) && sl.pending == 0 && sl.explOut == 0 {
+				q.markIdle(i)
+			}
 			continue
 		}
 		sl.cells[idx] |= cellExplicit
@@ -454,7 +464,7 @@ func (q *Sched) Reached(i, path, ttl int) {
 // Expire marks the probes whose timeout passed by now as silent, or queues
 // them to be sent again.
 func (q *Sched) Expire(now time.Time) {
-	ns := now.UnixNano()
+	ns := q.clock(now)
 	for q.qlen > 0 {
 		t := &q.queue[q.qhead]
 		sl := &q.slots[t.slot]
@@ -484,6 +494,14 @@ func (q *Sched) Expire(now time.Time) {
 	}
 }
 
+// clock returns now in nanoseconds since the scheduler's base time.
+func (q *Sched) clock(now time.Time) int64 {
+	if q.base.IsZero() {
+		q.base = now
+	}
+	return int64(now.Sub(q.base))
+}
+
 // current says whether timeout t is still that of a probe in flight.
 func (q *Sched) current(t *timeoutEntry) bool {
 	sl := &q.slots[t.slot]
@@ -505,7 +523,7 @@ func (q *Sched) NextExpiry() time.Time {
 	for k := range q.qlen {
 		t := &q.queue[(q.qhead+k)%len(q.queue)]
 		if q.current(t) {
-			return time.Unix(0, t.expiry)
+			return q.base.Add(time.Duration(t.expiry))
 		}
 	}
 	return time.Time{}
@@ -568,7 +586,9 @@ func (q *Sched) Resolve(done func(slot int)) {
 		if !sl.scouted && q.s.FirstTTL <= q.s.MaxTTL {
 			sl.scouted = true
 			if n := min(q.s.Paths, q.s.MaxPaths) - len(sl.paths); n > 0 {
-				q.addPaths(sl, n, q.horizon(sl))
+				// At least the first TTL: the destination may be
+				// nearer than that.
+				q.addPaths(sl, n, max(q.horizon(sl), q.s.FirstTTL))
 				q.enqueue(i)
 				continue
 			}

@@ -709,3 +709,86 @@ func BenchmarkScannerNoSend(b *testing.B) {
 	}
 	b.ReportMetric(float64(run.Sent())/b.Elapsed().Seconds(), "probes/s")
 }
+
+// A destination nearer than --first-ttl (its answer's quoted TTL says so)
+// must not leave the other path IDs with nothing they may send.
+func TestSchedDestinationNearerThanFirstTTL(t *testing.T) {
+	q := NewSched(Schedule{Paths: 4, FirstTTL: 3, MaxTTL: 10, GapLimit: 5, Timeout: time.Second}, 1)
+	slot, _ := q.Admit(testAddr(1))
+	now := time.Unix(0, 0)
+	done := false
+	for step := 0; step < 20 && !done; step++ {
+		for _, p := range q.Ready(now, nil, 100) {
+			if int(p.TTL) < 3 {
+				t.Fatalf("probe %+v below the first TTL", p)
+			}
+			q.Answer(slot, int(p.Path), int(p.TTL), true, true)
+			q.Reached(slot, int(p.Path), 2) // the destination is 2 hops away
+		}
+		q.Resolve(func(int) { done = true })
+		now = now.Add(time.Millisecond)
+	}
+	if !done {
+		t.Fatalf("destination not finished; sent %d", q.Sent())
+	}
+	if q.Sent() != 5+3 {
+		t.Errorf("sent %d probes, want path ID 1's first round (TTLs 3..7) and TTL 3 of the others", q.Sent())
+	}
+}
+
+// Retries beyond what a cell can count are capped, not wrapped around.
+func TestSchedRetriesCapped(t *testing.T) {
+	s := Schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: time.Millisecond, Retries: 40}
+	m := &netModel{dist: func(int, int) int { return 5 }, silent: map[int]bool{1: true}}
+	q, _, order := drive(t, s, 1, 1, m, time.Millisecond, nil)
+	if len(order) != 1 || q.Sent() != 31 {
+		t.Errorf("finished %v after %d sends, want 1 + 30 retries", order, q.Sent())
+	}
+}
+
+// Replies already queued count even when the loop was held up past their
+// probes' timeout (a slow send, a slow result writer).
+func TestScannerQueuedRepliesBeatTimeouts(t *testing.T) {
+	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
+	answers := make(chan Answer, 1024)
+	m := NewMatcher(spec)
+	var r Reply
+	next, silent := 0, 0
+	var run *Scanner
+	run = &Scanner{
+		Spec:     spec,
+		Schedule: Schedule{Paths: 1, MaxTTL: 2, GapLimit: 2, Timeout: 20 * time.Millisecond},
+		Window:   2,
+		Next: func() (netip.Addr, bool) {
+			next++
+			return testAddr(next), next <= 6
+		},
+		Answers: answers,
+		Send: func(_ int, pkts [][]byte) error {
+			for _, p := range pkts {
+				quote := append([]byte(nil), p...)
+				quote[8] = 1
+				var a Answer
+				from := netip.AddrFrom4([4]byte{203, 0, 113, p[8]})
+				if m.Match(icmpError(from, spec.Src, ICMPTimeExceeded, 0, quote), time.Now(), &r, &a) {
+					answers <- a
+				}
+			}
+			time.Sleep(60 * time.Millisecond) // held up past the timeout
+			return nil
+		},
+		OnDone: func(slot int, _ bool) {
+			for ttl := 1; ttl <= 2; ttl++ {
+				if _, _, s := run.Sched().Probed(slot, 1, ttl); s {
+					silent++
+				}
+			}
+		},
+	}
+	if err := run.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if silent != 0 {
+		t.Errorf("%d answered probes given up as silent", silent)
+	}
+}

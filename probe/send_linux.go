@@ -25,7 +25,7 @@ const (
 	sendStall = 250 * time.Millisecond
 )
 
-// Sender writes complete IPv4 packets to a Route's next hop through an
+// Sender writes complete IP packets to a Route's next hop through an
 // AF_PACKET SOCK_DGRAM socket: the kernel builds the link-layer header from
 // the next hop's address (or none, on links without one) and the packets
 // bypass the host's routing, firewall output hooks and, when the kernel
@@ -91,7 +91,8 @@ func newSender() (*Sender, error) {
 
 // linkAddr is the struct sockaddr_ll (packet(7)) that sends to rt's next
 // hop: for SOCK_DGRAM "sll_addr" is the destination link-layer address the
-// kernel puts in the header, and sll_protocol the EtherType.
+// kernel puts in the header, and sll_protocol the EtherType: IPv6's when
+// the route's next hop is IPv6, else IPv4's.
 func linkAddr(rt *Route) (unix.RawSockaddrLinklayer, error) {
 	if rt == nil || rt.Ifindex <= 0 {
 		return unix.RawSockaddrLinklayer{}, errors.New("route has no interface")
@@ -99,9 +100,13 @@ func linkAddr(rt *Route) (unix.RawSockaddrLinklayer, error) {
 	if len(rt.HWAddr) > len(unix.RawSockaddrLinklayer{}.Addr) {
 		return unix.RawSockaddrLinklayer{}, fmt.Errorf("link-layer address %s of %s is longer than 8 bytes", rt.HWAddr, rt.IfName)
 	}
+	proto := uint16(unix.ETH_P_IP)
+	if rt.NextHop.Is6() && !rt.NextHop.Is4In6() {
+		proto = unix.ETH_P_IPV6
+	}
 	to := unix.RawSockaddrLinklayer{
 		Family:   unix.AF_PACKET,
-		Protocol: htons(unix.ETH_P_IP),
+		Protocol: htons(proto),
 		Ifindex:  int32(rt.Ifindex),
 		Halen:    uint8(len(rt.HWAddr)),
 	}
@@ -116,7 +121,8 @@ func htons(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(b[:])
 }
 
-// Send sends every element of pkts, each a complete IPv4 packet, to the
+// Send sends every element of pkts, each a complete IP packet of the
+// route's family, to the
 // route's next hop, up to SendBatch packets per system call. When the
 // socket buffer is full it waits for it to drain, and when the device queue
 // is full (ENOBUFS) it backs off and retries, so that probes are delayed

@@ -26,7 +26,7 @@ echo "$cidr" >"$tmp/targets"
 n=$(( (1 << 20) - 2 ))
 for ((i = 1; i <= runs; i++)); do
 	/usr/bin/time -f "%e %U %S %M" -o "$tmp/t1" ip netns exec "$ns" bin/traceflow-fast -f "$tmp/targets" \
-		--max-prefix /12 --paths 1 --ttl "$ttl" --wait 0.2 --retries 0 --rate 0 --progress=false \
+		--max-prefix /12 --paths 1 --ttl "$ttl" --gap-limit "$ttl" --wait 0.2 --retries 0 --rate 0 --progress=false \
 		--format json -o /dev/null 2>"$tmp/tf.err" || true
 	line=$(grep 'msg=done' "$tmp/tf.err")
 	probes=$(sed -E 's/.* probes=([0-9]+).*/\1/' <<<"$line")

@@ -2,9 +2,10 @@
 # lab.sh - multipath labs of real Linux routers in network namespaces.
 #
 #   lab.sh list                      topologies, one line each
-#   lab.sh describe TOPOLOGY         expected distinct paths: one line per path,
+#   lab.sh describe [-6] TOPOLOGY    expected distinct paths: one line per path,
 #                                    the hop addresses from TTL 1 to the
-#                                    destination (stdout); hop names on stderr
+#                                    destination (stdout); hop names on stderr;
+#                                    -6: the IPv6 addresses
 #   lab.sh up TOPOLOGY PREFIX        build PREFIX-prober, PREFIX-r1, ..., PREFIX-dst
 #   lab.sh sink PREFIX [CIDR]        build PREFIX-prober and PREFIX-sink: CIDR
 #                                    (default 10.96.0.0/12) is routed from the
@@ -16,7 +17,16 @@
 # destination namespace holds 10.99.0.1 and every router routes 10.99.0.0/20
 # towards it. With LAB_LOCAL_PREFIX=CIDR set for `up`, the destination also
 # answers every address of CIDR (`ip route add local CIDR dev lo`) and the
-# prober and every router route CIDR towards it as well.
+# prober and every router route CIDR towards it as well. CIDR may be IPv6:
+# the destination then answers for its addresses from fd00:98::2 (a Linux
+# host answers ICMPv6 errors about an address it has only through a local
+# route from the interface the probe came in by).
+#
+# Every lab is dual-stack: each link 10.S.B.0/24 also has the IPv6 /64
+# fd00:S:B::/64, with the same host numbers (10.S.B.1 is fd00:S:B::1; the
+# prober is fd00::2, r1 fd00::1), the destination also holds fd00:99::1 and
+# every router routes fd00:99::/64 towards it. DAD is off (addresses are
+# usable at once) and nobody sends router solicitations.
 #
 # Routers: ip_forward=1, rp_filter=0, icmp_ratelimit=0, fib_multipath_hash_policy=1
 # (L4 hash), a distinct fib_multipath_hash_seed each, and
@@ -25,6 +35,17 @@
 # prints. Link addressing: the link from an upstream node X to a downstream
 # node Y is 10.S.B.0/24 with X on .1 and Y on .2, so the hop address of Y is
 # always 10.S.B.2 (S = stage, B = branch); r1 answers with 10.0.0.1.
+# IPv6 alike: forwarding=1, icmp/ratelimit=0, net.ipv6.fib_multipath_hash_policy=1;
+# net.ipv4.fib_multipath_hash_seed seeds the IPv6 multipath hash too (equal
+# seeds polarize `nested` over IPv6 as over IPv4). Linux has no setting for
+# the source of ICMPv6 errors: when the return route has no preferred source
+# it picks an address of the interface the probe came in by, so hop Y answers
+# fd00:S:B::2 as it answers 10.S.B.2 over IPv4, and `describe -6` prints the
+# same paths in IPv6. The prober has net.ipv6.auto_flowlabels=0: computing
+# a flow label for a packet of a kernel IPv6 socket leaves an L4 hash on it,
+# which veth keeps and every router of the lab would then use instead of
+# hashing the packet itself, so nested balancers would polarize for tools
+# that send through kernel sockets (scamper, the lab's own tests).
 # Veth pairs are created directly inside the namespaces (ip -n NS link add ...
 # peer ... netns NS2), so parallel labs never clash in the root namespace.
 set -euo pipefail
@@ -32,6 +53,9 @@ set -euo pipefail
 readonly DST_ADDR=10.99.0.1
 readonly DST_PREFIX=10.99.0.0/20
 readonly PROBER_NET=10.0.0.0/24
+readonly DST_ADDR6=fd00:99::1
+readonly DST_PREFIX6=fd00:99::/64
+readonly PROBER_NET6=fd00::/64
 readonly PROBE_PORT=33434
 
 readonly TOPOLOGIES=(line diamond4 unequal nested diamond8)
@@ -44,7 +68,7 @@ die() {
 usage() {
 	cat >&2 <<'EOF'
 usage: lab.sh list
-       lab.sh describe TOPOLOGY
+       lab.sh describe [-6] TOPOLOGY
        [LAB_LOCAL_PREFIX=CIDR] lab.sh up TOPOLOGY PREFIX
        lab.sh sink PREFIX [CIDR]
        lab.sh down PREFIX
@@ -72,6 +96,8 @@ LK_UP=()
 LK_DOWN=()
 LK_UPA=()
 LK_DOWNA=()
+LK_UPA6=()
+LK_DOWNA6=()
 
 add_node() {
 	local n
@@ -80,12 +106,28 @@ add_node() {
 	done
 }
 
+# v6of 10.A.B.C: the IPv6 twin fd00:A:B::C of a lab address, written as
+# addresses are printed (RFC 5952: the longest run of zero groups as ::).
+v6of() {
+	local a b c
+	IFS=. read -r _ a b c <<<"$1"
+	if [[ $b == 0 && $a == 0 ]]; then
+		echo "fd00::$c"
+	elif [[ $b == 0 ]]; then
+		echo "fd00:$a::$c"
+	else
+		echo "fd00:$a:$b::$c"
+	fi
+}
+
 # link_addr UP DOWN UP_ADDR DOWN_ADDR
 link_addr() {
 	LK_UP+=("$1")
 	LK_DOWN+=("$2")
 	LK_UPA+=("$3")
 	LK_DOWNA+=("$4")
+	LK_UPA6+=("$(v6of "$3")")
+	LK_DOWNA6+=("$(v6of "$4")")
 	add_node "$1" "$2"
 }
 
@@ -156,6 +198,19 @@ walk() {
 	done
 }
 
+# walk6 NODE ADDRS NAMES: walk, with the IPv6 addresses.
+walk6() {
+	local node=$1 addrs=$2 names=$3 i
+	for i in "${!LK_UP[@]}"; do
+		[[ ${LK_UP[i]} == "$node" ]] || continue
+		if [[ ${LK_DOWN[i]} == dst ]]; then
+			echo "$addrs $DST_ADDR6|$names dst"
+		else
+			walk6 "${LK_DOWN[i]}" "$addrs ${LK_DOWNA6[i]}" "$names ${LK_DOWN[i]}"
+		fi
+	done
+}
+
 cmd_list() {
 	local t
 	for t in "${TOPOLOGIES[@]}"; do
@@ -164,6 +219,11 @@ cmd_list() {
 }
 
 cmd_describe() {
+	local six=0
+	if [[ ${1:-} == -6 ]]; then
+		six=1
+		shift
+	fi
 	[[ $# -eq 1 ]] || usage
 	load_topology "$1"
 	local line
@@ -171,7 +231,7 @@ cmd_describe() {
 	while IFS= read -r line; do
 		echo "${line%%|*}"
 		echo "#   ${line#*|}" >&2
-	done < <(walk r1 "${LK_DOWNA[0]}" r1)
+	done < <(if ((six)); then walk6 r1 "${LK_DOWNA6[0]}" r1; else walk r1 "${LK_DOWNA[0]}" r1; fi)
 }
 
 # ---------------------------------------------------------------------------
@@ -218,8 +278,17 @@ sysctl_script() {
 set -e
 set_() { echo "$2" >"/proc/sys/$1"; }
 opt() { if [ -e "/proc/sys/$1" ]; then echo "$2" >"/proc/sys/$1"; fi; }
-opt net/ipv6/conf/all/disable_ipv6 1
-opt net/ipv6/conf/default/disable_ipv6 1
+# IPv6 on, without DAD (addresses usable at once), router solicitations
+# or autoconfiguration; set before the veths exist, so they inherit it.
+for c in all default; do
+	set_ net/ipv6/conf/$c/disable_ipv6 0
+	set_ net/ipv6/conf/$c/accept_dad 0
+	set_ net/ipv6/conf/$c/accept_ra 0
+	set_ net/ipv6/conf/$c/autoconf 0
+	set_ net/ipv6/conf/$c/router_solicitations 0
+done
+set_ net/ipv6/icmp/ratelimit 0
+set_ net/ipv6/icmp/echo_ignore_all 0
 set_ net/ipv4/conf/all/rp_filter 0
 set_ net/ipv4/conf/default/rp_filter 0
 set_ net/ipv4/conf/lo/rp_filter 0
@@ -228,11 +297,16 @@ set_ net/ipv4/icmp_echo_ignore_all 0
 opt net/ipv4/icmp_msgs_per_sec 1000000
 opt net/ipv4/icmp_msgs_burst 1000000
 EOF
+	if [[ $role == prober ]]; then
+		echo "set_ net/ipv6/auto_flowlabels 0"
+	fi
 	if [[ $role == router ]]; then
 		cat <<EOF
 set_ net/ipv4/ip_forward 1
 set_ net/ipv4/icmp_errors_use_inbound_ifaddr 1
 set_ net/ipv4/fib_multipath_hash_policy 1
+set_ net/ipv6/conf/all/forwarding 1
+set_ net/ipv6/fib_multipath_hash_policy 1
 if [ -e /proc/sys/net/ipv4/fib_multipath_hash_seed ]; then
 	set_ net/ipv4/fib_multipath_hash_seed $seed
 else
@@ -260,37 +334,57 @@ route_cmd() {
 node_batch() {
 	local node=$1 i pfx
 	shift
-	local fwd=() back=()
+	local fwd=() back=() fwd6=() back6=()
 	echo "link set lo up"
 	for i in "${!LK_UP[@]}"; do
 		if [[ ${LK_UP[i]} == "$node" ]]; then
 			echo "address add ${LK_UPA[i]}/24 dev to-${LK_DOWN[i]}"
+			echo "address add ${LK_UPA6[i]}/64 dev to-${LK_DOWN[i]} nodad"
 			echo "link set to-${LK_DOWN[i]} up"
 			fwd+=("${LK_DOWNA[i]}")
+			fwd6+=("${LK_DOWNA6[i]}")
 		elif [[ ${LK_DOWN[i]} == "$node" ]]; then
 			echo "address add ${LK_DOWNA[i]}/24 dev to-${LK_UP[i]}"
+			echo "address add ${LK_DOWNA6[i]}/64 dev to-${LK_UP[i]} nodad"
 			echo "link set to-${LK_UP[i]} up"
 			[[ ${LK_UP[i]} == prober ]] || back+=("${LK_UPA[i]}")
+			[[ ${LK_UP[i]} == prober ]] || back6+=("${LK_UPA6[i]}")
 		fi
 	done
 	case $node in
 	prober)
 		echo "route add 10.0.0.0/8 via ${fwd[0]}"
+		echo "route add fd00::/16 via ${fwd6[0]}"
 		for pfx in "$@"; do
-			[[ $pfx == "$DST_PREFIX" ]] || route_cmd "$pfx" "${fwd[@]}"
+			if [[ $pfx == *:* ]]; then
+				route_cmd "$pfx" "${fwd6[@]}"
+			elif [[ $pfx != "$DST_PREFIX" ]]; then
+				route_cmd "$pfx" "${fwd[@]}"
+			fi
 		done
 		;;
 	dst)
 		echo "address add $DST_ADDR/32 dev lo"
+		echo "address add $DST_ADDR6/128 dev lo nodad"
 		[[ -z ${LAB_LOCAL_PREFIX:-} ]] || echo "route add local $LAB_LOCAL_PREFIX dev lo"
-		# Replies to the prober (and to any 10/8 source) go back up.
+		# Replies to the prober (and to any 10/8 or fd00::/16 source) go
+		# back up.
 		echo "route add 10.0.0.0/8 via ${back[0]}"
+		echo "route add fd00::/16 via ${back6[0]}"
 		;;
 	*)
-		for pfx in "$@"; do route_cmd "$pfx" "${fwd[@]}"; done
+		for pfx in "$@"; do
+			if [[ $pfx == *:* ]]; then
+				route_cmd "$pfx" "${fwd6[@]}"
+			else
+				route_cmd "$pfx" "${fwd[@]}"
+			fi
+		done
+		route_cmd "$DST_PREFIX6" "${fwd6[@]}"
 		# Back to the prober through the first upstream neighbour (r1 is on
 		# the prober's subnet already). Any upstream would do: rp_filter=0.
 		[[ ${#back[@]} -eq 0 ]] || echo "route add $PROBER_NET via ${back[0]}"
+		[[ ${#back6[@]} -eq 0 ]] || echo "route add $PROBER_NET6 via ${back6[0]}"
 		;;
 	esac
 }
@@ -309,11 +403,13 @@ wait_links_up() {
 	die "links still not up after 2 s:$down"
 }
 
-# reach PROBER_NS: true once the prober got an answer from the destination.
+# reach PROBER_NS: true once the prober got an answer from the destination,
+# over IPv4 and over IPv6.
 reach() {
 	local ns=$1
 	if command -v ping >/dev/null; then
-		ip netns exec "$ns" ping -n -q -c1 -W1 "$DST_ADDR" >/dev/null 2>&1
+		ip netns exec "$ns" ping -n -q -c1 -W1 "$DST_ADDR" >/dev/null 2>&1 &&
+			ip netns exec "$ns" ping -6 -n -q -c1 -W1 "$DST_ADDR6" >/dev/null 2>&1
 		return
 	fi
 	# No ping here: send one UDP datagram and watch the prober's count of
@@ -345,8 +441,8 @@ cmd_up() {
 	load_topology "$topo"
 	local prefixes=("$DST_PREFIX")
 	if [[ -n ${LAB_LOCAL_PREFIX:-} ]]; then
-		[[ $LAB_LOCAL_PREFIX =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$ ]] ||
-			die "LAB_LOCAL_PREFIX='$LAB_LOCAL_PREFIX' is not an IPv4 CIDR"
+		[[ $LAB_LOCAL_PREFIX =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$ || $LAB_LOCAL_PREFIX =~ ^[0-9a-fA-F:]*:[0-9a-fA-F:]*/[0-9]{1,3}$ ]] ||
+			die "LAB_LOCAL_PREFIX='$LAB_LOCAL_PREFIX' is not an IPv4 or IPv6 CIDR"
 		[[ $LAB_LOCAL_PREFIX == "$DST_PREFIX" ]] || prefixes+=("$LAB_LOCAL_PREFIX")
 	fi
 	[[ -z $(namespaces "$prefix") ]] ||
@@ -388,8 +484,9 @@ cmd_up() {
 	for ((tries = 1; tries <= 20; tries++)); do
 		reach "$prefix-prober" && break
 		((tries < 20)) || {
-			echo "lab.sh: $prefix-prober cannot reach $DST_ADDR; its routes:" >&2
+			echo "lab.sh: $prefix-prober cannot reach $DST_ADDR or $DST_ADDR6; its routes:" >&2
 			ip -n "$prefix-prober" route >&2 || true
+			ip -n "$prefix-prober" -6 route >&2 || true
 			die "lab $prefix ($topo) is not working"
 		}
 		sleep 0.1
@@ -397,7 +494,7 @@ cmd_up() {
 	UP_OK=1
 	local names
 	names=$(IFS=,; echo "${NODES[*]}")
-	echo "lab.sh: $topo up as $prefix-{$names}; $prefix-prober reaches $DST_ADDR" >&2
+	echo "lab.sh: $topo up as $prefix-{$names}; $prefix-prober reaches $DST_ADDR and $DST_ADDR6" >&2
 }
 
 # cmd_sink PREFIX [CIDR]: the prober (10.0.0.2 on to-sink) routes CIDR to

@@ -41,6 +41,7 @@ type options struct {
 	debug      bool
 	iface      string
 	source     netip.Addr
+	ipv6       bool // -6: resolve host names to IPv6 addresses (an IPv6 run)
 	logger     *slog.Logger
 	stdout     io.Writer
 	stderr     io.Writer
@@ -103,14 +104,20 @@ an echo reply. Only load balancers that hash the ICMP header keep ICMP path
 IDs apart. With udp, the destination is reached when it sends a port (or any)
 unreachable.
 
+A run is IPv4 or IPv6, as its destinations are (-6 resolves host names to
+IPv6 addresses). IPv6 probes are UDP only: the flow label is fixed per path ID,
+the run tag and TTL travel in the UDP payload (IPv6 has no IP.ID), and the
+replies are ICMPv6 time exceeded and destination unreachable messages.
+
 Needs CAP_NET_RAW (AF_PACKET sockets), and CAP_BPF for the eBPF receive filter
 (without it, an equivalent classic BPF filter is used): run as root, or grant
 them once with
   setcap cap_net_raw,cap_bpf+ep bin/traceflow-fast
 Every capability is dropped once the sockets and files are open.
 
-Destinations are IPv4 addresses, host names or CIDR prefixes (a prefix is
-expanded without its network and broadcast addresses), on the command line or
+Destinations are IPv4 or IPv6 addresses, host names or CIDR prefixes (a
+prefix is expanded without its network and broadcast addresses, an IPv6 one
+without its subnet-router anycast address), on the command line or
 in target files (-f FILE, -f - for standard input; one per line, # comments).
 Every destination is traced once; their probes are interleaved in a seeded
 random order, paced by --rate, and each result is written as soon as it is
@@ -140,7 +147,8 @@ traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
 			&cli.IntFlag{Name: "retries", Value: 1, Usage: "times an unanswered probe is sent again"},
 			&cli.IntFlag{Name: "gap-limit", Value: 5, Usage: "TTLs probed beyond the last that answered before a path gives up"},
 			&cli.IntFlag{Name: "tos", Value: 0, Usage: "IP TOS byte of every probe, 0..255"},
-			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "read destinations from `FILE` (repeatable; - is standard input): an IPv4 address, host name or CIDR prefix per line, # comments"},
+			&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "trace over IPv6: resolve host names to IPv6 addresses (IPv6 addresses and prefixes make a run IPv6 without it; a run is IPv4 or IPv6, never both; IPv6 probes are UDP)"},
+			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "read destinations from `FILE` (repeatable; - is standard input): an IPv4 or IPv6 address, host name or CIDR prefix per line, # comments"},
 			&cli.StringFlag{Name: "max-prefix", Value: "65536", Usage: "refuse prefixes of more than `N` addresses (or /LEN: the largest prefix length allowed, e.g. /16)"},
 			&cli.BoolFlag{Name: "skip-invalid", Usage: "skip bad lines of target files with a warning instead of refusing to start"},
 			&cli.StringFlag{Name: "exclude", Usage: "never probe the prefixes listed in `FILE` (one address or CIDR prefix per line, # comments, like a zmap blocklist)"},
@@ -150,7 +158,7 @@ traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
 			&cli.BoolFlag{Name: "progress", Value: true, Usage: "show progress on standard error (a bar on a terminal, a line every 10 s otherwise)"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination), dot (Graphviz digraph per destination), atlas (RIPE Atlas traceroute results, a JSON line per destination and path ID), viz (the hop graph as one self-contained HTML page; served on --bind unless --output is given)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `FILE` instead of standard output"},
-			&cli.StringFlag{Name: "pcap", Usage: "write every probe sent and every packet received to `FILE` (pcap, raw IPv4, kernel receive timestamps)"},
+			&cli.StringFlag{Name: "pcap", Usage: "write every probe sent and every packet received to `FILE` (pcap, raw IP, kernel receive timestamps)"},
 			&cli.BoolFlag{Name: "dedup", Usage: "print each distinct path once, with the path IDs that took it"},
 			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "send through `IFACE` instead of the one the routing table picks"},
 			&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "source `ADDRESS` of the probes (must be an address of this host)"},
@@ -195,6 +203,7 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 		dedup:       c.Bool("dedup"),
 		debug:       c.Bool("debug"),
 		iface:       c.String("interface"),
+		ipv6:        c.Bool("ipv6"),
 		stdout:      stdout,
 		stderr:      stderr,
 		stdin:       os.Stdin,
@@ -251,6 +260,9 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	if o.firstTTL < 1 || o.firstTTL > o.maxTTL {
 		return nil, fmt.Errorf("--first-ttl %d: must be 1..--ttl (%d)", o.firstTTL, o.maxTTL)
 	}
+	if o.auto && o.firstTTL > 1 {
+		return nil, fmt.Errorf("--first-ttl %d needs a fixed --paths N: the MDA search of --paths auto starts at TTL 1", o.firstTTL)
+	}
 	if o.srcPort < 0 || o.srcPort+o.maxPaths > 65535 {
 		return nil, fmt.Errorf("--srcport %d: srcport + path IDs (%d) must stay within 0..65535", o.srcPort, o.maxPaths)
 	}
@@ -259,6 +271,9 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--protocol %q: must be udp, tcp or icmp", c.String("protocol"))
 	}
 	o.proto = proto
+	if o.ipv6 && proto != probe.ProtoUDP {
+		return nil, fmt.Errorf("--protocol %s: IPv6 runs (-6) send udp probes only", proto)
+	}
 	switch {
 	case proto == probe.ProtoICMP && c.IsSet("dstport"):
 		return nil, fmt.Errorf("--dstport %d: ICMP echo requests have no port (--protocol icmp)", o.dstPort)
@@ -299,8 +314,15 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	}
 	if s := c.String("source"); s != "" {
 		a, err := netip.ParseAddr(s)
-		if err != nil || !a.Is4() {
-			return nil, fmt.Errorf("--source %q: not an IPv4 address", s)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("--source %q: not an IPv4 or IPv6 address", s)
+		case a.Is4In6():
+			return nil, fmt.Errorf("--source %q: an IPv4-mapped address, give %s", s, a.Unmap())
+		case a.Zone() != "":
+			return nil, fmt.Errorf("--source %q: an address with a zone", s)
+		case o.ipv6 && a.Is4():
+			return nil, fmt.Errorf("--source %q: not an IPv6 address (-6)", s)
 		}
 		o.source = a
 	}

@@ -49,7 +49,11 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--gap-limit", "0", "x"}, "--gap-limit 0"},
 		{[]string{"--tos", "256", "x"}, "--tos 256"},
 		{[]string{"--format", "xml", "x"}, `--format "xml"`},
-		{[]string{"--source", "::1", "x"}, `--source "::1"`},
+		{[]string{"--source", "::ffff:10.0.0.1", "x"}, `--source "::ffff:10.0.0.1"`},
+		{[]string{"--source", "fe80::1%eth0", "x"}, `--source "fe80::1%eth0"`},
+		{[]string{"-6", "--source", "10.0.0.2", "x"}, `--source "10.0.0.2"`},
+		{[]string{"-6", "--protocol", "tcp", "x"}, `--protocol tcp`},
+		{[]string{"x", "--ipv6", "--protocol", "icmp"}, `--protocol icmp`},
 		{[]string{"--no-such-flag", "x"}, "no-such-flag"},
 		{[]string{"-6x", "x"}, "6x"},
 	} {

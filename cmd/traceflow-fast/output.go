@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"os"
-	"path/filepath"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
@@ -16,7 +16,8 @@ import (
 // view (--format viz) and --expect need every result: those are kept.
 type resultWriter struct {
 	o    *options
-	w    io.Writer // stdout or the --output file; nil for viz
+	ln   net.Listener // --format viz without --output: where it is served
+	w    io.Writer    // stdout or the --output file; nil for viz
 	file *os.File
 	buf  bytes.Buffer
 	n    int
@@ -26,9 +27,23 @@ type resultWriter struct {
 
 func newResultWriter(o *options) (*resultWriter, error) {
 	rw := &resultWriter{o: o, keep: o.format == "viz" || o.expect != nil}
+	// Files and the listener are opened now, before the run drops its
+	// privileges (root without capabilities may not create files in a
+	// user's directory, nor listen on a port below 1024).
 	switch {
+	case o.format == "viz" && o.output == "":
+		ln, err := net.Listen("tcp", o.bind)
+		if err != nil {
+			return nil, fmt.Errorf("--bind %s: %w", o.bind, err)
+		}
+		rw.ln = ln
 	case o.format == "viz":
-		// Written (or served) at the end, in one piece.
+		// Written at the end, in one piece.
+		f, err := os.OpenFile(o.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("--output: %w", err)
+		}
+		rw.file = f
 	case o.output == "" || o.output == "-":
 		rw.w = o.stdout
 	default:
@@ -83,11 +98,19 @@ func (rw *resultWriter) write(t *analysis.Trace) error {
 
 // finish writes what waited for the end and closes the --output file.
 func (rw *resultWriter) finish() error {
+	if rw.ln != nil {
+		ln := rw.ln
+		rw.ln = nil
+		return serveViz(rw.o, rw.kept, ln)
+	}
 	if rw.o.format == "viz" {
-		if rw.o.output == "" {
-			return serveViz(rw.o, rw.kept)
+		rw.buf.Reset()
+		if err := writeViz(&rw.buf, rw.kept); err != nil {
+			return fmt.Errorf("--output %s: %w", rw.o.output, err)
 		}
-		return writeFileAtomic(rw.o.output, func(w io.Writer) error { return writeViz(w, rw.kept) })
+		if _, err := rw.file.Write(rw.buf.Bytes()); err != nil {
+			return fmt.Errorf("--output %s: %w", rw.o.output, err)
+		}
 	}
 	if rw.file != nil {
 		f := rw.file
@@ -99,34 +122,13 @@ func (rw *resultWriter) finish() error {
 	return nil
 }
 
-// abort closes the --output file if finish was not reached.
+// abort closes the --output file and the listener if finish was not
+// reached.
 func (rw *resultWriter) abort() {
 	if rw.file != nil {
 		rw.file.Close()
 	}
-}
-
-// writeFileAtomic writes name through a temporary file renamed into place,
-// so that a crash never leaves half a file.
-func writeFileAtomic(name string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return fmt.Errorf("--output %s: %w", name, err)
+	if rw.ln != nil {
+		rw.ln.Close()
 	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("--output %s: %w", name, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("--output %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("--output %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("--output %s: %w", name, err)
-	}
-	return nil
 }

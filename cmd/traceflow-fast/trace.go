@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,10 +31,20 @@ const maxSkipLogs = 10
 func trace(parent context.Context, o *options) error {
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, a second one kills the program the usual
+	// way, should the partial results take too long to write.
+	context.AfterFunc(ctx, stop)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	fail := func(err error) error { return &exitErr{code: exitError, err: err} }
 
 	set, err := buildTargets(ctx, o)
 	if err != nil {
+		return fail(err)
+	}
+	// The run is IPv4 or IPv6, as its destinations are.
+	ipv6 := set.Is6()
+	if err := checkFamily(o, ipv6, set.Name(set.At(0))); err != nil {
 		return fail(err)
 	}
 	total := set.Len()
@@ -49,6 +60,7 @@ func trace(parent context.Context, o *options) error {
 	if err != nil {
 		return fail(err)
 	}
+	defer routes.Close()
 	var first *probe.Route
 	var firstErr error
 	for i := uint64(0); i < min(total, 16) && first == nil; i++ {
@@ -104,7 +116,7 @@ func trace(parent context.Context, o *options) error {
 	if c, ok := filter.(*bpf.Classic); ok && kind == bpf.KindClassic {
 		o.logger.Info("using the classic BPF receive filter", "reason", c.FallbackReason())
 	}
-	conn, err := capture.Listen(capture.Config{Attach: filter.Attach})
+	conn, err := capture.Listen(capture.Config{Attach: filter.Attach, IPv6: ipv6})
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return fail(fmt.Errorf("opening the AF_PACKET receive socket needs CAP_NET_RAW: %s (%v)", grantHint, err))
@@ -230,13 +242,20 @@ func trace(parent context.Context, o *options) error {
 	o.logger.Info("tracing", "destinations", total, "protocol", o.proto, "source", src, "iface", first.IfName,
 		"paths", o.pathsLabel(), "ttl", fmt.Sprintf("%d..%d", o.firstTTL, o.maxTTL),
 		"srcports", fmt.Sprintf("%d..%d", o.srcPort+1, o.srcPort+o.maxPaths), "dstport", o.dstPort,
-		"rate", o.rateLabel(), "tag", tag)
+		"rate", o.rateLabel(), "tag", tag, "seed", seed)
 	start := time.Now()
 	var mda []*analysis.MDAState // --paths auto: the planner's view, per slot
 	if o.auto {
 		mda = make([]*analysis.MDAState, window)
 	}
-	perm := targets.NewPermutation(total, seed)
+	// Destinations leave the permutation through a pool of goroutines
+	// that look up their routes ahead of the scan, so that a slow lookup
+	// (an absent on-link host takes seconds to fail) never holds up
+	// sending and receiving; the cache then answers Start at once.
+	ready := make(chan netip.Addr, 4096)
+	wake := make(chan struct{}, 1)
+	var noMore bool
+	go prefetchRoutes(ctx, targets.NewPermutation(total, seed), set, routes, ready, wake)
 	scanner := &probe.Scanner{
 		Spec: spec,
 		Schedule: probe.Schedule{
@@ -246,12 +265,16 @@ func trace(parent context.Context, o *options) error {
 		Window: window,
 		Rate:   o.rate,
 		Next: func() (netip.Addr, bool) {
-			i, ok := perm.Next()
-			if !ok {
+			select {
+			case dst, ok := <-ready:
+				noMore = !ok
+				return dst, ok
+			default:
 				return netip.Addr{}, false
 			}
-			return set.At(i), true
 		},
+		Wake:      wake,
+		Exhausted: func() bool { return noMore },
 		Start: func(slot int, dst netip.Addr) (int, error) {
 			rt, err := routes.Lookup(ctx, dst)
 			if err != nil {
@@ -338,7 +361,10 @@ func trace(parent context.Context, o *options) error {
 			analysis.MarkRateLimited(tr)
 			o.annotate.apply(context.WithoutCancel(ctx), []*analysis.Trace{tr})
 			if err := out.write(tr); err != nil && writeErr == nil {
+				// Nothing more could be kept: stop the run now.
 				writeErr = err
+				o.logger.Error("writing results", "err", err)
+				cancel(err)
 			}
 		}
 	}()
@@ -452,7 +478,7 @@ func mdaState(q *probe.Sched, slot int, c *analysis.Collector, states []*analysi
 			obs := analysis.MDAObs{Probed: true}
 			if from, typ, _, reached, ok := c.Answer(p, ttl); ok {
 				obs.Addr, obs.Reached = from, reached
-				obs.Stop = typ == probe.ICMPUnreachable && !reached
+				obs.Stop = probe.Unreachable(typ, from.Is6()) && !reached
 			}
 			st.Set(p, ttl, obs)
 		}
@@ -477,13 +503,31 @@ type runStats struct {
 	sent                                     func() int64
 }
 
+// checkFamily checks the options of a run that is IPv6 (or IPv4) as its
+// destinations are, the first named dst: IPv6 runs send UDP probes only,
+// and --source must be of the run's family.
+func checkFamily(o *options, ipv6 bool, dst string) error {
+	if ipv6 && o.proto != probe.ProtoUDP {
+		return fmt.Errorf("--protocol %s: IPv6 destinations (%s) are traced with udp probes only", o.proto, dst)
+	}
+	if o.source.IsValid() && o.source.Is6() != ipv6 {
+		fam, hint := "IPv4", " (-6 resolves host names to IPv6 addresses)"
+		if ipv6 {
+			fam, hint = "IPv6", ""
+		}
+		return fmt.Errorf("--source %s: not an %s address, as the destinations (%s) are%s", o.source, fam, dst, hint)
+	}
+	return nil
+}
+
 // buildTargets reads the destinations of the command line and of every
-// --file into a deduplicated set.
+// --file into a deduplicated set (IPv6 ones with -6).
 func buildTargets(ctx context.Context, o *options) (*targets.Set, error) {
 	b := targets.NewBuilder(targets.Options{
 		MaxPrefix:   o.maxPrefix,
 		SkipInvalid: o.skipInvalid,
 		Exclude:     o.exclude,
+		IPv6:        o.ipv6,
 		Warn:        func(msg string) { o.logger.Warn("skipped invalid destination", "entry", msg) },
 	})
 	for _, d := range o.dsts {
@@ -533,7 +577,53 @@ func defaultWindow(o *options) int {
 		paths = max(paths, 32)
 	}
 	per := 512 + paths*o.maxTTL*48
-	return min(max(budget/per, 256), 1<<16)
+	return min(max(budget/per, 16), 1<<16)
+}
+
+// prefetchRoutes hands the destinations of set, in the order of perm, to
+// ready once their routes are looked up (results and errors land in the
+// route cache), with a signal on wake for each; it closes ready at the end.
+func prefetchRoutes(ctx context.Context, perm *targets.Permutation, set *targets.Set, routes *probe.RouteCache, ready chan<- netip.Addr, wake chan<- struct{}) {
+	const workers = 32
+	jobs := make(chan netip.Addr)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for dst := range jobs {
+				_, _ = routes.Lookup(ctx, dst) // Start reports an error
+				select {
+				case ready <- dst:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	for {
+		i, ok := perm.Next()
+		if !ok {
+			break
+		}
+		select {
+		case jobs <- set.At(i):
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	close(jobs)
+	wg.Wait()
+	close(ready)
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
 }
 
 func reachedAny(t *analysis.Trace) bool {

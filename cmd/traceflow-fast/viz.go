@@ -43,7 +43,8 @@ func writeViz(w io.Writer, traces []*analysis.Trace) error {
 // its data at /nodes.json as the original traceflow did, until SIGINT or
 // SIGTERM. The URL goes to standard error. A trace that was interrupted is
 // not served: the user asked to stop.
-func serveViz(o *options, traces []*analysis.Trace) error {
+func serveViz(o *options, traces []*analysis.Trace, ln net.Listener) error {
+	defer ln.Close()
 	for _, t := range traces {
 		if t.Partial {
 			fmt.Fprintln(o.stderr, "interrupted: not serving the browser view of partial results (--output FILE keeps them)")
@@ -56,10 +57,6 @@ func serveViz(o *options, traces []*analysis.Trace) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := net.Listen("tcp", o.bind)
-	if err != nil {
-		return fmt.Errorf("--bind %s: %w", o.bind, err)
-	}
 	fmt.Fprintf(o.stderr, "serving the browser view at http://%s/ (its data at /nodes.json); Ctrl-C stops\n", ln.Addr())
 	return viz.Serve(ctx, ln, h)
 }

@@ -11,6 +11,14 @@
 // so the hop addresses of every path are known in advance:
 // [Lab.ExpectedPaths]. `scripts/lab.sh list` names the topologies.
 //
+// Every lab is dual-stack: each link has an IPv6 /64 mirroring its IPv4 /24
+// (10.S.B.0/24 is fd00:S:B::/64, with the same host numbers), the prober is
+// [ProberAddr6], the destination also holds [Destination6], and routers
+// forward IPv6 with the same L4 multipath hash (the IPv4 hash seed seeds it
+// too), no ICMPv6 rate limit, and DAD off. Linux routers answer ICMPv6 errors
+// from an address of the interface the probe came in by, as they answer
+// over IPv4: [Lab.ExpectedPaths6] are the same paths in IPv6.
+//
 //	func TestTrace(t *testing.T) {
 //		l := lab.Up(t, "diamond4")
 //		out, _, err := l.Run("prober", "traceflow-fast", lab.Destination)
@@ -43,6 +51,17 @@ const ProberAddr = "10.0.0.2"
 // DestinationPrefix is routed towards the destination by every router.
 const DestinationPrefix = "10.99.0.0/20"
 
+// Destination6 is the IPv6 address of the destination namespace in every
+// topology.
+const Destination6 = "fd00:99::1"
+
+// ProberAddr6 is the prober's IPv6 address on its link to r1 (r1 is
+// fd00::1).
+const ProberAddr6 = "fd00::2"
+
+// DestinationPrefix6 is routed towards the destination by every router.
+const DestinationPrefix6 = "fd00:99::/64"
+
 // upTimeout bounds one `lab.sh up` (it takes about 0.1 s for diamond4).
 const upTimeout = 60 * time.Second
 
@@ -56,6 +75,7 @@ type Lab struct {
 
 	script string
 	paths  [][]string
+	paths6 [][]string
 }
 
 // Option configures Up.
@@ -68,7 +88,10 @@ type config struct {
 // WithLocalPrefix makes the destination answer every address of cidr
 // (`ip route add local CIDR dev lo` in PREFIX-dst) and makes the prober and
 // every router route cidr towards it, for tests with many destinations.
-// 10.99.0.0/20 (which holds Destination) is always routed.
+// 10.99.0.0/20 (which holds Destination) is always routed. cidr may be IPv6:
+// the destination then answers for its addresses from fd00:98::2, its
+// address on the link the probes come in by (Linux answers ICMPv6 errors
+// about an address it has only through a local route from there).
 func WithLocalPrefix(cidr string) Option {
 	return func(c *config) { c.localPrefix = cidr }
 }
@@ -117,6 +140,10 @@ func Up(t testing.TB, topology string, opts ...Option) *Lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	paths6, err := describe(script, "-6", topology)
+	if err != nil {
+		t.Fatal(err)
+	}
 	prefix, err := newPrefix()
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +154,7 @@ func Up(t testing.TB, topology string, opts ...Option) *Lab {
 		LocalPrefix: cfg.localPrefix,
 		script:      script,
 		paths:       paths,
+		paths6:      paths6,
 	}
 	// Registered before `up` so that even a half-built lab goes away.
 	t.Cleanup(func() {
@@ -199,9 +227,16 @@ func (l *Lab) Run(ns, name string, args ...string) (stdout, stderr string, err e
 // ExpectedPaths returns the distinct paths of the topology as `lab.sh
 // describe` prints them: per path, the addresses that answer TTL 1, 2, ...
 // up to and including Destination.
-func (l *Lab) ExpectedPaths() [][]string {
-	out := make([][]string, len(l.paths))
-	for i, p := range l.paths {
+func (l *Lab) ExpectedPaths() [][]string { return clonePaths(l.paths) }
+
+// ExpectedPaths6 returns the distinct paths of the topology over IPv6 as
+// `lab.sh describe -6` prints them: per path, the IPv6 addresses that answer
+// hop limit 1, 2, ... up to and including Destination6.
+func (l *Lab) ExpectedPaths6() [][]string { return clonePaths(l.paths6) }
+
+func clonePaths(paths [][]string) [][]string {
+	out := make([][]string, len(paths))
+	for i, p := range paths {
 		out[i] = append([]string(nil), p...)
 	}
 	return out
@@ -215,6 +250,16 @@ func Describe(topology string) ([][]string, error) {
 		return nil, err
 	}
 	return describe(script, topology)
+}
+
+// Describe6 returns the expected distinct paths of a topology over IPv6 (see
+// Lab.ExpectedPaths6). It needs no privileges.
+func Describe6(topology string) ([][]string, error) {
+	script, err := Script()
+	if err != nil {
+		return nil, err
+	}
+	return describe(script, "-6", topology)
 }
 
 // Topologies returns the names `lab.sh list` prints.
@@ -259,13 +304,15 @@ func Script() (string, error) {
 	}
 }
 
-func describe(script, topology string) ([][]string, error) {
+// describe runs `lab.sh describe ARGS...` (ARGS: [-6] TOPOLOGY).
+func describe(script string, args ...string) ([][]string, error) {
 	var stderr bytes.Buffer
-	cmd := exec.Command("bash", script, "describe", topology)
+	cmd := exec.Command("bash", append([]string{script, "describe"}, args...)...)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	what := strings.Join(args, " ")
 	if err != nil {
-		return nil, fmt.Errorf("lab.sh describe %s: %w\n%s", topology, err, stderr.String())
+		return nil, fmt.Errorf("lab.sh describe %s: %w\n%s", what, err, stderr.String())
 	}
 	var paths [][]string
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -275,7 +322,7 @@ func describe(script, topology string) ([][]string, error) {
 		}
 	}
 	if len(paths) == 0 {
-		return nil, fmt.Errorf("lab.sh describe %s: no paths", topology)
+		return nil, fmt.Errorf("lab.sh describe %s: no paths", what)
 	}
 	return paths, nil
 }
@@ -313,7 +360,7 @@ func (l *Lab) dump(t testing.TB) {
 	var b strings.Builder
 	for _, ns := range names {
 		fmt.Fprintf(&b, "== %s\n", ns)
-		for _, args := range [][]string{{"-br", "address"}, {"route"}} {
+		for _, args := range [][]string{{"-br", "address"}, {"route"}, {"-6", "route"}} {
 			out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
 			b.Write(out)
 			if err != nil {

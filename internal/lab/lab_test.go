@@ -74,6 +74,41 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
+// TestDescribe6 checks that `lab.sh describe -6` gives the paths of
+// `describe` in IPv6: 10.S.B.H is fd00:S:B::H, the destination Destination6.
+func TestDescribe6(t *testing.T) {
+	for topo := range shapes {
+		v4, err := Describe(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v6, err := Describe6(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v6) != len(v4) {
+			t.Fatalf("%s: %d IPv6 paths, %d IPv4 paths", topo, len(v6), len(v4))
+		}
+		for i, p := range v4 {
+			var want []string
+			for _, a := range p {
+				if a == Destination {
+					want = append(want, Destination6)
+					continue
+				}
+				var s, b, h int
+				if _, err := fmt.Sscanf(a, "10.%d.%d.%d", &s, &b, &h); err != nil {
+					t.Fatalf("%s: hop %s: %v", topo, a, err)
+				}
+				want = append(want, netip.MustParseAddr(fmt.Sprintf("fd00:%d:%d::%d", s, b, h)).String())
+			}
+			if !slices.Equal(v6[i], want) {
+				t.Errorf("%s: IPv6 path %q, want %q", topo, v6[i], want)
+			}
+		}
+	}
+}
+
 // TestTopologies builds every topology at once (parallel labs must not
 // clash), checks the prober reaches the destination, and traces 128 flows:
 // the distinct paths seen must be exactly ExpectedPaths.
@@ -85,6 +120,7 @@ func TestTopologies(t *testing.T) {
 			l := Up(t, topo)
 			pingN(t, l, Destination, 3)
 			checkPaths(t, l, Destination, l.ExpectedPaths())
+			checkPaths(t, l, Destination6, l.ExpectedPaths6())
 		})
 	}
 	// A second diamond4 beside the first: same addresses, other namespaces.
@@ -274,16 +310,21 @@ func checkPaths(t *testing.T, l *Lab, dst string, want [][]string) {
 // 1 up to the first that answered with port unreachable (the destination).
 func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
 	dstIP := netip.MustParseAddr(dst)
+	v6 := dstIP.Is6()
+	icmpNet, icmpAddr, udpNet, src := "ip4:icmp", "0.0.0.0", "udp4", ProberAddr
+	if v6 {
+		icmpNet, icmpAddr, udpNet, src = "ip6:ipv6-icmp", "::", "udp6", ProberAddr6
+	}
 	var icmp net.PacketConn
 	udp := make([]*net.UDPConn, flows)
 	err := l.InNS("prober", func() error {
 		var err error
-		if icmp, err = net.ListenPacket("ip4:icmp", "0.0.0.0"); err != nil {
+		if icmp, err = net.ListenPacket(icmpNet, icmpAddr); err != nil {
 			return err
 		}
 		for i := range udp {
-			addr := &net.UDPAddr{IP: net.ParseIP(ProberAddr), Port: firstPort + i}
-			if udp[i], err = net.ListenUDP("udp4", addr); err != nil {
+			addr := &net.UDPAddr{IP: net.ParseIP(src), Port: firstPort + i}
+			if udp[i], err = net.ListenUDP(udpNet, addr); err != nil {
 				return err
 			}
 		}
@@ -325,7 +366,11 @@ func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
 			if err != nil {
 				return // closed
 			}
-			flow, ttl, unreach, ok := parseReply(buf[:n], dstIP, maxTTL)
+			parse := parseReply
+			if v6 {
+				parse = parseReply6
+			}
+			flow, ttl, unreach, ok := parse(buf[:n], dstIP, maxTTL)
 			if !ok {
 				continue
 			}
@@ -348,7 +393,7 @@ func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
 				if ok {
 					continue
 				}
-				if err := setTTL(c, ttl); err != nil {
+				if err := setTTL(c, ttl, v6); err != nil {
 					return nil, err
 				}
 				if _, err := c.WriteToUDP(payload[:ttl], to); err != nil {
@@ -431,8 +476,39 @@ func parseReply(b []byte, dst netip.Addr, maxTTL int) (flow, ttl int, unreach, o
 	return flow, ttl, unreach, true
 }
 
-func setTTL(c *net.UDPConn, ttl int) error {
+// parseReply6 is parseReply for ICMPv6 (RFC 4443): a time exceeded (type
+// 3, code 0) or port unreachable (type 1, code 4) quoting the probe's IPv6
+// header (40 bytes) and at least 8 bytes of UDP.
+func parseReply6(b []byte, dst netip.Addr, maxTTL int) (flow, ttl int, unreach, ok bool) {
+	if len(b) < 8+40+8 {
+		return
+	}
+	switch {
+	case b[0] == 3 && b[1] == 0:
+	case b[0] == 1 && b[1] == 4:
+		unreach = true
+	default:
+		return
+	}
+	q := b[8:]
+	if q[0]>>4 != 6 || q[6] != unix.IPPROTO_UDP || netip.AddrFrom16([16]byte(q[24:40])) != dst {
+		return
+	}
+	u := q[40:]
+	sport, dport := int(binary.BigEndian.Uint16(u)), int(binary.BigEndian.Uint16(u[2:]))
+	ttl = int(binary.BigEndian.Uint16(u[4:])) - 8
+	flow = sport - firstPort
+	if dport != dstPort || flow < 0 || flow >= flows || ttl < 1 || ttl > maxTTL {
+		return
+	}
+	return flow, ttl, unreach, true
+}
+
+func setTTL(c *net.UDPConn, ttl int, v6 bool) error {
 	return control(c, func(fd int) error {
+		if v6 {
+			return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, ttl)
+		}
 		return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, ttl)
 	})
 }

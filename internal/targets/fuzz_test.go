@@ -23,7 +23,7 @@ func fuzzResolve(_ context.Context, host string) (netip.Addr, error) {
 	return addrFrom(0x64400000 | h.Sum32()&0x3fffff), nil
 }
 
-var fuzzExclude = prefixes("10.1.0.0/16", "100.64.0.0/12", "192.0.2.128/25")
+var fuzzExclude = prefixes("10.1.0.0/16", "100.64.0.0/12", "192.0.2.128/25", "2001:db8::80/121")
 
 // FuzzParseFile checks that no file makes the Builder panic, and that an
 // accepted one gives a sorted set of distinct, routable, not excluded
@@ -33,6 +33,8 @@ func FuzzParseFile(f *testing.F) {
 		"10.0.0.1\n10.0.0.0/30 # four\n\n# comment\nhost.example\n",
 		"192.0.2.0/24\n192.0.2.7\n127.0.0.1\n127.0.0.0/30\n223.255.255.0/24\n",
 		"10.0.0.1/24\n224.0.0.1\nxbad.example\n2001:db8::1\n10.0.0.0/33\n",
+		"2001:db8::/120\n2001:db8::5\nfd00::1\n::1\n::/126\n2001:db8::ffff:0/112\n",
+		"ff02::/120\n::ffff:1.2.3.4\n2001:db8:1::/126\n2001:db8::1/64\n10.0.0.1\n",
 	} {
 		f.Add([]byte(seed), false)
 		f.Add([]byte(seed), true)
@@ -48,7 +50,8 @@ func FuzzParseFile(f *testing.F) {
 		s, err := b.Build()
 		if err != nil {
 			var ie *InvalidError
-			if !errors.As(err, &ie) && !strings.HasPrefix(err.Error(), "no destination") {
+			var me *MixedError
+			if !errors.As(err, &ie) && !errors.As(err, &me) && !strings.HasPrefix(err.Error(), "no destination") {
 				t.Fatalf("Build: %v", err)
 			}
 			return
@@ -90,13 +93,13 @@ func checkAt(t *testing.T, s *Set, i uint64, prev netip.Addr) {
 	t.Helper()
 	a := s.At(i)
 	switch {
-	case !a.Is4():
-		t.Fatalf("At(%d) = %v", i, a)
+	case a.Is4() == s.Is6() || a.Is4In6() || a.Zone() != "":
+		t.Fatalf("At(%d) = %v in a set with Is6 %v", i, a, s.Is6())
 	case prev.IsValid() && a.Compare(prev) <= 0:
 		t.Fatalf("At(%d) = %v after %v", i, a, prev)
 	case !s.Contains(a):
 		t.Fatalf("At(%d) = %v not contained", i, a)
-	case neverRoutable(u32(a)) != "":
+	case a.Is4() && neverRoutable(u32(a)) != "" || a.Is6() && neverRoutable6(a) != "":
 		t.Fatalf("At(%d) = %v is never routable", i, a)
 	}
 	for _, p := range fuzzExclude {
@@ -127,8 +130,23 @@ func reference(t *testing.T, data []byte) (addrs []netip.Addr, ok bool) {
 		}
 		if strings.Contains(line, "/") {
 			p, err := netip.ParsePrefix(line)
-			if err != nil || !p.Addr().Is4() || p.Masked() != p {
+			if err != nil || p.Addr().Is4In6() || p.Masked() != p {
 				t.Fatalf("accepted %q", line)
+			}
+			if p.Addr().Is6() {
+				if 128-p.Bits() > 14 {
+					return nil, false
+				}
+				if budget -= 1 << (128 - p.Bits()); budget < 0 {
+					return nil, false
+				}
+				for a := p.Addr(); p.Contains(a); a = a.Next() {
+					if p.Bits() <= 126 && a == p.Addr() || neverRoutable6(a) != "" || a == netip.IPv6Loopback() {
+						continue
+					}
+					keep(a)
+				}
+				continue
 			}
 			if budget -= 1 << (32 - p.Bits()); budget < 0 {
 				return nil, false

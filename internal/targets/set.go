@@ -7,14 +7,19 @@ import (
 	"slices"
 )
 
-// A Set is a sorted, deduplicated set of IPv4 destinations, held as ranges
-// of addresses. Index i of At runs over the addresses in increasing order.
-// A Set is safe for concurrent use.
+// A Set is a sorted, deduplicated set of IPv4 or IPv6 destinations (one
+// family per set), held as ranges of addresses. Index i of At runs over
+// the addresses in increasing order. A Set is safe for concurrent use.
 type Set struct {
-	spans []span
-	names map[netip.Addr]string // the hostname given for an address
-	stats Stats
+	spans  []span  // IPv4
+	spans6 []span6 // IPv6
+	v6     bool
+	names  map[netip.Addr]string // the hostname given for an address
+	stats  Stats
 }
+
+// Is6 says whether the set is of IPv6 destinations.
+func (s *Set) Is6() bool { return s.v6 }
 
 // span is a range of addresses of a Set with the number of addresses in it
 // and in every span before it.
@@ -25,6 +30,12 @@ type span struct {
 
 // Len returns the number of addresses in the set.
 func (s *Set) Len() uint64 {
+	if s.v6 {
+		if len(s.spans6) == 0 {
+			return 0
+		}
+		return s.spans6[len(s.spans6)-1].end
+	}
 	if len(s.spans) == 0 {
 		return 0
 	}
@@ -34,10 +45,13 @@ func (s *Set) Len() uint64 {
 // At returns the address of index i, in increasing order of addresses. It
 // panics unless i < Len().
 func (s *Set) At(i uint64) netip.Addr {
-	spans := s.spans
-	if len(spans) == 0 || i >= spans[len(spans)-1].end {
+	if i >= s.Len() {
 		panic("targets: index out of range")
 	}
+	if s.v6 {
+		return s.at6(i)
+	}
+	spans := s.spans
 	// The first span that ends after i is in spans[base:base+n].
 	base, n := 0, len(spans)
 	for n > 1 {
@@ -54,7 +68,10 @@ func (s *Set) At(i uint64) netip.Addr {
 
 // Contains reports whether addr is in the set.
 func (s *Set) Contains(addr netip.Addr) bool {
-	if !addr.Is4() {
+	if addr.Is6() && !addr.Is4In6() {
+		return s.v6 && s.contains6(u128Of(addr))
+	}
+	if !addr.Is4() || s.v6 {
 		return false
 	}
 	a := u32(addr)

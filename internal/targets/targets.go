@@ -1,16 +1,25 @@
 // Package targets turns the destinations a user names — command-line
 // arguments and target files — into a compact, deduplicated [Set] of IPv4
-// addresses, and visits it in a seeded pseudo-random order with a
+// or IPv6 addresses, and visits it in a seeded pseudo-random order with a
 // [Permutation], without ever materialising the list of addresses.
 //
-// An entry is an IPv4 address, a hostname or a CIDR prefix. In a file there
-// is one entry per line; '#' starts a comment, blank lines and surrounding
-// whitespace are ignored. A prefix of length 30 or less stands for its
-// addresses but the network and broadcast ones; addresses that are never
-// routable (0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4, 240.0.0.0/4) are dropped
-// from prefixes, and an entry naming one of them explicitly is invalid,
-// except 127.0.0.0/8 which can be traced locally. Excluded prefixes
-// ([Options.Exclude], see [ParseExclude]) are removed from every entry.
+// An entry is an IPv4 or IPv6 address, a hostname or a CIDR prefix. In a
+// file there is one entry per line; '#' starts a comment, blank lines and
+// surrounding whitespace are ignored. A prefix of length 30 or less stands
+// for its addresses but the network and broadcast ones; addresses that are
+// never routable (0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4, 240.0.0.0/4) are
+// dropped from prefixes, and an entry naming one of them explicitly is
+// invalid, except 127.0.0.0/8 which can be traced locally. Excluded
+// prefixes ([Options.Exclude], see [ParseExclude]) are removed from every
+// entry.
+//
+// IPv6 alike: an IPv6 prefix of length 126 or less stands for its addresses
+// but the first (the subnet-router anycast address, RFC 4291); ::/128,
+// ::1/128, the IPv4-mapped ::ffff:0:0/96 and multicast ff00::/8 are dropped
+// from prefixes, and an entry naming one of them is invalid, except ::1.
+// Hostnames resolve to IPv4 addresses, or to IPv6 ones with
+// [Options.IPv6]. A set holds one address family: the destinations of a
+// run must all be IPv4 or all IPv6 ([Set.Is6]).
 //
 // The set is held as sorted, disjoint ranges, so its memory grows with the
 // number of ranges, not of addresses:
@@ -72,13 +81,17 @@ type Options struct {
 	// instead of failing Build.
 	SkipInvalid bool
 
-	// Exclude lists prefixes removed from every destination. Prefixes that
-	// are not IPv4 are ignored; host bits are ignored.
+	// Exclude lists prefixes removed from every destination, IPv4 and
+	// IPv6; host bits are ignored.
 	Exclude []netip.Prefix
 
-	// Resolve returns the IPv4 address of a hostname. Nil means the system
-	// resolver's first IPv4 address. Every call is bounded by a 5 s timeout;
-	// calls run concurrently.
+	// IPv6 makes the set IPv6: hostnames resolve to IPv6 addresses, and
+	// IPv4 entries are invalid.
+	IPv6 bool
+
+	// Resolve returns the IPv4 (with IPv6, the IPv6) address of a hostname.
+	// Nil means the system resolver's first address of that family. Every
+	// call is bounded by a 5 s timeout; calls run concurrently.
 	Resolve func(ctx context.Context, host string) (netip.Addr, error)
 
 	// Warn, if set, is called with "FILE:LINE: what is wrong" once for each
@@ -125,11 +138,37 @@ func (e *InvalidError) add(msg string) {
 // for concurrent use.
 type Builder struct {
 	opts    Options
-	raw     []rng  // every valid entry's addresses, in input order
-	given   uint64 // addresses in raw, duplicates included
+	raw     []rng  // every valid IPv4 entry's addresses, in input order
+	raw6    []rng6 // every valid IPv6 entry's addresses, in input order
+	given   uint64 // addresses in raw and raw6, duplicates included
 	names   map[netip.Addr]string
 	stats   Stats
 	invalid InvalidError
+	// The first valid IPv4 and IPv6 entries, in input order: the first of
+	// all sets the family of the set; both make a mixed list.
+	first4, first6 familyEntry
+}
+
+// familyEntry is where a valid entry was given and what it said.
+type familyEntry struct {
+	seq   uint64 // its place in the input: Stats.Entries when it was read
+	name  string // the file, or `argument "x"`
+	line  int    // in the file; 0 for an argument
+	where string // "FILE:LINE" or `argument "x"`, once recorded; "" when unset
+	what  string // the entry's text, or "HOST (ADDR)"
+	six   bool   // IPv6
+}
+
+// MixedError reports destinations of both address families: Other, the
+// first entry of the other family than First's, the first of all.
+type MixedError struct {
+	First, Other string // "WHERE: WHAT"
+	Six          bool   // Other is IPv6 (First IPv4)
+}
+
+func (e *MixedError) Error() string {
+	return fmt.Sprintf("%s is %s, but %s is %s: a run traces one address family; trace them in separate runs",
+		e.Other, familyName(e.Six), e.First, familyName(!e.Six))
 }
 
 // NewBuilder returns an empty Builder.
@@ -139,6 +178,9 @@ func NewBuilder(opts Options) *Builder {
 	}
 	if opts.Resolve == nil {
 		opts.Resolve = lookup
+		if opts.IPv6 {
+			opts.Resolve = lookup6
+		}
 	}
 	return &Builder{opts: opts, names: map[netip.Addr]string{}}
 }
@@ -156,8 +198,9 @@ func (b *Builder) AddArg(ctx context.Context, s string) error {
 		b.problem(where, err)
 		return nil
 	}
+	seq := b.stats.Entries
 	if e.host == "" {
-		b.add(e)
+		b.add(e, familyEntry{seq: seq, name: where, what: s})
 		return nil
 	}
 	addr, err := b.resolve(ctx, e.host)
@@ -168,7 +211,7 @@ func (b *Builder) AddArg(ctx context.Context, s string) error {
 		b.problem(where, err)
 		return nil
 	}
-	b.addHost(e.host, addr)
+	b.addHost(e.host, addr, familyEntry{seq: seq, name: where})
 	return nil
 }
 
@@ -181,6 +224,7 @@ func (b *Builder) AddArg(ctx context.Context, s string) error {
 func (b *Builder) AddFile(ctx context.Context, r io.Reader, name string) error {
 	type hostLine struct {
 		line int
+		seq  uint64
 		host string
 	}
 	type lineProblem struct {
@@ -217,9 +261,9 @@ func (b *Builder) AddFile(ctx context.Context, r io.Reader, name string) error {
 		case err != nil:
 			flag(line, err, false)
 		case e.host != "":
-			hosts = append(hosts, hostLine{line, e.host})
+			hosts = append(hosts, hostLine{line, b.stats.Entries, e.host})
 		default:
-			b.add(e)
+			b.add(e, familyEntry{seq: b.stats.Entries, name: name, line: line, what: s})
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -260,7 +304,7 @@ func (b *Builder) AddFile(ctx context.Context, r io.Reader, name string) error {
 			flag(h.line, errs[i], true)
 			continue
 		}
-		b.addHost(h.host, addrs[i])
+		b.addHost(h.host, addrs[i], familyEntry{seq: h.seq, name: name, line: h.line})
 	}
 
 	// Every syntax problem dropped comes after maxProblems kept ones, so
@@ -282,21 +326,49 @@ func (b *Builder) Build() (*Set, error) {
 		e.Problems = slices.Clone(e.Problems)
 		return nil, &e
 	}
-	slices.SortFunc(b.raw, func(x, y rng) int { return cmp.Compare(x.lo, y.lo) })
-	b.raw = merge(b.raw)
-	union := count(b.raw)
-	excl := excludeRanges(b.opts.Exclude)
-	kept := subtract(make([]rng, 0, len(b.raw)+len(excl)), b.raw, excl)
+	f4, f6 := b.first4, b.first6
+	if f4.where != "" && f6.where != "" {
+		first, other := f4, f6
+		if f6.seq < f4.seq {
+			first, other = f6, f4
+		}
+		return nil, &MixedError{First: first.where + ": " + first.what, Other: other.where + ": " + other.what, Six: other.six}
+	}
+	s := &Set{}
+	var union, kept uint64
+	if f6.where != "" {
+		s.v6 = true
+		sortRanges6(b.raw6)
+		b.raw6 = merge6(b.raw6)
+		union = count6(b.raw6)
+		excl := excludeRanges6(b.opts.Exclude)
+		ranges := subtract6(make([]rng6, 0, len(b.raw6)+len(excl)), b.raw6, excl)
+		kept = count6(ranges)
+		s.spans6 = make([]span6, len(ranges))
+		var end uint64
+		for i, r := range ranges {
+			end += r.size()
+			s.spans6[i] = span6{lo: r.lo, hi: r.hi, end: end}
+		}
+	} else {
+		slices.SortFunc(b.raw, func(x, y rng) int { return cmp.Compare(x.lo, y.lo) })
+		b.raw = merge(b.raw)
+		union = count(b.raw)
+		excl := excludeRanges(b.opts.Exclude)
+		ranges := subtract(make([]rng, 0, len(b.raw)+len(excl)), b.raw, excl)
+		kept = count(ranges)
+		s.spans = make([]span, len(ranges))
+		var end uint64
+		for i, r := range ranges {
+			end += r.size()
+			s.spans[i] = span{lo: r.lo, hi: r.hi, end: end}
+		}
+	}
 
 	st := b.stats
 	st.Duplicates = b.given - union
-	st.Excluded = union - count(kept)
-	s := &Set{spans: make([]span, len(kept)), stats: st}
-	var end uint64
-	for i, r := range kept {
-		end += r.size()
-		s.spans[i] = span{lo: r.lo, hi: r.hi, end: end}
-	}
+	st.Excluded = union - kept
+	s.stats = st
 	if s.Len() == 0 {
 		var why []string
 		for _, c := range []struct {
@@ -336,8 +408,23 @@ func (b *Builder) problem(where string, err error) {
 	}
 }
 
-// add records the addresses of an address or prefix entry.
-func (b *Builder) add(e entry) {
+// add records the addresses of an address or prefix entry, given where
+// and as fe says.
+func (b *Builder) add(e entry, fe familyEntry) {
+	b.family(e.six, fe)
+	if e.six {
+		if !e.prefix {
+			b.raw6 = append(b.raw6, e.r6)
+			b.given += e.r6.size()
+			return
+		}
+		n := len(b.raw6)
+		b.raw6 = subtract6(b.raw6, []rng6{e.r6}, unroutable6[:])
+		kept := count6(b.raw6[n:])
+		b.given += kept
+		b.stats.Unroutable += e.r6.size() - kept
+		return
+	}
 	if !e.prefix {
 		b.raw = append(b.raw, e.r)
 		b.given += e.r.size()
@@ -350,9 +437,40 @@ func (b *Builder) add(e entry) {
 	b.stats.Unroutable += e.r.size() - kept
 }
 
+// family records fe, a valid entry, if it is the first of its family so
+// far in input order (hostnames of a file are added after its other
+// lines, so a later call may come first).
+func (b *Builder) family(six bool, fe familyEntry) {
+	first := &b.first4
+	if six {
+		first = &b.first6
+	}
+	if first.where != "" && first.seq <= fe.seq {
+		return
+	}
+	fe.six, fe.where = six, fe.name
+	if fe.line > 0 {
+		fe.where = fmt.Sprintf("%s:%d", fe.name, fe.line)
+	}
+	*first = fe
+}
+
+func familyName(six bool) string {
+	if six {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
 // addHost records the address a hostname resolved to, and the name.
-func (b *Builder) addHost(host string, addr netip.Addr) {
-	b.add(entry{r: rng{u32(addr), u32(addr)}})
+func (b *Builder) addHost(host string, addr netip.Addr, fe familyEntry) {
+	fe.what = host + " (" + addr.String() + ")"
+	if addr.Is6() {
+		a := u128Of(addr)
+		b.add(entry{six: true, r6: rng6{a, a}}, fe)
+	} else {
+		b.add(entry{r: rng{u32(addr), u32(addr)}}, fe)
+	}
 	if _, ok := b.names[addr]; !ok {
 		b.names[addr] = host
 	}
@@ -364,13 +482,19 @@ func (b *Builder) resolve(ctx context.Context, host string) (netip.Addr, error) 
 	defer cancel()
 	addr, err := b.opts.Resolve(ctx, host)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("cannot resolve %q to an IPv4 address: %w", host, err)
+		return netip.Addr{}, fmt.Errorf("cannot resolve %q to an %s address: %w", host, familyName(b.opts.IPv6), err)
 	}
-	addr = addr.Unmap()
-	if !addr.Is4() {
-		return netip.Addr{}, fmt.Errorf("%q resolved to %s, not an IPv4 address", host, addr)
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() == b.opts.IPv6 {
+		return netip.Addr{}, fmt.Errorf("%q resolved to %s, not an %s address", host, addr, familyName(b.opts.IPv6))
 	}
-	if why := neverRoutable(u32(addr)); why != "" {
+	why := ""
+	if addr.Is4() {
+		why = neverRoutable(u32(addr))
+	} else {
+		why = neverRoutable6(addr)
+	}
+	if why != "" {
 		return netip.Addr{}, fmt.Errorf("%q resolved to %s, never routable: %s", host, addr, why)
 	}
 	return addr, nil
@@ -388,11 +512,25 @@ func lookup(ctx context.Context, host string) (netip.Addr, error) {
 	return addrs[0], nil
 }
 
+// lookup6 is the default resolver of an IPv6 set.
+func lookup6(ctx context.Context, host string) (netip.Addr, error) {
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip6", host)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if len(addrs) == 0 {
+		return netip.Addr{}, errors.New("no IPv6 address")
+	}
+	return addrs[0], nil
+}
+
 // entry is one parsed destination: a hostname to resolve, or the addresses
 // of an address or a prefix.
 type entry struct {
 	host   string
 	r      rng
+	r6     rng6 // the addresses, when six
+	six    bool // an IPv6 address or prefix
 	prefix bool // r is a prefix's addresses, to be cleared of unroutable ones
 }
 
@@ -409,6 +547,12 @@ func (b *Builder) parse(s string) (entry, error) {
 		if err != nil {
 			return entry{}, err
 		}
+		if err := b.checkFamily(s, p.Addr().Is6()); err != nil {
+			return entry{}, err
+		}
+		if p.Addr().Is6() {
+			return b.prefix6(p)
+		}
 		if n := uint64(1) << (32 - p.Bits()); n > b.opts.MaxPrefix {
 			return entry{}, fmt.Errorf("%s holds %d addresses, more than --max-prefix %d", p, n, b.opts.MaxPrefix)
 		}
@@ -420,8 +564,18 @@ func (b *Builder) parse(s string) (entry, error) {
 		return entry{r: r, prefix: true}, nil
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
-		if !a.Is4() {
-			return entry{}, fmt.Errorf("%s is IPv6, only IPv4 is supported", s)
+		if err := b.checkFamily(s, a.Is6()); err != nil {
+			return entry{}, err
+		}
+		if a.Is6() {
+			if a.Zone() != "" {
+				return entry{}, fmt.Errorf("%s has a zone: link-local destinations are not supported", s)
+			}
+			if why := neverRoutable6(a); why != "" {
+				return entry{}, fmt.Errorf("%s is never routable: %s", s, why)
+			}
+			x := u128Of(a)
+			return entry{six: true, r6: rng6{x, x}}, nil
 		}
 		if why := neverRoutable(u32(a)); why != "" {
 			return entry{}, fmt.Errorf("%s is never routable: %s", s, why)
@@ -431,14 +585,42 @@ func (b *Builder) parse(s string) (entry, error) {
 	if strings.Trim(s, "0123456789.") == "" {
 		return entry{}, fmt.Errorf("%q is not a valid IPv4 address", s)
 	}
+	if strings.Contains(s, ":") {
+		return entry{}, fmt.Errorf("%q is not a valid IPv6 address", s)
+	}
 	if !isHostname(s) {
 		return entry{}, fmt.Errorf("%q is not an IPv4 address, prefix or hostname", s)
 	}
 	return entry{host: s}, nil
 }
 
-// parsePrefix parses an IPv4 prefix without host bits, explaining what is
-// wrong otherwise.
+// checkFamily refuses an IPv4 entry s of an IPv6 set (Options.IPv6).
+func (b *Builder) checkFamily(s string, six bool) error {
+	if b.opts.IPv6 && !six {
+		return fmt.Errorf("%s is IPv4, but -6 asks for IPv6 destinations", s)
+	}
+	return nil
+}
+
+// prefix6 returns the entry of an IPv6 prefix p, without its subnet-router
+// anycast address (its first) when it has one (length 126 or less).
+func (b *Builder) prefix6(p netip.Prefix) (entry, error) {
+	if host := 128 - p.Bits(); host >= 64 || uint64(1)<<host > b.opts.MaxPrefix {
+		n := fmt.Sprintf("2^%d", host)
+		if host < 64 {
+			n = strconv.FormatUint(uint64(1)<<host, 10)
+		}
+		return entry{}, fmt.Errorf("%s holds %s addresses, more than --max-prefix %d", p, n, b.opts.MaxPrefix)
+	}
+	r := prefixRange6(p)
+	if p.Bits() <= 126 {
+		r.lo = r.lo.add(1)
+	}
+	return entry{six: true, r6: r, prefix: true}, nil
+}
+
+// parsePrefix parses an IPv4 or IPv6 prefix without host bits, explaining
+// what is wrong otherwise.
 func parsePrefix(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
@@ -447,16 +629,16 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		switch {
 		case aerr != nil:
 			return netip.Prefix{}, fmt.Errorf("%q is not a valid prefix", s)
-		case !a.Is4():
-			return netip.Prefix{}, fmt.Errorf("%s is IPv6, only IPv4 is supported", s)
+		case a.Zone() != "":
+			return netip.Prefix{}, fmt.Errorf("%s: a prefix has no zone", s)
 		}
-		if n, err := strconv.ParseUint(s[i+1:], 10, 8); err == nil && n > 32 {
-			return netip.Prefix{}, fmt.Errorf("%s: prefix length must be 0 to 32", s)
+		if n, err := strconv.ParseUint(s[i+1:], 10, 8); err == nil && n > uint64(a.BitLen()) {
+			return netip.Prefix{}, fmt.Errorf("%s: prefix length must be 0 to %d", s, a.BitLen())
 		}
 		return netip.Prefix{}, fmt.Errorf("%q has an invalid prefix length", s)
 	}
-	if !p.Addr().Is4() {
-		return netip.Prefix{}, fmt.Errorf("%s is IPv6, only IPv4 is supported", s)
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%s is IPv4-mapped (::ffff:0:0/96): give it as an IPv4 prefix", s)
 	}
 	if m := p.Masked(); m != p {
 		return netip.Prefix{}, fmt.Errorf("%s has host bits set, did you mean %s?", s, m)
@@ -464,7 +646,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// ParseExclude parses an exclude list: an IPv4 prefix or address per line,
+// ParseExclude parses an exclude list: an IPv4 or IPv6 prefix or address per line,
 // '#' comments and blank lines, as in zmap's blocklist files. Invalid lines
 // are reported together in an *InvalidError, as "name:LINE: what is wrong".
 func ParseExclude(r io.Reader, name string) ([]netip.Prefix, error) {
@@ -506,10 +688,10 @@ func parseExcludeEntry(s string) (netip.Prefix, error) {
 	switch {
 	case err != nil:
 		return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 prefix or address", s)
-	case !a.Is4():
-		return netip.Prefix{}, fmt.Errorf("%s is IPv6, only IPv4 is supported", s)
+	case a.Zone() != "":
+		return netip.Prefix{}, fmt.Errorf("%s has a zone", s)
 	}
-	return netip.PrefixFrom(a, 32), nil
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // entryText returns a line without its comment and surrounding whitespace.

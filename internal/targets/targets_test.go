@@ -230,11 +230,17 @@ func TestInvalid(t *testing.T) {
 	}{
 		{"10.0.0.1 10.0.0.2", `"10.0.0.1 10.0.0.2" has 2 fields, expected one address, hostname or prefix`},
 		{"10.0.0.1,10.0.0.2", `"10.0.0.1,10.0.0.2" is not an IPv4 address, prefix or hostname`},
-		{"2001:db8::1", `2001:db8::1 is IPv6, only IPv4 is supported`},
-		{"::ffff:10.0.0.1", `::ffff:10.0.0.1 is IPv6, only IPv4 is supported`},
-		{"fe80::1%eth0", `fe80::1%eth0 is IPv6, only IPv4 is supported`},
-		{"2001:db8::/32", `2001:db8::/32 is IPv6, only IPv4 is supported`},
-		{"2001:db8::/129", `2001:db8::/129 is IPv6, only IPv4 is supported`},
+		{"ff02::1", `ff02::1 is never routable: multicast (ff00::/8)`},
+		{"::ffff:10.0.0.1", `::ffff:10.0.0.1 is never routable: IPv4-mapped (::ffff:0:0/96): give it as 10.0.0.1`},
+		{"fe80::1%eth0", `fe80::1%eth0 has a zone: link-local destinations are not supported`},
+		{"2001:db8::/32", `2001:db8::/32 holds 2^96 addresses, more than --max-prefix 65536`},
+		{"2001:db8::/129", `2001:db8::/129: prefix length must be 0 to 128`},
+		{"::", `:: is never routable: unspecified address (::/128)`},
+		{"2001:db8::/111", `2001:db8::/111 holds 131072 addresses, more than --max-prefix 65536`},
+		{"2001:db8::1/64", `2001:db8::1/64 has host bits set, did you mean 2001:db8::/64?`},
+		{"::ffff:10.0.0.0/120", `::ffff:10.0.0.0/120 is IPv4-mapped (::ffff:0:0/96): give it as an IPv4 prefix`},
+		{"fe80::%eth0/64", `fe80::%eth0/64: a prefix has no zone`},
+		{"2001:db8:::1", `"2001:db8:::1" is not a valid IPv6 address`},
 		{"10.0.0.0/33", `10.0.0.0/33: prefix length must be 0 to 32`},
 		{"10.0.0.0/", `"10.0.0.0/" has an invalid prefix length`},
 		{"10.0.0.0/x", `"10.0.0.0/x" has an invalid prefix length`},
@@ -534,11 +540,11 @@ func TestParseExclude(t *testing.T) {
 		t.Errorf("got %v, %v; want %v", got, err, want)
 	}
 
-	_, err = ParseExclude(strings.NewReader("10.0.0.0/8\n10.0.0.1/8\nfoo.example\n2001:db8::/32\n10.0.0.0/33\n1.2.3.4 5.6.7.8\n"), "ex.conf")
+	_, err = ParseExclude(strings.NewReader("10.0.0.0/8\n10.0.0.1/8\nfoo.example\n2001:db8::1/32\n10.0.0.0/33\n1.2.3.4 5.6.7.8\n"), "ex.conf")
 	wantErr := strings.Join([]string{
 		`ex.conf:2: 10.0.0.1/8 has host bits set, did you mean 10.0.0.0/8?`,
 		`ex.conf:3: "foo.example" is not an IPv4 prefix or address`,
-		`ex.conf:4: 2001:db8::/32 is IPv6, only IPv4 is supported`,
+		`ex.conf:4: 2001:db8::1/32 has host bits set, did you mean 2001:db8::/32?`,
 		`ex.conf:5: 10.0.0.0/33: prefix length must be 0 to 32`,
 		`ex.conf:6: "1.2.3.4 5.6.7.8" has 2 fields, expected one prefix or address`,
 	}, "\n")
