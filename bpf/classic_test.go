@@ -33,8 +33,9 @@ type filterCase struct {
 	keep bool
 }
 
-// corpus returns TestFilter's cases (the same packets, built with the same
-// helpers) and a few more at the edges of the classic program's loads.
+// corpus returns the crafted frames both filters are tested on: replies
+// to this run's probes that must be kept and near misses that must be
+// dropped, including cases at the edges of the classic program's loads.
 func corpus() []filterCase {
 	other := func(f func(s *probe.Spec)) probe.Spec {
 		s := runSpec
@@ -54,7 +55,6 @@ func corpus() []filterCase {
 	quoted15 := withIPOptions(q, make([]byte, 40))
 
 	return []filterCase{
-		// TestFilter's.
 		{"time exceeded", timeExceeded, true},
 		{"port unreachable from the target", eth(unix.ETH_P_IP, ipv4(unix.IPPROTO_ICMP, target, ourSrc, nil,
 			icmp(probe.ICMPUnreachable, probe.CodePortUnreachable, q, nil))), true},

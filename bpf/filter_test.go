@@ -147,70 +147,7 @@ func edit(b []byte, f func(b []byte)) []byte {
 
 func TestFilter(t *testing.T) {
 	f := loadFilterOrSkip(t, runMatch)
-
-	other := func(f func(s *probe.Spec)) probe.Spec {
-		s := runSpec
-		f(&s)
-		return s
-	}
-	q := encodeProbe(runSpec, 3, 7)
-	timeExceeded := reply(probe.ICMPTimeExceeded, probe.CodeTTLExceeded, q)
-	ipv6 := make([]byte, 40+8+len(q)) // ICMPv6 time exceeded quoting q
-	ipv6[0], ipv6[6], ipv6[7] = 6<<4, 58, 64
-	ipv6[40] = 3
-	copy(ipv6[48:], q)
-
-	tests := []struct {
-		name string
-		pkt  []byte
-		keep bool
-	}{
-		{"time exceeded", timeExceeded, true},
-		{"port unreachable from the target", eth(unix.ETH_P_IP, ipv4(unix.IPPROTO_ICMP, target, ourSrc, nil,
-			icmp(probe.ICMPUnreachable, probe.CodePortUnreachable, q, nil))), true},
-		{"host unreachable", reply(probe.ICMPUnreachable, 1, q), true},
-		{"first path, TTL 1", reply(probe.ICMPTimeExceeded, 0, encodeProbe(runSpec, 1, 1)), true},
-		{"last path, TTL 64", reply(probe.ICMPTimeExceeded, 0, encodeProbe(runSpec, 16, 64)), true},
-		{"RFC 792 quote of 28 bytes", reply(probe.ICMPTimeExceeded, 0, q[:28]), true},
-		{"quoted IHL 6 (router alert option)",
-			reply(probe.ICMPTimeExceeded, 0, withIPOptions(q, []byte{0x94, 4, 0, 0})), true},
-		{"quoted IHL 15 (40 bytes of options)",
-			reply(probe.ICMPTimeExceeded, 0, withIPOptions(q, make([]byte, 40))), true},
-		{"outer IHL 6", eth(unix.ETH_P_IP, ipv4(unix.IPPROTO_ICMP, router, ourSrc, []byte{1, 1, 1, 0},
-			icmp(probe.ICMPTimeExceeded, 0, q, nil))), true},
-		{"RFC 4884 MPLS extension", eth(unix.ETH_P_IP, ipv4(unix.IPPROTO_ICMP, router, ourSrc, nil,
-			icmp(probe.ICMPTimeExceeded, 0, q, mplsObject))), true},
-		{"first fragment", edit(timeExceeded, func(b []byte) { b[14+6] = 0x20; fixIPChecksum(b[14:]) }), true},
-
-		{"wrong tag (next run)", reply(11, 0, encodeProbe(other(func(s *probe.Spec) { s.Tag++ }), 3, 7)), false},
-		{"wrong tag (previous run)", reply(11, 0, encodeProbe(other(func(s *probe.Spec) { s.Tag-- }), 3, 7)), false},
-		{"other source", reply(11, 0, encodeProbe(other(func(s *probe.Spec) {
-			s.Src = netip.MustParseAddr("192.0.2.11")
-		}), 3, 7)), false},
-		{"source port below range", reply(11, 0, encodeProbe(runSpec, 0, 7)), false},
-		{"source port above range", reply(11, 0, encodeProbe(runSpec, 17, 7)), false},
-		{"wrong destination port", reply(11, 0, encodeProbe(other(func(s *probe.Spec) { s.DstPort++ }), 3, 7)), false},
-		{"quoted TCP", reply(11, 0, edit(q, func(b []byte) { b[9] = unix.IPPROTO_TCP; fixIPChecksum(b) })), false},
-		{"quoted IPv6 version", reply(11, 0, edit(q, func(b []byte) { b[0] = 6<<4 | 5 })), false},
-		{"quoted IHL 4", reply(11, 0, edit(q, func(b []byte) { b[0] = 4<<4 | 4; fixIPChecksum(b) })), false},
-		{"ICMP echo reply", reply(probe.ICMPEchoReply, 0, q), false},
-		{"ICMP redirect", reply(5, 1, q), false},
-		{"UDP packet carrying the quote", eth(unix.ETH_P_IP, ipv4(unix.IPPROTO_UDP, router, ourSrc, nil,
-			append([]byte{0x82, 0x9a, 0x82, 0x9a, 0, 8 + probe.Len, 0, 0}, q...))), false},
-		{"our own outgoing probe", eth(unix.ETH_P_IP, q), false},
-		{"truncated in the quoted UDP ports", timeExceeded[:14+20+8+20+3], false},
-		{"truncated in the quoted IP header", timeExceeded[:14+20+8+19], false},
-		{"truncated in the ICMP header", timeExceeded[:14+20+4], false},
-		{"IP header only", timeExceeded[:14+20], false},
-		{"truncated in the IP header", timeExceeded[:14+19], false},
-		{"Ethernet header only", timeExceeded[:14], false},
-		{"quoted IHL 6, ports cut off", reply(11, 0, withIPOptions(q, []byte{0x94, 4, 0, 0})[:24+3]), false},
-		{"IPv6 ethertype, IPv4 bytes", eth(unix.ETH_P_IPV6, timeExceeded[14:]), false},
-		{"ICMPv6 time exceeded", eth(unix.ETH_P_IPV6, ipv6), false},
-		{"ARP ethertype", eth(unix.ETH_P_ARP, timeExceeded[14:]), false},
-		{"outer IHL 4", edit(timeExceeded, func(b []byte) { b[14] = 4<<4 | 4; fixIPChecksum(b[14:]) }), false},
-		{"later fragment", edit(timeExceeded, func(b []byte) { b[14+7] = 1; fixIPChecksum(b[14:]) }), false},
-	}
+	tests := corpus() // shared with the classic filter's tests
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ret, _, err := f.prog.Test(tt.pkt)

@@ -399,20 +399,7 @@ for line in open(sys.argv[1]):
 // TestEncodeScapy has Debian's scapy decode the probes and recompute their
 // checksums.
 func TestEncodeScapy(t *testing.T) {
-	const py = "/usr/bin/python3"
-	skip := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI: "+format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	if _, err := os.Stat(py); err != nil {
-		skip("no %s: %v", py, err)
-	}
-	if out, err := exec.Command(py, "-c", "import scapy.layers.inet").CombinedOutput(); err != nil {
-		skip("%s has no scapy (apt-get install python3-scapy): %v: %s", py, err, out)
-	}
+	py := needScapy(t)
 
 	var in bytes.Buffer
 	var want []string

@@ -588,20 +588,7 @@ func scapyCases() []scapyCase {
 // layouts, and checks our decoder against what scapy was asked to build and
 // against x/net/icmp's parse of scapy's bytes.
 func TestExtensionsScapy(t *testing.T) {
-	const py = "/usr/bin/python3"
-	skip := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI: "+format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	if _, err := os.Stat(py); err != nil {
-		skip("no %s: %v", py, err)
-	}
-	if out, err := exec.Command(py, "-c", "import scapy.contrib.icmp_extensions").CombinedOutput(); err != nil {
-		skip("%s has no scapy (apt-get install python3-scapy): %v: %s", py, err, out)
-	}
+	py := needScapy(t, "scapy.contrib.icmp_extensions")
 	cs := scapyCases()
 	var in bytes.Buffer
 	for _, c := range cs {

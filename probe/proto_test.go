@@ -149,10 +149,14 @@ type scapyProtoOut struct {
 	Replies [][2]string `json:"replies"`
 }
 
-// needScapy skips the test without Debian's scapy for /usr/bin/python3,
-// unless CI=true.
-func needScapy(t *testing.T) string {
+// needScapy skips the test without Debian's scapy for /usr/bin/python3
+// (with the Python modules mods, "scapy.layers.inet" when none are given),
+// unless CI=true, and returns the interpreter's path.
+func needScapy(t *testing.T, mods ...string) string {
 	t.Helper()
+	if len(mods) == 0 {
+		mods = []string{"scapy.layers.inet"}
+	}
 	const py = "/usr/bin/python3"
 	skip := func(format string, args ...any) {
 		t.Helper()
@@ -164,8 +168,10 @@ func needScapy(t *testing.T) string {
 	if _, err := os.Stat(py); err != nil {
 		skip("no %s: %v", py, err)
 	}
-	if out, err := exec.Command(py, "-c", "import scapy.layers.inet").CombinedOutput(); err != nil {
-		skip("%s has no scapy (apt-get install python3-scapy): %v: %s", py, err, out)
+	for _, m := range mods {
+		if out, err := exec.Command(py, "-c", "import "+m).CombinedOutput(); err != nil {
+			skip("%s has no %s (apt-get install python3-scapy): %v: %s", py, m, err, out)
+		}
 	}
 	return py
 }
