@@ -46,6 +46,18 @@
 # which veth keeps and every router of the lab would then use instead of
 # hashing the packet itself, so nested balancers would polarize for tools
 # that send through kernel sockets (scamper, the lab's own tests).
+# ICMP echo requests are balanced per identifier by nftables at load
+# balancers, as routers hashing the ICMP header do: Linux's multipath hash
+# reads no ICMP echo identifier, so every echo request between two addresses
+# would take one path. At every router with more than one next hop towards
+# the destination prefixes, a prerouting chain marks IPv4 and IPv6 echo
+# requests with jhash(source, destination, echo identifier) mod N + 1, seeded
+# with the router's fib_multipath_hash_seed (nested balancers stay
+# independent), and `ip rule fwmark K table 100+K` (IPv4 and IPv6) routes
+# them by a table holding the destination prefixes via the K-th next hop
+# only: `describe` holds for echo requests too. Nothing else is marked: UDP
+# and TCP keep the kernel's multipath hash, and the routers' own ICMP errors
+# and the echo replies (routed towards the prober) are untouched.
 # Veth pairs are created directly inside the namespaces (ip -n NS link add ...
 # peer ... netns NS2), so parallel labs never clash in the root namespace.
 set -euo pipefail
@@ -329,6 +341,54 @@ route_cmd() {
 	echo "$line"
 }
 
+# next_hops NODE: NH and NH6 are set to the addresses of NODE's downstream
+# neighbours (its next hops towards the destination), in link order.
+next_hops() {
+	local i
+	NH=()
+	NH6=()
+	for i in "${!LK_UP[@]}"; do
+		[[ ${LK_UP[i]} == "$1" ]] || continue
+		NH+=("${LK_DOWNA[i]}")
+		NH6+=("${LK_DOWNA6[i]}")
+	done
+}
+
+# icmp_nft N SEED: the nftables ruleset of a load balancer with N next hops:
+# echo requests get the mark K (1..N) of the next hop their flow (addresses
+# and identifier) hashes to.
+icmp_nft() {
+	local n=$1 seed=$2
+	cat <<EOF
+table inet lab_icmp {
+	chain prerouting {
+		type filter hook prerouting priority mangle; policy accept;
+		icmp type echo-request meta mark set jhash ip saddr . ip daddr . icmp id mod $n seed $seed offset 1
+		icmpv6 type echo-request meta mark set jhash ip6 saddr . ip6 daddr . icmpv6 id mod $n seed $seed offset 1
+	}
+}
+EOF
+}
+
+# icmp_batch 4|6 PREFIXES...: the ip -batch commands (for ip -4 or ip -6:
+# a batch line cannot choose the family of a rule) that route the echo
+# requests marked K by a load balancer whose next hops are NH/NH6 to the
+# K-th next hop only. PREFIXES of the other family are skipped.
+icmp_batch() {
+	local fam=$1 k pfx
+	shift
+	for ((k = 1; k <= ${#NH[@]}; k++)); do
+		echo "rule add fwmark $k table $((100 + k))"
+		for pfx in "$@"; do
+			if [[ $fam == 6 && $pfx == *:* ]]; then
+				echo "route add $pfx via ${NH6[k - 1]} table $((100 + k))"
+			elif [[ $fam == 4 && $pfx != *:* ]]; then
+				echo "route add $pfx via ${NH[k - 1]} table $((100 + k))"
+			fi
+		done
+	done
+}
+
 # node_batch NODE PREFIXES...: the ip -batch commands that set up NODE's
 # interfaces, addresses and routes. PREFIXES are routed towards the dst.
 node_batch() {
@@ -438,6 +498,7 @@ cmd_up() {
 	local topo=$1 prefix=$2
 	check_prefix "$prefix"
 	require_root up
+	command -v nft >/dev/null || die "nft (nftables) not found: load balancers hash ICMP echo requests with it"
 	load_topology "$topo"
 	local prefixes=("$DST_PREFIX")
 	if [[ -n ${LAB_LOCAL_PREFIX:-} ]]; then
@@ -454,7 +515,8 @@ cmd_up() {
 	trap "[[ \$UP_OK == 1 ]] || { echo 'lab.sh: up failed, removing $prefix-*' >&2; cmd_down '$prefix'; }" EXIT
 	trap 'exit 130' INT TERM
 
-	local node idx=0 role i
+	local node idx=0 role i seed
+	local -A seeds=()
 	for node in "${NODES[@]}"; do
 		ip netns add "$prefix-$node"
 	done
@@ -463,7 +525,9 @@ cmd_up() {
 		[[ $node == prober || $node == dst ]] && role=$node
 		[[ $role == router ]] && idx=$((idx + 1))
 		# Distinct, well spread seed per router (golden-ratio multiple of its index).
-		ip netns exec "$prefix-$node" sh -c "$(sysctl_script "$role" $(((idx * 2654435761) % 4294967296)))"
+		seed=$(((idx * 2654435761) % 4294967296))
+		[[ $role == router ]] && seeds[$node]=$seed
+		ip netns exec "$prefix-$node" sh -c "$(sysctl_script "$role" "$seed")"
 	done
 	# Veth pairs, born inside their namespaces. Both ends get interface
 	# indexes unique in the lab: in fresh namespaces the two ends would
@@ -477,6 +541,16 @@ cmd_up() {
 	for node in "${NODES[@]}"; do
 		node_batch "$node" "${prefixes[@]}" | ip -n "$prefix-$node" -batch - ||
 			die "configuring $prefix-$node failed"
+		# Load balancers: echo requests per identifier (see the top).
+		[[ -n ${seeds[$node]:-} ]] || continue
+		next_hops "$node"
+		((${#NH[@]} > 1)) || continue
+		icmp_batch 4 "${prefixes[@]}" | ip -4 -n "$prefix-$node" -batch - ||
+			die "ICMP echo routes of $prefix-$node failed"
+		icmp_batch 6 "${prefixes[@]}" "$DST_PREFIX6" | ip -6 -n "$prefix-$node" -batch - ||
+			die "ICMPv6 echo routes of $prefix-$node failed"
+		icmp_nft "${#NH[@]}" "${seeds[$node]}" | ip netns exec "$prefix-$node" nft -f - ||
+			die "nftables ICMP echo balancing of $prefix-$node failed"
 	done
 	wait_links_up "$prefix"
 

@@ -63,6 +63,7 @@ func TestProtocolFlag(t *testing.T) {
 		{[]string{"--protocol", "sctp", "x"}, `--protocol "sctp"`},
 		{[]string{"--protocol", "UDP", "x"}, `--protocol "UDP"`},
 		{[]string{"--protocol", "icmp", "--dstport", "80", "x"}, "--dstport 80"},
+		{[]string{"--protocol", "icmp", "-6", "x"}, "IPv6 runs (-6) send udp probes only"},
 		{[]string{"--protocol", "tcp", "--dstport", "0", "x"}, "--dstport 0"},
 		{[]string{"--protocol", "tcp", "--dstport", "65536", "x"}, "--dstport 65536"},
 	} {
@@ -103,11 +104,12 @@ type protoTrace struct {
 
 // TestLabProtocols traces the 4-way diamond with 16 path IDs of each
 // protocol. UDP and TCP flows are hashed on their ports by the routers' L4
-// multipath hash (fib_multipath_hash_policy=1): both find the destination
-// and the 4 paths, TCP against a closed port (RST) and an open one
-// (SYN-ACK). ICMP echo requests reach the destination too, but that hash
-// does not read the echo identifier: every path ID takes the same path,
-// whatever the identifiers, and it is one of the diamond's.
+// multipath hash (fib_multipath_hash_policy=1), TCP against a closed port
+// (RST) and an open one (SYN-ACK); ICMP echo requests on their identifier
+// (the lab's load balancers hash it with nftables, as routers hashing the
+// ICMP header do; Linux's multipath hash does not read it), with two ranges
+// of identifiers. Every protocol finds the destination and the 4 paths.
+// ICMP is IPv4 only (-6 refuses it), so this is too.
 func TestLabProtocols(t *testing.T) {
 	lab.RequireRoot(t)
 	l := lab.Up(t, "diamond4")
@@ -140,7 +142,6 @@ time.sleep(120)
 		t.Fatalf("listener in the destination: %q, %v", line, err)
 	}
 
-	var icmpPaths []string
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -186,19 +187,9 @@ time.sleep(120)
 				t.Logf("the destination answered with type %d code %#x", *last.ICMPType, *last.ICMPCode)
 			}
 			t.Logf("%d distinct paths: %q", len(got), got)
-			if !strings.HasPrefix(tc.name, "icmp") {
-				if !slices.Equal(got, want) {
-					t.Fatalf("distinct paths\n got %q\nwant %q", got, want)
-				}
-				return
+			if !slices.Equal(got, want) {
+				t.Fatalf("distinct paths\n got %q\nwant %q", got, want)
 			}
-			if len(got) != 1 || !slices.Contains(want, got[0]) {
-				t.Fatalf("ICMP path IDs took %q; want them all on one path of the diamond %q", got, want)
-			}
-			if icmpPaths != nil && !slices.Equal(got, icmpPaths) {
-				t.Errorf("other identifiers took %q, the first ones %q: the hash reads the identifier", got, icmpPaths)
-			}
-			icmpPaths = got
 		})
 	}
 }

@@ -11,6 +11,13 @@
 // so the hop addresses of every path are known in advance:
 // [Lab.ExpectedPaths]. `scripts/lab.sh list` names the topologies.
 //
+// That hash reads no ICMP echo identifier, so load balancers (routers with
+// more than one next hop) also balance ICMP and ICMPv6 echo requests per
+// flow, as routers hashing the ICMP header do: nftables marks each with a
+// hash of its addresses and identifier, seeded per router, and the mark
+// picks the next hop (ip rule fwmark). Echo requests of one identifier take
+// one path, and the identifiers spread over the same paths as UDP flows.
+//
 // Every lab is dual-stack: each link has an IPv6 /64 mirroring its IPv4 /24
 // (10.S.B.0/24 is fd00:S:B::/64, with the same host numbers), the prober is
 // [ProberAddr6], the destination also holds [Destination6], and routers

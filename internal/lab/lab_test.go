@@ -110,8 +110,11 @@ func TestDescribe6(t *testing.T) {
 }
 
 // TestTopologies builds every topology at once (parallel labs must not
-// clash), checks the prober reaches the destination, and traces 128 flows:
-// the distinct paths seen must be exactly ExpectedPaths.
+// clash), checks the prober reaches the destination, and traces 128 flows
+// of UDP probes and 128 flows of ICMP echo requests (one identifier each,
+// the sequence number and checksum varying with the TTL), over IPv4 and
+// over IPv6: the distinct paths seen must be exactly ExpectedPaths
+// (ExpectedPaths6), for either kind of probe.
 func TestTopologies(t *testing.T) {
 	RequireRoot(t)
 	for topo := range shapes {
@@ -119,15 +122,17 @@ func TestTopologies(t *testing.T) {
 			t.Parallel()
 			l := Up(t, topo)
 			pingN(t, l, Destination, 3)
-			checkPaths(t, l, Destination, l.ExpectedPaths())
-			checkPaths(t, l, Destination6, l.ExpectedPaths6())
+			for _, echo := range []bool{false, true} {
+				checkPaths(t, l, Destination, l.ExpectedPaths(), echo)
+				checkPaths(t, l, Destination6, l.ExpectedPaths6(), echo)
+			}
 		})
 	}
 	// A second diamond4 beside the first: same addresses, other namespaces.
 	t.Run("diamond4-again", func(t *testing.T) {
 		t.Parallel()
 		l := Up(t, "diamond4")
-		checkPaths(t, l, Destination, l.ExpectedPaths())
+		checkPaths(t, l, Destination, l.ExpectedPaths(), false)
 	})
 }
 
@@ -143,7 +148,8 @@ func TestLocalPrefix(t *testing.T) {
 	for _, p := range l.ExpectedPaths() {
 		want = append(want, append(p[:len(p)-1:len(p)-1], "10.21.9.1"))
 	}
-	checkPaths(t, l, "10.21.9.1", want)
+	checkPaths(t, l, "10.21.9.1", want, false)
+	checkPaths(t, l, "10.21.9.1", want, true)
 }
 
 func TestDown(t *testing.T) {
@@ -264,20 +270,28 @@ func checksum(b []byte) uint16 {
 
 // Probing: flows source ports, fixed destination port, TTL 1..maxTTL. The
 // 5-tuple of a flow never changes; the TTL travels in the UDP length
-// (payload of TTL bytes), which routers quote back.
+// (payload of TTL bytes), which routers quote back. Echo flows (ICMP or
+// ICMPv6 echo requests) are identifiers firstPort, firstPort+1, ...; the
+// TTL travels in the sequence number, which the echo reply carries back.
 const (
 	flows     = 128 // a k-way hash misses a branch with p ~ k*(1-1/k)^flows: 1e-6 for k=8
 	firstPort = 40001
 	dstPort   = 33434
 )
 
-func checkPaths(t *testing.T, l *Lab, dst string, want [][]string) {
+// checkPaths traces flows to dst (echo: ICMP echo requests, else UDP) and
+// wants exactly the distinct paths want.
+func checkPaths(t *testing.T, l *Lab, dst string, want [][]string, echo bool) {
 	t.Helper()
+	kind := "UDP"
+	if echo {
+		kind = "echo"
+	}
 	maxTTL := 0
 	for _, p := range want {
 		maxTTL = max(maxTTL, len(p)+1)
 	}
-	got, err := traceFlows(l, dst, maxTTL)
+	got, err := traceFlows(l, dst, maxTTL, echo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,16 +313,17 @@ func checkPaths(t *testing.T, l *Lab, dst string, want [][]string) {
 		fmt.Fprintf(&b, "\n  %3d flows: %s", count[p], p)
 	}
 	if !slices.Equal(gotSet, wantSet) {
-		t.Fatalf("%s: distinct paths to %s differ from lab.sh describe:\ngot%s\nwant\n  %s",
-			l.Topology, dst, b.String(), strings.Join(wantSet, "\n  "))
+		t.Fatalf("%s: distinct paths of %s flows to %s differ from lab.sh describe:\ngot%s\nwant\n  %s",
+			l.Topology, kind, dst, b.String(), strings.Join(wantSet, "\n  "))
 	}
-	t.Logf("%s: %d flows to %s, %d distinct paths as described:%s", l.Topology, len(got), dst, len(gotSet), b.String())
+	t.Logf("%s: %d %s flows to %s, %d distinct paths as described:%s", l.Topology, len(got), kind, dst, len(gotSet), b.String())
 }
 
 // traceFlows sends every (flow, TTL) probe from the prober, resending the
 // unanswered ones a few times, and returns per flow the responders from TTL
-// 1 up to the first that answered with port unreachable (the destination).
-func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
+// 1 up to the first that answered with port unreachable (echo: an echo
+// reply), the destination.
+func traceFlows(l *Lab, dst string, maxTTL int, echo bool) ([][]string, error) {
 	dstIP := netip.MustParseAddr(dst)
 	v6 := dstIP.Is6()
 	icmpNet, icmpAddr, udpNet, src := "ip4:icmp", "0.0.0.0", "udp4", ProberAddr
@@ -317,6 +332,9 @@ func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
 	}
 	var icmp net.PacketConn
 	udp := make([]*net.UDPConn, flows)
+	if echo {
+		udp = nil
+	}
 	err := l.InNS("prober", func() error {
 		var err error
 		if icmp, err = net.ListenPacket(icmpNet, icmpAddr); err != nil {
@@ -370,7 +388,7 @@ func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
 			if v6 {
 				parse = parseReply6
 			}
-			flow, ttl, unreach, ok := parse(buf[:n], dstIP, maxTTL)
+			flow, ttl, unreach, ok := parse(buf[:n], dstIP, maxTTL, echo)
 			if !ok {
 				continue
 			}
@@ -383,20 +401,30 @@ func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
 
 	payload := make([]byte, maxTTL)
 	to := &net.UDPAddr{IP: dstIP.AsSlice(), Port: dstPort}
+	echoTo := &net.IPAddr{IP: dstIP.AsSlice()}
 	for round := 0; round < 4; round++ {
 		sent := 0
 		for ttl := 1; ttl <= maxTTL; ttl++ {
-			for f, c := range udp {
+			for f := range flows {
 				mu.Lock()
 				_, ok := answers[key{f, ttl}]
 				mu.Unlock()
 				if ok {
 					continue
 				}
-				if err := setTTL(c, ttl, v6); err != nil {
-					return nil, err
+				var err error
+				if echo {
+					if err := setTTL(icmp.(syscall.Conn), ttl, v6); err != nil {
+						return nil, err
+					}
+					_, err = icmp.WriteTo(echoRequest(firstPort+f, ttl, v6), echoTo)
+				} else {
+					if err := setTTL(udp[f], ttl, v6); err != nil {
+						return nil, err
+					}
+					_, err = udp[f].WriteToUDP(payload[:ttl], to)
 				}
-				if _, err := c.WriteToUDP(payload[:ttl], to); err != nil {
+				if err != nil {
 					return nil, fmt.Errorf("send flow %d TTL %d: %w", f, ttl, err)
 				}
 				sent++
@@ -435,7 +463,7 @@ func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
 			paths[f] = append(paths[f], a.from)
 			if a.unreach {
 				if a.from != dst {
-					return nil, fmt.Errorf("flow %d: port unreachable from %s, not %s", f, a.from, dst)
+					return nil, fmt.Errorf("flow %d: destination's answer from %s, not %s", f, a.from, dst)
 				}
 				break
 			}
@@ -444,67 +472,110 @@ func traceFlows(l *Lab, dst string, maxTTL int) ([][]string, error) {
 	return paths, nil
 }
 
+// echoRequest is the echo request of an echo flow: identifier id,
+// sequence number ttl, a 3-byte payload. The kernel fills in the checksum of
+// an ICMPv6 raw socket's messages.
+func echoRequest(id, ttl int, v6 bool) []byte {
+	req := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), byte(ttl >> 8), byte(ttl), 'l', 'a', 'b'}
+	if v6 {
+		req[0] = 128
+	} else {
+		binary.BigEndian.PutUint16(req[2:], checksum(req))
+	}
+	return req
+}
+
+// flowOf returns the flow and TTL of a probe from its first 8 bytes of UDP
+// (source port, destination port, length) or, echo, of ICMP (type, code,
+// checksum, identifier, sequence number).
+func flowOf(l4 []byte, maxTTL int, echo bool) (flow, ttl int, ok bool) {
+	if echo {
+		flow = int(binary.BigEndian.Uint16(l4[4:])) - firstPort
+		ttl = int(binary.BigEndian.Uint16(l4[6:]))
+	} else {
+		if int(binary.BigEndian.Uint16(l4[2:])) != dstPort {
+			return
+		}
+		flow = int(binary.BigEndian.Uint16(l4)) - firstPort
+		ttl = int(binary.BigEndian.Uint16(l4[4:])) - 8
+	}
+	return flow, ttl, flow >= 0 && flow < flows && ttl >= 1 && ttl <= maxTTL
+}
+
 // parseReply decodes an ICMP time exceeded or port unreachable quoting one
 // of our probes to dst: RFC 792, type, code, checksum, 4 unused bytes, then
-// the probe's IP header and at least 8 bytes of its UDP header.
-func parseReply(b []byte, dst netip.Addr, maxTTL int) (flow, ttl int, unreach, ok bool) {
+// the probe's IP header and at least 8 bytes of its UDP header. With echo,
+// the probes are echo requests, and an echo reply (type 0) is the
+// destination's answer.
+func parseReply(b []byte, dst netip.Addr, maxTTL int, echo bool) (flow, ttl int, reached, ok bool) {
+	if echo && len(b) >= 8 && b[0] == 0 && b[1] == 0 {
+		flow, ttl, ok = flowOf(b, maxTTL, true)
+		return flow, ttl, true, ok
+	}
 	if len(b) < 8+20+8 {
 		return
 	}
 	switch {
 	case b[0] == 11 && b[1] == 0:
-	case b[0] == 3 && b[1] == 3:
-		unreach = true
+	case !echo && b[0] == 3 && b[1] == 3:
+		reached = true
 	default:
 		return
 	}
 	q := b[8:]
 	ihl := int(q[0]&0x0f) * 4
-	if q[0]>>4 != 4 || q[9] != unix.IPPROTO_UDP || len(q) < ihl+8 {
+	proto := byte(unix.IPPROTO_UDP)
+	if echo {
+		proto = unix.IPPROTO_ICMP
+	}
+	if q[0]>>4 != 4 || q[9] != proto || len(q) < ihl+8 {
 		return
 	}
 	if netip.AddrFrom4([4]byte(q[16:20])) != dst {
 		return
 	}
-	u := q[ihl:]
-	sport, dport := int(binary.BigEndian.Uint16(u)), int(binary.BigEndian.Uint16(u[2:]))
-	ttl = int(binary.BigEndian.Uint16(u[4:])) - 8
-	flow = sport - firstPort
-	if dport != dstPort || flow < 0 || flow >= flows || ttl < 1 || ttl > maxTTL {
+	if echo && (q[ihl] != 8 || q[ihl+1] != 0) {
 		return
 	}
-	return flow, ttl, unreach, true
+	flow, ttl, ok = flowOf(q[ihl:], maxTTL, echo)
+	return flow, ttl, reached, ok
 }
 
 // parseReply6 is parseReply for ICMPv6 (RFC 4443): a time exceeded (type
 // 3, code 0) or port unreachable (type 1, code 4) quoting the probe's IPv6
-// header (40 bytes) and at least 8 bytes of UDP.
-func parseReply6(b []byte, dst netip.Addr, maxTTL int) (flow, ttl int, unreach, ok bool) {
+// header (40 bytes) and at least 8 bytes of UDP; with echo, of an echo
+// request (type 128), and an echo reply (type 129) from the destination.
+func parseReply6(b []byte, dst netip.Addr, maxTTL int, echo bool) (flow, ttl int, reached, ok bool) {
+	if echo && len(b) >= 8 && b[0] == 129 && b[1] == 0 {
+		flow, ttl, ok = flowOf(b, maxTTL, true)
+		return flow, ttl, true, ok
+	}
 	if len(b) < 8+40+8 {
 		return
 	}
 	switch {
 	case b[0] == 3 && b[1] == 0:
-	case b[0] == 1 && b[1] == 4:
-		unreach = true
+	case !echo && b[0] == 1 && b[1] == 4:
+		reached = true
 	default:
 		return
 	}
 	q := b[8:]
-	if q[0]>>4 != 6 || q[6] != unix.IPPROTO_UDP || netip.AddrFrom16([16]byte(q[24:40])) != dst {
+	next := byte(unix.IPPROTO_UDP)
+	if echo {
+		next = unix.IPPROTO_ICMPV6
+	}
+	if q[0]>>4 != 6 || q[6] != next || netip.AddrFrom16([16]byte(q[24:40])) != dst {
 		return
 	}
-	u := q[40:]
-	sport, dport := int(binary.BigEndian.Uint16(u)), int(binary.BigEndian.Uint16(u[2:]))
-	ttl = int(binary.BigEndian.Uint16(u[4:])) - 8
-	flow = sport - firstPort
-	if dport != dstPort || flow < 0 || flow >= flows || ttl < 1 || ttl > maxTTL {
+	if echo && (q[40] != 128 || q[41] != 0) {
 		return
 	}
-	return flow, ttl, unreach, true
+	flow, ttl, ok = flowOf(q[40:], maxTTL, echo)
+	return flow, ttl, reached, ok
 }
 
-func setTTL(c *net.UDPConn, ttl int, v6 bool) error {
+func setTTL(c syscall.Conn, ttl int, v6 bool) error {
 	return control(c, func(fd int) error {
 		if v6 {
 			return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, ttl)
