@@ -68,9 +68,22 @@ viz-screenshot: deps build ## trace the diamond lab with --format viz and screen
 	@GO=$(GO) scripts/viz-screenshot.sh
 
 .PHONY: bench
-bench: bench-deps build ## Go benchmarks, then the lab comparison with scamper
-	$(GO) test -run '^$$' -bench . -benchmem ./probe ./analysis ./capture
+bench: bench-deps build ## Go benchmarks, then the lab comparisons with scamper (one diamond, then MDA)
+	$(GO) test -run '^$$' -bench . -benchmem ./probe ./analysis ./capture ./internal/targets
 	scripts/bench-diamond.sh
+	scripts/bench-mda.sh
+
+.PHONY: bench-bulk
+bench-bulk: bench-deps build ## 4,094 destinations through the diamond lab, against scamper (PATHS=16|auto, RUNS=3)
+	scripts/bench-bulk.sh
+
+.PHONY: bench-send
+bench-send: bench-deps build ## raw send rate into a sink, against zmap (TTL=4, RUNS=3)
+	scripts/bench-send.sh
+
+.PHONY: bench-memory
+bench-memory: build ## peak RSS of a scan of 1,048,574 destinations
+	scripts/bench-memory.sh
 
 .PHONY: fuzz
 fuzz: ## run every native fuzz target for FUZZTIME each (default 20s) and print the executions
