@@ -530,3 +530,50 @@ func TestParseDirectReply(t *testing.T) {
 		t.Fatalf("echo reply with one byte of payload: %v %+v", err, r)
 	}
 }
+
+// A port unreachable means the destination only for UDP probes: for TCP
+// and ICMP, a firewall on the way sends one too.
+func TestReachedByProtocol(t *testing.T) {
+	router := netip.MustParseAddr("10.0.0.1")
+	for _, tc := range []struct {
+		proto Proto
+		from  netip.Addr
+		want  bool
+	}{
+		{ProtoUDP, router, true},
+		{ProtoUDP, codecDst, true},
+		{ProtoTCP, router, false},
+		{ProtoTCP, codecDst, true},
+		{ProtoICMP, router, false},
+		{ProtoICMP, codecDst, true},
+	} {
+		a := Answer{Dst: codecDst, From: tc.from, Type: ICMPUnreachable, Code: CodePortUnreachable, Proto: tc.proto}
+		if a.Reached() != tc.want {
+			t.Errorf("%v port unreachable from %v: reached %v, want %v", tc.proto, tc.from, a.Reached(), tc.want)
+		}
+	}
+}
+
+// With one destination, a direct reply (echo reply, SYN-ACK, RST) from any
+// other address is not an answer.
+func TestMatcherDirectReplyFromElsewhere(t *testing.T) {
+	s := withProto(codecSpec(), ProtoICMP)
+	m := NewMatcher(s)
+	m.Dst = codecDst
+	_, direct := testProtoReplies(s, codecDst, 3, 8, codecEpoch)
+	var r Reply
+	var a Answer
+	for _, pkt := range direct {
+		if !m.Match(pkt, codecEpoch.Add(time.Millisecond), &r, &a) {
+			t.Fatal("the destination's echo reply rejected")
+		}
+		other := append([]byte(nil), pkt...)
+		copy(other[12:16], netip.MustParseAddr("198.51.100.200").AsSlice()) // another source
+		other[10], other[11] = 0, 0
+		c := Checksum(other[:20])
+		other[10], other[11] = byte(c>>8), byte(c)
+		if m.Match(other, codecEpoch.Add(time.Millisecond), &r, &a) {
+			t.Errorf("an echo reply from %v accepted as %+v", r.From, a)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,8 @@ type Answer struct {
 	// Ext holds the MPLS label stack and interface information of the
 	// reply's RFC 4884 extensions; zero when it had none.
 	Ext AnswerExt
+	// Proto is the protocol of the probe answered.
+	Proto Proto
 }
 
 // Reached says whether the answer comes from the destination: a port
@@ -41,7 +44,9 @@ func (a *Answer) Reached() bool {
 	}
 	switch a.Type {
 	case ICMPUnreachable:
-		return a.Code == CodePortUnreachable || a.From == a.Dst
+		// A port unreachable means the destination only for UDP: a
+		// firewall on the way rejects TCP and ICMP with one too.
+		return a.Code == CodePortUnreachable && a.Proto == ProtoUDP || a.From == a.Dst
 	case ICMPEchoReply, TypeTCP:
 		return a.From.IsValid() && a.From == a.Dst
 	}
@@ -88,6 +93,12 @@ func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
 		return false
 	}
 	dst, sent, rw := r.QDst, r.QChecksum, m.Spec.rewrites(r)
+	if m.Dst.IsValid() && r.Direct && r.From != m.Dst {
+		// A SYN-ACK, RST or echo reply is the destination's own: one
+		// from elsewhere is not an answer to our probe, whatever its
+		// ports or identifier.
+		return false
+	}
 	if m.Dst.IsValid() && dst != m.Dst {
 		// A NAT rewrote the destination. Unless the quote shows that it
 		// left the checksum as it was (RewriteChecksum), it fixed it for
@@ -106,8 +117,8 @@ func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
 		Dst: dst, Path: uint16(path), TTL: uint8(ttl),
 		Type: r.Type, Code: r.Code, From: r.From,
 		RTT: m.Spec.RTT(sent, ts), Received: ts,
-		ReplyTTL: r.ReplyTTL, QTTL: r.QTTL, QTOS: r.QTOS, Size: uint16(min(len(pkt), 0xffff)),
-		Rewrites: rw,
+		ReplyTTL: r.ReplyTTL, QTTL: r.QTTL, QTOS: r.QTOS, Size: ipLen(pkt),
+		Rewrites: rw, Proto: m.Spec.Proto,
 	}
 	if r.Extensions != nil {
 		a.Ext.decode(r)
@@ -361,6 +372,19 @@ func (r *Scanner) linger(q *Sched, now func() time.Time) {
 			return
 		}
 	}
+}
+
+// ipLen is the length of the IP packet pkt as its header gives it (link
+// layers pad short frames), or len(pkt) when that is shorter.
+func ipLen(pkt []byte) uint16 {
+	n := len(pkt)
+	switch {
+	case n >= 40 && pkt[0]>>4 == 6:
+		n = min(n, 40+int(binary.BigEndian.Uint16(pkt[4:])))
+	case n >= 20 && pkt[0]>>4 == 4:
+		n = min(n, int(binary.BigEndian.Uint16(pkt[2:])))
+	}
+	return uint16(min(n, 0xffff))
 }
 
 // drain records every answer already queued, without waiting.

@@ -469,19 +469,7 @@ func mdaState(q *probe.Sched, slot int, c *analysis.Collector, states []*analysi
 	// never out of step with them.
 	rounds := st.Rounds
 	*st = analysis.MDAState{Flows: st.Flows[:0], MaxTTL: o.maxTTL, GapLimit: o.gapLimit, OneFirstHop: true, Rounds: rounds}
-	// A silent probe to a router that answered other flows there, between
-	// the same neighbours, is a rate-limited answer of that router: seen
-	// as such, it does not send the search after a phantom branch.
-	tr := c.Trace(time.Time{}, time.Time{}, false)
-	analysis.MarkRateLimited(tr)
-	limited := map[[2]int]netip.Addr{}
-	for _, f := range tr.Flows {
-		for _, h := range f.Hops {
-			if h.RateLimited.IsValid() {
-				limited[[2]int{f.PathID, h.TTL}] = h.RateLimited
-			}
-		}
-	}
+
 	for p := 1; p <= q.Paths(slot); p++ {
 		for ttl := o.firstTTL; ttl <= c.ProbedTTL(p); ttl++ {
 			sent, answered, silent := q.Probed(slot, p, ttl)
@@ -492,8 +480,6 @@ func mdaState(q *probe.Sched, slot int, c *analysis.Collector, states []*analysi
 			if from, typ, _, reached, ok := c.Answer(p, ttl); ok {
 				obs.Addr, obs.Reached = from, reached
 				obs.Stop = probe.Unreachable(typ, from.Is6()) && !reached
-			} else if addr, ok := limited[[2]int{p, ttl}]; ok {
-				obs.Addr = addr
 			}
 			st.Set(p, ttl, obs)
 		}
