@@ -90,6 +90,12 @@ type Hop struct {
 	RateLimited netip.Addr
 }
 
+// HasRTT reports whether the hop has a measured round-trip time: it
+// answered, was probed (not Inferred), and its reply carried the probe's
+// send time (an RTT of 0 means it did not: a router that quotes only 8
+// bytes of an ICMP echo request leaves the time out).
+func (h Hop) HasRTT() bool { return !h.Silent() && !h.Inferred && h.RTT > 0 }
+
 // Silent reports whether nothing answered the probe.
 func (h Hop) Silent() bool { return !h.Addr.IsValid() }
 

@@ -37,3 +37,28 @@ func TestCollectorDistanceFromQuotedTTL(t *testing.T) {
 		t.Errorf("reached at %d, want 5", f.ReachedTTL)
 	}
 }
+
+// A reply that carried no send time (RTT 0: an ICMP echo request quoted
+// in 8 bytes) is a hop without an RTT: it does not drag the minimum to 0.
+func TestZeroRTTNotCounted(t *testing.T) {
+	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.7")
+	r1 := netip.MustParseAddr("10.0.0.1")
+	c := NewCollector(dst, "", src, 2, 8, 33452, 33452)
+	for p := 1; p <= 2; p++ {
+		c.Sent(p, 1)
+		c.Sent(p, 2)
+		c.Reply(p, 2, dst, 3*time.Millisecond, 3, 3, true)
+	}
+	c.Reply(1, 1, r1, 2*time.Millisecond, 11, 0, false)
+	c.Reply(2, 1, r1, 0, 11, 0, false) // no send time in the quote
+	tr := c.Trace(time.Unix(0, 0), time.Unix(1, 0), false)
+	if tr.Flows[1].Hops[0].HasRTT() || !tr.Flows[0].Hops[0].HasRTT() {
+		t.Fatal("HasRTT wrong")
+	}
+	g := BuildGraph(tr)
+	for _, n := range g.Nodes {
+		if n.Addr == r1 && (n.RTTMin != 2*time.Millisecond || n.RTTMax != 2*time.Millisecond) {
+			t.Errorf("r1's RTTs %v..%v, want 2ms (the reply without a send time left out)", n.RTTMin, n.RTTMax)
+		}
+	}
+}

@@ -284,8 +284,8 @@ func (b *graphBuilder) nodes() {
 			if nd.TTL == reachedAt || nd.Addr == t.Destination {
 				nd.Destination = true
 			}
-			if f.Hops[i].Inferred {
-				continue // not probed: no RTT
+			if !f.Hops[i].HasRTT() {
+				continue // inferred, or a reply that carried no send time
 			}
 			rtt := f.Hops[i].RTT
 			if rttN[n] == 0 || rtt < nd.RTTMin {

@@ -51,7 +51,7 @@ func (t *Trace) PathRTT(up *UniquePath) RTTStats {
 		if !f.Reached || len(f.Hops) == 0 {
 			continue
 		}
-		if h := &f.Hops[len(f.Hops)-1]; !h.Silent() && !h.Inferred {
+		if h := &f.Hops[len(f.Hops)-1]; h.HasRTT() {
 			s.add(h.RTT)
 		}
 	}
@@ -65,7 +65,7 @@ func nodeRTTs(t *Trace, g *Graph) []RTTStats {
 	out := make([]RTTStats, len(g.Nodes))
 	for fi := range t.Flows {
 		for i, n := range g.flowNodes[fi] {
-			if h := &t.Flows[fi].Hops[i]; !h.Silent() && !h.Inferred {
+			if h := &t.Flows[fi].Hops[i]; h.HasRTT() {
 				out[n].add(h.RTT)
 			}
 		}
