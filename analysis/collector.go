@@ -184,6 +184,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		End:         end,
 		Partial:     partial,
 	}
+	var moved map[int]int // path ID -> TTL of the answer shown at the destination's distance
 	for p := 1; p <= c.used(); p++ {
 		row := c.cells[(p-1)*c.maxTTL : p*c.maxTTL]
 		f := Flow{
@@ -194,7 +195,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		}
 		// The flow ends at the first answer from the destination, or at the
 		// first unreachable from a router, or else at the last answer.
-		n, moved := 0, -1
+		n, movedAt := 0, -1
 		for i := range row {
 			a := &row[i]
 			if !a.answered {
@@ -207,7 +208,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 				// n-q routers, so the destination is at n-q+1 even when
 				// the answer to that TTL itself was lost.
 				if q := int(a.quotedTTL); q > 1 && q <= n {
-					n, moved = n-q+1, i
+					n, movedAt = n-q+1, i
 				}
 				f.Reached, f.ReachedTTL = true, n
 				break
@@ -222,8 +223,8 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		f.Hops = make([]Hop, n)
 		for i := range f.Hops {
 			a := &row[i]
-			if i == n-1 && moved >= 0 {
-				a = &row[moved] // the destination's answer to a higher TTL
+			if i == n-1 && movedAt >= 0 {
+				a = &row[movedAt] // the destination's answer to a higher TTL
 			}
 			f.Hops[i].TTL = i + 1
 			if a.answered {
@@ -232,9 +233,15 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 				f.Hops[i].ReplyTTL, f.Hops[i].QuotedTTL, f.Hops[i].Size = a.replyTTL, a.quotedTTL, int(a.size)
 			}
 		}
+		if movedAt >= 0 {
+			if moved == nil {
+				moved = map[int]int{}
+			}
+			moved[p] = movedAt + 1
+		}
 		t.Flows = append(t.Flows, f)
 	}
-	c.addExtras(t.Flows)
+	c.addExtras(t.Flows, moved)
 	t.PerPacket = c.perPacket(t.Flows)
 	return t
 }

@@ -216,11 +216,19 @@ func (c *Collector) Extras(pathID, ttl int, rw Rewrites, quotedTOS uint8, ext *R
 // addExtras sets the Rewrites and extensions of the hops of flows (sorted
 // by path ID) from the tables Extras fills. A probe recorded twice keeps
 // its first record.
-func (c *Collector) addExtras(flows []Flow) {
+func (c *Collector) addExtras(flows []Flow, moved map[int]int) {
 	hop := func(i int32) *Hop {
 		p, ttl := int(i)/c.maxTTL+1, int(i)%c.maxTTL+1
 		k, ok := slices.BinarySearchFunc(flows, p, func(f Flow, p int) int { return f.PathID - p })
-		if !ok || ttl > len(flows[k].Hops) || flows[k].Hops[ttl-1].Silent() {
+		if !ok {
+			return nil
+		}
+		if from, ok := moved[p]; ok && from == ttl {
+			// The destination's answer to this TTL is shown at its
+			// distance (see Collector.Trace).
+			ttl = len(flows[k].Hops)
+		}
+		if ttl > len(flows[k].Hops) || flows[k].Hops[ttl-1].Silent() {
 			return nil
 		}
 		return &flows[k].Hops[ttl-1]
