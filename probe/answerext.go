@@ -236,11 +236,22 @@ func (s *Spec) rewrites(r *Reply) Rewrite {
 // unrewrite returns the UDP checksum a probe to dst had when sent, given
 // the checksum quoted after a NAT changed its destination to qdst and
 // fixed the checksum, as it must (RFC 1624 equation 3, HC' = ~(~HC + ~m +
-// m'), solved for HC: HC = ~(~HC' + m + ~m')).
+// m'), solved for HC: HC = ~(~HC' + m + ~m')). dst and qdst are of one
+// family, IPv4 or IPv6.
 func unrewrite(quoted uint16, dst, qdst netip.Addr) uint16 {
-	m, m2 := dst.As4(), qdst.As4()
+	if dst.Is4() {
+		m, m2 := dst.As4(), qdst.As4()
+		return unrewriteWords(quoted, m[:], m2[:])
+	}
+	m, m2 := dst.As16(), qdst.As16()
+	return unrewriteWords(quoted, m[:], m2[:])
+}
+
+// unrewriteWords is unrewrite over the address bytes m (sent) and m2
+// (quoted), of the same even length.
+func unrewriteWords(quoted uint16, m, m2 []byte) uint16 {
 	acc := uint32(^quoted)
-	for i := 0; i < 4; i += 2 {
+	for i := 0; i+1 < len(m); i += 2 {
 		acc += uint32(binary.BigEndian.Uint16(m[i:])) + uint32(^binary.BigEndian.Uint16(m2[i:]))
 	}
 	return ^fold(acc)

@@ -214,13 +214,3 @@ func (s *Spec) rewrites6(r *Reply) Rewrite {
 	}
 	return rw
 }
-
-// unrewrite6 is unrewrite for IPv6 addresses.
-func unrewrite6(quoted uint16, dst, qdst netip.Addr) uint16 {
-	m, m2 := dst.As16(), qdst.As16()
-	acc := uint32(^quoted)
-	for i := 0; i < 16; i += 2 {
-		acc += uint32(binary.BigEndian.Uint16(m[i:])) + uint32(^binary.BigEndian.Uint16(m2[i:]))
-	}
-	return ^fold(acc)
-}

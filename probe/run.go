@@ -105,11 +105,7 @@ func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
 		// the new pseudo header, which moved the clock of a UDP probe:
 		// undo that.
 		if rw&RewriteChecksum == 0 && udpQuote(r) {
-			if v6 {
-				sent = unrewrite6(sent, m.Dst, dst)
-			} else {
-				sent = unrewrite(sent, m.Dst, dst)
-			}
+			sent = unrewrite(sent, m.Dst, dst)
 		}
 		dst, rw = m.Dst, rw|RewriteDst
 	}
