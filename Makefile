@@ -9,7 +9,7 @@ TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev 
 # pins and `make viz-deps` installs with npm; builds with TAGS embed it.
 TAGS     := visnetwork
 VIZ_LIB  := viz/node_modules/vis-network/standalone/umd/vis-network.min.js
-BENCH_DEBS := scamper dublin-traceroute zmap
+BENCH_DEBS := scamper dublin-traceroute zmap linux-perf
 
 .DEFAULT_GOAL := help
 
@@ -74,7 +74,7 @@ bench: bench-deps build ## Go benchmarks, then the lab comparisons with scamper 
 	scripts/bench-mda.sh
 
 .PHONY: bench-bulk
-bench-bulk: bench-deps build ## 4,094 destinations through the diamond lab, against scamper (PATHS=16|auto, RUNS=3)
+bench-bulk: bench-deps build ## 4,094 destinations through the diamond lab, against scamper (PATHS=16|auto, RUNS=3, PERF=1)
 	scripts/bench-bulk.sh
 
 .PHONY: bench-send

@@ -30,8 +30,9 @@ import (
 //     w >= 2 vertices at a TTL whose successors are their own (none
 //     reached from two of them: no meshing): n_k flows over them all, k
 //     their successors in all. That is the whole test when each has as
-//     many successors (a uniform hop), with a meshing test of mdaPhi flows
-//     seen at each; else node control follows. Branches that never
+//     many successors (a uniform hop), with a meshing test: as many flows
+//     seen at a vertex after its first as mdaPhi flows at each would give,
+//     over the hop as a whole; else node control follows. Branches that never
 //     converge (routers answering from the interface a probe came in by
 //     show one address per branch) are tested this way;
 //   - without meshing, a flow probed at h+1 alone is placed at h by the
@@ -338,7 +339,8 @@ func (v *mdaVertex) evidence() int {
 func (v *mdaVertex) direct() int { return v.evidence() - v.back }
 
 // mdaPhi is the MDA-Lite meshing test: the flows seen at each vertex of a
-// hop tested as one that must be probed beyond it.
+// hop tested as one that must be probed beyond it (here, their sum after
+// each vertex's first).
 const mdaPhi = 2
 
 // mdaNeed is a test that fails: the flows it still lacks.
@@ -645,9 +647,9 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 	}
 	// MDA-Lite: vertices with successors of their own (no meshing) are
 	// tested as one first: n_k flows over them all, k their successors in
-	// all. As many successors each (uniform), that is the test, with
-	// mdaPhi flows at least through each (seen there, not placed there by
-	// where they went) to look for meshing; else node control follows.
+	// all. As many successors each (uniform), that is the test, with a
+	// meshing test on flows seen at the vertices (not placed there by where
+	// they went); else node control follows.
 	disjoint := hp.meshFree && len(order) >= 2
 	uniform := true
 	d := 0
@@ -679,12 +681,27 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			ok = false
 			order = nil
 		} else if uniform {
+			// The meshing test. MDA-Lite sees mdaPhi flows at each
+			// vertex: against a meshed hop whose vertices have two
+			// successors each, every flow after a vertex's first shows
+			// the other one half the time, so it misses with odds of
+			// 2^-(w(mdaPhi-1)) for w vertices. The same number of such
+			// flows over the hop as a whole misses with the same odds,
+			// and a branch that the hash gives a small share of the
+			// flows does not cost 1/share fresh flows for its second.
+			extra := 0
 			for _, vi := range all {
 				v := hp.verts[vi]
-				if short := mdaPhi - v.direct(); short > 0 {
-					hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: short, avail: len(v.cands)})
+				if v.direct() < 1 {
+					hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: 1, avail: len(v.cands)})
 					ok = false
+					continue
 				}
+				extra += v.direct() - 1
+			}
+			if want := len(all) * (mdaPhi - 1); extra < want {
+				hp.needs = append(hp.needs, mdaNeed{members: all, short: want - extra, avail: avail})
+				ok = false
 			}
 			order = nil
 		}

@@ -372,6 +372,29 @@ func TestPlanMDAChains(t *testing.T) {
 	}
 }
 
+// The meshing test asks for as many flows after each vertex's first as
+// MDA-Lite's two per vertex would give, over the hop as a whole: a branch
+// the hash gives one flow in 22 passes without fresh flows hunting for its
+// second.
+func TestPlanMDAMeshingEvidence(t *testing.T) {
+	rows := []string{"r1 a1 r3.1 dst", "- a4 r3.4"}
+	for p := 3; p <= 22; p++ {
+		k := p%3 + 1
+		rows = append(rows, fmt.Sprintf("- a%d r3.%d", k, k))
+	}
+	st := mdaRows(true, rows...)
+	next, _ := PlanMDA(st, 0.95, 256)
+	for _, c := range next {
+		if c.TTL != 4 {
+			t.Errorf("plan %v: want only TTL 4 (r3.2, r3.3, r3.4 to the destination)", next)
+			break
+		}
+	}
+	if got := cellsAt(next, 4); len(got) != 3 {
+		t.Errorf("TTL 4: path IDs %v, want 3", got)
+	}
+}
+
 // A successor reached from two vertices (meshing): no hop-level test and
 // no inference backwards. Each vertex is tested on its own (node control),
 // and a flow probed at TTL 3 alone is probed at TTL 2 to place it.

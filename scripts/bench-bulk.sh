@@ -6,6 +6,8 @@
 # were reached with all 4 branches.
 #
 #   RUNS=3 PATHS=16 RATE=250000 scripts/bench-bulk.sh     (PATHS=auto for MDA)
+#   PERF=1 adds a perf profile of one more run: how much CPU the lab's
+#   routers take (they run on the same cores) against traceflow-fast's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
@@ -54,3 +56,35 @@ PY
 		"$sfull" "$sdsts" "$sprobes" "$swall" "$(awk -v a="$suser" -v b="$ssys" 'BEGIN{print a+b}')" $((srss / 1024)) \
 		"$(awk -v a="$swall" -v b="$wall" 'BEGIN{print a/b}')"
 done
+# PERF=1: where the CPU of one more traceflow-fast run goes, sampled with
+# perf over the whole machine. The lab's routers forward each probe and
+# route its ICMP answer back in softirq, on the CPU that sent the probe
+# (veth delivers in the sender's context): that is process_backlog, which
+# also holds the prober's own receive path (packet_rcv and the filter).
+if [[ ${PERF:-0} == 1 ]] && command -v perf >/dev/null; then
+	perf record -q -a -g -o "$tmp/perf.data" -- ip netns exec "$ns" bin/traceflow-fast -f "$tmp/targets" \
+		--paths "$paths" --rate "$rate" --progress=false --format json -o "$tmp/tf.json" 2>"$tmp/tf.err" || true
+	probes=$(sed -E 's/.* probes=([0-9]+).*/\1/' <<<"$(grep 'msg=done' "$tmp/tf.err")")
+	perf report -i "$tmp/perf.data" --children --sort sym --stdio 2>/dev/null >"$tmp/perf.txt"
+	perf report -i "$tmp/perf.data" --no-children --sort dso --stdio 2>/dev/null >"$tmp/perf-dso.txt"
+	python3 - "$tmp/perf.txt" "$tmp/perf-dso.txt" "$probes" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+total = int(re.search(r"Event count \(approx\.\): (\d+)", text).group(1)) / 1e9
+def share(sym):
+    m = re.search(r"^\s+([\d.]+)%\s+[\d.]+%\s+\[k\] " + re.escape(sym) + r"\s*$", text, re.M)
+    return float(m.group(1)) / 100 if m else 0.0
+user = 0.0
+for line in open(sys.argv[2]):
+    m = re.match(r"\s+([\d.]+)%\s+traceflow-fast\s*$", line)
+    if m:
+        user = float(m.group(1)) / 100
+probes = int(sys.argv[3])
+fwd = share("process_backlog")
+print(f"perf: {total:.2f} CPU-s sampled on all CPUs for {probes} probes")
+print(f"  softirq forwarding and receive (process_backlog): {fwd*total:.2f} CPU-s, {fwd*total/probes*1e6:.1f} us per probe")
+print(f"  of which the prober's packet socket (packet_rcv): {share('packet_rcv')*total:.2f} CPU-s")
+print(f"  traceflow-fast's own code (user space): {user*total:.2f} CPU-s")
+print(f"  idle: {share('pv_native_safe_halt')*total + share('default_idle')*total:.2f} CPU-s")
+PY
+fi
