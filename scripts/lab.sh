@@ -28,7 +28,7 @@
 # every router routes fd00:99::/64 towards it. DAD is off (addresses are
 # usable at once) and nobody sends router solicitations.
 #
-# Routers: ip_forward=1, rp_filter=0, icmp_ratelimit=0, fib_multipath_hash_policy=1
+# Routers: ip_forward=1, rp_filter=0, icmp_ratelimit=0, ip_early_demux=0, fib_multipath_hash_policy=1
 # (L4 hash), a distinct fib_multipath_hash_seed each, and
 # icmp_errors_use_inbound_ifaddr=1: a router answers TTL-exceeded from the
 # address of the interface the probe came in by, which is what `describe`
@@ -315,6 +315,9 @@ EOF
 	if [[ $role == router ]]; then
 		cat <<EOF
 set_ net/ipv4/ip_forward 1
+# Early demux looks up a local socket for every packet received, forwarded
+# ones too: the kernel's documentation advises routers to turn it off.
+opt net/ipv4/ip_early_demux 0
 set_ net/ipv4/icmp_errors_use_inbound_ifaddr 1
 set_ net/ipv4/fib_multipath_hash_policy 1
 set_ net/ipv6/conf/all/forwarding 1
