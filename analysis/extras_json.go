@@ -46,32 +46,6 @@ type jsonInterface struct {
 	MTU     uint32      `json:"mtu,omitempty"`
 }
 
-func hopExtrasJSON(h *Hop) jsonHopExtras {
-	var x jsonHopExtras
-	for _, l := range h.MPLS {
-		x.MPLS = append(x.MPLS, jsonMPLS(l))
-	}
-	for _, i := range h.Interfaces {
-		ji := jsonInterface{Role: i.Role.String(), Ifindex: i.Ifindex, Name: i.Name, MTU: i.MTU}
-		if i.Addr.IsValid() {
-			a := i.Addr
-			ji.Addr = &a
-		}
-		x.Interfaces = append(x.Interfaces, ji)
-	}
-	if len(h.MPLS) > 0 || len(h.Interfaces) > 0 {
-		rfc := h.ExtFlags&ExtRFC4884 != 0
-		x.RFC4884 = &rfc
-		x.ExtTruncated = h.ExtFlags&ExtTruncated != 0
-	}
-	x.Rewritten = h.Rewrites.Names()
-	if h.Rewrites&RewriteTOS != 0 {
-		tos := h.QuotedTOS
-		x.QuotedTOS = &tos
-	}
-	return x
-}
-
 var errIfRole = errors.New(`interface role not "incoming", "sub-ip", "outgoing" or "next-hop"`)
 
 // hop sets the fields of h that x describes.
@@ -107,12 +81,4 @@ func (x *jsonHopExtras) hop(h *Hop) error {
 		h.QuotedTOS = *x.QuotedTOS
 	}
 	return nil
-}
-
-// rttJSON returns s as an "rtt_ms" object, nil when it holds no RTT.
-func rttJSON(s RTTStats) *jsonRTT {
-	if s.N == 0 {
-		return nil
-	}
-	return &jsonRTT{Min: millis(s.Min), Avg: millis(s.Avg), Max: millis(s.Max)}
 }

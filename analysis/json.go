@@ -20,6 +20,9 @@ import (
 // position in a unique path is null. Durations are milliseconds with three
 // decimals. "unique_paths" and "summary" are derived from "flows" and
 // ignored by ReadJSON.
+//
+// ReadJSON decodes these types; WriteJSON writes the same object by hand
+// (json_append.go), so a field added here is to be written there too.
 type jsonTrace struct {
 	Destination netip.Addr       `json:"destination"`
 	Name        string           `json:"name"`
@@ -108,83 +111,21 @@ func (m *millis) UnmarshalJSON(b []byte) error {
 
 // WriteJSON writes t as one line of JSON (JSON Lines). The object is the
 // same with and without opts.Dedup: it always holds both "flows" and
-// "unique_paths".
+// "unique_paths". The line goes to w in one Write, and nothing does when t
+// cannot be encoded.
 func WriteJSON(w io.Writer, t *Trace, opts Options) error {
 	_ = opts
-	jt := jsonTrace{
-		Destination: t.Destination,
-		Name:        t.Name,
-		Source:      t.Source,
-		Protocol:    t.Protocol,
-		MaxTTL:      t.MaxTTL,
-		Start:       t.Start,
-		DurationMS:  millis(t.End.Sub(t.Start)),
-		Partial:     t.Partial,
-		ProbesSent:  t.ProbesSent,
-		Replies:     t.Replies,
-		Flows:       make([]jsonFlow, len(t.Flows)),
+	bp := jsonBufs.Get().(*[]byte)
+	b, err := appendTraceJSON((*bp)[:0], t)
+	if err != nil {
+		err = fmt.Errorf("analysis: encode trace: %w", err)
+	} else {
+		_, err = w.Write(b)
 	}
-	for i, f := range t.Flows {
-		jf := jsonFlow{
-			PathID: f.PathID, SrcPort: f.SrcPort, DstPort: f.DstPort,
-			Reached: f.Reached, ReachedTTL: f.ReachedTTL, ProbedTTL: f.ProbedTTL,
-			Hops: make([]jsonHop, len(f.Hops)),
-		}
-		for j, h := range f.Hops {
-			jh := jsonHop{TTL: h.TTL}
-			if !h.Silent() {
-				addr, rtt, typ, code := h.Addr, millis(h.RTT), h.ICMPType, h.ICMPCode
-				jh.Addr, jh.RTTMS, jh.ICMPType, jh.ICMPCode = &addr, &rtt, &typ, &code
-				jh.ASN, jh.IXP, jh.Hostname = h.ASN, h.IXP, h.Hostname
-				jh.jsonHopExtras = hopExtrasJSON(&h)
-				if h.Inferred {
-					jh.RTTMS, jh.Inferred = nil, true
-				}
-			} else if h.RateLimited.IsValid() {
-				rl := h.RateLimited
-				jh.RateLimited = &rl
-			}
-			jf.Hops[j] = jh
-		}
-		jt.Flows[i] = jf
+	if cap(b) <= maxPooledJSON {
+		*bp = b
+		jsonBufs.Put(bp)
 	}
-	ups := t.UniquePaths()
-	jt.UniquePaths = make([]jsonUniquePath, len(ups))
-	for i, up := range ups {
-		ju := jsonUniquePath{Hops: make([]*netip.Addr, len(up.Hops)), PathIDs: up.PathIDs, Reached: up.Reached}
-		ju.RTTMS = rttJSON(t.PathRTT(&up))
-		for j := range up.ASPath {
-			var asn *uint32
-			if up.ASPath[j] != 0 {
-				asn = &up.ASPath[j]
-			}
-			ju.ASPath = append(ju.ASPath, asn)
-		}
-		for j := range up.Hops {
-			if up.Hops[j].IsValid() {
-				ju.Hops[j] = &up.Hops[j]
-			}
-		}
-		jt.UniquePaths[i] = ju
-	}
-	jt.Graph = BuildGraph(t).toJSON()
-	jt.Summary = summary(len(ups), len(t.Flows))
-	if t.HasASN {
-		asPaths := t.ASPaths()
-		divergence := len(asPaths) > 1
-		jt.ASPaths, jt.ASPathDivergence = &asPaths, &divergence
-	}
-	if t.MDA != nil {
-		jt.MDA = &jsonMDA{Confidence: t.MDA.Confidence * 100, MaxPaths: t.MDA.MaxPaths, Complete: t.MDA.Complete, Incomplete: t.MDA.Incomplete}
-	}
-
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&jt); err != nil { // Encode ends the line with '\n'
-		return fmt.Errorf("analysis: encode trace: %w", err)
-	}
-	_, err := w.Write(b.Bytes())
 	return err
 }
 

@@ -14,9 +14,23 @@ import (
 	"time"
 )
 
-// jsonSeeds returns records as WriteJSON writes them: diamonds, silent
-// hops, an IPv6 destination, AS numbers, per-packet load balancing, MDA.
+// jsonSeeds returns records as WriteJSON writes them: those of
+// jsonSeedTraces.
 func jsonSeeds(tb testing.TB) [][]byte {
+	var out [][]byte
+	for _, tr := range jsonSeedTraces(tb) {
+		var b bytes.Buffer
+		if err := WriteJSON(&b, tr, Options{}); err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b.Bytes())
+	}
+	return out
+}
+
+// jsonSeedTraces returns traces with diamonds, silent hops, an IPv6
+// destination, AS numbers, per-packet load balancing, MDA.
+func jsonSeedTraces(tb testing.TB) []*Trace {
 	d := collect(tb, diamond(8))
 	sparse := diamond(6)
 	sparse[2].hops = []string{"10.0.0.1", "", "10.2.0.1"}
@@ -42,15 +56,7 @@ func jsonSeeds(tb testing.TB) [][]byte {
 	pp.Observe(1, 1, netip.MustParseAddr("10.0.0.2"))
 	perPacket := pp.Trace(testStart, testStart, false)
 
-	var out [][]byte
-	for _, tr := range []*Trace{d, partial, v6, asn, perPacket} {
-		var b bytes.Buffer
-		if err := WriteJSON(&b, tr, Options{}); err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, b.Bytes())
-	}
-	return out
+	return []*Trace{d, partial, v6, asn, perPacket}
 }
 
 // allocBound is the most bytes ReadJSON may allocate for an input of n
@@ -65,7 +71,7 @@ func allocBound(n int) uint64 { return 64<<10 + 512*uint64(n) }
 // FuzzReadJSON checks that no input makes ReadJSON panic or allocate more
 // than allocBound, that it yields either a Trace or an error (and stops
 // after an error), and that what it accepts can be compared (DiffTraces),
-// written and read again.
+// written as encoding/json writes it (writeJSONRef), and read again.
 func FuzzReadJSON(f *testing.F) {
 	seeds := jsonSeeds(f)
 	for _, s := range seeds {
@@ -105,6 +111,10 @@ func FuzzReadJSON(f *testing.F) {
 		}
 		for _, tr := range traces {
 			tr.UniquePaths()
+			// WriteJSON writes what encoding/json writes, or fails alike.
+			if !checkWriteJSON(t, "read trace", tr) {
+				return
+			}
 			var b bytes.Buffer
 			if err := WriteJSON(&b, tr, Options{}); err != nil {
 				continue // e.g. an MDA confidence that overflows
@@ -134,22 +144,7 @@ func TestReadJSONSeeds(t *testing.T) {
 		}
 	}
 	// The records of real runs in the corpus directory.
-	files, err := filepath.Glob("testdata/fuzz/FuzzReadJSON/lab-*")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no lab records in testdata/fuzz/FuzzReadJSON: %v", err)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		header, lit, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-		lit, ok := strings.CutPrefix(lit, "[]byte(")
-		lit, ok2 := strings.CutSuffix(lit, ")")
-		rec, err := strconv.Unquote(lit)
-		if header != "go test fuzz v1" || !ok || !ok2 || err != nil {
-			t.Fatalf("%s: not a corpus file of one []byte: %v", name, err)
-		}
+	for name, rec := range jsonCorpus(t, "lab-*") {
 		n := 0
 		for _, err := range ReadJSON(strings.NewReader(rec)) {
 			if err != nil {
@@ -161,6 +156,32 @@ func TestReadJSONSeeds(t *testing.T) {
 			t.Errorf("%s: no record", name)
 		}
 	}
+}
+
+// jsonCorpus returns the records of the files of the FuzzReadJSON corpus
+// whose names match pattern, by file name.
+func jsonCorpus(tb testing.TB, pattern string) map[string]string {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata/fuzz/FuzzReadJSON", pattern))
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("no %s records in testdata/fuzz/FuzzReadJSON: %v", pattern, err)
+	}
+	recs := make(map[string]string)
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		header, lit, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		lit, ok := strings.CutPrefix(lit, "[]byte(")
+		lit, ok2 := strings.CutSuffix(lit, ")")
+		rec, err := strconv.Unquote(lit)
+		if header != "go test fuzz v1" || !ok || !ok2 || err != nil {
+			tb.Fatalf("%s: not a corpus file of one []byte: %v", name, err)
+		}
+		recs[name] = rec
+	}
+	return recs
 }
 
 // TestReadJSONLongLine checks that a line longer than maxJSONLine is an

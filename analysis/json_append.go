@@ -1,0 +1,616 @@
+package analysis
+
+import (
+	"encoding/json"
+	"math"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// WriteJSON appends its records by hand rather than marshalling jsonTrace:
+// a bulk scan writes thousands of them, and encoding/json would need a copy
+// of every flow and hop, a pointer per optional hop field, and reflection
+// over it all. The functions below write exactly what encoding/json writes
+// for jsonTrace and its parts with HTML escaping off: the same keys in the
+// same order, the same omitempty rules, numbers and string escaping.
+// jsonTrace remains the schema, and what ReadJSON decodes.
+
+// jsonBufs holds the buffers records are built in, reused across calls.
+var jsonBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledJSON is the largest buffer put back in jsonBufs: the rare
+// record of thousands of path IDs should not stay in memory for good.
+const maxPooledJSON = 1 << 20
+
+// appendTraceJSON appends the JSON Lines record of t, newline included.
+// Its only errors are encoding/json's: a start time that RFC 3339 cannot
+// write, or an MDA confidence that is not a finite number.
+func appendTraceJSON(b []byte, t *Trace) ([]byte, error) {
+	b = append(b, `{"destination":`...)
+	b = appendAddrJSON(b, t.Destination)
+	b = append(b, `,"name":`...)
+	b = appendStringJSON(b, t.Name)
+	b = append(b, `,"source":`...)
+	b = appendAddrJSON(b, t.Source)
+	b = append(b, `,"protocol":`...)
+	b = appendStringJSON(b, t.Protocol)
+	b = append(b, `,"max_ttl":`...)
+	b = strconv.AppendInt(b, int64(t.MaxTTL), 10)
+	b = append(b, `,"start":`...)
+	b, ok := appendTimeJSON(b, t.Start)
+	if !ok {
+		// The error encoding/json gives, which time.Time.MarshalJSON makes.
+		_, err := json.Marshal(t.Start)
+		return b, err
+	}
+	b = append(b, `,"duration_ms":`...)
+	b = appendMillis(b, t.End.Sub(t.Start))
+	b = append(b, `,"partial":`...)
+	b = strconv.AppendBool(b, t.Partial)
+	b = append(b, `,"probes_sent":`...)
+	b = strconv.AppendInt(b, int64(t.ProbesSent), 10)
+	b = append(b, `,"replies":`...)
+	b = strconv.AppendInt(b, int64(t.Replies), 10)
+
+	b = append(b, `,"flows":[`...)
+	for i := range t.Flows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendFlowJSON(b, &t.Flows[i])
+	}
+	b = append(b, `],"unique_paths":[`...)
+	ups := t.UniquePaths()
+	for i := range ups {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendUniquePathJSON(b, t, &ups[i])
+	}
+	b = append(b, `],"graph":`...)
+	b = appendGraphJSON(b, BuildGraph(t))
+	b = append(b, `,"summary":`...)
+	b = appendStringJSON(b, summary(len(ups), len(t.Flows)))
+
+	if m := t.MDA; m != nil {
+		b = append(b, `,"mda":{"confidence":`...)
+		if b, ok = appendFloatJSON(b, m.Confidence*100); !ok {
+			_, err := json.Marshal(m.Confidence * 100)
+			return b, err
+		}
+		b = append(b, `,"max_paths":`...)
+		b = strconv.AppendInt(b, int64(m.MaxPaths), 10)
+		b = append(b, `,"complete":`...)
+		b = strconv.AppendBool(b, m.Complete)
+		if len(m.Incomplete) > 0 {
+			b = append(b, `,"incomplete":`...)
+			b = appendIntsJSON(b, m.Incomplete)
+		}
+		b = append(b, '}')
+	}
+	if t.HasASN {
+		asPaths := t.ASPaths()
+		b = append(b, `,"as_paths":`...)
+		if asPaths == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, '[')
+			for i, p := range asPaths {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendASNsJSON(b, p, false)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, `,"as_path_divergence":`...)
+		b = strconv.AppendBool(b, len(asPaths) > 1)
+	}
+	return append(b, "}\n"...), nil
+}
+
+// appendFlowJSON appends f as a jsonFlow.
+func appendFlowJSON(b []byte, f *Flow) []byte {
+	b = append(b, `{"path_id":`...)
+	b = strconv.AppendInt(b, int64(f.PathID), 10)
+	b = append(b, `,"src_port":`...)
+	b = strconv.AppendUint(b, uint64(f.SrcPort), 10)
+	b = append(b, `,"dst_port":`...)
+	b = strconv.AppendUint(b, uint64(f.DstPort), 10)
+	b = append(b, `,"reached":`...)
+	b = strconv.AppendBool(b, f.Reached)
+	b = append(b, `,"reached_ttl":`...)
+	b = strconv.AppendInt(b, int64(f.ReachedTTL), 10)
+	b = append(b, `,"probed_ttl":`...)
+	b = strconv.AppendInt(b, int64(f.ProbedTTL), 10)
+	b = append(b, `,"hops":[`...)
+	for i := range f.Hops {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendHopJSON(b, &f.Hops[i])
+	}
+	return append(b, "]}"...)
+}
+
+// appendHopJSON appends h as a jsonHop: a silent hop has only its TTL, null
+// "addr" and "rtt_ms", and its rate-limited address; an inferred one has a
+// null "rtt_ms".
+func appendHopJSON(b []byte, h *Hop) []byte {
+	b = append(b, `{"ttl":`...)
+	b = strconv.AppendInt(b, int64(h.TTL), 10)
+	if h.Silent() {
+		b = append(b, `,"addr":null,"rtt_ms":null`...)
+		if h.RateLimited.IsValid() {
+			b = append(b, `,"rate_limited":`...)
+			b = appendAddrJSON(b, h.RateLimited)
+		}
+		return append(b, '}')
+	}
+	b = append(b, `,"addr":`...)
+	b = appendAddrJSON(b, h.Addr)
+	b = append(b, `,"rtt_ms":`...)
+	if h.Inferred {
+		b = append(b, "null"...)
+	} else {
+		b = appendMillis(b, h.RTT)
+	}
+	b = append(b, `,"icmp_type":`...)
+	b = strconv.AppendUint(b, uint64(h.ICMPType), 10)
+	b = append(b, `,"icmp_code":`...)
+	b = strconv.AppendUint(b, uint64(h.ICMPCode), 10)
+	if h.ASN != 0 {
+		b = append(b, `,"asn":`...)
+		b = strconv.AppendUint(b, uint64(h.ASN), 10)
+	}
+	if h.IXP != "" {
+		b = append(b, `,"ixp":`...)
+		b = appendStringJSON(b, h.IXP)
+	}
+	if h.Hostname != "" {
+		b = append(b, `,"hostname":`...)
+		b = appendStringJSON(b, h.Hostname)
+	}
+	if h.Inferred {
+		b = append(b, `,"inferred":true`...)
+	}
+	b = appendHopExtrasJSON(b, h)
+	return append(b, '}')
+}
+
+// appendHopExtrasJSON appends the jsonHopExtras fields of h, each after a
+// comma, leaving out those with nothing to say.
+func appendHopExtrasJSON(b []byte, h *Hop) []byte {
+	if len(h.MPLS) > 0 {
+		b = append(b, `,"mpls":[`...)
+		for i, l := range h.MPLS {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"label":`...)
+			b = strconv.AppendUint(b, uint64(l.Label), 10)
+			b = append(b, `,"tc":`...)
+			b = strconv.AppendUint(b, uint64(l.TC), 10)
+			b = append(b, `,"s":`...)
+			b = strconv.AppendBool(b, l.S)
+			b = append(b, `,"ttl":`...)
+			b = strconv.AppendUint(b, uint64(l.TTL), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if len(h.Interfaces) > 0 {
+		b = append(b, `,"interfaces":[`...)
+		for i, in := range h.Interfaces {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"role":`...)
+			b = appendStringJSON(b, in.Role.String())
+			if in.Ifindex != 0 {
+				b = append(b, `,"ifindex":`...)
+				b = strconv.AppendUint(b, uint64(in.Ifindex), 10)
+			}
+			if in.Addr.IsValid() {
+				b = append(b, `,"addr":`...)
+				b = appendAddrJSON(b, in.Addr)
+			}
+			if in.Name != "" {
+				b = append(b, `,"name":`...)
+				b = appendStringJSON(b, in.Name)
+			}
+			if in.MTU != 0 {
+				b = append(b, `,"mtu":`...)
+				b = strconv.AppendUint(b, uint64(in.MTU), 10)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if len(h.MPLS) > 0 || len(h.Interfaces) > 0 {
+		b = append(b, `,"rfc4884":`...)
+		b = strconv.AppendBool(b, h.ExtFlags&ExtRFC4884 != 0)
+		if h.ExtFlags&ExtTruncated != 0 {
+			b = append(b, `,"ext_truncated":true`...)
+		}
+	}
+	if rw := h.Rewrites; rw&(1<<len(rewriteNames)-1) != 0 {
+		b = append(b, `,"rewritten":[`...)
+		sep := false
+		for i, n := range rewriteNames {
+			if rw&(1<<i) != 0 {
+				if sep {
+					b = append(b, ',')
+				}
+				b = append(b, '"')
+				b = append(b, n...)
+				b = append(b, '"')
+				sep = true
+			}
+		}
+		b = append(b, ']')
+	}
+	if h.Rewrites&RewriteTOS != 0 {
+		b = append(b, `,"quoted_tos":`...)
+		b = strconv.AppendUint(b, uint64(h.QuotedTOS), 10)
+	}
+	return b
+}
+
+// appendUniquePathJSON appends up, a distinct path of t, as a
+// jsonUniquePath.
+func appendUniquePathJSON(b []byte, t *Trace, up *UniquePath) []byte {
+	b = append(b, `{"hops":[`...)
+	for i, a := range up.Hops {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if a.IsValid() {
+			b = appendAddrJSON(b, a)
+		} else {
+			b = append(b, "null"...)
+		}
+	}
+	b = append(b, `],"path_ids":`...)
+	b = appendIntsJSON(b, up.PathIDs)
+	b = append(b, `,"reached":`...)
+	b = strconv.AppendBool(b, up.Reached)
+	if len(up.ASPath) > 0 {
+		b = append(b, `,"as_path":`...)
+		b = appendASNsJSON(b, up.ASPath, true)
+	}
+	b = append(b, `,"rtt_ms":`...)
+	if s := t.PathRTT(up); s.N > 0 {
+		b = appendRTTJSON(b, s.Min, s.Avg, s.Max)
+	} else {
+		b = append(b, "null"...)
+	}
+	return append(b, '}')
+}
+
+// appendGraphJSON appends g as a jsonGraph; its arrays are never null.
+func appendGraphJSON(b []byte, g *Graph) []byte {
+	b = append(b, `{"nodes":[`...)
+	for i := range g.Nodes {
+		n := &g.Nodes[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = strconv.AppendInt(b, int64(n.ID), 10)
+		b = append(b, `,"addr":`...)
+		if n.Silent {
+			b = append(b, "null"...)
+		} else {
+			b = appendAddrJSON(b, n.Addr)
+		}
+		b = append(b, `,"ttl":`...)
+		b = strconv.AppendInt(b, int64(n.TTL), 10)
+		b = append(b, `,"silent":`...)
+		b = strconv.AppendBool(b, n.Silent)
+		b = append(b, `,"path_ids":`...)
+		b = appendIntsJSON(b, n.PathIDs)
+		b = append(b, `,"destination":`...)
+		b = strconv.AppendBool(b, n.Destination)
+		b = append(b, `,"diverge":`...)
+		b = strconv.AppendBool(b, n.Diverge)
+		b = append(b, `,"converge":`...)
+		b = strconv.AppendBool(b, n.Converge)
+		b = append(b, `,"rtt_ms":`...)
+		if !n.Silent && n.RTTCount > 0 { // else silent or inferred: no RTT
+			b = appendRTTJSON(b, n.RTTMin, n.RTTAvg, n.RTTMax)
+		} else {
+			b = append(b, "null"...)
+		}
+		if n.ASN != 0 {
+			b = append(b, `,"asn":`...)
+			b = strconv.AppendUint(b, uint64(n.ASN), 10)
+		}
+		if n.IXP != "" {
+			b = append(b, `,"ixp":`...)
+			b = appendStringJSON(b, n.IXP)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"links":[`...)
+	for i, l := range g.Links {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"from":`...)
+		b = strconv.AppendInt(b, int64(l.From), 10)
+		b = append(b, `,"to":`...)
+		b = strconv.AppendInt(b, int64(l.To), 10)
+		b = append(b, `,"ttl":`...)
+		b = strconv.AppendInt(b, int64(l.TTL), 10)
+		b = append(b, `,"path_ids":`...)
+		b = appendIntsJSON(b, l.PathIDs)
+		b = append(b, '}')
+	}
+	b = append(b, `],"diamonds":[`...)
+	for i, d := range g.Diamonds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"diverge":`...)
+		b = strconv.AppendInt(b, int64(d.Diverge), 10)
+		b = append(b, `,"converge":`...)
+		b = strconv.AppendInt(b, int64(d.Converge), 10)
+		b = append(b, `,"first_ttl":`...)
+		b = strconv.AppendInt(b, int64(d.FirstTTL), 10)
+		b = append(b, `,"last_ttl":`...)
+		b = strconv.AppendInt(b, int64(d.LastTTL), 10)
+		b = append(b, `,"max_width":`...)
+		b = strconv.AppendInt(b, int64(d.MaxWidth), 10)
+		b = append(b, `,"length":`...)
+		b = strconv.AppendInt(b, int64(d.Length), 10)
+		b = append(b, `,"paths":`...)
+		b = strconv.AppendInt(b, int64(d.Paths), 10)
+		b = append(b, '}')
+	}
+	b = append(b, `],"branching":`...)
+	if g.Branching == nil {
+		b = append(b, "[]"...)
+	} else {
+		b = appendIntsJSON(b, g.Branching)
+	}
+	b = append(b, `,"balancers":[`...)
+	for i, lb := range g.Balancers {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"node":`...)
+		b = strconv.AppendInt(b, int64(lb.Node), 10)
+		b = append(b, `,"ttl":`...)
+		b = strconv.AppendInt(b, int64(lb.TTL), 10)
+		b = append(b, `,"shares":[`...)
+		for j, sh := range lb.Shares {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"node":`...)
+			b = strconv.AppendInt(b, int64(sh.Node), 10)
+			b = append(b, `,"flows":`...)
+			b = strconv.AppendInt(b, int64(sh.Flows), 10)
+			b = append(b, `,"fraction":`...)
+			b = appendRatio(b, sh.Fraction)
+			b = append(b, '}')
+		}
+		b = append(b, `],"uneven":`...)
+		b = strconv.AppendBool(b, lb.Uneven)
+		b = append(b, `,"p_value":`...)
+		b = appendRatio(b, lb.PValue)
+		b = append(b, '}')
+	}
+	b = append(b, `],"per_packet":[`...)
+	for i, pp := range g.PerPacket {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"path_id":`...)
+		b = strconv.AppendInt(b, int64(pp.PathID), 10)
+		b = append(b, `,"ttl":`...)
+		b = strconv.AppendInt(b, int64(pp.TTL), 10)
+		b = append(b, `,"addrs":`...)
+		if pp.Addrs == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, '[')
+			for j, a := range pp.Addrs {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendAddrJSON(b, a)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// appendRTTJSON appends a jsonRTT.
+func appendRTTJSON(b []byte, lo, avg, hi time.Duration) []byte {
+	b = append(b, `{"min":`...)
+	b = appendMillis(b, lo)
+	b = append(b, `,"avg":`...)
+	b = appendMillis(b, avg)
+	b = append(b, `,"max":`...)
+	b = appendMillis(b, hi)
+	return append(b, '}')
+}
+
+// appendIntsJSON appends s as an array, null when nil.
+func appendIntsJSON(b []byte, s []int) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, n := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return append(b, ']')
+}
+
+// appendASNsJSON appends AS numbers as an array, null when nil; with
+// zeroNull, an AS 0 (unknown) is null too.
+func appendASNsJSON(b []byte, s []uint32, zeroNull bool) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, n := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if n == 0 && zeroNull {
+			b = append(b, "null"...)
+		} else {
+			b = strconv.AppendUint(b, uint64(n), 10)
+		}
+	}
+	return append(b, ']')
+}
+
+// appendMillis appends d as millis.MarshalJSON writes it: the float64
+// quotient d/1e6 with three decimals. Below 2^53 ns that quotient is within
+// 1 ns of the exact one, and the only whole numbers of nanoseconds within
+// 1 ns of a rounding boundary (k+1/2 µs) are on it: so but for such ties, d
+// rounded to whole microseconds has the same digits. Ties, where the
+// quotient falls on either side, and negative and huge durations take
+// strconv's way.
+func appendMillis(b []byte, d time.Duration) []byte {
+	if d < 0 || d >= 1<<53 || d%1000 == 500 {
+		return strconv.AppendFloat(b, float64(d)/float64(time.Millisecond), 'f', 3, 64)
+	}
+	us := (d + 500) / 1000
+	b = strconv.AppendInt(b, int64(us/1000), 10)
+	frac := us % 1000
+	return append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+}
+
+// appendRatio appends f as ratio.MarshalJSON writes it.
+func appendRatio(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', 4, 64)
+}
+
+// appendFloatJSON appends f as encoding/json writes a float64: the
+// shortest representation, in exponent form below 1e-6 and from 1e21,
+// with no leading zero in the exponent. It reports false, having appended
+// nothing, for NaN and infinities, which encoding/json refuses.
+func appendFloatJSON(b []byte, f float64) ([]byte, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return b, false
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-07 to e-7
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
+}
+
+// appendTimeJSON appends t as time.Time.MarshalJSON writes it. It reports
+// false, for the caller to get the error from encoding/json, when RFC 3339
+// cannot represent t: a year outside [0,9999] or a zone offset of 24 hours
+// or more.
+func appendTimeJSON(b []byte, t time.Time) ([]byte, bool) {
+	b = append(b, '"')
+	n := len(b)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	s := b[n:]
+	if s[len("9999")] != '-' {
+		return b, false
+	}
+	if s[len(s)-1] != 'Z' {
+		c, hh := s[len(s)-len("Z07:00")], s[len(s)-len("07:00"):]
+		if '0' <= c && c <= '9' || 10*(hh[0]-'0')+(hh[1]-'0') >= 24 {
+			return b, false
+		}
+	}
+	return append(b, '"'), true
+}
+
+// appendAddrJSON appends a as encoding/json writes a netip.Addr: its text
+// as a string, "" when invalid.
+func appendAddrJSON(b []byte, a netip.Addr) []byte {
+	b = append(b, '"')
+	n := len(b)
+	b = a.AppendTo(b)
+	if a.Zone() != "" {
+		// A zone is any string, which may need escaping.
+		text := string(b[n:])
+		return appendStringJSON(b[:n-1], text)
+	}
+	return append(b, '"')
+}
+
+// appendStringJSON appends s as a JSON string the way encoding/json does
+// with HTML escaping off: '"', '\\' and control characters escaped (with
+// the short forms \b, \f, \n, \r and \t), invalid UTF-8 replaced by
+// \ufffd, and U+2028 and U+2029 escaped.
+func appendStringJSON(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= ' ' && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
