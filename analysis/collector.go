@@ -20,8 +20,8 @@ type Collector struct {
 
 	mu sync.Mutex
 	// cells[(pathID-1)*maxTTL + ttl-1] is the probe (pathID, ttl); it
-	// grows a path ID at a time as probes are sent, so an adaptive run
-	// that may use many path IDs costs only those it used.
+	// grows with the path IDs used as probes are sent (see grow), so an
+	// adaptive run that may use many path IDs costs about those it used.
 	cells   []cell
 	probed  []int // highest TTL sent, per path ID - 1
 	sent    int
@@ -91,11 +91,32 @@ func (c *Collector) index(pathID, ttl int) (int, bool) {
 	if pathID < 1 || pathID > c.paths || ttl < 1 || ttl > c.maxTTL {
 		return 0, false
 	}
-	for len(c.probed) < pathID {
-		c.probed = append(c.probed, 0)
-		c.cells = append(c.cells, make([]cell, c.maxTTL)...)
+	if len(c.probed) < pathID {
+		c.grow(pathID)
 	}
 	return (pathID-1)*c.maxTTL + ttl - 1, true
+}
+
+// collectorFirstPaths is how many path IDs a Collector makes room for at
+// first (all of them when it has fewer): a run of fixed paths uses every
+// one, an adaptive run 20 to 60 for a diamond.
+const collectorFirstPaths = 32
+
+// grow makes the cells hold path IDs 1..paths, the new ones cleared. It
+// makes room for collectorFirstPaths path IDs at first, then for twice as
+// many as in use: path IDs come one at a time, and each copy of the cells
+// costs them all.
+func (c *Collector) grow(paths int) {
+	n := len(c.probed)
+	if cap(c.probed) < paths || cap(c.cells) < paths*c.maxTTL {
+		room := max(paths, min(c.paths, max(2*n, collectorFirstPaths)))
+		c.probed = slices.Grow(c.probed, room-n)
+		c.cells = slices.Grow(c.cells, room*c.maxTTL-len(c.cells))
+	}
+	c.probed = c.probed[:paths]
+	clear(c.probed[n:])
+	c.cells = c.cells[:paths*c.maxTTL]
+	clear(c.cells[n*c.maxTTL:])
 }
 
 // used returns the number of path IDs with a probe sent or answered.
@@ -185,6 +206,13 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 		Partial:     partial,
 	}
 	var moved map[int]int // path ID -> TTL of the answer shown at the destination's distance
+	// The hops of every flow, in one block.
+	total := 0
+	for p := 1; p <= c.used(); p++ {
+		n, _, _ := c.rowEnd(p)
+		total += n
+	}
+	hops := make([]Hop, total)
 	for p := 1; p <= c.used(); p++ {
 		row := c.cells[(p-1)*c.maxTTL : p*c.maxTTL]
 		f := Flow{
@@ -193,34 +221,14 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 			DstPort:   c.dstPort,
 			ProbedTTL: c.probed[p-1],
 		}
-		// The flow ends at the first answer from the destination, or at the
-		// first unreachable from a router, or else at the last answer.
-		n, movedAt := 0, -1
-		for i := range row {
-			a := &row[i]
-			if !a.answered {
-				continue
-			}
-			n = i + 1
-			if a.reached {
-				// The destination quotes the TTL the probe had left: a
-				// probe sent with TTL n that arrived with q went through
-				// n-q routers, so the destination is at n-q+1 even when
-				// the answer to that TTL itself was lost.
-				if q := int(a.quotedTTL); q > 1 && q <= n {
-					n, movedAt = n-q+1, i
-				}
-				f.Reached, f.ReachedTTL = true, n
-				break
-			}
-			if unreachable(a.typ, a.addr) {
-				break
-			}
+		n, movedAt, reached := c.rowEnd(p)
+		if reached {
+			f.Reached, f.ReachedTTL = true, n
 		}
 		if n == 0 && c.probed[p-1] == 0 {
 			continue // a path ID never used (an adaptive run stops early)
 		}
-		f.Hops = make([]Hop, n)
+		f.Hops, hops = hops[:n:n], hops[n:]
 		for i := range f.Hops {
 			a := &row[i]
 			if i == n-1 && movedAt >= 0 {
@@ -244,6 +252,36 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 	c.addExtras(t.Flows, moved)
 	t.PerPacket = c.perPacket(t.Flows)
 	return t
+}
+
+// rowEnd returns the length of the flow of path ID p: it ends at the first
+// answer from the destination (reached), or at the first unreachable from
+// a router, or else at the last answer. movedAt is the index in the row of
+// the destination's answer when it is shown at a lower TTL, -1 if not.
+func (c *Collector) rowEnd(p int) (n, movedAt int, reached bool) {
+	row := c.cells[(p-1)*c.maxTTL : p*c.maxTTL]
+	movedAt = -1
+	for i := range row {
+		a := &row[i]
+		if !a.answered {
+			continue
+		}
+		n = i + 1
+		if a.reached {
+			// The destination quotes the TTL the probe had left: a
+			// probe sent with TTL n that arrived with q went through
+			// n-q routers, so the destination is at n-q+1 even when
+			// the answer to that TTL itself was lost.
+			if q := int(a.quotedTTL); q > 1 && q <= n {
+				n, movedAt = n-q+1, i
+			}
+			return n, movedAt, true
+		}
+		if unreachable(a.typ, a.addr) {
+			break
+		}
+	}
+	return n, movedAt, false
 }
 
 // otherReply is an answer to the probe at cells[i] from an address other

@@ -1,9 +1,11 @@
 package analysis
 
 import (
+	"cmp"
 	"math"
 	"net/netip"
 	"slices"
+	"sync"
 )
 
 // This file plans an adaptive (--paths auto) run probe by probe: which path
@@ -109,8 +111,16 @@ type MDAState struct {
 	// MDAMaxRounds.
 	Rounds int
 
-	index map[int]int // path ID -> index in Flows
+	// index[id] is 1 + the index in Flows of path ID id's row, 0 if
+	// none, for the first indexed rows of Flows and path IDs below
+	// mdaIndexLimit.
+	index   []int32
+	indexed int
 }
+
+// mdaIndexLimit bounds the path IDs that MDAState indexes: the prober's
+// are at most 4096; rows of larger ones are looked up one by one.
+const mdaIndexLimit = 1 << 16
 
 // MDAMaxRounds bounds the rounds of one destination's search (rounds
 // after the first, path ID 1's). The topologies simulated in the tests take
@@ -121,29 +131,75 @@ const MDAMaxRounds = 32
 const mdaDefaultGap = 3
 
 // Set records the settled probe (pathID, ttl): o, with Probed set. Rows are
-// created and grown as needed; out-of-range values are ignored.
+// created and grown as needed; out-of-range values are ignored. Rows past
+// the end of Flows (as Flows[:0] leaves them) are reused, with the memory
+// of their hops.
 func (s *MDAState) Set(pathID, ttl int, o MDAObs) {
 	if pathID < 1 || ttl < 1 {
 		return
 	}
-	if s.index == nil || len(s.index) != len(s.Flows) {
-		s.index = make(map[int]int, len(s.Flows))
-		for i := range s.Flows {
-			s.index[s.Flows[i].PathID] = i
-		}
-	}
-	i, ok := s.index[pathID]
-	if !ok {
+	i := s.row(pathID)
+	if i < 0 {
 		i = len(s.Flows)
-		s.Flows = append(s.Flows, MDAFlowRow{PathID: pathID})
-		s.index[pathID] = i
+		if i < cap(s.Flows) {
+			s.Flows = s.Flows[:i+1]
+			s.Flows[i] = MDAFlowRow{PathID: pathID, Hops: s.Flows[i].Hops[:0]}
+		} else {
+			s.Flows = append(s.Flows, MDAFlowRow{PathID: pathID})
+		}
+		s.addIndex(pathID, i)
 	}
 	row := &s.Flows[i]
-	for len(row.Hops) < ttl {
-		row.Hops = append(row.Hops, MDAObs{})
+	if n := len(row.Hops); n < ttl {
+		row.Hops = append(row.Hops, make([]MDAObs, ttl-n)...)
 	}
 	o.Probed = true
 	row.Hops[ttl-1] = o
+}
+
+// row returns the index in Flows of the row of pathID (the last one if
+// there are several), -1 if none.
+func (s *MDAState) row(pathID int) int {
+	n := len(s.Flows)
+	if n > 0 && s.Flows[n-1].PathID == pathID {
+		return n - 1 // the probes of a row mostly come in a row
+	}
+	if s.indexed != n {
+		// Rows added or removed by the caller.
+		clear(s.index)
+		s.indexed = 0
+		for i := range s.Flows {
+			s.addIndex(s.Flows[i].PathID, i)
+		}
+	}
+	if pathID >= mdaIndexLimit {
+		for i := n - 1; i >= 0; i-- {
+			if s.Flows[i].PathID == pathID {
+				return i
+			}
+		}
+		return -1
+	}
+	if pathID < len(s.index) {
+		return int(s.index[pathID]) - 1
+	}
+	return -1
+}
+
+// addIndex records that the row of pathID is Flows[i], the row after the
+// ones indexed.
+func (s *MDAState) addIndex(pathID, i int) {
+	s.indexed++
+	if pathID < 1 || pathID >= mdaIndexLimit {
+		return
+	}
+	if n := len(s.index); pathID >= n {
+		// Room for as many path IDs as Flows has for rows: they are
+		// mostly 1 up.
+		s.index = slices.Grow(s.index, max(pathID+1, min(cap(s.Flows)+1, mdaIndexLimit))-n)[:pathID+1]
+		clear(s.index[n:])
+	}
+	s.index[pathID] = int32(i + 1)
 }
 
 // PlanMDA returns the probes of the next round for the destination whose
@@ -157,6 +213,7 @@ func (s *MDAState) Set(pathID, ttl int, o MDAObs) {
 // one round may all be sent at once.
 func PlanMDA(st *MDAState, confidence float64, maxPaths int) (next []Cell, complete bool) {
 	a := analyzeMDA(st, confidence)
+	defer a.release()
 	if a.satisfied() {
 		return nil, true
 	}
@@ -184,21 +241,24 @@ func PlanMDA(st *MDAState, confidence float64, maxPaths int) (next []Cell, compl
 // paths should leave them out.
 func FillInferred(t *Trace, st *MDAState, confidence float64) (partial []int) {
 	a := analyzeMDA(st, confidence)
-	type answer struct{ typ, code uint8 }
-	ref := map[mdaKey]answer{} // how each vertex answered
+	defer a.release()
+	a.indexAnswers(t)
+	// The rows that grow get their hops from one block.
+	grown := 0
 	for _, f := range t.Flows {
-		for i, h := range f.Hops {
-			if h.Addr.IsValid() && !h.Inferred {
-				k := mdaKey{ttl: i + 1, addr: h.Addr}
-				if _, ok := ref[k]; !ok {
-					ref[k] = answer{h.ICMPType, h.ICMPCode}
-				}
+		if ai, ok := a.flow(f.PathID); ok {
+			if end, complete := a.rowEnd(&a.flows[ai]); complete && len(f.Hops) < end {
+				grown += end
 			}
 		}
 	}
+	var block []Hop
+	if grown > 0 {
+		block = make([]Hop, grown)
+	}
 	for fi := range t.Flows {
 		f := &t.Flows[fi]
-		ai, ok := a.byID[f.PathID]
+		ai, ok := a.flow(f.PathID)
 		if !ok {
 			continue
 		}
@@ -208,8 +268,14 @@ func FillInferred(t *Trace, st *MDAState, confidence float64) (partial []int) {
 			partial = append(partial, f.PathID)
 			continue
 		}
-		for len(f.Hops) < end {
-			f.Hops = append(f.Hops, Hop{TTL: len(f.Hops) + 1})
+		if n := len(f.Hops); n < end {
+			hops := block[:end:end]
+			block = block[end:]
+			copy(hops, f.Hops)
+			for i := n; i < end; i++ {
+				hops[i].TTL = i + 1
+			}
+			f.Hops = hops
 		}
 		for h := 1; h <= end; h++ {
 			hop := &f.Hops[h-1]
@@ -217,16 +283,16 @@ func FillInferred(t *Trace, st *MDAState, confidence float64) (partial []int) {
 				continue
 			}
 			k := af.key[h]
-			ans, ok := ref[k]
+			ans, ok := a.answer(k)
 			if !ok {
-				ans = answer{typ: 11} // time exceeded
+				ans = mdaRef{typ: 11} // time exceeded
 				if af.reached && h == af.end {
-					ans = answer{typ: icmpUnreachable, code: codePortUnreachable}
+					ans = mdaRef{typ: icmpUnreachable, code: codePortUnreachable}
 				}
 				if k.addr.Is6() && !k.addr.Is4In6() {
-					ans = answer{typ: icmp6TimeExceeded}
+					ans = mdaRef{typ: icmp6TimeExceeded}
 					if af.reached && h == af.end {
-						ans = answer{typ: icmp6Unreachable, code: code6PortUnreachable}
+						ans = mdaRef{typ: icmp6Unreachable, code: code6PortUnreachable}
 					}
 				}
 			}
@@ -385,18 +451,73 @@ type mdaAnalysis struct {
 	reached bool // some flow reached the destination
 	horizon int  // the deepest TTL that tests may probe
 	hops    []*mdaHop
-	byID    map[int]int // path ID -> index into flows
+	// byID[id] is the index into flows of path ID id, -1 if none; empty
+	// when the path IDs are too sparse for it (see flow).
+	byID []int
 	// prefix[t]: every flow is known to be at one vertex at TTL t (the
 	// source and a chain of lone vertices with single successors).
 	prefix []bool
+
+	// Memory kept from one analysis to the next (see mdaAnalyses): the
+	// flows' key and how rows, the vertices (the first nverts in use),
+	// and the members of needs.
+	keys   []mdaKey
+	hows   []uint8
+	verts  []*mdaVertex
+	nverts int
+	ints   []int
+	// Scratch of one hop.
+	vertOf  []int // per flow, its vertex at the TTL before the hop; -1 if none
+	pending []int
+	parent  []int
+	compOf  []int // per vertex that is a root, its component; -1 if none
+	sizes   []int // per component, how many vertices
+	comps   [][]int
+	seen    []mdaKey
+	ends    []mdaKey
+	asked   []mdaKey
+	where   []mdaKey
+	// Scratch of plan: the cells planned, per TTL too, and as a bitset
+	// (see planned).
+	cells     []Cell
+	plannedAt [][]int
+	inPlan    []uint64
+	planWords int
+	rem       []int
+	ttls      []int
+	got       []int
+	next      []int
+	// FillInferred's table of how each vertex answered: for TTL t,
+	// answers[answerAt[t]:answerAt[t+1]].
+	answers  []mdaRef
+	answerAt []int
 }
 
+// mdaAnalyses keeps analyses for reuse: a planning round (and the filling
+// of a trace) analyses the whole search so far, and a bulk scan does that
+// for every destination.
+var mdaAnalyses = sync.Pool{New: func() any { return new(mdaAnalysis) }}
+
+// release gives a back to mdaAnalyses; a is not to be used after.
+func (a *mdaAnalysis) release() {
+	for i := range a.flows {
+		a.flows[i].row = nil // the caller's memory
+	}
+	mdaAnalyses.Put(a)
+}
+
+// mdaDenseIDs bounds byID beyond the flows' number: path IDs further
+// apart are looked up by binary search.
+const mdaDenseIDs = 1024
+
 func analyzeMDA(st *MDAState, confidence float64) *mdaAnalysis {
-	a := &mdaAnalysis{conf: confidence, maxTTL: st.MaxTTL, gap: st.GapLimit, oneHop: st.OneFirstHop}
+	a := mdaAnalyses.Get().(*mdaAnalysis)
+	a.conf, a.maxTTL, a.gap, a.oneHop = confidence, st.MaxTTL, st.GapLimit, st.OneFirstHop
 	if a.gap <= 0 {
 		a.gap = mdaDefaultGap
 	}
-	longest, answered := 0, 0
+	a.maxID, a.reached, a.nverts, a.ints = 0, false, 0, a.ints[:0]
+	longest, answered, n := 0, 0, 0
 	for _, r := range st.Flows {
 		longest = max(longest, len(r.Hops))
 		for i, o := range r.Hops {
@@ -404,6 +525,9 @@ func analyzeMDA(st *MDAState, confidence float64) *mdaAnalysis {
 				answered = max(answered, i+1)
 				a.reached = a.reached || o.Reached
 			}
+		}
+		if r.PathID >= 1 {
+			n++
 		}
 	}
 	if a.maxTTL <= 0 {
@@ -416,43 +540,152 @@ func analyzeMDA(st *MDAState, confidence float64) *mdaAnalysis {
 	if a.reached {
 		a.horizon = min(longest+1, a.maxTTL)
 	}
-	a.flows = make([]mdaFlow, 0, len(st.Flows))
+	// Every flow's key and how rows, one block each.
+	w := a.horizon + 1
+	a.keys = resize(a.keys, n*w)
+	a.hows = resize(a.hows, n*w)
+	clear(a.keys)
+	clear(a.hows)
+	a.flows = a.flows[:0]
+	ascending := true
 	for _, r := range st.Flows {
 		if r.PathID < 1 {
 			continue
 		}
-		f := mdaFlow{id: r.PathID, row: r.Hops, key: make([]mdaKey, a.horizon+1), how: make([]uint8, a.horizon+1)}
+		j := len(a.flows) * w
+		f := mdaFlow{id: r.PathID, row: r.Hops, key: a.keys[j : j+w : j+w], how: a.hows[j : j+w : j+w]}
 		f.how[0] = mdaObserved // the source
+		ascending = ascending && r.PathID > a.maxID
 		a.flows = append(a.flows, f)
 		a.maxID = max(a.maxID, r.PathID)
 	}
-	slices.SortFunc(a.flows, func(x, y mdaFlow) int { return x.id - y.id })
-	a.byID = make(map[int]int, len(a.flows))
-	for i := range a.flows {
-		a.byID[a.flows[i].id] = i
+	if !ascending { // as the prober sets them, they are
+		slices.SortFunc(a.flows, func(x, y mdaFlow) int { return x.id - y.id })
 	}
-	a.hops = make([]*mdaHop, a.horizon+2)
-	a.prefix = make([]bool, a.horizon+2)
+	a.byID = a.byID[:0]
+	if a.maxID <= len(a.flows)+mdaDenseIDs {
+		a.byID = resize(a.byID, a.maxID+1)
+		for i := range a.byID {
+			a.byID[i] = -1
+		}
+		for i := range a.flows {
+			a.byID[a.flows[i].id] = i
+		}
+	}
+	a.vertOf = resize(a.vertOf, len(a.flows))
+	a.hops = resize(a.hops, a.horizon+2)
+	a.prefix = resize(a.prefix, a.horizon+2)
+	clear(a.prefix)
 	a.prefix[0] = true
 	for h := 1; h <= a.horizon; h++ {
-		a.hops[h] = a.hop(h)
+		if a.hops[h] == nil {
+			a.hops[h] = new(mdaHop)
+		}
+		a.hop(a.hops[h], h)
 	}
 	return a
+}
+
+// resize returns s with length n, reusing its memory when it can; the
+// elements kept are not cleared.
+func resize[S ~[]E, E any](s S, n int) S {
+	if n <= cap(s) {
+		return s[:n]
+	}
+	return append(s[:cap(s)], make(S, n-cap(s))...)
+}
+
+// flow returns the index into a.flows of path ID id.
+func (a *mdaAnalysis) flow(id int) (int, bool) {
+	if len(a.byID) > 0 {
+		if id < 0 || id >= len(a.byID) || a.byID[id] < 0 {
+			return 0, false
+		}
+		return a.byID[id], true
+	}
+	// The last of the flows of id, as byID would have it.
+	i, _ := slices.BinarySearchFunc(a.flows, id+1, func(f mdaFlow, id int) int { return cmp.Compare(f.id, id) })
+	if i > 0 && a.flows[i-1].id == id {
+		return i - 1, true
+	}
+	return 0, false
 }
 
 // n is the MDA stopping rule.
 func (a *mdaAnalysis) n(k int) int { return MDAFlows(k, a.conf) }
 
-// hop tests the vertices at h-1 with the probes at h, then sets the flows'
-// vertices at h.
-func (a *mdaAnalysis) hop(h int) *mdaHop {
-	hp := &mdaHop{ttl: h}
-	at := map[mdaKey]int{}
-	seen := map[mdaKey]bool{} // every vertex at h-1, ended flows included
-	ends := map[mdaKey]bool{} // the successors that end the flows reaching them
-	var pending []int         // flows probed at h, not at h-1, their vertex there unknown
+// newVertex returns a vertex for key, reusing one from an earlier
+// analysis (and the memory of its lists) when it can.
+func (a *mdaAnalysis) newVertex(key mdaKey) *mdaVertex {
+	if a.nverts == len(a.verts) {
+		a.verts = append(a.verts, new(mdaVertex))
+	}
+	v := a.verts[a.nverts]
+	a.nverts++
+	*v = mdaVertex{key: key, flows: v.flows[:0], cands: v.cands[:0], succ: v.succ[:0], obsSucc: v.obsSucc[:0], inferred: v.inferred[:0]}
+	return v
+}
+
+// members appends vis to a.ints and returns a.ints from start on: the
+// members of a need (the caller may have appended some already), which
+// last as long as the analysis.
+func (a *mdaAnalysis) members(start int, vis ...int) []int {
+	a.ints = append(a.ints, vis...)
+	return a.ints[start:len(a.ints):len(a.ints)]
+}
+
+// vertex returns the index of the vertex k in hp.verts, -1 if none.
+func (hp *mdaHop) vertex(k mdaKey) int {
+	for vi, v := range hp.verts {
+		if v.key == k {
+			return vi
+		}
+	}
+	return -1
+}
+
+// preds returns the first vertex of hp (by index) of which sk is a
+// successor, and how many are.
+func (hp *mdaHop) preds(sk mdaKey) (first, n int) {
+	first = -1
+	for vi, v := range hp.verts {
+		if slices.Contains(v.succ, sk) {
+			if n == 0 {
+				first = vi
+			}
+			n++
+		}
+	}
+	return first, n
+}
+
+// mdaFind is the find of union-find over parent, halving paths.
+func mdaFind(parent []int, x int) int {
+	for parent[x] != x {
+		parent[x] = parent[parent[x]]
+		x = parent[x]
+	}
+	return x
+}
+
+// addKey adds k to the set ks.
+func addKey(ks []mdaKey, k mdaKey) []mdaKey {
+	if slices.Contains(ks, k) {
+		return ks
+	}
+	return append(ks, k)
+}
+
+// hop tests the vertices at h-1 with the probes at h, into hp, then sets
+// the flows' vertices at h.
+func (a *mdaAnalysis) hop(hp *mdaHop, h int) {
+	*hp = mdaHop{ttl: h, verts: hp.verts[:0], needs: hp.needs[:0], complete: hp.complete[:0], verify: hp.verify[:0]}
+	seen := a.seen[:0]       // every vertex at h-1, ended flows included
+	ends := a.ends[:0]       // the successors that end the flows reaching them
+	pending := a.pending[:0] // flows probed at h, not at h-1, their vertex there unknown
 	for i := range a.flows {
 		f := &a.flows[i]
+		a.vertOf[i] = -1
 		if (f.dark != 0 && h-1 >= f.dark) || (f.end != 0 && h-1 > f.end) {
 			continue
 		}
@@ -462,16 +695,16 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			}
 			continue
 		}
-		seen[f.key[h-1]] = true
+		seen = addKey(seen, f.key[h-1])
 		if !f.goesOn(h - 1) {
 			continue
 		}
-		vi, ok := at[f.key[h-1]]
-		if !ok {
+		vi := hp.vertex(f.key[h-1])
+		if vi < 0 {
 			vi = len(hp.verts)
-			at[f.key[h-1]] = vi
-			hp.verts = append(hp.verts, &mdaVertex{key: f.key[h-1]})
+			hp.verts = append(hp.verts, a.newVertex(f.key[h-1]))
 		}
+		a.vertOf[i] = vi
 		v := hp.verts[vi]
 		v.flows = append(v.flows, i)
 		hp.known++
@@ -488,13 +721,11 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		}
 		sk := mdaKey{ttl: h, addr: o.Addr}
 		if o.Reached || o.Stop {
-			ends[sk] = true
+			ends = addKey(ends, sk)
 		}
 		if f.how[h-1] == mdaObserved {
 			v.obsN++
-			if !slices.Contains(v.obsSucc, sk) {
-				v.obsSucc = append(v.obsSucc, sk)
-			}
+			v.obsSucc = addKey(v.obsSucc, sk)
 		} else {
 			v.inferred = append(v.inferred, i)
 		}
@@ -508,6 +739,7 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			}
 		}
 	}
+	a.seen, a.ends, a.pending = seen, ends, pending
 	for _, v := range hp.verts {
 		// Flows seen at the vertex first: where they go is what the
 		// inferred ones are checked against (checkInferred).
@@ -517,16 +749,12 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 	}
 	// Meshing: a successor (other than the end of the flows) reached from
 	// two vertices.
-	preds := map[mdaKey][]int{}
+	hp.meshFree = true
 	for vi, v := range hp.verts {
 		for _, sk := range v.succ {
-			preds[sk] = append(preds[sk], vi)
-		}
-	}
-	hp.meshFree = true
-	for sk, ps := range preds {
-		if len(ps) >= 2 && !ends[sk] {
-			hp.meshFree = false
+			if first, _ := hp.preds(sk); first < vi && !slices.Contains(ends, sk) {
+				hp.meshFree = false
+			}
 		}
 	}
 	// Flows probed at h but not at h-1: without meshing, the one
@@ -535,7 +763,7 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 	// a silence or the destination at h: their rows stay partial (the
 	// vertices that lead to the destination are tested with flows of
 	// their own).
-	asked := map[mdaKey]bool{} // new vertices at h, one of whose flows is probed at h-1
+	asked := a.asked[:0] // new vertices at h, one of whose flows is probed at h-1
 	waiting := 0
 	for _, i := range pending {
 		f := &a.flows[i]
@@ -544,24 +772,24 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			continue
 		}
 		sk := mdaKey{ttl: h, addr: o.Addr}
-		ps := preds[sk]
 		if o.Reached {
 			continue
 		}
-		if vi, ok := at[mdaKey{ttl: h - 1, addr: o.Addr}]; o.Stop && ok && a.leadsTo(f, h-2, hp.verts[vi].key) {
-			ps = []int{vi}
+		p, np := hp.preds(sk)
+		if vi := hp.vertex(mdaKey{ttl: h - 1, addr: o.Addr}); o.Stop && vi >= 0 && a.leadsTo(f, h-2, hp.verts[vi].key) {
+			p, np = vi, 1
 		}
-		if hp.meshFree && !o.Stop && len(ps) == 0 && f.how[h-2] != mdaUnknown {
+		if hp.meshFree && !o.Stop && np == 0 && f.how[h-2] != mdaUnknown {
 			// A vertex not seen from h-1 yet: one flow finds its
 			// predecessor, the others wait for it.
-			if asked[sk] {
+			if slices.Contains(asked, sk) {
 				waiting++
 				continue
 			}
-			asked[sk] = true
+			asked = append(asked, sk)
 		}
-		if (hp.meshFree || o.Stop) && len(ps) == 1 && !hp.verts[ps[0]].key.anon() && a.leadsTo(f, h-2, hp.verts[ps[0]].key) {
-			v := hp.verts[ps[0]]
+		if (hp.meshFree || o.Stop) && np == 1 && !hp.verts[p].key.anon() && a.leadsTo(f, h-2, hp.verts[p].key) {
+			v := hp.verts[p]
 			f.how[h-1], f.key[h-1] = mdaInferred, v.key
 			v.flows = append(v.flows, i)
 			v.probed++
@@ -571,46 +799,67 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		}
 		hp.verify = append(hp.verify, i)
 	}
+	a.asked = asked
 
 	// Components: vertices joined by a responding successor that they
 	// share.
-	owner := map[mdaKey]int{}
-	parent := make([]int, len(hp.verts))
+	parent := resize(a.parent, len(hp.verts))
+	a.parent = parent
 	for i := range parent {
 		parent[i] = i
-	}
-	var find func(int) int
-	find = func(x int) int {
-		for parent[x] != x {
-			parent[x] = parent[parent[x]]
-			x = parent[x]
-		}
-		return x
 	}
 	for vi, v := range hp.verts {
 		if v.key.anon() || v.probed == 0 {
 			continue
 		}
 		for _, sk := range v.succ {
-			if o, ok := owner[sk]; ok {
-				parent[find(vi)] = find(o)
-			} else {
-				owner[sk] = vi
+			// The first vertex with sk is its owner, joined by the
+			// others.
+			for o, u := range hp.verts[:vi] {
+				if !u.key.anon() && u.probed > 0 && slices.Contains(u.succ, sk) {
+					parent[mdaFind(parent, vi)] = mdaFind(parent, o)
+					break
+				}
 			}
 		}
 	}
-	comps := map[int][]int{}
-	var order []int
+	// The components in the order of their first vertex, each a list of
+	// its vertices in order, in ints.
+	compOf := resize(a.compOf, len(hp.verts))
+	a.compOf = compOf
+	for i := range compOf {
+		compOf[i] = -1
+	}
+	sizes := a.sizes[:0]
 	for vi, v := range hp.verts {
 		if v.key.anon() || v.probed == 0 || v.passed {
 			continue
 		}
-		r := find(vi)
-		if _, ok := comps[r]; !ok {
-			order = append(order, r)
+		r := mdaFind(parent, vi)
+		if compOf[r] < 0 {
+			compOf[r] = len(sizes)
+			sizes = append(sizes, 0)
 		}
-		comps[r] = append(comps[r], vi)
+		sizes[compOf[r]]++
 	}
+	comps := a.comps[:0]
+	off, total := len(a.ints), 0
+	for _, n := range sizes {
+		total += n
+	}
+	a.ints = resize(a.ints, off+total)
+	for _, n := range sizes {
+		comps = append(comps, a.ints[off:off:off+n])
+		off += n
+	}
+	for vi, v := range hp.verts {
+		if v.key.anon() || v.probed == 0 || v.passed {
+			continue
+		}
+		ci := compOf[mdaFind(parent, vi)]
+		comps[ci] = append(comps[ci], vi)
+	}
+	a.sizes, a.comps = sizes, comps
 
 	n1 := a.n(1)
 	if h == 1 && a.oneHop && len(hp.verts) == 1 && len(hp.verts[0].succ) <= 1 {
@@ -628,11 +877,11 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		switch {
 		case v.key.anon():
 			// Anonymous: no test, but its flows are followed.
-			hp.complete = append(hp.complete, a.onward(v.cands, h)...)
+			hp.complete = a.appendOnward(hp.complete, v.cands, h)
 		case v.probed == 0:
 			// Not probed beyond yet: one flow shows what kind of test it
 			// needs.
-			hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: 1, avail: len(v.cands)})
+			hp.needs = append(hp.needs, mdaNeed{members: a.members(len(a.ints), vi), short: 1, avail: len(v.cands)})
 			unprobed = true
 		case len(v.succ) == 1 && v.dst == 1:
 			// Only the destination beyond (or a router refusing to
@@ -642,7 +891,7 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		if !v.key.anon() && v.successors() >= 2 {
 			// No hop after it can be inferred: every flow through it is
 			// probed onwards.
-			hp.complete = append(hp.complete, a.onward(v.cands, h)...)
+			hp.complete = a.appendOnward(hp.complete, v.cands, h)
 		}
 	}
 	// MDA-Lite: vertices with successors of their own (no meshing) are
@@ -650,12 +899,12 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 	// all. As many successors each (uniform), that is the test, with a
 	// meshing test on flows seen at the vertices (not placed there by where
 	// they went); else node control follows.
-	disjoint := hp.meshFree && len(order) >= 2
+	disjoint := hp.meshFree && len(comps) >= 2
 	uniform := true
 	d := 0
-	for _, r := range order {
-		v := hp.verts[comps[r][0]]
-		if len(comps[r]) != 1 || v.passed || len(v.succ) == 0 || v.dst > 0 {
+	for _, c := range comps {
+		v := hp.verts[c[0]]
+		if len(c) != 1 || v.passed || len(v.succ) == 0 || v.dst > 0 {
 			disjoint = false
 			break
 		}
@@ -663,23 +912,24 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		d = v.successors()
 	}
 	if disjoint {
-		var all []int
+		start := len(a.ints)
 		total, k, avail := 0, 0, 0
-		for _, r := range order {
-			vi := comps[r][0]
+		for _, c := range comps {
+			vi := c[0]
 			v := hp.verts[vi]
-			all = append(all, vi)
+			a.ints = append(a.ints, vi)
 			total += v.evidence()
 			k += v.successors()
 			avail += len(v.cands)
 		}
+		all := a.members(start)
 		ok := !unprobed
 		if need := a.n(k); total < need {
 			// The flows for the test as a whole go to the members that
 			// got the fewest first: the rest waits for them.
 			hp.needs = append(hp.needs, mdaNeed{members: all, short: need - total, avail: avail, placed: true})
 			ok = false
-			order = nil
+			comps = nil
 		} else if uniform {
 			// The meshing test. MDA-Lite sees mdaPhi flows at each
 			// vertex: against a meshed hop whose vertices have two
@@ -693,7 +943,7 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			for _, vi := range all {
 				v := hp.verts[vi]
 				if v.direct() < 1 {
-					hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: 1, avail: len(v.cands)})
+					hp.needs = append(hp.needs, mdaNeed{members: a.members(len(a.ints), vi), short: 1, avail: len(v.cands)})
 					ok = false
 					continue
 				}
@@ -703,7 +953,7 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 				hp.needs = append(hp.needs, mdaNeed{members: all, short: want - extra, avail: avail})
 				ok = false
 			}
-			order = nil
+			comps = nil
 		}
 		if ok && uniform {
 			for _, vi := range all {
@@ -713,8 +963,7 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			}
 		}
 	}
-	for _, r := range order {
-		members := comps[r]
+	for _, members := range comps {
 		if hp.verts[members[0]].passed {
 			continue
 		}
@@ -753,21 +1002,18 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 				v.single = len(v.succ) == 1 && v.dst == 0
 				continue
 			}
-			hp.needs = append(hp.needs, mdaNeed{members: []int{vi}, short: need - v.direct(), avail: len(v.cands)})
+			hp.needs = append(hp.needs, mdaNeed{members: a.members(len(a.ints), vi), short: need - v.direct(), avail: len(v.cands)})
 		}
 	}
 	// A need is whole when any flow at h-1 reaches one of its members:
 	// the flows waiting to be placed will count.
 	for ni := range hp.needs {
 		nd := &hp.needs[ni]
-		in := map[mdaKey]bool{}
-		for _, vi := range nd.members {
-			in[hp.verts[vi].key] = true
-		}
 		nd.whole = true
-		for k := range seen {
-			if !k.anon() && !in[k] {
+		for _, k := range seen {
+			if !k.anon() && !slices.ContainsFunc(nd.members, func(vi int) bool { return hp.verts[vi].key == k }) {
 				nd.whole = false
+				break
 			}
 		}
 		if nd.whole && nd.placed {
@@ -813,9 +1059,11 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 		if f.how[h-1] == mdaUnknown || !f.goesOn(h-1) {
 			continue
 		}
-		vi, ok := at[f.key[h-1]]
-		if !ok {
-			continue
+		vi := a.vertOf[i]
+		if vi < 0 {
+			if vi = hp.vertex(f.key[h-1]); vi < 0 {
+				continue
+			}
 		}
 		v := hp.verts[vi]
 		switch {
@@ -826,7 +1074,6 @@ func (a *mdaAnalysis) hop(h int) *mdaHop {
 			f.end, f.reached = h, !v.stops
 		}
 	}
-	return hp
 }
 
 // leadsTo reports whether the vertex of f at t is known and has p among
@@ -843,11 +1090,10 @@ func (a *mdaAnalysis) leadsTo(f *mdaFlow, t int, p mdaKey) bool {
 	return false
 }
 
-// onward returns the flows of cands that are to be probed at h to
-// complete their rows: not those probed at h+1 already, which the next
-// hop places.
-func (a *mdaAnalysis) onward(cands []int, h int) []int {
-	var out []int
+// appendOnward appends to out the flows of cands that are to be probed at
+// h to complete their rows: not those probed at h+1 already, which the
+// next hop places.
+func (a *mdaAnalysis) appendOnward(out, cands []int, h int) []int {
 	for _, i := range cands {
 		if !a.flows[i].obs(h + 1).Probed {
 			out = append(out, i)
@@ -874,7 +1120,7 @@ func (a *mdaAnalysis) checkInferred(hp *mdaHop) {
 		if len(v.inferred) == 0 {
 			continue
 		}
-		var where []mdaKey
+		where := a.where[:0]
 		for _, i := range v.inferred {
 			sk := mdaKey{ttl: hp.ttl, addr: a.flows[i].obs(hp.ttl).Addr}
 			if !slices.Contains(v.obsSucc, sk) && !slices.Contains(where, sk) {
@@ -882,6 +1128,7 @@ func (a *mdaAnalysis) checkInferred(hp *mdaHop) {
 				hp.verify = append(hp.verify, i)
 			}
 		}
+		a.where = where
 	}
 }
 
@@ -938,19 +1185,24 @@ func (hp *mdaHop) share(members []int) float64 {
 
 // plan returns the cells of the next round.
 func (a *mdaAnalysis) plan(maxPaths int) []Cell {
-	var cells []Cell
-	in := map[Cell]bool{}
-	plannedAt := make([][]int, a.horizon+2) // path IDs planned per TTL
+	cells := a.cells[:0]
+	plannedAt := resize(a.plannedAt, a.horizon+2) // path IDs planned per TTL
+	for ttl := range plannedAt {
+		plannedAt[ttl] = plannedAt[ttl][:0]
+	}
+	a.planWords = (a.horizon+1)/64 + 1
+	a.inPlan = resize(a.inPlan, len(a.flows)*a.planWords)
+	clear(a.inPlan)
 	add := func(id, ttl int) bool {
-		c := Cell{PathID: id, TTL: ttl}
-		if ttl < 1 || ttl > a.maxTTL || in[c] {
+		if ttl < 1 || ttl > a.maxTTL {
 			return false
 		}
-		if fi, ok := a.byID[id]; ok && a.flows[fi].obs(ttl).Probed {
+		s, ok := a.slot(id)
+		if a.planned(s, ttl) || ok && a.flows[s].obs(ttl).Probed {
 			return false
 		}
-		in[c] = true
-		cells = append(cells, c)
+		a.markPlanned(s, ttl)
+		cells = append(cells, Cell{PathID: id, TTL: ttl})
 		plannedAt[ttl] = append(plannedAt[ttl], id)
 		return true
 	}
@@ -963,7 +1215,7 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 		return nextID - 1, true
 	}
 	known := func(id, ttl int) bool {
-		fi, ok := a.byID[id]
+		fi, ok := a.flow(id)
 		return ok && a.flows[fi].how[ttl] != mdaUnknown
 	}
 	// direct says that fresh flows probed at h alone are placed at h-1
@@ -984,9 +1236,10 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 		for _, i := range hp.complete {
 			add(a.flows[i].id, h)
 		}
-		rem := make([]int, len(hp.needs))
+		rem := resize(a.rem, len(hp.needs))
+		a.rem = rem
 		for ni, nd := range hp.needs {
-			rem[ni] = nd.short - a.takeKnown(hp, nd, h, in, add)
+			rem[ni] = nd.short - a.takeKnown(hp, nd, h, add)
 		}
 		// Flows sent at h-1 this round whose vertex there is not known
 		// yet reach a member of a whole need, whichever it is.
@@ -1084,17 +1337,18 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 		if n == 0 {
 			continue
 		}
-		var ttls []int
+		ttls := a.ttls[:0]
 		for j := 1; j <= h-1; j++ {
 			if !a.prefix[j] && !a.hops[j].inferable {
 				ttls = append(ttls, j)
 			}
 		}
+		if len(ttls) == 0 {
+			ttls = append(ttls, h-1)
+		}
+		a.ttls = ttls
 		if len(ttls) >= 2 && ttls[1] == ttls[0]+1 && direct(ttls[1]) {
 			ttls = ttls[1:]
-		}
-		if len(ttls) == 0 {
-			ttls = []int{h - 1}
 		}
 		for range n {
 			id, ok := fresh()
@@ -1114,26 +1368,65 @@ func (a *mdaAnalysis) plan(maxPaths int) []Cell {
 			}
 		}
 	}
+	a.cells, a.plannedAt = cells, plannedAt
+	if len(cells) == 0 {
+		return nil
+	}
 	slices.SortFunc(cells, func(x, y Cell) int {
 		if x.PathID != y.PathID {
 			return x.PathID - y.PathID
 		}
 		return x.TTL - y.TTL
 	})
-	return cells
+	return slices.Clone(cells)
+}
+
+// slot returns the row of path ID id in the cells planned: the index of
+// its flow (known), or for a fresh one, numbered after maxID, the rows
+// after the flows'.
+func (a *mdaAnalysis) slot(id int) (slot int, known bool) {
+	if fi, ok := a.flow(id); ok {
+		return fi, true
+	}
+	return len(a.flows) + id - a.maxID - 1, false
+}
+
+// planned reports whether the cell of slot at ttl is planned. The cells
+// planned are a bitset of planWords words per slot, for TTLs up to the
+// horizon (and one beyond): plan asks for no others.
+func (a *mdaAnalysis) planned(slot, ttl int) bool {
+	w := slot*a.planWords + ttl/64
+	return w < len(a.inPlan) && a.inPlan[w]&(1<<(ttl%64)) != 0
+}
+
+// plannedID reports whether the cell (id, ttl) is planned.
+func (a *mdaAnalysis) plannedID(id, ttl int) bool {
+	s, _ := a.slot(id)
+	return a.planned(s, ttl)
+}
+
+// markPlanned records that the cell of slot at ttl is planned.
+func (a *mdaAnalysis) markPlanned(slot, ttl int) {
+	w := slot*a.planWords + ttl/64
+	if w >= len(a.inPlan) {
+		a.inPlan = append(a.inPlan, make([]uint64, (slot+1)*a.planWords-len(a.inPlan))...)
+	}
+	a.inPlan[w] |= 1 << (ttl % 64)
 }
 
 // takeKnown plans at h up to nd.short of the flows known at the members of
 // nd and not probed at h, those already planned first, then spreading them
 // over the members that got the fewest; it returns how many it took.
-func (a *mdaAnalysis) takeKnown(hp *mdaHop, nd mdaNeed, h int, in map[Cell]bool, add func(id, ttl int) bool) int {
+func (a *mdaAnalysis) takeKnown(hp *mdaHop, nd mdaNeed, h int, add func(id, ttl int) bool) int {
 	taken := 0
-	got := make([]int, len(nd.members))
-	next := make([]int, len(nd.members))
+	got := resize(a.got, len(nd.members))
+	next := resize(a.next, len(nd.members))
+	a.got, a.next = got, next
+	clear(next)
 	for mi, vi := range nd.members {
 		got[mi] = hp.verts[vi].probed
 		for _, i := range hp.verts[vi].cands {
-			if taken < nd.short && in[Cell{a.flows[i].id, h}] {
+			if taken < nd.short && a.plannedID(a.flows[i].id, h) {
 				taken++
 				got[mi]++
 			}
@@ -1143,7 +1436,7 @@ func (a *mdaAnalysis) takeKnown(hp *mdaHop, nd mdaNeed, h int, in map[Cell]bool,
 		best := -1
 		for mi, vi := range nd.members {
 			cands := hp.verts[vi].cands
-			for next[mi] < len(cands) && in[Cell{a.flows[cands[next[mi]]].id, h}] {
+			for next[mi] < len(cands) && a.plannedID(a.flows[cands[next[mi]]].id, h) {
 				next[mi]++
 			}
 			if next[mi] < len(cands) && (best < 0 || got[mi] < got[best]) {
@@ -1159,4 +1452,53 @@ func (a *mdaAnalysis) takeKnown(hp *mdaHop, nd mdaNeed, h int, in map[Cell]bool,
 		taken++
 	}
 	return taken
+}
+
+// mdaRef is how the vertex at addr (at some TTL) answered: the ICMP type
+// and code of its first answer.
+type mdaRef struct {
+	addr      netip.Addr
+	typ, code uint8
+}
+
+// indexAnswers records how each vertex of t answered, for answer: the
+// first of its probed hops, in the order of t's flows.
+func (a *mdaAnalysis) indexAnswers(t *Trace) {
+	longest := 0
+	for _, f := range t.Flows {
+		longest = max(longest, len(f.Hops))
+	}
+	a.answers = a.answers[:0]
+	a.answerAt = resize(a.answerAt, longest+2)
+	a.answerAt[0] = 0
+	for ttl := 1; ttl <= longest; ttl++ {
+		from := len(a.answers)
+		a.answerAt[ttl] = from
+		for _, f := range t.Flows {
+			if ttl > len(f.Hops) {
+				continue
+			}
+			h := &f.Hops[ttl-1]
+			if !h.Addr.IsValid() || h.Inferred {
+				continue
+			}
+			if !slices.ContainsFunc(a.answers[from:], func(x mdaRef) bool { return x.addr == h.Addr }) {
+				a.answers = append(a.answers, mdaRef{h.Addr, h.ICMPType, h.ICMPCode})
+			}
+		}
+	}
+	a.answerAt[longest+1] = len(a.answers)
+}
+
+// answer returns how the vertex k answered, as indexAnswers found it.
+func (a *mdaAnalysis) answer(k mdaKey) (mdaRef, bool) {
+	if k.ttl < 1 || k.ttl+1 >= len(a.answerAt) {
+		return mdaRef{}, false
+	}
+	for _, x := range a.answers[a.answerAt[k.ttl]:a.answerAt[k.ttl+1]] {
+		if x.addr == k.addr {
+			return x, true
+		}
+	}
+	return mdaRef{}, false
 }
