@@ -138,9 +138,9 @@ func (e *InvalidError) add(msg string) {
 // for concurrent use.
 type Builder struct {
 	opts    Options
-	raw     []rng  // every valid IPv4 entry's addresses, in input order
-	raw6    []rng6 // every valid IPv6 entry's addresses, in input order
-	given   uint64 // addresses in raw and raw6, duplicates included
+	raw4    []rng[u32]  // every valid IPv4 entry's addresses, in input order
+	raw6    []rng[u128] // every valid IPv6 entry's addresses, in input order
+	given   uint64      // addresses in raw4 and raw6, duplicates included
 	names   map[netip.Addr]string
 	stats   Stats
 	invalid InvalidError
@@ -177,10 +177,7 @@ func NewBuilder(opts Options) *Builder {
 		opts.MaxPrefix = DefaultMaxPrefix
 	}
 	if opts.Resolve == nil {
-		opts.Resolve = lookup
-		if opts.IPv6 {
-			opts.Resolve = lookup6
-		}
+		opts.Resolve = lookup(opts.IPv6)
 	}
 	return &Builder{opts: opts, names: map[netip.Addr]string{}}
 }
@@ -248,13 +245,7 @@ func (b *Builder) AddFile(ctx context.Context, r io.Reader, name string) error {
 			dropped++
 		}
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for line := 1; sc.Scan(); line++ {
-		s := entryText(sc.Text())
-		if s == "" {
-			continue
-		}
+	err := scanEntries(r, name, func(line int, s string) {
 		b.stats.Entries++
 		e, err := b.parse(s)
 		switch {
@@ -265,9 +256,9 @@ func (b *Builder) AddFile(ctx context.Context, r io.Reader, name string) error {
 		default:
 			b.add(e, familyEntry{seq: b.stats.Entries, name: name, line: line, what: s})
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
+	})
+	if err != nil {
+		return err
 	}
 
 	// Resolve every distinct name once, at most resolveWorkers at a time.
@@ -338,31 +329,9 @@ func (b *Builder) Build() (*Set, error) {
 	var union, kept uint64
 	if f6.where != "" {
 		s.v6 = true
-		sortRanges6(b.raw6)
-		b.raw6 = merge6(b.raw6)
-		union = count6(b.raw6)
-		excl := excludeRanges6(b.opts.Exclude)
-		ranges := subtract6(make([]rng6, 0, len(b.raw6)+len(excl)), b.raw6, excl)
-		kept = count6(ranges)
-		s.spans6 = make([]span6, len(ranges))
-		var end uint64
-		for i, r := range ranges {
-			end += r.size()
-			s.spans6[i] = span6{lo: r.lo, hi: r.hi, end: end}
-		}
+		s.spans6, union, kept = ip6.spans(&b.raw6, b.opts.Exclude)
 	} else {
-		slices.SortFunc(b.raw, func(x, y rng) int { return cmp.Compare(x.lo, y.lo) })
-		b.raw = merge(b.raw)
-		union = count(b.raw)
-		excl := excludeRanges(b.opts.Exclude)
-		ranges := subtract(make([]rng, 0, len(b.raw)+len(excl)), b.raw, excl)
-		kept = count(ranges)
-		s.spans = make([]span, len(ranges))
-		var end uint64
-		for i, r := range ranges {
-			end += r.size()
-			s.spans[i] = span{lo: r.lo, hi: r.hi, end: end}
-		}
+		s.spans4, union, kept = ip4.spans(&b.raw4, b.opts.Exclude)
 	}
 
 	st := b.stats
@@ -412,29 +381,21 @@ func (b *Builder) problem(where string, err error) {
 // and as fe says.
 func (b *Builder) add(e entry, fe familyEntry) {
 	b.family(e.six, fe)
-	if e.six {
-		if !e.prefix {
-			b.raw6 = append(b.raw6, e.r6)
-			b.given += e.r6.size()
-			return
-		}
-		n := len(b.raw6)
-		b.raw6 = subtract6(b.raw6, []rng6{e.r6}, unroutable6[:])
-		kept := count6(b.raw6[n:])
-		b.given += kept
-		b.stats.Unroutable += e.r6.size() - kept
-		return
+	var kept, dropped uint64
+	switch {
+	case e.prefix && e.six:
+		b.raw6, kept, dropped = ip6.addPrefix(b.raw6, e.r6)
+	case e.prefix:
+		b.raw4, kept, dropped = ip4.addPrefix(b.raw4, e.r4)
+	case e.six:
+		x := u128Of(e.addr)
+		b.raw6, kept = append(b.raw6, rng[u128]{x, x}), 1
+	default:
+		x := u32Of(e.addr)
+		b.raw4, kept = append(b.raw4, rng[u32]{x, x}), 1
 	}
-	if !e.prefix {
-		b.raw = append(b.raw, e.r)
-		b.given += e.r.size()
-		return
-	}
-	n := len(b.raw)
-	b.raw = subtract(b.raw, []rng{e.r}, unroutable[:])
-	kept := count(b.raw[n:])
 	b.given += kept
-	b.stats.Unroutable += e.r.size() - kept
+	b.stats.Unroutable += dropped
 }
 
 // family records fe, a valid entry, if it is the first of its family so
@@ -465,12 +426,7 @@ func familyName(six bool) string {
 // addHost records the address a hostname resolved to, and the name.
 func (b *Builder) addHost(host string, addr netip.Addr, fe familyEntry) {
 	fe.what = host + " (" + addr.String() + ")"
-	if addr.Is6() {
-		a := u128Of(addr)
-		b.add(entry{six: true, r6: rng6{a, a}}, fe)
-	} else {
-		b.add(entry{r: rng{u32(addr), u32(addr)}}, fe)
-	}
+	b.add(entry{addr: addr, six: addr.Is6()}, fe)
 	if _, ok := b.names[addr]; !ok {
 		b.names[addr] = host
 	}
@@ -488,50 +444,39 @@ func (b *Builder) resolve(ctx context.Context, host string) (netip.Addr, error) 
 	if addr.Is4() == b.opts.IPv6 {
 		return netip.Addr{}, fmt.Errorf("%q resolved to %s, not an %s address", host, addr, familyName(b.opts.IPv6))
 	}
-	why := ""
-	if addr.Is4() {
-		why = neverRoutable(u32(addr))
-	} else {
-		why = neverRoutable6(addr)
-	}
-	if why != "" {
+	if why := neverRoutable(addr); why != "" {
 		return netip.Addr{}, fmt.Errorf("%q resolved to %s, never routable: %s", host, addr, why)
 	}
 	return addr, nil
 }
 
-// lookup is the default resolver.
-func lookup(ctx context.Context, host string) (netip.Addr, error) {
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
-	if err != nil {
-		return netip.Addr{}, err
+// lookup returns the default resolver of an IPv4 or (six) IPv6 set.
+func lookup(six bool) func(ctx context.Context, host string) (netip.Addr, error) {
+	network := "ip4"
+	if six {
+		network = "ip6"
 	}
-	if len(addrs) == 0 {
-		return netip.Addr{}, errors.New("no IPv4 address")
+	return func(ctx context.Context, host string) (netip.Addr, error) {
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if len(addrs) == 0 {
+			return netip.Addr{}, fmt.Errorf("no %s address", familyName(six))
+		}
+		return addrs[0], nil
 	}
-	return addrs[0], nil
-}
-
-// lookup6 is the default resolver of an IPv6 set.
-func lookup6(ctx context.Context, host string) (netip.Addr, error) {
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip6", host)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	if len(addrs) == 0 {
-		return netip.Addr{}, errors.New("no IPv6 address")
-	}
-	return addrs[0], nil
 }
 
 // entry is one parsed destination: a hostname to resolve, or the addresses
 // of an address or a prefix.
 type entry struct {
 	host   string
-	r      rng
-	r6     rng6 // the addresses, when six
-	six    bool // an IPv6 address or prefix
-	prefix bool // r is a prefix's addresses, to be cleared of unroutable ones
+	addr   netip.Addr // an address, unless prefix
+	r4     rng[u32]   // a prefix's addresses, unless six
+	r6     rng[u128]  // a prefix's addresses, when six
+	six    bool       // an IPv6 address or prefix
+	prefix bool       // r4 or r6 holds the entry, to be cleared of unroutable addresses
 }
 
 // parse parses one trimmed, non-empty entry.
@@ -550,37 +495,19 @@ func (b *Builder) parse(s string) (entry, error) {
 		if err := b.checkFamily(s, p.Addr().Is6()); err != nil {
 			return entry{}, err
 		}
-		if p.Addr().Is6() {
-			return b.prefix6(p)
-		}
-		if n := uint64(1) << (32 - p.Bits()); n > b.opts.MaxPrefix {
-			return entry{}, fmt.Errorf("%s holds %d addresses, more than --max-prefix %d", p, n, b.opts.MaxPrefix)
-		}
-		r := prefixRange(p)
-		if p.Bits() <= 30 {
-			r.lo++
-			r.hi--
-		}
-		return entry{r: r, prefix: true}, nil
+		return b.prefix(p)
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
 		if err := b.checkFamily(s, a.Is6()); err != nil {
 			return entry{}, err
 		}
-		if a.Is6() {
-			if a.Zone() != "" {
-				return entry{}, fmt.Errorf("%s has a zone: link-local destinations are not supported", s)
-			}
-			if why := neverRoutable6(a); why != "" {
-				return entry{}, fmt.Errorf("%s is never routable: %s", s, why)
-			}
-			x := u128Of(a)
-			return entry{six: true, r6: rng6{x, x}}, nil
+		if a.Zone() != "" {
+			return entry{}, fmt.Errorf("%s has a zone: link-local destinations are not supported", s)
 		}
-		if why := neverRoutable(u32(a)); why != "" {
+		if why := neverRoutable(a); why != "" {
 			return entry{}, fmt.Errorf("%s is never routable: %s", s, why)
 		}
-		return entry{r: rng{u32(a), u32(a)}}, nil
+		return entry{addr: a, six: a.Is6()}, nil
 	}
 	if strings.Trim(s, "0123456789.") == "" {
 		return entry{}, fmt.Errorf("%q is not a valid IPv4 address", s)
@@ -602,21 +529,20 @@ func (b *Builder) checkFamily(s string, six bool) error {
 	return nil
 }
 
-// prefix6 returns the entry of an IPv6 prefix p, without its subnet-router
-// anycast address (its first) when it has one (length 126 or less).
-func (b *Builder) prefix6(p netip.Prefix) (entry, error) {
-	if host := 128 - p.Bits(); host >= 64 || uint64(1)<<host > b.opts.MaxPrefix {
+// prefix returns the entry of a prefix p, the addresses it stands for (see
+// ipFamily.hosts), unless it holds more than Options.MaxPrefix addresses.
+func (b *Builder) prefix(p netip.Prefix) (entry, error) {
+	if host := p.Addr().BitLen() - p.Bits(); host >= 64 || uint64(1)<<host > b.opts.MaxPrefix {
 		n := fmt.Sprintf("2^%d", host)
 		if host < 64 {
 			n = strconv.FormatUint(uint64(1)<<host, 10)
 		}
 		return entry{}, fmt.Errorf("%s holds %s addresses, more than --max-prefix %d", p, n, b.opts.MaxPrefix)
 	}
-	r := prefixRange6(p)
-	if p.Bits() <= 126 {
-		r.lo = r.lo.add(1)
+	if p.Addr().Is6() {
+		return entry{six: true, r6: ip6.hosts(p), prefix: true}, nil
 	}
-	return entry{six: true, r6: r, prefix: true}, nil
+	return entry{r4: ip4.hosts(p), prefix: true}, nil
 }
 
 // parsePrefix parses an IPv4 or IPv6 prefix without host bits, explaining
@@ -654,22 +580,16 @@ func ParseExclude(r io.Reader, name string) ([]netip.Prefix, error) {
 		out     []netip.Prefix
 		invalid InvalidError
 	)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for line := 1; sc.Scan(); line++ {
-		s := entryText(sc.Text())
-		if s == "" {
-			continue
-		}
+	err := scanEntries(r, name, func(line int, s string) {
 		p, err := parseExcludeEntry(s)
 		if err != nil {
 			invalid.add(fmt.Sprintf("%s:%d: %v", name, line, err))
-			continue
+			return
 		}
 		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if invalid.Count > 0 {
 		return nil, &invalid
@@ -692,6 +612,22 @@ func parseExcludeEntry(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%s has a zone", s)
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// scanEntries calls f with the line number and text of each entry of r, a
+// target or exclude file named name.
+func scanEntries(r io.Reader, name string, f func(line int, s string)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for line := 1; sc.Scan(); line++ {
+		if s := entryText(sc.Text()); s != "" {
+			f(line, s)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	return nil
 }
 
 // entryText returns a line without its comment and surrounding whitespace.
@@ -723,18 +659,30 @@ func isHostname(s string) bool {
 	return true
 }
 
-// neverRoutable says why an address is never routable, or returns "".
-// 127.0.0.0/8 is not included: local addresses can be traced.
-func neverRoutable(a uint32) string {
+// neverRoutable says why an explicit destination is never traced, or
+// returns "". 127.0.0.0/8 and ::1 are not included: local addresses can be
+// traced.
+func neverRoutable(a netip.Addr) string {
+	if a.Is4() {
+		switch x := u32Of(a); {
+		case x>>24 == 0:
+			return "this network (0.0.0.0/8)"
+		case x == 0xffffffff:
+			return "limited broadcast"
+		case x>>28 == 0xe:
+			return "multicast (224.0.0.0/4)"
+		case x>>28 == 0xf:
+			return "reserved (240.0.0.0/4)"
+		}
+		return ""
+	}
 	switch {
-	case a>>24 == 0:
-		return "this network (0.0.0.0/8)"
-	case a == 0xffffffff:
-		return "limited broadcast"
-	case a>>28 == 0xe:
-		return "multicast (224.0.0.0/4)"
-	case a>>28 == 0xf:
-		return "reserved (240.0.0.0/4)"
+	case a.IsUnspecified():
+		return "unspecified address (::/128)"
+	case a.Is4In6():
+		return fmt.Sprintf("IPv4-mapped (::ffff:0:0/96): give it as %s", a.Unmap())
+	case a.IsMulticast():
+		return "multicast (ff00::/8)"
 	}
 	return ""
 }

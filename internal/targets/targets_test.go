@@ -64,8 +64,9 @@ func all(s *Set) []string {
 // addrRange returns the addresses from..to as text.
 func addrRange(from, to string) []string {
 	var out []string
-	for a, b := u32(netip.MustParseAddr(from)), u32(netip.MustParseAddr(to)); a <= b; a++ {
-		out = append(out, addrFrom(a).String())
+	last := netip.MustParseAddr(to)
+	for a := netip.MustParseAddr(from); a.IsValid() && a.Compare(last) <= 0; a = a.Next() {
+		out = append(out, a.String())
 	}
 	return out
 }
@@ -83,6 +84,7 @@ func prefixes(ss ...string) []netip.Prefix {
 func TestBuild(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
+		six   bool // an IPv6 set
 		opts  Options
 		file  string
 		args  []string
@@ -202,11 +204,102 @@ func TestBuild(t *testing.T) {
 			want:  []string{"192.0.2.1", "198.51.100.7", "198.51.100.9"},
 			stats: Stats{Entries: 5, Duplicates: 2},
 		},
+		{
+			name:  "an IPv6 exclusion of everything leaves IPv4 alone",
+			opts:  Options{Exclude: prefixes("::/0")},
+			args:  []string{"10.0.0.1"},
+			want:  []string{"10.0.0.1"},
+			stats: Stats{Entries: 1},
+		},
+		{
+			name:  "IPv6 addresses, sorted and deduplicated",
+			six:   true,
+			file:  "2001:db8::9\n2001:db8::1 # one\n\n2001:DB8::1\nfd00::1\n",
+			want:  []string{"2001:db8::1", "2001:db8::9", "fd00::1"},
+			stats: Stats{Entries: 4, Duplicates: 1},
+		},
+		{
+			name:  "/126 drops the subnet-router anycast address",
+			six:   true,
+			file:  "2001:db8::/126",
+			want:  []string{"2001:db8::1", "2001:db8::2", "2001:db8::3"},
+			stats: Stats{Entries: 1},
+		},
+		{
+			name:  "/127 keeps both",
+			six:   true,
+			file:  "2001:db8::4/127",
+			want:  []string{"2001:db8::4", "2001:db8::5"},
+			stats: Stats{Entries: 1},
+		},
+		{
+			name:  "/128",
+			six:   true,
+			file:  "2001:db8::4/128",
+			want:  []string{"2001:db8::4"},
+			stats: Stats{Entries: 1},
+		},
+		{
+			name:  "IPv6 ranges across a 64-bit boundary",
+			six:   true,
+			file:  "2001:db8:0:1:ffff:ffff:ffff:fffc/126\n2001:db8:0:2::/127\n",
+			want:  addrRange("2001:db8:0:1:ffff:ffff:ffff:fffd", "2001:db8:0:2::1"),
+			stats: Stats{Entries: 2},
+		},
+		{
+			name:  "IPv6 exclude, IPv4 prefixes ignored",
+			six:   true,
+			opts:  Options{Exclude: prefixes("2001:db8::8/125", "2001:db8::3/128", "10.0.0.0/8")},
+			file:  "2001:db8::/124\n2001:db8::9\n",
+			want:  cat(addrRange("2001:db8::1", "2001:db8::2"), addrRange("2001:db8::4", "2001:db8::7")),
+			stats: Stats{Entries: 2, Duplicates: 1, Excluded: 8 + 1},
+		},
+		{
+			name:  "explicit IPv6 loopback is allowed",
+			six:   true,
+			file:  "::1\n",
+			want:  []string{"::1"},
+			stats: Stats{Entries: 1},
+		},
+		{
+			name:  "unspecified and loopback dropped from a prefix",
+			six:   true,
+			file:  "::/126\n",
+			want:  []string{"::2", "::3"},
+			stats: Stats{Entries: 1, Unroutable: 1},
+		},
+		{
+			name:  "multicast and mapped prefixes are unroutable",
+			six:   true,
+			file:  "ff02::/120\nfd00::1\n",
+			want:  []string{"fd00::1"},
+			stats: Stats{Entries: 2, Unroutable: 255},
+		},
+		{
+			name:  "hostnames with IPv6",
+			six:   true,
+			opts:  Options{IPv6: true},
+			file:  "v6.example\n2001:db8::1\n",
+			args:  []string{"v6.example"},
+			want:  []string{"2001:db8::1"},
+			stats: Stats{Entries: 3, Duplicates: 2},
+		},
+		{
+			name:  "an IPv6 prefix up to --max-prefix",
+			six:   true,
+			opts:  Options{MaxPrefix: 1 << 20},
+			file:  "2001:db8::/108\n",
+			want:  nil, // checked by TestLarge
+			stats: Stats{Entries: 1},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := build(t, tc.opts, tc.file, tc.args...)
 			if err != nil {
 				t.Fatalf("Build: %v", err)
+			}
+			if s.Is6() != tc.six {
+				t.Errorf("Is6 %v, want %v", s.Is6(), tc.six)
 			}
 			if tc.want != nil {
 				if got := all(s); !slices.Equal(got, tc.want) {
@@ -214,6 +307,11 @@ func TestBuild(t *testing.T) {
 				}
 				if s.Len() != uint64(len(tc.want)) {
 					t.Errorf("Len %d, want %d", s.Len(), len(tc.want))
+				}
+				for _, a := range tc.want {
+					if !s.Contains(netip.MustParseAddr(a)) {
+						t.Errorf("Contains(%s) = false", a)
+					}
 				}
 			}
 			if got := s.Stats(); got != tc.stats {
@@ -224,60 +322,79 @@ func TestBuild(t *testing.T) {
 }
 
 func TestInvalid(t *testing.T) {
-	for _, tc := range []struct {
+	type problem struct {
 		line string
 		want string // after "t.txt:2: "
+	}
+	for _, fam := range []struct {
+		opts        Options
+		first, last string // valid entries around the invalid one
+		problems    []problem
 	}{
-		{"10.0.0.1 10.0.0.2", `"10.0.0.1 10.0.0.2" has 2 fields, expected one address, hostname or prefix`},
-		{"10.0.0.1,10.0.0.2", `"10.0.0.1,10.0.0.2" is not an IPv4 address, prefix or hostname`},
-		{"ff02::1", `ff02::1 is never routable: multicast (ff00::/8)`},
-		{"::ffff:10.0.0.1", `::ffff:10.0.0.1 is never routable: IPv4-mapped (::ffff:0:0/96): give it as 10.0.0.1`},
-		{"fe80::1%eth0", `fe80::1%eth0 has a zone: link-local destinations are not supported`},
-		{"2001:db8::/32", `2001:db8::/32 holds 2^96 addresses, more than --max-prefix 65536`},
-		{"2001:db8::/129", `2001:db8::/129: prefix length must be 0 to 128`},
-		{"::", `:: is never routable: unspecified address (::/128)`},
-		{"2001:db8::/111", `2001:db8::/111 holds 131072 addresses, more than --max-prefix 65536`},
-		{"2001:db8::1/64", `2001:db8::1/64 has host bits set, did you mean 2001:db8::/64?`},
-		{"::ffff:10.0.0.0/120", `::ffff:10.0.0.0/120 is IPv4-mapped (::ffff:0:0/96): give it as an IPv4 prefix`},
-		{"fe80::%eth0/64", `fe80::%eth0/64: a prefix has no zone`},
-		{"2001:db8:::1", `"2001:db8:::1" is not a valid IPv6 address`},
-		{"10.0.0.0/33", `10.0.0.0/33: prefix length must be 0 to 32`},
-		{"10.0.0.0/", `"10.0.0.0/" has an invalid prefix length`},
-		{"10.0.0.0/x", `"10.0.0.0/x" has an invalid prefix length`},
-		{"10.0.0/24", `"10.0.0/24" is not a valid prefix`},
-		{"host.example/24", `"host.example/24" is not a valid prefix`},
-		{"10.0.0.1/24", `10.0.0.1/24 has host bits set, did you mean 10.0.0.0/24?`},
-		{"10.0.0.0/8", `10.0.0.0/8 holds 16777216 addresses, more than --max-prefix 65536`},
-		{"10.0.0.0/15", `10.0.0.0/15 holds 131072 addresses, more than --max-prefix 65536`},
-		{"0.0.0.0/0", `0.0.0.0/0 holds 4294967296 addresses, more than --max-prefix 65536`},
-		{"10.0.0.300", `"10.0.0.300" is not a valid IPv4 address`},
-		{"10.1", `"10.1" is not a valid IPv4 address`},
-		{"0.1.2.3", `0.1.2.3 is never routable: this network (0.0.0.0/8)`},
-		{"224.0.0.1", `224.0.0.1 is never routable: multicast (224.0.0.0/4)`},
-		{"239.255.255.255", `239.255.255.255 is never routable: multicast (224.0.0.0/4)`},
-		{"240.0.0.1", `240.0.0.1 is never routable: reserved (240.0.0.0/4)`},
-		{"255.255.255.255", `255.255.255.255 is never routable: limited broadcast`},
-		{"-bad.example", `"-bad.example" is not an IPv4 address, prefix or hostname`},
-		{"a..example", `"a..example" is not an IPv4 address, prefix or hostname`},
-		{"nx.example", `cannot resolve "nx.example" to an IPv4 address: no such host`},
-		{"v6.example", `"v6.example" resolved to 2001:db8::1, not an IPv4 address`},
-		{"mc.example", `"mc.example" resolved to 224.0.0.5, never routable: multicast (224.0.0.0/4)`},
+		{Options{}, "10.0.0.1", "10.0.0.2", []problem{
+			{"10.0.0.1 10.0.0.2", `"10.0.0.1 10.0.0.2" has 2 fields, expected one address, hostname or prefix`},
+			{"10.0.0.1,10.0.0.2", `"10.0.0.1,10.0.0.2" is not an IPv4 address, prefix or hostname`},
+			{"ff02::1", `ff02::1 is never routable: multicast (ff00::/8)`},
+			{"::ffff:10.0.0.1", `::ffff:10.0.0.1 is never routable: IPv4-mapped (::ffff:0:0/96): give it as 10.0.0.1`},
+			{"fe80::1%eth0", `fe80::1%eth0 has a zone: link-local destinations are not supported`},
+			{"2001:db8::/32", `2001:db8::/32 holds 2^96 addresses, more than --max-prefix 65536`},
+			{"2001:db8::/129", `2001:db8::/129: prefix length must be 0 to 128`},
+			{"::", `:: is never routable: unspecified address (::/128)`},
+			{"2001:db8::/111", `2001:db8::/111 holds 131072 addresses, more than --max-prefix 65536`},
+			{"2001:db8::1/64", `2001:db8::1/64 has host bits set, did you mean 2001:db8::/64?`},
+			{"::ffff:10.0.0.0/120", `::ffff:10.0.0.0/120 is IPv4-mapped (::ffff:0:0/96): give it as an IPv4 prefix`},
+			{"fe80::%eth0/64", `fe80::%eth0/64: a prefix has no zone`},
+			{"2001:db8:::1", `"2001:db8:::1" is not a valid IPv6 address`},
+			{"10.0.0.0/33", `10.0.0.0/33: prefix length must be 0 to 32`},
+			{"10.0.0.0/", `"10.0.0.0/" has an invalid prefix length`},
+			{"10.0.0.0/x", `"10.0.0.0/x" has an invalid prefix length`},
+			{"10.0.0/24", `"10.0.0/24" is not a valid prefix`},
+			{"host.example/24", `"host.example/24" is not a valid prefix`},
+			{"10.0.0.1/24", `10.0.0.1/24 has host bits set, did you mean 10.0.0.0/24?`},
+			{"10.0.0.0/8", `10.0.0.0/8 holds 16777216 addresses, more than --max-prefix 65536`},
+			{"10.0.0.0/15", `10.0.0.0/15 holds 131072 addresses, more than --max-prefix 65536`},
+			{"0.0.0.0/0", `0.0.0.0/0 holds 4294967296 addresses, more than --max-prefix 65536`},
+			{"10.0.0.300", `"10.0.0.300" is not a valid IPv4 address`},
+			{"10.1", `"10.1" is not a valid IPv4 address`},
+			{"0.1.2.3", `0.1.2.3 is never routable: this network (0.0.0.0/8)`},
+			{"224.0.0.1", `224.0.0.1 is never routable: multicast (224.0.0.0/4)`},
+			{"239.255.255.255", `239.255.255.255 is never routable: multicast (224.0.0.0/4)`},
+			{"240.0.0.1", `240.0.0.1 is never routable: reserved (240.0.0.0/4)`},
+			{"255.255.255.255", `255.255.255.255 is never routable: limited broadcast`},
+			{"-bad.example", `"-bad.example" is not an IPv4 address, prefix or hostname`},
+			{"a..example", `"a..example" is not an IPv4 address, prefix or hostname`},
+			{"nx.example", `cannot resolve "nx.example" to an IPv4 address: no such host`},
+			{"v6.example", `"v6.example" resolved to 2001:db8::1, not an IPv4 address`},
+			{"mc.example", `"mc.example" resolved to 224.0.0.5, never routable: multicast (224.0.0.0/4)`},
+		}},
+		{Options{IPv6: true}, "2001:db8::1", "2001:db8::2", []problem{
+			{"10.0.0.1", `10.0.0.1 is IPv4, but -6 asks for IPv6 destinations`},
+			{"10.0.0.0/30", `10.0.0.0/30 is IPv4, but -6 asks for IPv6 destinations`},
+			{"c.example", `"c.example" resolved to 198.51.100.7, not an IPv6 address`},
+			{"nx.example", `cannot resolve "nx.example" to an IPv6 address: no such host`},
+		}},
 	} {
-		t.Run(tc.line, func(t *testing.T) {
-			_, err := build(t, Options{}, "10.0.0.1\n"+tc.line+" # comment\n10.0.0.2\n")
-			if got, want := fmt.Sprint(err), "t.txt:2: "+tc.want; got != want {
-				t.Errorf("error\n%s\nwant\n%s", got, want)
+		for _, tc := range fam.problems {
+			name := tc.line
+			if fam.opts.IPv6 {
+				name = "-6 " + name
 			}
-			var ie *InvalidError
-			if !errors.As(err, &ie) || ie.Count != 1 {
-				t.Errorf("error %#v, want an *InvalidError of 1 problem", err)
-			}
+			t.Run(name, func(t *testing.T) {
+				_, err := build(t, fam.opts, fam.first+"\n"+tc.line+" # comment\n"+fam.last+"\n")
+				if got, want := fmt.Sprint(err), "t.txt:2: "+tc.want; got != want {
+					t.Errorf("error\n%s\nwant\n%s", got, want)
+				}
+				var ie *InvalidError
+				if !errors.As(err, &ie) || ie.Count != 1 {
+					t.Errorf("error %#v, want an *InvalidError of 1 problem", err)
+				}
 
-			_, err = build(t, Options{}, "", strings.TrimSpace(tc.line))
-			if got, want := fmt.Sprint(err), fmt.Sprintf("argument %q: %s", tc.line, tc.want); got != want {
-				t.Errorf("error\n%s\nwant\n%s", got, want)
-			}
-		})
+				_, err = build(t, fam.opts, "", strings.TrimSpace(tc.line))
+				if got, want := fmt.Sprint(err), fmt.Sprintf("argument %q: %s", tc.line, tc.want); got != want {
+					t.Errorf("error\n%s\nwant\n%s", got, want)
+				}
+			})
+		}
 	}
 }
 
@@ -415,38 +532,67 @@ func TestMaxPrefix(t *testing.T) {
 	}
 }
 
-// TestLarge checks big prefixes at their edges without listing them.
+// TestLarge checks big sets at their edges without listing them.
 func TestLarge(t *testing.T) {
+	out4 := []string{"0.0.0.1", "127.0.0.1", "224.0.0.1", "255.255.255.254"}
 	for _, tc := range []struct {
-		prefix string
-		want   map[uint64]string // index: address
+		file  string
+		max   uint64            // Options.MaxPrefix
+		len   uint64            // of the set
+		given uint64            // addresses given: the set's and the unroutable ones
+		at    map[uint64]string // index: address
+		out   []string          // addresses not in the set
 	}{
-		{"192.0.0.0/2", map[uint64]string{0: "192.0.0.1", 1<<29 - 2: "223.255.255.255"}},
-		{"96.0.0.0/3", map[uint64]string{0: "96.0.0.1", 1<<29 - 1<<24 - 2: "126.255.255.255"}},
-		{"0.0.0.0/0", map[uint64]string{
+		{"192.0.0.0/2", 1 << 32, 1<<29 - 1, 1<<30 - 2, map[uint64]string{0: "192.0.0.1", 1<<29 - 2: "223.255.255.255"}, out4},
+		{"96.0.0.0/3", 1 << 32, 1<<29 - 1<<24 - 1, 1<<29 - 2, map[uint64]string{0: "96.0.0.1", 1<<29 - 1<<24 - 2: "126.255.255.255"}, out4},
+		{"0.0.0.0/0", 1 << 32, 1<<32 - 2*1<<24 - 1<<29, 1<<32 - 2, map[uint64]string{
 			0:                           "1.0.0.0",
 			1<<24*126 - 1:               "126.255.255.255",
 			1<<24*126 + 0:               "128.0.0.0",
 			1<<32 - 2*1<<24 - 1<<29 - 1: "223.255.255.255",
-		}},
+		}, out4},
+		{"2001:db8::/108\n2001:db8:1::/108\n", 1 << 20, 2 * (1<<20 - 1), 2 * (1<<20 - 1), map[uint64]string{
+			0:               "2001:db8::1",
+			1<<20 - 2:       "2001:db8::f:ffff",
+			1<<20 - 1:       "2001:db8:1::1",
+			1<<20 + 3:       "2001:db8:1::5",
+			2*(1<<20-1) - 1: "2001:db8:1::f:ffff",
+		}, []string{"2001:db8::", "2001:db8::10:0", "2001:db8:2::1", "10.0.0.1", "::ffff:10.0.0.1"}},
 	} {
-		s, err := build(t, Options{MaxPrefix: 1 << 32}, tc.prefix)
+		s, err := build(t, Options{MaxPrefix: tc.max}, tc.file)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, want := range tc.want {
+		if s.Len() != tc.len {
+			t.Errorf("%q: Len %d, want %d", tc.file, s.Len(), tc.len)
+		}
+		if st := s.Stats(); s.Len()+st.Unroutable != tc.given {
+			t.Errorf("%q: Len %d + unroutable %d != %d", tc.file, s.Len(), st.Unroutable, tc.given)
+		}
+		for i, want := range tc.at {
 			if got := s.At(i).String(); got != want {
-				t.Errorf("%s: At(%d) = %s, want %s", tc.prefix, i, got, want)
+				t.Errorf("%q: At(%d) = %s, want %s", tc.file, i, got, want)
+			}
+			if !s.Contains(netip.MustParseAddr(want)) {
+				t.Errorf("%q: does not contain %s", tc.file, want)
 			}
 		}
-		for _, a := range []string{"0.0.0.1", "127.0.0.1", "224.0.0.1", "255.255.255.254"} {
+		for _, a := range tc.out {
 			if s.Contains(netip.MustParseAddr(a)) {
-				t.Errorf("%s: contains %s", tc.prefix, a)
+				t.Errorf("%q: contains %s", tc.file, a)
 			}
 		}
-		st := s.Stats()
-		if total := uint64(1)<<(32-netip.MustParsePrefix(tc.prefix).Bits()) - 2; s.Len()+st.Unroutable != total {
-			t.Errorf("%s: Len %d + unroutable %d != %d", tc.prefix, s.Len(), st.Unroutable, total)
+		if s.Len() > 1<<21 {
+			continue
+		}
+		// The order of a permutation visits every address once.
+		perm := NewPermutation(s.Len(), 7)
+		seen := make(map[netip.Addr]bool, s.Len())
+		for i, ok := perm.Next(); ok; i, ok = perm.Next() {
+			seen[s.At(i)] = true
+		}
+		if uint64(len(seen)) != s.Len() {
+			t.Errorf("%q: %d distinct addresses visited of %d", tc.file, len(seen), s.Len())
 		}
 	}
 }
@@ -464,6 +610,7 @@ func TestNothingLeft(t *testing.T) {
 		{Options{Exclude: prefixes("10.0.0.0/8")}, "", []string{"10.0.0.1", "10.0.0.2"}, "no destination left: 2 excluded"},
 		{Options{}, "224.0.0.0/24", nil, "no destination left: 254 unroutable"},
 		{Options{SkipInvalid: true}, "nx.example\n224.0.0.0/30", nil, "no destination left: 2 unroutable, 1 invalid skipped"},
+		{Options{Exclude: prefixes("::/0")}, "", []string{"2001:db9::1"}, "no destination left: 1 excluded"},
 	} {
 		s, err := build(t, tc.opts, tc.file, tc.args...)
 		if got := fmt.Sprint(err); got != tc.want {
@@ -501,21 +648,31 @@ func TestName(t *testing.T) {
 }
 
 func TestContains(t *testing.T) {
-	s, err := build(t, Options{}, "10.0.0.0/30\n10.0.0.9\n192.0.2.0/31")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
-		addr string
-		want bool
+		file string
+		want map[string]bool // address: in the set
 	}{
-		{"10.0.0.0", false}, {"10.0.0.1", true}, {"10.0.0.2", true}, {"10.0.0.3", false},
-		{"10.0.0.8", false}, {"10.0.0.9", true}, {"10.0.0.10", false},
-		{"192.0.2.0", true}, {"192.0.2.1", true}, {"192.0.2.2", false},
-		{"1.1.1.1", false}, {"255.255.255.255", false}, {"::1", false}, {"::ffff:10.0.0.1", false},
+		{"10.0.0.0/30\n10.0.0.9\n192.0.2.0/31", map[string]bool{
+			"10.0.0.0": false, "10.0.0.1": true, "10.0.0.2": true, "10.0.0.3": false,
+			"10.0.0.8": false, "10.0.0.9": true, "10.0.0.10": false,
+			"192.0.2.0": true, "192.0.2.1": true, "192.0.2.2": false,
+			"1.1.1.1": false, "255.255.255.255": false, "::1": false, "::ffff:10.0.0.1": false,
+		}},
+		{"2001:db8::/126\n2001:db8::9\nfd00::/127", map[string]bool{
+			"2001:db8::": false, "2001:db8::1": true, "2001:db8::3": true, "2001:db8::4": false,
+			"2001:db8::8": false, "2001:db8::9": true, "2001:db8::a": false,
+			"fd00::": true, "fd00::1": true, "fd00::2": false,
+			"::1": false, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff": false, "10.0.0.1": false, "2001:db8::1%eth0": true,
+		}},
 	} {
-		if got := s.Contains(netip.MustParseAddr(tc.addr)); got != tc.want {
-			t.Errorf("Contains(%s) = %v, want %v", tc.addr, got, tc.want)
+		s, err := build(t, Options{}, tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for addr, want := range tc.want {
+			if got := s.Contains(netip.MustParseAddr(addr)); got != want {
+				t.Errorf("%q: Contains(%s) = %v, want %v", tc.file, addr, got, want)
+			}
 		}
 	}
 }
@@ -534,19 +691,27 @@ func TestAtOutOfRange(t *testing.T) {
 }
 
 func TestParseExclude(t *testing.T) {
-	got, err := ParseExclude(strings.NewReader("# blocklist\n10.0.0.0/8 # RFC 1918\n\n192.0.2.1\n  0.0.0.0/0\n"), "ex.conf")
-	want := prefixes("10.0.0.0/8", "192.0.2.1/32", "0.0.0.0/0")
-	if err != nil || !slices.Equal(got, want) {
-		t.Errorf("got %v, %v; want %v", got, err, want)
+	for _, tc := range []struct {
+		file string
+		want []netip.Prefix
+	}{
+		{"# blocklist\n10.0.0.0/8 # RFC 1918\n\n192.0.2.1\n  0.0.0.0/0\n", prefixes("10.0.0.0/8", "192.0.2.1/32", "0.0.0.0/0")},
+		{"2001:db8::/32\nfd00::1\n::/0\n", prefixes("2001:db8::/32", "fd00::1/128", "::/0")},
+	} {
+		got, err := ParseExclude(strings.NewReader(tc.file), "ex.conf")
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%q: got %v, %v; want %v", tc.file, got, err, tc.want)
+		}
 	}
 
-	_, err = ParseExclude(strings.NewReader("10.0.0.0/8\n10.0.0.1/8\nfoo.example\n2001:db8::1/32\n10.0.0.0/33\n1.2.3.4 5.6.7.8\n"), "ex.conf")
+	_, err := ParseExclude(strings.NewReader("10.0.0.0/8\n10.0.0.1/8\nfoo.example\n2001:db8::1/32\n10.0.0.0/33\n1.2.3.4 5.6.7.8\nfe80::1%eth0\n"), "ex.conf")
 	wantErr := strings.Join([]string{
 		`ex.conf:2: 10.0.0.1/8 has host bits set, did you mean 10.0.0.0/8?`,
 		`ex.conf:3: "foo.example" is not an IPv4 prefix or address`,
 		`ex.conf:4: 2001:db8::1/32 has host bits set, did you mean 2001:db8::/32?`,
 		`ex.conf:5: 10.0.0.0/33: prefix length must be 0 to 32`,
 		`ex.conf:6: "1.2.3.4 5.6.7.8" has 2 fields, expected one prefix or address`,
+		`ex.conf:7: fe80::1%eth0 has a zone`,
 	}, "\n")
 	if fmt.Sprint(err) != wantErr {
 		t.Errorf("error\n%v\nwant\n%s", err, wantErr)
@@ -585,7 +750,7 @@ func TestResolveConcurrency(t *testing.T) {
 		inFlight.Add(-1)
 		var i int
 		fmt.Sscanf(host, "h%d.example", &i)
-		return addrFrom(0x0a000000 + uint32(i)), nil
+		return u32(0x0a000000 + i).addr(), nil
 	}
 	var file strings.Builder
 	for i := range 200 {
@@ -633,7 +798,7 @@ func TestMillion(t *testing.T) {
 	}
 	const n = 1_000_000
 	var file bytes.Buffer
-	addr := func(i uint64) netip.Addr { return addrFrom(0x0a000000 + 3*uint32(i)) } // never adjacent
+	addr := func(i uint64) netip.Addr { return u32(0x0a000000 + 3*i).addr() } // never adjacent
 	p := NewPermutation(n, 1)
 	for i, ok := p.Next(); ok; i, ok = p.Next() {
 		file.WriteString(addr(i).String())
@@ -646,8 +811,8 @@ func TestMillion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Len() != n || len(s.spans) != n {
-		t.Fatalf("Len %d in %d spans, want %d", s.Len(), len(s.spans), n)
+	if s.Len() != n || len(s.spans4) != n {
+		t.Fatalf("Len %d in %d spans, want %d", s.Len(), len(s.spans4), n)
 	}
 	if got, want := s.Stats(), (Stats{Entries: n + n/100, Duplicates: n / 100}); got != want {
 		t.Errorf("stats %+v, want %+v", got, want)
@@ -660,24 +825,34 @@ func TestMillion(t *testing.T) {
 }
 
 func TestNoAllocs(t *testing.T) {
-	s, err := build(t, Options{}, "10.0.0.0/20\n10.1.0.1\n10.2.0.0/24\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var i uint64
-	if n := testing.AllocsPerRun(1000, func() { s.At(i % s.Len()); i += 7 }); n != 0 {
-		t.Errorf("At: %v allocations", n)
-	}
-	a := netip.MustParseAddr("10.1.0.1")
-	if n := testing.AllocsPerRun(1000, func() { s.Contains(a) }); n != 0 {
-		t.Errorf("Contains: %v allocations", n)
+	for _, file := range []string{
+		"10.0.0.0/20\n10.1.0.1\n10.2.0.0/24\n",
+		"2001:db8::/116\n2001:db8:1::1\n2001:db8:2::/120\n",
+	} {
+		s, err := build(t, Options{}, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var i uint64
+		if n := testing.AllocsPerRun(1000, func() { s.At(i % s.Len()); i += 7 }); n != 0 {
+			t.Errorf("%q: At: %v allocations", file, n)
+		}
+		a := s.At(s.Len() / 2)
+		if n := testing.AllocsPerRun(1000, func() { s.Contains(a) }); n != 0 {
+			t.Errorf("%q: Contains: %v allocations", file, n)
+		}
 	}
 }
 
-func BenchmarkAt(b *testing.B) {
+// benchSet builds a set of 10,000 prefixes of the family, none adjacent.
+func benchSet(b *testing.B, six bool) *Set {
 	var file strings.Builder
 	for i := range 10000 {
-		fmt.Fprintf(&file, "10.%d.%d.0/24\n", i/256, i%256)
+		if six {
+			fmt.Fprintf(&file, "2001:db8:%x:%x::/120\n", i/256, i%256)
+		} else {
+			fmt.Fprintf(&file, "10.%d.%d.0/24\n", i/256, i%256)
+		}
 	}
 	bl := NewBuilder(Options{})
 	if err := bl.AddFile(context.Background(), strings.NewReader(file.String()), "b.txt"); err != nil {
@@ -687,14 +862,74 @@ func BenchmarkAt(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	n := s.Len()
-	b.ReportAllocs()
-	var i uint64
-	for b.Loop() {
-		s.At(i)
-		i += 7919
-		if i >= n {
-			i -= n
-		}
+	return s
+}
+
+func BenchmarkAt(b *testing.B) {
+	for _, six := range []bool{false, true} {
+		b.Run(familyName(six), func(b *testing.B) {
+			s := benchSet(b, six)
+			n := s.Len()
+			b.ReportAllocs()
+			var i uint64
+			for b.Loop() {
+				s.At(i)
+				i += 7919
+				if i >= n {
+					i -= n
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkContains(b *testing.B) {
+	for _, six := range []bool{false, true} {
+		b.Run(familyName(six), func(b *testing.B) {
+			s := benchSet(b, six)
+			// Every other address is in a gap between prefixes.
+			addrs := make([]netip.Addr, 1024)
+			for j := range addrs {
+				addrs[j] = s.At(uint64(j) * 7919 % s.Len())
+				if j%2 == 1 {
+					addrs[j] = addrs[j].Next().Next().Next()
+				}
+			}
+			b.ReportAllocs()
+			var j int
+			for b.Loop() {
+				s.Contains(addrs[j%len(addrs)])
+				j++
+			}
+		})
+	}
+}
+
+// BenchmarkBuild reads and builds 100,000 addresses in a shuffled order.
+func BenchmarkBuild(b *testing.B) {
+	for _, six := range []bool{false, true} {
+		b.Run(familyName(six), func(b *testing.B) {
+			var file strings.Builder
+			p := NewPermutation(100_000, 1)
+			for i, ok := p.Next(); ok; i, ok = p.Next() {
+				if six {
+					fmt.Fprintf(&file, "2001:db8::%x:%x\n", i/3, i%3*2)
+				} else {
+					fmt.Fprintf(&file, "10.%d.%d.%d\n", i/65536, i/256%256, i%256)
+				}
+			}
+			text := file.String()
+			opts := Options{Exclude: prefixes("10.1.0.0/16", "2001:db8::/120")}
+			b.ReportAllocs()
+			for b.Loop() {
+				bl := NewBuilder(opts)
+				if err := bl.AddFile(context.Background(), strings.NewReader(text), "b.txt"); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := bl.Build(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
