@@ -236,6 +236,9 @@ func (r *Scanner) Run(ctx context.Context) error {
 	burst := max(1, r.Rate*burstTime.Seconds())
 	tokens, last := min(burst, float64(batch)), now()
 	exhausted := false
+	// ahead is how many destinations with a probe ready are enough to
+	// keep the sender busy.
+	ahead := 2 * batch
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -244,15 +247,24 @@ func (r *Scanner) Run(ctx context.Context) error {
 		r.drain(q)
 		t := now()
 		q.Expire(t)
+		// demand says that destinations were left waiting only because
+		// enough others had probes ready.
+		demand := false
 		for {
 			q.Resolve(done)
 			if exhausted || q.Free() == 0 {
 				break
 			}
-			// Fill the free slots; those with nothing to probe
-			// settle at once, so resolve again.
+			// Fill free slots while fewer than two batches of
+			// destinations have a probe ready; those with nothing
+			// to probe settle at once, so resolve again. Admitting
+			// on demand keeps as few destinations in progress as
+			// keep the sender busy: where answers come back fast,
+			// each finishes in a few round trips and its state stays
+			// in cache; where they are slow or lost, the window
+			// fills up as before.
 			admitted := false
-			for q.Free() > 0 {
+			for q.Free() > 0 && q.readyCount() < ahead {
 				dst, ok := r.Next()
 				if !ok {
 					exhausted = r.Wake == nil || r.Exhausted == nil || r.Exhausted()
@@ -277,6 +289,7 @@ func (r *Scanner) Run(ctx context.Context) error {
 				routes[slot] = int32(route)
 			}
 			if !admitted {
+				demand = !exhausted && q.Free() > 0 && q.readyCount() >= ahead
 				break
 			}
 		}
@@ -306,6 +319,11 @@ func (r *Scanner) Run(ctx context.Context) error {
 				q.Abandon(partial)
 				return err
 			}
+		}
+		if demand && q.readyCount() < ahead && ctx.Err() == nil {
+			// The sender took the work that held destinations
+			// back: start them now, not after the next wait.
+			continue
 		}
 		if exhausted && q.Active() == 0 {
 			return nil

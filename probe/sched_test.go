@@ -792,3 +792,82 @@ func TestScannerQueuedRepliesBeatTimeouts(t *testing.T) {
 		t.Errorf("%d answered probes given up as silent", silent)
 	}
 }
+
+// New destinations start only while the sender lacks work: where answers
+// come back at once, a few batches' worth are in progress however large
+// the window; where nothing answers, the window fills.
+func TestScannerAdmitsOnDemand(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		answer                  bool
+		window                  int
+		wantAtMost, wantAtLeast int
+	}{
+		{name: "answered", answer: true, window: 4096, wantAtMost: 4 * 64},
+		{name: "silent", answer: false, window: 300, wantAtLeast: 300},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 4, Tag: 9, Epoch: time.Now()}
+			const ndst = 2000
+			answers := make(chan Answer, 1<<16)
+			m := NewMatcher(spec)
+			var r Reply
+			next, active, most, done := 0, 0, 0, 0
+			run := &Scanner{
+				Spec:     spec,
+				Schedule: Schedule{Paths: 4, MaxTTL: 8, GapLimit: 2, Timeout: 20 * time.Millisecond},
+				Window:   tc.window,
+				Next: func() (netip.Addr, bool) {
+					if next == ndst {
+						return netip.Addr{}, false
+					}
+					next++
+					return testAddr(next), true
+				},
+				Start: func(int, netip.Addr) (int, error) {
+					active++
+					most = max(most, active)
+					return 0, nil
+				},
+				OnDone:  func(int, bool) { active--; done++ },
+				Answers: answers,
+				Send: func(_ int, pkts [][]byte) error {
+					if !tc.answer {
+						return nil
+					}
+					for _, p := range pkts {
+						// Every destination is 3 hops away.
+						dst := netip.AddrFrom4([4]byte(p[16:20]))
+						ttl := int(p[8])
+						from, typ, code := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)}), uint8(ICMPTimeExceeded), uint8(0)
+						quote := append([]byte(nil), p...)
+						quote[8] = 1
+						if ttl >= 3 {
+							from, typ, code = dst, ICMPUnreachable, CodePortUnreachable
+							quote[8] = byte(ttl - 2)
+						}
+						var a Answer
+						if m.Match(icmpError(from, spec.Src, typ, code, quote), time.Now(), &r, &a) {
+							answers <- a
+						}
+					}
+					return nil
+				},
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := run.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if done != ndst {
+				t.Errorf("%d destinations done, want %d", done, ndst)
+			}
+			if tc.wantAtMost > 0 && most > tc.wantAtMost {
+				t.Errorf("%d destinations in progress at once, want at most %d (window %d)", most, tc.wantAtMost, tc.window)
+			}
+			if most < tc.wantAtLeast {
+				t.Errorf("%d destinations in progress at once, want the window's %d", most, tc.wantAtLeast)
+			}
+		})
+	}
+}
