@@ -37,8 +37,7 @@ func appendTraceJSON(b []byte, t *Trace) ([]byte, error) {
 	b = appendAddrJSON(b, t.Source)
 	b = append(b, `,"protocol":`...)
 	b = appendStringJSON(b, t.Protocol)
-	b = append(b, `,"max_ttl":`...)
-	b = strconv.AppendInt(b, int64(t.MaxTTL), 10)
+	b = appendKeyInt(b, `,"max_ttl":`, int64(t.MaxTTL))
 	b = append(b, `,"start":`...)
 	b, ok := appendTimeJSON(b, t.Start)
 	if !ok {
@@ -48,12 +47,9 @@ func appendTraceJSON(b []byte, t *Trace) ([]byte, error) {
 	}
 	b = append(b, `,"duration_ms":`...)
 	b = appendMillis(b, t.End.Sub(t.Start))
-	b = append(b, `,"partial":`...)
-	b = strconv.AppendBool(b, t.Partial)
-	b = append(b, `,"probes_sent":`...)
-	b = strconv.AppendInt(b, int64(t.ProbesSent), 10)
-	b = append(b, `,"replies":`...)
-	b = strconv.AppendInt(b, int64(t.Replies), 10)
+	b = appendKeyBool(b, `,"partial":`, t.Partial)
+	b = appendKeyInt(b, `,"probes_sent":`, int64(t.ProbesSent))
+	b = appendKeyInt(b, `,"replies":`, int64(t.Replies))
 
 	b = append(b, `,"flows":[`...)
 	for i := range t.Flows {
@@ -81,10 +77,8 @@ func appendTraceJSON(b []byte, t *Trace) ([]byte, error) {
 			_, err := json.Marshal(m.Confidence * 100)
 			return b, err
 		}
-		b = append(b, `,"max_paths":`...)
-		b = strconv.AppendInt(b, int64(m.MaxPaths), 10)
-		b = append(b, `,"complete":`...)
-		b = strconv.AppendBool(b, m.Complete)
+		b = appendKeyInt(b, `,"max_paths":`, int64(m.MaxPaths))
+		b = appendKeyBool(b, `,"complete":`, m.Complete)
 		if len(m.Incomplete) > 0 {
 			b = append(b, `,"incomplete":`...)
 			b = appendIntsJSON(b, m.Incomplete)
@@ -106,26 +100,21 @@ func appendTraceJSON(b []byte, t *Trace) ([]byte, error) {
 			}
 			b = append(b, ']')
 		}
-		b = append(b, `,"as_path_divergence":`...)
-		b = strconv.AppendBool(b, len(asPaths) > 1)
+		b = appendKeyBool(b, `,"as_path_divergence":`, len(asPaths) > 1)
 	}
 	return append(b, "}\n"...), nil
 }
 
 // appendFlowJSON appends f as a jsonFlow.
 func appendFlowJSON(b []byte, f *Flow) []byte {
-	b = append(b, `{"path_id":`...)
-	b = strconv.AppendInt(b, int64(f.PathID), 10)
+	b = appendKeyInt(b, `{"path_id":`, int64(f.PathID))
 	b = append(b, `,"src_port":`...)
 	b = strconv.AppendUint(b, uint64(f.SrcPort), 10)
 	b = append(b, `,"dst_port":`...)
 	b = strconv.AppendUint(b, uint64(f.DstPort), 10)
-	b = append(b, `,"reached":`...)
-	b = strconv.AppendBool(b, f.Reached)
-	b = append(b, `,"reached_ttl":`...)
-	b = strconv.AppendInt(b, int64(f.ReachedTTL), 10)
-	b = append(b, `,"probed_ttl":`...)
-	b = strconv.AppendInt(b, int64(f.ProbedTTL), 10)
+	b = appendKeyBool(b, `,"reached":`, f.Reached)
+	b = appendKeyInt(b, `,"reached_ttl":`, int64(f.ReachedTTL))
+	b = appendKeyInt(b, `,"probed_ttl":`, int64(f.ProbedTTL))
 	b = append(b, `,"hops":[`...)
 	for i := range f.Hops {
 		if i > 0 {
@@ -140,8 +129,7 @@ func appendFlowJSON(b []byte, f *Flow) []byte {
 // "addr" and "rtt_ms", and its rate-limited address; an inferred one has a
 // null "rtt_ms".
 func appendHopJSON(b []byte, h *Hop) []byte {
-	b = append(b, `{"ttl":`...)
-	b = strconv.AppendInt(b, int64(h.TTL), 10)
+	b = appendKeyInt(b, `{"ttl":`, int64(h.TTL))
 	if h.Silent() {
 		b = append(b, `,"addr":null,"rtt_ms":null`...)
 		if h.RateLimited.IsValid() {
@@ -194,8 +182,7 @@ func appendHopExtrasJSON(b []byte, h *Hop) []byte {
 			b = strconv.AppendUint(b, uint64(l.Label), 10)
 			b = append(b, `,"tc":`...)
 			b = strconv.AppendUint(b, uint64(l.TC), 10)
-			b = append(b, `,"s":`...)
-			b = strconv.AppendBool(b, l.S)
+			b = appendKeyBool(b, `,"s":`, l.S)
 			b = append(b, `,"ttl":`...)
 			b = strconv.AppendUint(b, uint64(l.TTL), 10)
 			b = append(b, '}')
@@ -231,8 +218,7 @@ func appendHopExtrasJSON(b []byte, h *Hop) []byte {
 		b = append(b, ']')
 	}
 	if len(h.MPLS) > 0 || len(h.Interfaces) > 0 {
-		b = append(b, `,"rfc4884":`...)
-		b = strconv.AppendBool(b, h.ExtFlags&ExtRFC4884 != 0)
+		b = appendKeyBool(b, `,"rfc4884":`, h.ExtFlags&ExtRFC4884 != 0)
 		if h.ExtFlags&ExtTruncated != 0 {
 			b = append(b, `,"ext_truncated":true`...)
 		}
@@ -276,8 +262,7 @@ func appendUniquePathJSON(b []byte, t *Trace, up *UniquePath) []byte {
 	}
 	b = append(b, `],"path_ids":`...)
 	b = appendIntsJSON(b, up.PathIDs)
-	b = append(b, `,"reached":`...)
-	b = strconv.AppendBool(b, up.Reached)
+	b = appendKeyBool(b, `,"reached":`, up.Reached)
 	if len(up.ASPath) > 0 {
 		b = append(b, `,"as_path":`...)
 		b = appendASNsJSON(b, up.ASPath, true)
@@ -299,26 +284,20 @@ func appendGraphJSON(b []byte, g *Graph) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"id":`...)
-		b = strconv.AppendInt(b, int64(n.ID), 10)
+		b = appendKeyInt(b, `{"id":`, int64(n.ID))
 		b = append(b, `,"addr":`...)
 		if n.Silent {
 			b = append(b, "null"...)
 		} else {
 			b = appendAddrJSON(b, n.Addr)
 		}
-		b = append(b, `,"ttl":`...)
-		b = strconv.AppendInt(b, int64(n.TTL), 10)
-		b = append(b, `,"silent":`...)
-		b = strconv.AppendBool(b, n.Silent)
+		b = appendKeyInt(b, `,"ttl":`, int64(n.TTL))
+		b = appendKeyBool(b, `,"silent":`, n.Silent)
 		b = append(b, `,"path_ids":`...)
 		b = appendIntsJSON(b, n.PathIDs)
-		b = append(b, `,"destination":`...)
-		b = strconv.AppendBool(b, n.Destination)
-		b = append(b, `,"diverge":`...)
-		b = strconv.AppendBool(b, n.Diverge)
-		b = append(b, `,"converge":`...)
-		b = strconv.AppendBool(b, n.Converge)
+		b = appendKeyBool(b, `,"destination":`, n.Destination)
+		b = appendKeyBool(b, `,"diverge":`, n.Diverge)
+		b = appendKeyBool(b, `,"converge":`, n.Converge)
 		b = append(b, `,"rtt_ms":`...)
 		if !n.Silent && n.RTTCount > 0 { // else silent or inferred: no RTT
 			b = appendRTTJSON(b, n.RTTMin, n.RTTAvg, n.RTTMax)
@@ -340,12 +319,9 @@ func appendGraphJSON(b []byte, g *Graph) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"from":`...)
-		b = strconv.AppendInt(b, int64(l.From), 10)
-		b = append(b, `,"to":`...)
-		b = strconv.AppendInt(b, int64(l.To), 10)
-		b = append(b, `,"ttl":`...)
-		b = strconv.AppendInt(b, int64(l.TTL), 10)
+		b = appendKeyInt(b, `{"from":`, int64(l.From))
+		b = appendKeyInt(b, `,"to":`, int64(l.To))
+		b = appendKeyInt(b, `,"ttl":`, int64(l.TTL))
 		b = append(b, `,"path_ids":`...)
 		b = appendIntsJSON(b, l.PathIDs)
 		b = append(b, '}')
@@ -355,20 +331,13 @@ func appendGraphJSON(b []byte, g *Graph) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"diverge":`...)
-		b = strconv.AppendInt(b, int64(d.Diverge), 10)
-		b = append(b, `,"converge":`...)
-		b = strconv.AppendInt(b, int64(d.Converge), 10)
-		b = append(b, `,"first_ttl":`...)
-		b = strconv.AppendInt(b, int64(d.FirstTTL), 10)
-		b = append(b, `,"last_ttl":`...)
-		b = strconv.AppendInt(b, int64(d.LastTTL), 10)
-		b = append(b, `,"max_width":`...)
-		b = strconv.AppendInt(b, int64(d.MaxWidth), 10)
-		b = append(b, `,"length":`...)
-		b = strconv.AppendInt(b, int64(d.Length), 10)
-		b = append(b, `,"paths":`...)
-		b = strconv.AppendInt(b, int64(d.Paths), 10)
+		b = appendKeyInt(b, `{"diverge":`, int64(d.Diverge))
+		b = appendKeyInt(b, `,"converge":`, int64(d.Converge))
+		b = appendKeyInt(b, `,"first_ttl":`, int64(d.FirstTTL))
+		b = appendKeyInt(b, `,"last_ttl":`, int64(d.LastTTL))
+		b = appendKeyInt(b, `,"max_width":`, int64(d.MaxWidth))
+		b = appendKeyInt(b, `,"length":`, int64(d.Length))
+		b = appendKeyInt(b, `,"paths":`, int64(d.Paths))
 		b = append(b, '}')
 	}
 	b = append(b, `],"branching":`...)
@@ -382,25 +351,20 @@ func appendGraphJSON(b []byte, g *Graph) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"node":`...)
-		b = strconv.AppendInt(b, int64(lb.Node), 10)
-		b = append(b, `,"ttl":`...)
-		b = strconv.AppendInt(b, int64(lb.TTL), 10)
+		b = appendKeyInt(b, `{"node":`, int64(lb.Node))
+		b = appendKeyInt(b, `,"ttl":`, int64(lb.TTL))
 		b = append(b, `,"shares":[`...)
 		for j, sh := range lb.Shares {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `{"node":`...)
-			b = strconv.AppendInt(b, int64(sh.Node), 10)
-			b = append(b, `,"flows":`...)
-			b = strconv.AppendInt(b, int64(sh.Flows), 10)
+			b = appendKeyInt(b, `{"node":`, int64(sh.Node))
+			b = appendKeyInt(b, `,"flows":`, int64(sh.Flows))
 			b = append(b, `,"fraction":`...)
 			b = appendRatio(b, sh.Fraction)
 			b = append(b, '}')
 		}
-		b = append(b, `],"uneven":`...)
-		b = strconv.AppendBool(b, lb.Uneven)
+		b = appendKeyBool(b, `],"uneven":`, lb.Uneven)
 		b = append(b, `,"p_value":`...)
 		b = appendRatio(b, lb.PValue)
 		b = append(b, '}')
@@ -410,10 +374,8 @@ func appendGraphJSON(b []byte, g *Graph) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"path_id":`...)
-		b = strconv.AppendInt(b, int64(pp.PathID), 10)
-		b = append(b, `,"ttl":`...)
-		b = strconv.AppendInt(b, int64(pp.TTL), 10)
+		b = appendKeyInt(b, `{"path_id":`, int64(pp.PathID))
+		b = appendKeyInt(b, `,"ttl":`, int64(pp.TTL))
 		b = append(b, `,"addrs":`...)
 		if pp.Addrs == nil {
 			b = append(b, "null"...)
@@ -613,4 +575,16 @@ func appendStringJSON(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendKeyInt appends key (with the punctuation before it and its colon)
+// and v.
+func appendKeyInt(b []byte, key string, v int64) []byte {
+	return strconv.AppendInt(append(b, key...), v, 10)
+}
+
+// appendKeyBool appends key (with the punctuation before it and its colon)
+// and v.
+func appendKeyBool(b []byte, key string, v bool) []byte {
+	return strconv.AppendBool(append(b, key...), v)
 }
