@@ -127,9 +127,10 @@ func (m *Matcher) Match(pkt []byte, ts time.Time, r *Reply, a *Answer) bool {
 const burstTime = 4 * time.Millisecond
 
 // Scanner drives a Sched over a stream of destinations: it admits them as
-// slots free up, encodes and sends the probes the scheduler asks for at the
-// configured rate, feeds it the answers, and reports every destination as it
-// finishes. Time, routing, sending and the observers are injected.
+// the sender needs work (up to Window at once), encodes and sends the
+// probes the scheduler asks for at the configured rate, feeds it the
+// answers, and reports every destination as it finishes. Time, routing,
+// sending and the observers are injected.
 type Scanner struct {
 	Spec     *Spec
 	Schedule Schedule
@@ -257,12 +258,14 @@ func (r *Scanner) Run(ctx context.Context) error {
 			}
 			// Fill free slots while fewer than two batches of
 			// destinations have a probe ready; those with nothing
-			// to probe settle at once, so resolve again. Admitting
-			// on demand keeps as few destinations in progress as
-			// keep the sender busy: where answers come back fast,
-			// each finishes in a few round trips and its state stays
-			// in cache; where they are slow or lost, the window
-			// fills up as before.
+			// to probe settle at once, so resolve again. With a
+			// rate, admitting on demand keeps as few destinations
+			// in progress as keep the sender busy: where answers
+			// come back within a few batches, each finishes in a
+			// few round trips and its state stays in cache; where
+			// they are slow or lost, the window fills up as before.
+			// Unpaced, each pass sends all that is ready, so the
+			// window fills unless answers come back at once.
 			admitted := false
 			for q.Free() > 0 && q.readyCount() < ahead {
 				dst, ok := r.Next()
@@ -320,9 +323,11 @@ func (r *Scanner) Run(ctx context.Context) error {
 				return err
 			}
 		}
-		if demand && q.readyCount() < ahead && ctx.Err() == nil {
+		if (demand && q.readyCount() < ahead || q.Unresolved()) && ctx.Err() == nil {
 			// The sender took the work that held destinations
-			// back: start them now, not after the next wait.
+			// back, or a destination settled while its probes were
+			// handed out (a planned probe already sent): go on now,
+			// not after the next wait.
 			continue
 		}
 		if exhausted && q.Active() == 0 {

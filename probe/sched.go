@@ -569,6 +569,10 @@ func (q *Sched) markIdle(i int32) {
 	}
 }
 
+// Unresolved says whether destinations settled since the last Resolve: a
+// probe handed out by Ready may be the last a destination waited for.
+func (q *Sched) Unresolved() bool { return len(q.idle) > 0 }
+
 // Resolve decides, for every destination whose probes have all settled
 // since the last call, what comes next: the remaining path IDs of the
 // schedule after path ID 1 found the distance, or what More plans, or the

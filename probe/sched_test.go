@@ -871,3 +871,61 @@ func TestScannerAdmitsOnDemand(t *testing.T) {
 		})
 	}
 }
+
+// A plan may name a probe twice: when the first has been answered by the
+// time the second is handed out (a slow rate sends one at a time), skipping
+// it settles the destination, which must then finish at once rather than
+// wait for a timeout that nothing is left to set.
+func TestScannerPlanOfSentProbesFinishes(t *testing.T) {
+	for _, rate := range []float64{0, 200} {
+		spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 9, Epoch: time.Now()}
+		answers := make(chan Answer, 1<<10)
+		m := NewMatcher(spec)
+		var r Reply
+		one, planned, finished := true, false, false
+		run := &Scanner{
+			Spec:     spec,
+			Schedule: Schedule{Paths: 1, MaxTTL: 10, GapLimit: 2, Timeout: time.Second},
+			Rate:     rate,
+			Next: func() (netip.Addr, bool) {
+				ok := one
+				one = false
+				return testAddr(1), ok
+			},
+			More: func(int) Plan {
+				if planned {
+					return Plan{}
+				}
+				planned = true
+				return Plan{Cells: []Cell{{Path: 1, TTL: 5}, {Path: 1, TTL: 5}}}
+			},
+			OnDone:  func(int, bool) { finished = true },
+			Answers: answers,
+			Send: func(_ int, pkts [][]byte) error {
+				for _, p := range pkts {
+					// Every hop answers; the destination is 3 away.
+					dst := netip.AddrFrom4([4]byte(p[16:20]))
+					ttl := int(p[8])
+					from, typ, code := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)}), uint8(ICMPTimeExceeded), uint8(0)
+					quote := append([]byte(nil), p...)
+					quote[8] = 1
+					if ttl >= 3 {
+						from, typ, code = dst, ICMPUnreachable, CodePortUnreachable
+						quote[8] = byte(ttl - 2)
+					}
+					var a Answer
+					if m.Match(icmpError(from, spec.Src, typ, code, quote), time.Now(), &r, &a) {
+						answers <- a
+					}
+				}
+				return nil
+			},
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := run.Run(ctx)
+		cancel()
+		if err != nil || !planned || !finished {
+			t.Errorf("rate %v: Run = %v, planned %v, finished %v; want it done", rate, err, planned, finished)
+		}
+	}
+}
