@@ -177,6 +177,9 @@ type Scanner struct {
 
 	sent, retries, late atomic.Int64
 	sched               *Sched
+	// srtt is the smoothed round-trip time of the answers (Run's
+	// goroutine only).
+	srtt time.Duration
 }
 
 // Sent returns how many probes (retries included) were sent so far; it may
@@ -237,9 +240,6 @@ func (r *Scanner) Run(ctx context.Context) error {
 	burst := max(1, r.Rate*burstTime.Seconds())
 	tokens, last := min(burst, float64(batch)), now()
 	exhausted := false
-	// ahead is how many destinations with a probe ready are enough to
-	// keep the sender busy.
-	ahead := 2 * batch
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -248,6 +248,16 @@ func (r *Scanner) Run(ctx context.Context) error {
 		r.drain(q)
 		t := now()
 		q.Expire(t)
+		// ahead is how many destinations with a probe ready are enough:
+		// two batches keep the sender busy, and with a rate, as many as
+		// it serves in two round trips make one pass over them last
+		// longer than a round trip, so that a destination's next probe
+		// goes out after the answer to its last (path ID 1 does not
+		// probe past the destination for want of its answer).
+		ahead := 2 * batch
+		if r.Rate > 0 {
+			ahead = max(ahead, int(2*r.Rate*r.srtt.Seconds()))
+		}
 		// demand says that destinations were left waiting only because
 		// enough others had probes ready.
 		demand := false
@@ -423,6 +433,13 @@ func (r *Scanner) answer(q *Sched, a *Answer) {
 	if !ok {
 		r.late.Add(1)
 		return
+	}
+	if a.RTT > 0 {
+		if r.srtt == 0 {
+			r.srtt = a.RTT
+		} else {
+			r.srtt += (a.RTT - r.srtt) / 8
+		}
 	}
 	first := q.Answer(slot, int(a.Path), int(a.TTL), a.Reached(), a.Stops())
 	if a.Reached() && a.QTTL > 1 && a.QTTL <= a.TTL {
