@@ -800,15 +800,22 @@ func TestScannerAdmitsOnDemand(t *testing.T) {
 	for _, tc := range []struct {
 		name                    string
 		answer                  bool
-		window                  int
+		window, ndst            int
+		rate                    float64
+		rtt                     time.Duration // the round trip answers report
 		wantAtMost, wantAtLeast int
 	}{
-		{name: "answered", answer: true, window: 4096, wantAtMost: 4 * 64},
-		{name: "silent", answer: false, window: 300, wantAtLeast: 300},
+		{name: "answered", answer: true, window: 4096, ndst: 2000, wantAtMost: 4 * 64},
+		{name: "silent", answer: false, window: 300, ndst: 2000, wantAtLeast: 300},
+		// Paced: as many ready as the rate serves in two round trips
+		// (2 x 20,000/s x 15 ms = 600), so that a destination's next
+		// probe waits for the answer to its last.
+		{name: "paced", answer: true, window: 4096, ndst: 800, rate: 20000, rtt: 15 * time.Millisecond, wantAtLeast: 500, wantAtMost: 700},
+		{name: "paced-fast", answer: true, window: 4096, ndst: 800, rate: 20000, wantAtMost: 4 * 64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 4, Tag: 9, Epoch: time.Now()}
-			const ndst = 2000
+			ndst := tc.ndst
 			answers := make(chan Answer, 1<<16)
 			m := NewMatcher(spec)
 			var r Reply
@@ -817,6 +824,7 @@ func TestScannerAdmitsOnDemand(t *testing.T) {
 				Spec:     spec,
 				Schedule: Schedule{Paths: 4, MaxTTL: 8, GapLimit: 2, Timeout: 20 * time.Millisecond},
 				Window:   tc.window,
+				Rate:     tc.rate,
 				Next: func() (netip.Addr, bool) {
 					if next == ndst {
 						return netip.Addr{}, false
@@ -848,6 +856,7 @@ func TestScannerAdmitsOnDemand(t *testing.T) {
 						}
 						var a Answer
 						if m.Match(icmpError(from, spec.Src, typ, code, quote), time.Now(), &r, &a) {
+							a.RTT = tc.rtt
 							answers <- a
 						}
 					}
@@ -865,6 +874,7 @@ func TestScannerAdmitsOnDemand(t *testing.T) {
 			if tc.wantAtMost > 0 && most > tc.wantAtMost {
 				t.Errorf("%d destinations in progress at once, want at most %d (window %d)", most, tc.wantAtMost, tc.window)
 			}
+			t.Logf("%d destinations in progress at most", most)
 			if most < tc.wantAtLeast {
 				t.Errorf("%d destinations in progress at once, want the window's %d", most, tc.wantAtLeast)
 			}
