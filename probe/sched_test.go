@@ -817,8 +817,6 @@ func TestScannerAdmitsOnDemand(t *testing.T) {
 			spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 4, Tag: 9, Epoch: time.Now()}
 			ndst := tc.ndst
 			answers := make(chan Answer, 1<<16)
-			m := NewMatcher(spec)
-			var r Reply
 			next, active, most, done := 0, 0, 0, 0
 			run := &Scanner{
 				Spec:     spec,
@@ -839,29 +837,10 @@ func TestScannerAdmitsOnDemand(t *testing.T) {
 				},
 				OnDone:  func(int, bool) { active--; done++ },
 				Answers: answers,
-				Send: func(_ int, pkts [][]byte) error {
-					if !tc.answer {
-						return nil
-					}
-					for _, p := range pkts {
-						// Every destination is 3 hops away.
-						dst := netip.AddrFrom4([4]byte(p[16:20]))
-						ttl := int(p[8])
-						from, typ, code := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)}), uint8(ICMPTimeExceeded), uint8(0)
-						quote := append([]byte(nil), p...)
-						quote[8] = 1
-						if ttl >= 3 {
-							from, typ, code = dst, ICMPUnreachable, CodePortUnreachable
-							quote[8] = byte(ttl - 2)
-						}
-						var a Answer
-						if m.Match(icmpError(from, spec.Src, typ, code, quote), time.Now(), &r, &a) {
-							a.RTT = tc.rtt
-							answers <- a
-						}
-					}
-					return nil
-				},
+				Send:    func(int, [][]byte) error { return nil },
+			}
+			if tc.answer {
+				run.Send = instantNetwork(spec, answers, 3, tc.rtt)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -890,8 +869,6 @@ func TestScannerPlanOfSentProbesFinishes(t *testing.T) {
 	for _, rate := range []float64{0, 200} {
 		spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 9, Epoch: time.Now()}
 		answers := make(chan Answer, 1<<10)
-		m := NewMatcher(spec)
-		var r Reply
 		one, planned, finished := true, false, false
 		run := &Scanner{
 			Spec:     spec,
@@ -911,25 +888,7 @@ func TestScannerPlanOfSentProbesFinishes(t *testing.T) {
 			},
 			OnDone:  func(int, bool) { finished = true },
 			Answers: answers,
-			Send: func(_ int, pkts [][]byte) error {
-				for _, p := range pkts {
-					// Every hop answers; the destination is 3 away.
-					dst := netip.AddrFrom4([4]byte(p[16:20]))
-					ttl := int(p[8])
-					from, typ, code := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)}), uint8(ICMPTimeExceeded), uint8(0)
-					quote := append([]byte(nil), p...)
-					quote[8] = 1
-					if ttl >= 3 {
-						from, typ, code = dst, ICMPUnreachable, CodePortUnreachable
-						quote[8] = byte(ttl - 2)
-					}
-					var a Answer
-					if m.Match(icmpError(from, spec.Src, typ, code, quote), time.Now(), &r, &a) {
-						answers <- a
-					}
-				}
-				return nil
-			},
+			Send:    instantNetwork(spec, answers, 3, 0),
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		err := run.Run(ctx)
@@ -937,5 +896,32 @@ func TestScannerPlanOfSentProbesFinishes(t *testing.T) {
 		if err != nil || !planned || !finished {
 			t.Errorf("rate %v: Run = %v, planned %v, finished %v; want it done", rate, err, planned, finished)
 		}
+	}
+}
+
+// instantNetwork is a Send whose network answers every probe at once: hop h
+// from 203.0.113.h, the destination (dist hops away) with a port
+// unreachable quoting the TTL the probe had left. The answers report rtt.
+func instantNetwork(spec *Spec, answers chan<- Answer, dist int, rtt time.Duration) func(int, [][]byte) error {
+	m := NewMatcher(spec)
+	var r Reply
+	return func(_ int, pkts [][]byte) error {
+		for _, p := range pkts {
+			dst := netip.AddrFrom4([4]byte(p[16:20]))
+			ttl := int(p[8])
+			from, typ, code := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)}), uint8(ICMPTimeExceeded), uint8(0)
+			quote := append([]byte(nil), p...)
+			quote[8] = 1
+			if ttl >= dist {
+				from, typ, code = dst, ICMPUnreachable, CodePortUnreachable
+				quote[8] = byte(ttl - dist + 1)
+			}
+			var a Answer
+			if m.Match(icmpError(from, spec.Src, typ, code, quote), time.Now(), &r, &a) {
+				a.RTT = rtt
+				answers <- a
+			}
+		}
+		return nil
 	}
 }
