@@ -2,7 +2,10 @@ package tracer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/probe"
@@ -34,6 +37,9 @@ type Network interface {
 	// that failed make it return an error.
 	Close() error
 }
+
+// ErrNeedsLinux is what HostNetwork returns on systems other than Linux.
+var ErrNeedsLinux = fmt.Errorf("tracing needs Linux (AF_PACKET sockets and socket filters); this is %s: %w", runtime.GOOS, errors.ErrUnsupported)
 
 // Route is how the probes to a destination leave this host.
 type Route struct {

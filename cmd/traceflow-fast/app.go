@@ -13,40 +13,28 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/traceflow-fast/traceflow-fast/internal/targets"
+	"github.com/traceflow-fast/traceflow-fast/annotate"
 	"github.com/traceflow-fast/traceflow-fast/probe"
+	"github.com/traceflow-fast/traceflow-fast/targets"
+	"github.com/traceflow-fast/traceflow-fast/tracer"
 )
 
 // options are the validated command-line settings of a trace.
 type options struct {
-	dsts       []string
-	paths      int     // path IDs probed from the start
-	auto       bool    // --paths auto: add path IDs until the MDA rule holds
-	maxPaths   int     // path IDs at most (the fixed count when not auto)
-	confidence float64 // MDA confidence, 0.95 or 0.99
-	maxTTL     int
-	firstTTL   int
-	srcPort    int
-	dstPort    int         // 0 with --protocol icmp
-	proto      probe.Proto // --protocol
-	wait       time.Duration
-	retries    int
-	gapLimit   int
-	tos        int
-	format     string
-	output     string
-	pcap       string // --pcap FILE: every probe sent and packet received, or ""
-	bind       string
-	dedup      bool
-	debug      bool
-	iface      string
-	source     netip.Addr
-	ipv6       bool // -6: resolve host names to IPv6 addresses (an IPv6 run)
-	logger     *slog.Logger
-	stdout     io.Writer
-	stderr     io.Writer
-	expect     *expectation // --expect
-	annotate   *annotator   // --asn-db, --ixp-db, --rdns
+	cfg      tracer.Config // how to probe
+	dsts     []string
+	format   string
+	output   string
+	pcap     string // --pcap FILE: every probe sent and packet received, or ""
+	bind     string
+	dedup    bool
+	debug    bool
+	ipv6     bool // -6: resolve host names to IPv6 addresses (an IPv6 run)
+	logger   *slog.Logger
+	stdout   io.Writer
+	stderr   io.Writer
+	expect   *expectation        // --expect
+	annotate *annotate.Annotator // --asn-db, --ixp-db, --rdns
 
 	// Bulk scans.
 	files       []string       // --file: target files, "-" for standard input
@@ -54,26 +42,8 @@ type options struct {
 	maxPrefix   uint64         // --max-prefix: the most addresses a prefix may expand to
 	skipInvalid bool           // --skip-invalid
 	exclude     []netip.Prefix // --exclude: never probed
-	rate        float64        // --rate: probes per second, 0 unlimited
-	window      int            // --window: destinations in progress at once, 0 = from a memory budget
 	seed        uint64         // --seed: of the destination order, 0 = random
 	progress    bool           // --progress
-}
-
-// pathsLabel names the path IDs setting for the log.
-func (o *options) pathsLabel() string {
-	if o.auto {
-		return fmt.Sprintf("auto (%d..%d)", o.paths, o.maxPaths)
-	}
-	return strconv.Itoa(o.paths)
-}
-
-// rateLabel names the rate setting for the log.
-func (o *options) rateLabel() string {
-	if o.rate == 0 {
-		return "unlimited"
-	}
-	return fmt.Sprintf("%g/s", o.rate)
 }
 
 // defaultRate is the probes per second sent unless --rate says otherwise:
@@ -189,155 +159,179 @@ traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
 func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	o := &options{
 		dsts:        c.Args().Slice(),
-		maxTTL:      c.Int("ttl"),
-		firstTTL:    c.Int("first-ttl"),
-		srcPort:     c.Int("srcport"),
-		dstPort:     c.Int("dstport"),
-		retries:     c.Int("retries"),
-		gapLimit:    c.Int("gap-limit"),
-		tos:         c.Int("tos"),
 		format:      c.String("format"),
 		output:      c.String("output"),
 		pcap:        c.String("pcap"),
 		bind:        c.String("bind"),
 		dedup:       c.Bool("dedup"),
 		debug:       c.Bool("debug"),
-		iface:       c.String("interface"),
 		ipv6:        c.Bool("ipv6"),
 		stdout:      stdout,
 		stderr:      stderr,
 		stdin:       os.Stdin,
 		files:       c.StringSlice("file"),
 		skipInvalid: c.Bool("skip-invalid"),
-		rate:        c.Float64("rate"),
-		window:      c.Int("window"),
 		seed:        c.Uint64("seed"),
 		progress:    c.Bool("progress"),
 	}
 	if len(o.dsts) == 0 && len(o.files) == 0 {
 		return nil, fmt.Errorf("no destination given (usage: %s)", strings.ReplaceAll(c.App.UsageText, "\n", " or "))
 	}
-	if math.IsNaN(o.rate) || o.rate < 0 || o.rate > 1e8 {
-		return nil, fmt.Errorf("--rate %v: must be 0 (unlimited) or a number of probes per second up to 100000000", c.Float64("rate"))
-	}
-	if o.window < 0 || o.window > 1<<20 {
-		return nil, fmt.Errorf("--window %d: must be 1..%d (0: automatic)", o.window, 1<<20)
-	}
-	mp, err := parseMaxPrefix(c.String("max-prefix"))
-	if err != nil {
-		return nil, err
-	}
-	o.maxPrefix = mp
-	if f := c.String("exclude"); f != "" {
-		ex, err := readExclude(f)
-		if err != nil {
+	for _, parse := range []func(*cli.Context, *options) error{
+		parseRanges, parsePaths, parseProtocol, parseTiming, parseScan, parseSource, parseFormat, parseAnnotations, parseExpect,
+	} {
+		if err := parse(c, o); err != nil {
 			return nil, err
 		}
-		o.exclude = ex
-	}
-	o.maxPaths = c.Int("max-paths")
-	if o.maxPaths < 1 || o.maxPaths > 4096 {
-		return nil, fmt.Errorf("--max-paths %d: must be 1..4096", o.maxPaths)
-	}
-	o.confidence = c.Float64("confidence") / 100
-	if math.IsNaN(o.confidence) || o.confidence < 0.5 || o.confidence > 0.9999 {
-		return nil, fmt.Errorf("--confidence %v: must be 50..99.99 (percent)", c.Float64("confidence"))
-	}
-	switch p := c.String("paths"); p {
-	case "auto":
-		o.auto = true
-		o.paths = 1 // path ID 1 finds the distance, then the MDA planner takes over
-	default:
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 4096 {
-			return nil, fmt.Errorf("--paths %q: must be auto or a number 1..4096", p)
-		}
-		o.paths, o.maxPaths = n, n
-	}
-	if o.maxTTL < 1 || o.maxTTL > probe.MaxTTL {
-		return nil, fmt.Errorf("--ttl %d: must be 1..%d (the IP.ID carries 6 bits of TTL)", o.maxTTL, probe.MaxTTL)
-	}
-	if o.firstTTL < 1 || o.firstTTL > o.maxTTL {
-		return nil, fmt.Errorf("--first-ttl %d: must be 1..--ttl (%d)", o.firstTTL, o.maxTTL)
-	}
-	if o.auto && o.firstTTL > 1 {
-		return nil, fmt.Errorf("--first-ttl %d needs a fixed --paths N: the MDA search of --paths auto starts at TTL 1", o.firstTTL)
-	}
-	if o.srcPort < 0 || o.srcPort+o.maxPaths > 65535 {
-		return nil, fmt.Errorf("--srcport %d: srcport + path IDs (%d) must stay within 0..65535", o.srcPort, o.maxPaths)
-	}
-	proto, err := probe.ParseProto(c.String("protocol"))
-	if err != nil {
-		return nil, fmt.Errorf("--protocol %q: must be udp, tcp or icmp", c.String("protocol"))
-	}
-	o.proto = proto
-	if o.ipv6 && proto != probe.ProtoUDP {
-		return nil, fmt.Errorf("--protocol %s: IPv6 runs (-6) send udp probes only", proto)
-	}
-	switch {
-	case proto == probe.ProtoICMP && c.IsSet("dstport"):
-		return nil, fmt.Errorf("--dstport %d: ICMP echo requests have no port (--protocol icmp)", o.dstPort)
-	case proto == probe.ProtoICMP:
-		o.dstPort = 0
-	case !c.IsSet("dstport") && proto == probe.ProtoTCP:
-		o.dstPort = 80
-	case !c.IsSet("dstport"):
-		o.dstPort = 33452
-	case o.dstPort < 1 || o.dstPort > 65535:
-		return nil, fmt.Errorf("--dstport %d: must be 1..65535", o.dstPort)
-	}
-	w := c.Float64("wait")
-	if math.IsNaN(w) || w <= 0 || w > 60 {
-		return nil, fmt.Errorf("--wait %v: must be more than 0 and at most 60 seconds", w)
-	}
-	o.wait = time.Duration(w * float64(time.Second))
-	if o.wait >= probe.ClockWrap {
-		return nil, fmt.Errorf("--wait %v: must be below %.1f s, the wrap of the send clock carried in the probes", w, probe.ClockWrap.Seconds())
-	}
-	if o.retries < 0 || o.retries > 10 {
-		return nil, fmt.Errorf("--retries %d: must be 0..10", o.retries)
-	}
-	if o.gapLimit < 1 || o.gapLimit > probe.MaxTTL {
-		return nil, fmt.Errorf("--gap-limit %d: must be 1..%d", o.gapLimit, probe.MaxTTL)
-	}
-	if o.tos < 0 || o.tos > 255 {
-		return nil, fmt.Errorf("--tos %d: must be 0..255", o.tos)
-	}
-	switch o.format {
-	case "vert", "horiz", "json", "dot", "atlas":
-	case "viz":
-		if err := checkViz(o); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("--format %q: must be one of %v", o.format, formats)
-	}
-	if s := c.String("source"); s != "" {
-		a, err := netip.ParseAddr(s)
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("--source %q: not an IPv4 or IPv6 address", s)
-		case a.Is4In6():
-			return nil, fmt.Errorf("--source %q: an IPv4-mapped address, give %s", s, a.Unmap())
-		case a.Zone() != "":
-			return nil, fmt.Errorf("--source %q: an address with a zone", s)
-		case o.ipv6 && a.Is4():
-			return nil, fmt.Errorf("--source %q: not an IPv6 address (-6)", s)
-		}
-		o.source = a
-	}
-	if err := parseAnnotations(c, o); err != nil {
-		return nil, err
-	}
-	if err := parseExpect(c, o); err != nil {
-		return nil, err
 	}
 	level := slog.LevelInfo
 	if o.debug {
 		level = slog.LevelDebug
 	}
 	o.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	return o, nil
+	o.cfg.Logger = o.logger
+	return o, o.cfg.Validate()
+}
+
+// parseRanges checks the integer flags that have a range of their own.
+func parseRanges(c *cli.Context, o *options) error {
+	for _, r := range []struct {
+		flag   string
+		lo, hi int
+		why    string
+	}{
+		{"max-paths", 1, tracer.MaxPathIDs, ""},
+		{"ttl", 1, probe.MaxTTL, " (the IP.ID carries 6 bits of TTL)"},
+		{"first-ttl", 1, c.Int("ttl"), fmt.Sprintf(" (--ttl is %d)", c.Int("ttl"))},
+		{"retries", 0, 10, ""},
+		{"gap-limit", 1, probe.MaxTTL, ""},
+		{"tos", 0, 255, ""},
+		{"window", 0, 1 << 20, " (0: automatic)"},
+	} {
+		if v := c.Int(r.flag); v < r.lo || v > r.hi {
+			return fmt.Errorf("--%s %d: must be %d..%d%s", r.flag, v, r.lo, r.hi, r.why)
+		}
+	}
+	o.cfg.MaxTTL, o.cfg.FirstTTL, o.cfg.GapLimit = c.Int("ttl"), c.Int("first-ttl"), c.Int("gap-limit")
+	o.cfg.TOS, o.cfg.Window, o.cfg.Retries = uint8(c.Int("tos")), c.Int("window"), c.Int("retries")
+	if o.cfg.Retries == 0 {
+		o.cfg.Retries = tracer.NoRetries
+	}
+	return nil
+}
+
+// parsePaths reads --paths, --max-paths, --confidence and --srcport.
+func parsePaths(c *cli.Context, o *options) error {
+	o.cfg.MaxPaths = c.Int("max-paths")
+	conf := c.Float64("confidence")
+	if math.IsNaN(conf) || conf < 50 || conf > 99.99 {
+		return fmt.Errorf("--confidence %v: must be 50..99.99 (percent)", conf)
+	}
+	o.cfg.Confidence = conf / 100
+	if p := c.String("paths"); p != "auto" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > tracer.MaxPathIDs {
+			return fmt.Errorf("--paths %q: must be auto or a number 1..%d", p, tracer.MaxPathIDs)
+		}
+		o.cfg.Paths, o.cfg.MaxPaths = n, n
+	} else if o.cfg.FirstTTL > 1 {
+		return fmt.Errorf("--first-ttl %d needs a fixed --paths N: the MDA search of --paths auto starts at TTL 1", o.cfg.FirstTTL)
+	}
+	o.cfg.SrcPort = c.Int("srcport")
+	if o.cfg.SrcPort < 0 || o.cfg.SrcPort+o.cfg.MaxPaths > 65535 {
+		return fmt.Errorf("--srcport %d: srcport + path IDs (%d) must stay within 0..65535", o.cfg.SrcPort, o.cfg.MaxPaths)
+	}
+	return nil
+}
+
+// parseProtocol reads --protocol and --dstport.
+func parseProtocol(c *cli.Context, o *options) error {
+	proto, err := probe.ParseProto(c.String("protocol"))
+	if err != nil {
+		return fmt.Errorf("--protocol %q: must be udp, tcp or icmp", c.String("protocol"))
+	}
+	o.cfg.Protocol = proto
+	if o.ipv6 && proto != probe.ProtoUDP {
+		return fmt.Errorf("--protocol %s: IPv6 runs (-6) send udp probes only", proto)
+	}
+	port := c.Int("dstport")
+	switch {
+	case proto == probe.ProtoICMP && c.IsSet("dstport"):
+		return fmt.Errorf("--dstport %d: ICMP echo requests have no port (--protocol icmp)", port)
+	case c.IsSet("dstport") && (port < 1 || port > 65535):
+		return fmt.Errorf("--dstport %d: must be 1..65535", port)
+	}
+	o.cfg.DstPort = port // 0: the protocol's default
+	return nil
+}
+
+// parseTiming reads --wait.
+func parseTiming(c *cli.Context, o *options) error {
+	w := c.Float64("wait")
+	if math.IsNaN(w) || w <= 0 || w > 60 {
+		return fmt.Errorf("--wait %v: must be more than 0 and at most 60 seconds", w)
+	}
+	o.cfg.Wait = time.Duration(w * float64(time.Second))
+	if o.cfg.Wait >= probe.ClockWrap {
+		return fmt.Errorf("--wait %v: must be below %.1f s, the wrap of the send clock carried in the probes", w, probe.ClockWrap.Seconds())
+	}
+	return nil
+}
+
+// parseScan reads the settings of bulk scans.
+func parseScan(c *cli.Context, o *options) error {
+	rate := c.Float64("rate")
+	if math.IsNaN(rate) || rate < 0 || rate > 1e8 {
+		return fmt.Errorf("--rate %v: must be 0 (unlimited) or a number of probes per second up to 100000000", rate)
+	}
+	o.cfg.Rate = rate
+	if rate == 0 {
+		o.cfg.Rate = tracer.Unlimited
+	}
+	mp, err := parseMaxPrefix(c.String("max-prefix"))
+	if err != nil {
+		return err
+	}
+	o.maxPrefix = mp
+	if f := c.String("exclude"); f != "" {
+		if o.exclude, err = readExclude(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseSource reads --source and --interface.
+func parseSource(c *cli.Context, o *options) error {
+	o.cfg.Interface = c.String("interface")
+	s := c.String("source")
+	if s == "" {
+		return nil
+	}
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--source %q: not an IPv4 or IPv6 address", s)
+	case a.Is4In6():
+		return fmt.Errorf("--source %q: an IPv4-mapped address, give %s", s, a.Unmap())
+	case a.Zone() != "":
+		return fmt.Errorf("--source %q: an address with a zone", s)
+	case o.ipv6 && a.Is4():
+		return fmt.Errorf("--source %q: not an IPv6 address (-6)", s)
+	}
+	o.cfg.Source = a
+	return nil
+}
+
+// parseFormat reads --format.
+func parseFormat(_ *cli.Context, o *options) error {
+	switch o.format {
+	case "vert", "horiz", "json", "dot", "atlas":
+		return nil
+	case "viz":
+		return checkViz(o)
+	}
+	return fmt.Errorf("--format %q: must be one of %v", o.format, formats)
 }
 
 // parseMaxPrefix reads --max-prefix: a number of addresses, or /LEN.

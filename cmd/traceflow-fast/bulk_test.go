@@ -223,24 +223,6 @@ func TestLabBulkBadTargets(t *testing.T) {
 	}
 }
 
-func TestProgressLine(t *testing.T) {
-	st := &runStats{total: 100, sent: func() int64 { return 5000 }}
-	st.done.Store(20)
-	st.reached.Store(19)
-	st.replies.Store(4900)
-	got := progressLine(st, 2*time.Second)
-	want := "20/100 destinations, 19 reached, 5000 probes (2500/s), 4900 replies, ETA 8s"
-	if got != want {
-		t.Errorf("progressLine = %q, want %q", got, want)
-	}
-	if b := bar(st); b != "[######........................]" {
-		t.Errorf("bar = %q", b)
-	}
-	if isTerminal(&bytes.Buffer{}) || isTerminal(os.NewFile(^uintptr(0), "none")) {
-		t.Error("a buffer or a bad file is not a terminal")
-	}
-}
-
 // TestLabProgressBar runs a scan on a terminal (script(1) gives it a
 // pseudo-terminal): the bar is drawn on standard error, redrawn in place,
 // and cleared at the end; results stay whole JSON lines.

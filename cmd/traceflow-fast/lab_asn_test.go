@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/traceflow-fast/traceflow-fast/internal/dnstest"
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
 )
 
@@ -166,7 +167,7 @@ func TestLabRDNS(t *testing.T) {
 		"10.1.3.2": "a3.lab.test.", "10.1.4.2": "a4.lab.test.", "10.99.0.1": "dst.lab.test.",
 		// r3 (10.2.*) has no PTR record.
 	}
-	dns := serveDNS(t, conn, names)
+	dns := dnstest.Serve(t, conn, names)
 	out := traceIn(t, l, "--paths", "16", "--format", "json", "--rdns", "--rdns-server", conn.LocalAddr().String(), lab.Destination)
 	if out.code != exitOK {
 		t.Fatalf("exit %d: %s", out.code, out.stderr)
@@ -183,7 +184,7 @@ func TestLabRDNS(t *testing.T) {
 			}
 		}
 	}
-	if n := dns.count(netip.MustParseAddr("10.0.0.1")); n != 1 {
+	if n := dns.Count(netip.MustParseAddr("10.0.0.1")); n != 1 {
 		t.Errorf("10.0.0.1 asked %d times, want once (cached)", n)
 	}
 	if r.ASPaths != nil || r.ASPathDivergence != nil {

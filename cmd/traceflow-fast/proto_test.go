@@ -52,8 +52,8 @@ func TestProtocolFlag(t *testing.T) {
 			t.Errorf("%q: %v", tc.args, err)
 			continue
 		}
-		if o.proto != tc.proto || o.dstPort != tc.dport {
-			t.Errorf("%q: protocol %v dstport %d, want %v %d", tc.args, o.proto, o.dstPort, tc.proto, tc.dport)
+		if c := o.cfg.WithDefaults(); c.Protocol != tc.proto || c.DstPort != tc.dport {
+			t.Errorf("%q: protocol %v dstport %d, want %v %d", tc.args, c.Protocol, c.DstPort, tc.proto, tc.dport)
 		}
 	}
 	for _, tc := range []struct {

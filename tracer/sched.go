@@ -1,12 +1,14 @@
-package probe
+package tracer
 
 import (
 	"net/netip"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // Schedule holds the knobs of the probe scheduler.
-type Schedule struct {
+type schedule struct {
 	// Paths is the number of path IDs every destination gets. Path ID 1
 	// goes first and finds the destination's distance; the others follow
 	// with their first probes up to that distance at once.
@@ -20,23 +22,23 @@ type Schedule struct {
 }
 
 // ProbeRef names one probe: a destination slot, a path ID and a TTL.
-type ProbeRef struct {
+type probeRef struct {
 	Slot int32
 	Path uint16
 	TTL  uint8
 }
 
-// Cell names one probe of a destination: a path ID and a TTL.
+// cell names one probe of a destination: a path ID and a TTL.
 type Cell struct {
 	Path, TTL int
 }
 
-// Plan is what More asks for a destination whose probes are all settled:
+// plan is what More asks for a destination whose probes are all settled:
 // Add more path IDs that probe TTL by TTL like the first ones (their first
 // probes going up to Horizon at once), and/or the explicit probes Cells (of
 // existing or new path IDs, at any TTL). An empty Plan finishes the
 // destination.
-type Plan struct {
+type plan struct {
 	Add     int
 	Horizon int
 	Cells   []Cell
@@ -118,8 +120,8 @@ type retryEntry struct {
 //
 // Ready hands out probes round-robin over the destinations that have one to
 // send, so consecutive probes go to different destinations.
-type Sched struct {
-	s      Schedule
+type sched struct {
+	s      schedule
 	slots  []slot
 	free   []int32
 	byAddr map[netip.Addr]int32
@@ -141,16 +143,16 @@ type Sched struct {
 
 	// More, when set, is asked what a destination whose probes are all
 	// settled needs next; an empty Plan finishes it.
-	More func(slot int) Plan
+	More func(slot int) plan
 }
 
 // NewSched returns a scheduler for up to window destinations at once.
-func NewSched(s Schedule, window int) *Sched {
+func newSched(s schedule, window int) *sched {
 	if s.FirstTTL < 1 {
 		s.FirstTTL = 1
 	}
-	if s.MaxTTL > MaxTTL {
-		s.MaxTTL = MaxTTL
+	if s.MaxTTL > probe.MaxTTL {
+		s.MaxTTL = probe.MaxTTL
 	}
 	if s.GapLimit < 1 {
 		s.GapLimit = 1
@@ -164,7 +166,7 @@ func NewSched(s Schedule, window int) *Sched {
 	// A cell counts its sends in 5 bits.
 	s.Retries = min(max(s.Retries, 0), 1<<(8-attemptShift)-2)
 	window = max(window, 1)
-	q := &Sched{
+	q := &sched{
 		s:      s,
 		slots:  make([]slot, window),
 		free:   make([]int32, 0, window),
@@ -179,22 +181,22 @@ func NewSched(s Schedule, window int) *Sched {
 }
 
 // Schedule returns the scheduler's settings, defaults applied.
-func (q *Sched) Schedule() Schedule { return q.s }
+func (q *sched) schedule() schedule { return q.s }
 
 // Free returns how many more destinations Admit takes now.
-func (q *Sched) Free() int { return len(q.free) }
+func (q *sched) Free() int { return len(q.free) }
 
 // Active returns how many destinations are in progress.
-func (q *Sched) Active() int { return q.active }
+func (q *sched) Active() int { return q.active }
 
 // Sent returns how many probes Ready has handed out, retries included;
 // Retries how many of them were retries.
-func (q *Sched) Sent() int    { return q.sent }
-func (q *Sched) Retries() int { return q.resent }
+func (q *sched) Sent() int    { return q.sent }
+func (q *sched) Retries() int { return q.resent }
 
 // Admit starts destination addr in a free slot and returns the slot. It
 // returns false when no slot is free, or when addr is already in progress.
-func (q *Sched) Admit(addr netip.Addr) (int, bool) {
+func (q *sched) Admit(addr netip.Addr) (int, bool) {
 	if len(q.free) == 0 {
 		return 0, false
 	}
@@ -219,20 +221,20 @@ func (q *Sched) Admit(addr netip.Addr) (int, bool) {
 }
 
 // Lookup returns the slot of destination addr while it is in progress.
-func (q *Sched) Lookup(addr netip.Addr) (int, bool) {
+func (q *sched) Lookup(addr netip.Addr) (int, bool) {
 	i, ok := q.byAddr[addr]
 	return int(i), ok
 }
 
 // Addr returns the destination in slot i.
-func (q *Sched) Addr(i int) netip.Addr { return q.slots[i].addr }
+func (q *sched) Addr(i int) netip.Addr { return q.slots[i].addr }
 
 // Paths returns how many path IDs slot i uses.
-func (q *Sched) Paths(i int) int { return len(q.slots[i].paths) }
+func (q *sched) Paths(i int) int { return len(q.slots[i].paths) }
 
 // addPaths appends n path IDs that probe TTL by TTL, their first round
 // going up to TTL top at once.
-func (q *Sched) addPaths(sl *slot, n, top int) {
+func (q *sched) addPaths(sl *slot, n, top int) {
 	for range n {
 		sl.paths = append(sl.paths, pathState{
 			next: int16(q.s.FirstTTL), limit: int16(q.s.MaxTTL),
@@ -245,14 +247,14 @@ func (q *Sched) addPaths(sl *slot, n, top int) {
 
 // ensurePath makes path IDs up to p exist; new ones only take explicit
 // probes.
-func (q *Sched) ensurePath(sl *slot, p int) {
+func (q *sched) ensurePath(sl *slot, p int) {
 	for len(sl.paths) < p {
 		sl.paths = append(sl.paths, pathState{done: true})
 		sl.cells = append(sl.cells, make([]uint8, q.s.MaxTTL)...)
 	}
 }
 
-func (q *Sched) cellIndex(path, ttl int) int { return (path-1)*q.s.MaxTTL + ttl - 1 }
+func (q *sched) cellIndex(path, ttl int) int { return (path-1)*q.s.MaxTTL + ttl - 1 }
 
 // canSend says whether path state p allows sending its next TTL now.
 //
@@ -262,12 +264,12 @@ func (q *Sched) cellIndex(path, ttl int) int { return (path-1)*q.s.MaxTTL + ttl 
 // one of the last GapLimit TTLs answered. So no probe goes beyond the
 // destination's distance except in the round that finds it, and a path
 // stops after GapLimit silent TTLs in a row.
-func (q *Sched) canSend(p *pathState) bool {
+func (q *sched) canSend(p *pathState) bool {
 	return !p.done && p.next <= p.limit && p.next <= p.top
 }
 
 // hasWork says whether slot sl has a new probe to send.
-func (q *Sched) hasWork(sl *slot) bool {
+func (q *sched) hasWork(sl *slot) bool {
 	if sl.explAt < len(sl.expl) {
 		return true
 	}
@@ -279,7 +281,7 @@ func (q *Sched) hasWork(sl *slot) bool {
 	return false
 }
 
-func (q *Sched) enqueue(i int32) {
+func (q *sched) enqueue(i int32) {
 	sl := &q.slots[i]
 	if sl.queued || !q.hasWork(sl) {
 		return
@@ -290,15 +292,15 @@ func (q *Sched) enqueue(i int32) {
 }
 
 // HasReady says whether Ready has a probe to hand out.
-func (q *Sched) HasReady() bool { return q.rlen > 0 || len(q.retry) > 0 }
+func (q *sched) HasReady() bool { return q.rlen > 0 || len(q.retry) > 0 }
 
 // readyCount is about how many probes Ready could hand out at once.
-func (q *Sched) readyCount() int { return q.rlen + len(q.retry) }
+func (q *sched) readyCount() int { return q.rlen + len(q.retry) }
 
 // Ready appends to out, up to max probes, the probes to send now and marks
 // them sent at now. Retries go first, then one new probe per destination in
 // turn.
-func (q *Sched) Ready(now time.Time, out []ProbeRef, max int) []ProbeRef {
+func (q *sched) Ready(now time.Time, out []probeRef, max int) []probeRef {
 	ns := q.clock(now)
 	for len(q.retry) > 0 && len(out) < max {
 		r := q.retry[len(q.retry)-1]
@@ -319,7 +321,7 @@ func (q *Sched) Ready(now time.Time, out []ProbeRef, max int) []ProbeRef {
 			q.enqueue(r.slot)
 			continue
 		}
-		out = append(out, ProbeRef{Slot: r.slot, Path: uint16(path), TTL: uint8(ttl)})
+		out = append(out, probeRef{Slot: r.slot, Path: uint16(path), TTL: uint8(ttl)})
 		q.mark(r.slot, r.cell, ns)
 		q.resent++
 	}
@@ -343,7 +345,7 @@ func (q *Sched) Ready(now time.Time, out []ProbeRef, max int) []ProbeRef {
 
 // next picks slot i's next new probe: explicit ones first, then the path
 // IDs in turn.
-func (q *Sched) next(i int32, sl *slot) (ProbeRef, bool) {
+func (q *sched) next(i int32, sl *slot) (probeRef, bool) {
 	for sl.explAt < len(sl.expl) {
 		c := sl.expl[sl.explAt]
 		sl.explAt++
@@ -358,7 +360,7 @@ func (q *Sched) next(i int32, sl *slot) (ProbeRef, bool) {
 		}
 		sl.cells[idx] |= cellExplicit
 		sl.explOut++
-		return ProbeRef{Slot: i, Path: uint16(c.Path), TTL: uint8(c.TTL)}, true
+		return probeRef{Slot: i, Path: uint16(c.Path), TTL: uint8(c.TTL)}, true
 	}
 	n := len(sl.paths)
 	for range n {
@@ -374,12 +376,12 @@ func (q *Sched) next(i int32, sl *slot) (ProbeRef, bool) {
 		if cellState(sl.cells[idx]) != stUnsent || cellAttempts(sl.cells[idx]) > 0 {
 			continue // probed explicitly already
 		}
-		return ProbeRef{Slot: i, Path: uint16(pi + 1), TTL: uint8(ttl)}, true
+		return probeRef{Slot: i, Path: uint16(pi + 1), TTL: uint8(ttl)}, true
 	}
-	return ProbeRef{}, false
+	return probeRef{}, false
 }
 
-func (q *Sched) mark(i int32, cell int32, ns int64) {
+func (q *sched) mark(i int32, cell int32, ns int64) {
 	sl := &q.slots[i]
 	c := sl.cells[cell]
 	att := cellAttempts(c) + 1
@@ -394,7 +396,7 @@ func (q *Sched) mark(i int32, cell int32, ns int64) {
 	q.qlen++
 }
 
-func (q *Sched) growQueue() {
+func (q *sched) growQueue() {
 	n := make([]timeoutEntry, 2*len(q.queue))
 	for k := range q.qlen {
 		n[k] = q.queue[(q.qhead+k)%len(q.queue)]
@@ -406,7 +408,7 @@ func (q *Sched) growQueue() {
 // from the destination; stop says the path cannot go further at this TTL
 // (an unreachable from a router). It returns false for a duplicate or a
 // reply to a probe that was never sent.
-func (q *Sched) Answer(i, path, ttl int, reached, stop bool) bool {
+func (q *sched) Answer(i, path, ttl int, reached, stop bool) bool {
 	if i < 0 || i >= len(q.slots) || !q.slots[i].inUse {
 		return false
 	}
@@ -451,7 +453,7 @@ func (q *Sched) Answer(i, path, ttl int, reached, stop bool) bool {
 // Reached records that the destination of slot i is ttl hops away on path
 // ID path, as a reply to a higher TTL showed: nothing beyond ttl is sent
 // any more, and the probes up to it still count.
-func (q *Sched) Reached(i, path, ttl int) {
+func (q *sched) Reached(i, path, ttl int) {
 	if i < 0 || i >= len(q.slots) || !q.slots[i].inUse || path < 1 || path > len(q.slots[i].paths) || ttl < 1 {
 		return
 	}
@@ -463,7 +465,7 @@ func (q *Sched) Reached(i, path, ttl int) {
 
 // Expire marks the probes whose timeout passed by now as silent, or queues
 // them to be sent again.
-func (q *Sched) Expire(now time.Time) {
+func (q *sched) Expire(now time.Time) {
 	ns := q.clock(now)
 	for q.qlen > 0 {
 		t := &q.queue[q.qhead]
@@ -495,7 +497,7 @@ func (q *Sched) Expire(now time.Time) {
 }
 
 // clock returns now in nanoseconds since the scheduler's base time.
-func (q *Sched) clock(now time.Time) int64 {
+func (q *sched) clock(now time.Time) int64 {
 	if q.base.IsZero() {
 		q.base = now
 	}
@@ -503,7 +505,7 @@ func (q *Sched) clock(now time.Time) int64 {
 }
 
 // current says whether timeout t is still that of a probe in flight.
-func (q *Sched) current(t *timeoutEntry) bool {
+func (q *sched) current(t *timeoutEntry) bool {
 	sl := &q.slots[t.slot]
 	if !sl.inUse || sl.gen != t.gen {
 		return false
@@ -512,14 +514,14 @@ func (q *Sched) current(t *timeoutEntry) bool {
 	return cellState(c) == stInFlight && cellAttempts(c) == t.attempt
 }
 
-func (q *Sched) pop() {
+func (q *sched) pop() {
 	q.qhead = (q.qhead + 1) % len(q.queue)
 	q.qlen--
 }
 
 // NextExpiry returns when the earliest probe in flight times out, zero when
 // none is. Unlike Expire it changes nothing.
-func (q *Sched) NextExpiry() time.Time {
+func (q *sched) NextExpiry() time.Time {
 	for k := range q.qlen {
 		t := &q.queue[(q.qhead+k)%len(q.queue)]
 		if q.current(t) {
@@ -530,11 +532,11 @@ func (q *Sched) NextExpiry() time.Time {
 }
 
 // InFlight says whether any probe still awaits its reply or a retry.
-func (q *Sched) InFlight() bool { return !q.NextExpiry().IsZero() || len(q.retry) > 0 }
+func (q *sched) InFlight() bool { return !q.NextExpiry().IsZero() || len(q.retry) > 0 }
 
 // settle updates whether a path, and with it its destination, is finished:
 // nothing left to send, and no probe at or below its limit still awaited.
-func (q *Sched) settle(i int32, path int) {
+func (q *sched) settle(i int32, path int) {
 	sl := &q.slots[i]
 	p := &sl.paths[path-1]
 	if !p.done && !q.canSend(p) {
@@ -561,7 +563,7 @@ func (q *Sched) settle(i int32, path int) {
 	}
 }
 
-func (q *Sched) markIdle(i int32) {
+func (q *sched) markIdle(i int32) {
 	sl := &q.slots[i]
 	if !sl.idle {
 		sl.idle = true
@@ -571,14 +573,14 @@ func (q *Sched) markIdle(i int32) {
 
 // Unresolved says whether destinations settled since the last Resolve: a
 // probe handed out by Ready may be the last a destination waited for.
-func (q *Sched) Unresolved() bool { return len(q.idle) > 0 }
+func (q *sched) Unresolved() bool { return len(q.idle) > 0 }
 
 // Resolve decides, for every destination whose probes have all settled
 // since the last call, what comes next: the remaining path IDs of the
 // schedule after path ID 1 found the distance, or what More plans, or the
 // end, when done is called with the slot (which is free again when done
 // returns). Call it after the answers of a batch are recorded.
-func (q *Sched) Resolve(done func(slot int)) {
+func (q *sched) Resolve(done func(slot int)) {
 	for len(q.idle) > 0 {
 		i := q.idle[len(q.idle)-1]
 		q.idle = q.idle[:len(q.idle)-1]
@@ -597,11 +599,11 @@ func (q *Sched) Resolve(done func(slot int)) {
 				continue
 			}
 		}
-		var plan Plan
+		var p plan
 		if q.More != nil {
-			plan = q.More(int(i))
+			p = q.More(int(i))
 		}
-		if q.apply(i, sl, plan) {
+		if q.apply(i, sl, p) {
 			q.enqueue(i)
 			continue
 		}
@@ -612,14 +614,14 @@ func (q *Sched) Resolve(done func(slot int)) {
 
 // horizon is how far the first path ID got: the destination's distance,
 // or the TTL where it stopped.
-func (q *Sched) horizon(sl *slot) int {
+func (q *sched) horizon(sl *slot) int {
 	p := &sl.paths[0]
 	return min(int(p.next)-1, int(p.limit))
 }
 
 // apply adds what plan asks for to slot i and says whether anything is
 // left to do.
-func (q *Sched) apply(i int32, sl *slot, plan Plan) bool {
+func (q *sched) apply(i int32, sl *slot, plan plan) bool {
 	if add := min(plan.Add, q.s.MaxPaths-len(sl.paths)); add > 0 {
 		horizon := plan.Horizon
 		if horizon < q.s.FirstTTL {
@@ -644,7 +646,7 @@ func (q *Sched) apply(i int32, sl *slot, plan Plan) bool {
 }
 
 // release frees slot i for another destination.
-func (q *Sched) release(i int32) {
+func (q *sched) release(i int32) {
 	sl := &q.slots[i]
 	delete(q.byAddr, sl.addr)
 	sl.inUse = false
@@ -655,7 +657,7 @@ func (q *Sched) release(i int32) {
 
 // Abandon ends every destination in progress, calling done with each slot
 // (for partial results), and frees the slots.
-func (q *Sched) Abandon(done func(slot int)) {
+func (q *sched) Abandon(done func(slot int)) {
 	for i := range q.slots {
 		if q.slots[i].inUse {
 			done(i)
@@ -671,7 +673,7 @@ func (q *Sched) Abandon(done func(slot int)) {
 
 // Probed tells whether probe (path, ttl) of slot i was sent and what came
 // of it: answered, silent (given up), or neither yet.
-func (q *Sched) Probed(i, path, ttl int) (sent, answered, silent bool) {
+func (q *sched) Probed(i, path, ttl int) (sent, answered, silent bool) {
 	sl := &q.slots[i]
 	if path < 1 || path > len(sl.paths) || ttl < 1 || ttl > q.s.MaxTTL {
 		return false, false, false

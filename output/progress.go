@@ -1,13 +1,15 @@
-package main
+package output
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/traceflow-fast/traceflow-fast/tracer"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,15 +21,12 @@ const (
 	barCellWidth = 30
 )
 
-// startProgress shows the progress of the run on standard error until the
-// returned function is called: a bar redrawn in place when standard error
-// is a terminal, a line every 10 s when it is not. Nothing goes to standard
-// output. --progress=false turns it off.
-func startProgress(o *options, st *runStats, start time.Time) (stop func()) {
-	if !o.progress {
-		return func() {}
-	}
-	tty := isTerminal(o.stderr)
+// Progress shows the progress of a run on w (standard error) until the
+// returned function is called: a bar redrawn in place when w is a
+// terminal, a line every 10 s when it is not. stats gives the run's
+// counters.
+func Progress(w io.Writer, stats func() tracer.Stats) (stop func()) {
+	tty := isTerminal(w)
 	every, delay := lineEvery, lineEvery
 	if tty {
 		every, delay = barEvery, barDelay
@@ -46,17 +45,18 @@ func startProgress(o *options, st *runStats, start time.Time) (stop func()) {
 		defer t.Stop()
 		drawn := false
 		for {
-			line := progressLine(st, time.Since(start))
+			st := stats()
+			line := progressLine(&st, time.Since(st.Start))
 			if tty {
-				fmt.Fprintf(o.stderr, "\r\x1b[K%s %s", bar(st), line)
+				fmt.Fprintf(w, "\r\x1b[K%s %s", bar(&st), line)
 				drawn = true
 			} else {
-				fmt.Fprintf(o.stderr, "progress: %s\n", line)
+				fmt.Fprintf(w, "progress: %s\n", line)
 			}
 			select {
 			case <-done:
 				if drawn {
-					fmt.Fprint(o.stderr, "\r\x1b[K")
+					fmt.Fprint(w, "\r\x1b[K")
 				}
 				return
 			case <-t.C:
@@ -71,22 +71,25 @@ func startProgress(o *options, st *runStats, start time.Time) (stop func()) {
 
 // progressLine says how far the run is: destinations done of all, probes
 // per second, replies, and the time left at the pace so far.
-func progressLine(st *runStats, elapsed time.Duration) string {
-	done := st.done.Load() + st.skipped.Load()
-	sent := st.sent()
-	s := fmt.Sprintf("%d/%d destinations, %d reached, %d probes (%.0f/s), %d replies",
-		done, st.total, st.reached.Load(), sent, float64(sent)/max(elapsed.Seconds(), 1e-3), st.replies.Load())
-	if done > 0 && uint64(done) < st.total {
-		left := time.Duration(float64(elapsed) * float64(st.total-uint64(done)) / float64(done))
+func progressLine(st *tracer.Stats, elapsed time.Duration) string {
+	done := st.Done + st.Skipped
+	total := "?"
+	if st.Total >= 0 {
+		total = strconv.FormatInt(st.Total, 10)
+	}
+	s := fmt.Sprintf("%d/%s destinations, %d reached, %d probes (%.0f/s), %d replies",
+		done, total, st.Reached, st.Sent, float64(st.Sent)/max(elapsed.Seconds(), 1e-3), st.Replies)
+	if done > 0 && done < st.Total {
+		left := time.Duration(float64(elapsed) * float64(st.Total-done) / float64(done))
 		s += fmt.Sprintf(", ETA %s", left.Round(time.Second))
 	}
 	return s
 }
 
-func bar(st *runStats) string {
+func bar(st *tracer.Stats) string {
 	frac := 0.0
-	if st.total > 0 {
-		frac = float64(st.done.Load()+st.skipped.Load()) / float64(st.total)
+	if st.Total > 0 {
+		frac = float64(st.Done+st.Skipped) / float64(st.Total)
 	}
 	n := min(int(frac*barCellWidth), barCellWidth)
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", barCellWidth-n) + "]"

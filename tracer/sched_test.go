@@ -1,4 +1,4 @@
-package probe
+package tracer
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // key names a probe by destination index (in admission order), path ID and TTL.
@@ -32,12 +34,12 @@ func testAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, byte(i
 // drive runs a scheduler with the given window over ndst destinations on
 // virtual time: every answerable probe answers after rtt, the others time
 // out. It returns the order in which destinations finished.
-func drive(t *testing.T, s Schedule, window, ndst int, m *netModel, rtt time.Duration, more func(q *Sched, slot, dst int) Plan) (q *Sched, elapsed time.Duration, order []int) {
+func drive(t *testing.T, s schedule, window, ndst int, m *netModel, rtt time.Duration, more func(q *sched, slot, dst int) plan) (q *sched, elapsed time.Duration, order []int) {
 	t.Helper()
-	q = NewSched(s, window)
+	q = newSched(s, window)
 	slotDst := map[int]int{}
 	if more != nil {
-		q.More = func(slot int) Plan { return more(q, slot, slotDst[slot]) }
+		q.More = func(slot int) plan { return more(q, slot, slotDst[slot]) }
 	}
 	start := time.Unix(1000, 0)
 	now := start
@@ -97,7 +99,7 @@ func drive(t *testing.T, s Schedule, window, ndst int, m *netModel, rtt time.Dur
 }
 
 func TestSchedStopsAtDestination(t *testing.T) {
-	s := Schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}
+	s := schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}
 	m := &netModel{dist: func(int, int) int { return 4 }}
 	q, elapsed, order := drive(t, s, 8, 1, m, time.Millisecond, nil)
 	// Path ID 1 sends GapLimit TTLs at once and finds the distance; the
@@ -127,7 +129,7 @@ func TestSchedStopsAtDestination(t *testing.T) {
 }
 
 func TestSchedLongPathAdvancesWithAnswers(t *testing.T) {
-	s := Schedule{Paths: 2, MaxTTL: 64, GapLimit: 3, Timeout: time.Second}
+	s := schedule{Paths: 2, MaxTTL: 64, GapLimit: 3, Timeout: time.Second}
 	m := &netModel{dist: func(_, p int) int { return 20 + p }} // unequal lengths
 	_, elapsed, _ := drive(t, s, 1, 1, m, time.Millisecond, nil)
 	for path := 1; path <= 2; path++ {
@@ -150,7 +152,7 @@ func TestSchedLongPathAdvancesWithAnswers(t *testing.T) {
 
 func TestSchedGapLimitStopsSilentPath(t *testing.T) {
 	// Nothing beyond TTL 3 ever answers: the destination filters everything.
-	s := Schedule{Paths: 1, MaxTTL: 30, GapLimit: 4, Timeout: 100 * time.Millisecond}
+	s := schedule{Paths: 1, MaxTTL: 30, GapLimit: 4, Timeout: 100 * time.Millisecond}
 	m := &netModel{dist: func(int, int) int { return 99 }, silent: map[int]bool{}}
 	for ttl := 4; ttl <= 30; ttl++ {
 		m.silent[ttl] = true
@@ -173,11 +175,11 @@ func TestSchedGapLimitStopsSilentPath(t *testing.T) {
 // A round goes no further than the destination: only the first round of
 // path ID 1 overshoots it, even when the low TTLs answer first.
 func TestSchedRoundsDoNotOvershoot(t *testing.T) {
-	q := NewSched(Schedule{Paths: 4, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}, 1)
+	q := newSched(schedule{Paths: 4, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}, 1)
 	slot, _ := q.Admit(testAddr(1))
 	now := time.Unix(0, 0)
 	sent := map[key]bool{}
-	var inflight []ProbeRef
+	var inflight []probeRef
 	for step := 0; step < 100 && q.Active() > 0; step++ {
 		for _, p := range q.Ready(now, nil, 1<<20) {
 			sent[key{0, int(p.Path), int(p.TTL)}] = true
@@ -204,7 +206,7 @@ func TestSchedRoundsDoNotOvershoot(t *testing.T) {
 	}
 }
 
-func sortRefs(r []ProbeRef) {
+func sortRefs(r []probeRef) {
 	sort.Slice(r, func(i, j int) bool {
 		if r[i].TTL != r[j].TTL {
 			return r[i].TTL < r[j].TTL
@@ -214,7 +216,7 @@ func sortRefs(r []ProbeRef) {
 }
 
 func TestSchedRetriesThenSilent(t *testing.T) {
-	s := Schedule{Paths: 1, MaxTTL: 5, GapLimit: 5, Timeout: 100 * time.Millisecond, Retries: 2}
+	s := schedule{Paths: 1, MaxTTL: 5, GapLimit: 5, Timeout: 100 * time.Millisecond, Retries: 2}
 	m := &netModel{dist: func(int, int) int { return 5 }, silent: map[int]bool{2: true}}
 	q, elapsed, _ := drive(t, s, 1, 1, m, time.Millisecond, nil)
 	if got := m.sent[key{0, 1, 2}]; got != 3 {
@@ -234,7 +236,7 @@ func TestSchedRetriesThenSilent(t *testing.T) {
 // More destinations than slots: they stream through the window, each
 // finishes on its own, and the slots' state is reused cleanly.
 func TestSchedStreamsThroughWindow(t *testing.T) {
-	s := Schedule{Paths: 4, MaxTTL: 16, GapLimit: 2, Timeout: 50 * time.Millisecond, Retries: 1}
+	s := schedule{Paths: 4, MaxTTL: 16, GapLimit: 2, Timeout: 50 * time.Millisecond, Retries: 1}
 	m := &netModel{dist: func(d, _ int) int { return 2 + d%7 }, silent: map[int]bool{3: true}}
 	const n = 300
 	q, _, order := drive(t, s, 16, n, m, time.Millisecond, nil)
@@ -276,7 +278,7 @@ func TestSchedStreamsThroughWindow(t *testing.T) {
 
 // Consecutive probes go to different destinations.
 func TestSchedInterleavesDestinations(t *testing.T) {
-	q := NewSched(Schedule{Paths: 1, MaxTTL: 8, GapLimit: 8, Timeout: time.Second}, 64)
+	q := newSched(schedule{Paths: 1, MaxTTL: 8, GapLimit: 8, Timeout: time.Second}, 64)
 	for i := range 64 {
 		if _, ok := q.Admit(testAddr(i)); !ok {
 			t.Fatal("admit failed")
@@ -294,7 +296,7 @@ func TestSchedInterleavesDestinations(t *testing.T) {
 }
 
 func TestSchedIgnoresDuplicatesAndStrangers(t *testing.T) {
-	q := NewSched(Schedule{Paths: 1, MaxTTL: 8, GapLimit: 8, Timeout: time.Second}, 2)
+	q := newSched(schedule{Paths: 1, MaxTTL: 8, GapLimit: 8, Timeout: time.Second}, 2)
 	slot, _ := q.Admit(testAddr(1))
 	if _, ok := q.Admit(testAddr(1)); ok {
 		t.Error("a destination in progress admitted twice")
@@ -317,22 +319,22 @@ func TestSchedIgnoresDuplicatesAndStrangers(t *testing.T) {
 }
 
 func TestSchedMorePlans(t *testing.T) {
-	s := Schedule{Paths: 6, MaxPaths: 20, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}
+	s := schedule{Paths: 6, MaxPaths: 20, MaxTTL: 30, GapLimit: 5, Timeout: time.Second}
 	m := &netModel{dist: func(int, int) int { return 4 }}
 	asked := 0
-	q, _, _ := drive(t, s, 1, 1, m, time.Millisecond, func(q *Sched, slot, _ int) Plan {
+	q, _, _ := drive(t, s, 1, 1, m, time.Millisecond, func(q *sched, slot, _ int) plan {
 		asked++
 		switch asked {
 		case 1:
-			return Plan{Add: 10, Horizon: 4} // 10 more path IDs, destination at 4
+			return plan{Add: 10, Horizon: 4} // 10 more path IDs, destination at 4
 		case 2:
 			// Explicit probes: new path IDs at TTL 2 only, one beyond
 			// MaxPaths (ignored), one already probed (not sent again).
-			return Plan{Cells: []Cell{{17, 2}, {18, 2}, {21, 2}, {3, 3}}}
+			return plan{Cells: []Cell{{17, 2}, {18, 2}, {21, 2}, {3, 3}}}
 		case 3:
-			return Plan{Add: 50, Horizon: 4} // capped at MaxPaths 20
+			return plan{Add: 50, Horizon: 4} // capped at MaxPaths 20
 		}
-		return Plan{}
+		return plan{}
 	})
 	if asked != 4 {
 		t.Errorf("More asked %d times, want 4", asked)
@@ -372,7 +374,7 @@ func TestSchedMorePlans(t *testing.T) {
 // A reply to the first send of a probe whose retry is queued counts, and
 // the retry is then not sent.
 func TestSchedLateReplyCancelsQueuedRetry(t *testing.T) {
-	q := NewSched(Schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: 10 * time.Millisecond, Retries: 1}, 1)
+	q := newSched(schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: 10 * time.Millisecond, Retries: 1}, 1)
 	slot, _ := q.Admit(testAddr(0))
 	t0 := time.Unix(0, 0)
 	if refs := q.Ready(t0, nil, 10); len(refs) != 1 {
@@ -397,8 +399,8 @@ func TestSchedLateReplyCancelsQueuedRetry(t *testing.T) {
 
 // The scheduler's hot path does not allocate once its queues have grown.
 func TestSchedAllocs(t *testing.T) {
-	q := NewSched(Schedule{Paths: 4, MaxTTL: 8, GapLimit: 8, Timeout: time.Millisecond, Retries: 1}, 256)
-	out := make([]ProbeRef, 0, 64)
+	q := newSched(schedule{Paths: 4, MaxTTL: 8, GapLimit: 8, Timeout: time.Millisecond, Retries: 1}, 256)
+	out := make([]probeRef, 0, 64)
 	now := time.Unix(0, 0)
 	n := 0
 	round := func() {
@@ -425,8 +427,8 @@ func TestSchedAllocs(t *testing.T) {
 }
 
 func BenchmarkSchedReady(b *testing.B) {
-	q := NewSched(Schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: time.Millisecond}, 4096)
-	out := make([]ProbeRef, 0, 64)
+	q := newSched(schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: time.Millisecond}, 4096)
+	out := make([]probeRef, 0, 64)
 	now := time.Unix(0, 0)
 	n := 0
 	b.ReportAllocs()
@@ -447,29 +449,30 @@ func BenchmarkSchedReady(b *testing.B) {
 }
 
 func TestScannerEndToEndInMemory(t *testing.T) {
-	spec := &Spec{
+	spec := &probe.Spec{
 		Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452,
 		Paths: 8, Tag: 77, Epoch: time.Now(),
 	}
 	const ndst = 50
-	answers := make(chan Answer, 1<<16)
-	m := NewMatcher(spec)
-	var r Reply
+	answers := make(chan probe.Answer, 1<<16)
+	m := probe.NewMatcher(spec)
+	var r probe.Reply
 	sent, got, next := 0, 0, 0
 	done := map[netip.Addr]bool{}
-	var run *Scanner
-	run = &Scanner{
+	var run *scanner
+	run = &scanner{
 		Spec:     spec,
-		Schedule: Schedule{Paths: 8, MaxTTL: 30, GapLimit: 4, Timeout: time.Second},
+		Schedule: schedule{Paths: 8, MaxTTL: 30, GapLimit: 4, Timeout: time.Second},
 		Window:   7,
-		Next: func() (netip.Addr, bool) {
+		Next: func() (Target, bool) {
 			if next == ndst {
-				return netip.Addr{}, false
+				return Target{}, false
 			}
 			next++
-			return testAddr(next - 1), true
+			return Target{Addr: testAddr(next - 1)}, true
 		},
-		Start: func(_ int, dst netip.Addr) (int, error) {
+		Start: func(_ int, tg Target) (int, error) {
+			dst := tg.Addr
 			if dst == testAddr(13) {
 				return 0, errors.New("no route")
 			}
@@ -488,23 +491,23 @@ func TestScannerEndToEndInMemory(t *testing.T) {
 				ttl := int(p[8])
 				d := 3 + int(dst.As4()[3])%4
 				from := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)})
-				typ, code := uint8(ICMPTimeExceeded), uint8(0)
+				typ, code := uint8(probe.ICMPTimeExceeded), uint8(0)
 				// Each router on the way decrements the TTL the
 				// answer quotes.
 				quote := append([]byte(nil), p...)
 				quote[8] = 1
 				if ttl >= d {
-					from, typ, code = dst, ICMPUnreachable, CodePortUnreachable
+					from, typ, code = dst, probe.ICMPUnreachable, probe.CodePortUnreachable
 					quote[8] = byte(ttl - d + 1)
 				}
-				var a Answer
+				var a probe.Answer
 				if m.Match(icmpError(from, spec.Src, typ, code, quote), time.Now(), &r, &a) {
 					answers <- a
 				}
 			}
 			return nil
 		},
-		OnAnswer: func(slot int, a *Answer, first bool) {
+		OnAnswer: func(slot int, a *probe.Answer, first bool) {
 			if run.Sched().Addr(slot) != a.Dst {
 				t.Errorf("answer for %v handed to slot of %v", a.Dst, run.Sched().Addr(slot))
 			}
@@ -512,8 +515,8 @@ func TestScannerEndToEndInMemory(t *testing.T) {
 				got++
 			}
 		},
-		OnSkip: func(dst netip.Addr, err error) {
-			if dst != testAddr(13) {
+		OnSkip: func(tg Target, err error) {
+			if dst := tg.Addr; dst != testAddr(13) {
 				t.Errorf("skipped %v: %v", dst, err)
 			}
 		},
@@ -558,15 +561,15 @@ func icmpError(from, to netip.Addr, typ, code uint8, quote []byte) []byte {
 	b[0] = 0x45
 	b[2], b[3] = byte(len(b)>>8), byte(len(b))
 	b[8] = 64
-	b[9] = protoICMP
+	b[9] = 1 // ICMP
 	f, d := from.As4(), to.As4()
 	copy(b[12:], f[:])
 	copy(b[16:], d[:])
-	c := Checksum(b[:20])
+	c := probe.Checksum(b[:20])
 	b[10], b[11] = byte(c>>8), byte(c)
 	b[20], b[21] = typ, code
 	copy(b[28:], quote)
-	c = Checksum(b[20:])
+	c = probe.Checksum(b[20:])
 	b[22], b[23] = byte(c>>8), byte(c)
 	return b
 }
@@ -574,26 +577,26 @@ func icmpError(from, to netip.Addr, typ, code uint8, quote []byte) []byte {
 // The scanner must not stall when probes time out while it is busy: a clock
 // that advances on every call makes every window race with its expiry.
 func TestScannerAdvancingClockNeverStalls(t *testing.T) {
-	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 16, Tag: 5}
+	spec := &probe.Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 16, Tag: 5}
 	var clock = time.Unix(100, 0)
 	spec.Epoch = clock
 	sent := 0
 	one := true
-	run := &Scanner{
+	run := &scanner{
 		Spec:     spec,
-		Schedule: Schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: 2 * time.Millisecond, Retries: 1},
-		Next: func() (netip.Addr, bool) {
+		Schedule: schedule{Paths: 16, MaxTTL: 30, GapLimit: 5, Timeout: 2 * time.Millisecond, Retries: 1},
+		Next: func() (Target, bool) {
 			ok := one
 			one = false
-			return netip.MustParseAddr("198.51.100.1"), ok
+			return Target{Addr: netip.MustParseAddr("198.51.100.1")}, ok
 		},
-		Answers: make(chan Answer), // nothing ever answers
+		Answers: make(chan probe.Answer), // nothing ever answers
 		Send:    func(int, [][]byte) error { return nil },
-		OnSent:  func(ProbeRef) { sent++ },
-		Now: func() time.Time {
+		OnSent:  func(probeRef) { sent++ },
+		Clock: funcClock(func() time.Time {
 			clock = clock.Add(50 * time.Microsecond)
 			return clock
-		},
+		}),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -609,19 +612,19 @@ func TestScannerAdvancingClockNeverStalls(t *testing.T) {
 
 // Rate paces sending: a token bucket, a batch at most saved up.
 func TestScannerRate(t *testing.T) {
-	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
+	spec := &probe.Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
 	next := 0
 	var times []time.Time
-	run := &Scanner{
+	run := &scanner{
 		Spec:     spec,
-		Schedule: Schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: 20 * time.Millisecond},
+		Schedule: schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: 20 * time.Millisecond},
 		Rate:     2000,
 		Batch:    10,
-		Next: func() (netip.Addr, bool) {
+		Next: func() (Target, bool) {
 			next++
-			return testAddr(next), next <= 400
+			return Target{Addr: testAddr(next)}, next <= 400
 		},
-		Answers: make(chan Answer),
+		Answers: make(chan probe.Answer),
 		Send: func(_ int, pkts [][]byte) error {
 			for range pkts {
 				times = append(times, time.Now())
@@ -645,20 +648,20 @@ func TestScannerRate(t *testing.T) {
 // An interrupted run waits briefly for replies in flight, then reports the
 // unfinished destinations as partial.
 func TestScannerInterrupted(t *testing.T) {
-	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
+	spec := &probe.Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
 	ctx, cancel := context.WithCancel(context.Background())
 	next := 0
 	partial, complete := 0, 0
-	run := &Scanner{
+	run := &scanner{
 		Spec:     spec,
-		Schedule: Schedule{Paths: 2, MaxTTL: 4, GapLimit: 4, Timeout: 10 * time.Second},
+		Schedule: schedule{Paths: 2, MaxTTL: 4, GapLimit: 4, Timeout: 10 * time.Second},
 		Window:   3,
 		Linger:   20 * time.Millisecond,
-		Next: func() (netip.Addr, bool) {
+		Next: func() (Target, bool) {
 			next++
-			return testAddr(next), next <= 10
+			return Target{Addr: testAddr(next)}, next <= 10
 		},
-		Answers: make(chan Answer),
+		Answers: make(chan probe.Answer),
 		Send: func(int, [][]byte) error {
 			cancel()
 			return nil
@@ -688,18 +691,18 @@ func TestScannerInterrupted(t *testing.T) {
 // scheduler, encoding and checksumming, with a Send that drops the batch.
 // No destination answers; every probe times out after 1 ms.
 func BenchmarkScannerNoSend(b *testing.B) {
-	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
+	spec := &probe.Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
 	var n uint32
 	probes := b.N
-	run := &Scanner{
+	run := &scanner{
 		Spec:     spec,
-		Schedule: Schedule{Paths: 1, MaxTTL: 4, GapLimit: 5, Timeout: time.Millisecond},
+		Schedule: schedule{Paths: 1, MaxTTL: 4, GapLimit: 5, Timeout: time.Millisecond},
 		Window:   1 << 16,
-		Next: func() (netip.Addr, bool) {
+		Next: func() (Target, bool) {
 			n++
-			return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), int(n)*4 <= probes
+			return Target{Addr: netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})}, int(n)*4 <= probes
 		},
-		Answers: make(chan Answer),
+		Answers: make(chan probe.Answer),
 		Send:    func(int, [][]byte) error { return nil },
 	}
 	b.ReportAllocs()
@@ -713,7 +716,7 @@ func BenchmarkScannerNoSend(b *testing.B) {
 // A destination nearer than --first-ttl (its answer's quoted TTL says so)
 // must not leave the other path IDs with nothing they may send.
 func TestSchedDestinationNearerThanFirstTTL(t *testing.T) {
-	q := NewSched(Schedule{Paths: 4, FirstTTL: 3, MaxTTL: 10, GapLimit: 5, Timeout: time.Second}, 1)
+	q := newSched(schedule{Paths: 4, FirstTTL: 3, MaxTTL: 10, GapLimit: 5, Timeout: time.Second}, 1)
 	slot, _ := q.Admit(testAddr(1))
 	now := time.Unix(0, 0)
 	done := false
@@ -738,7 +741,7 @@ func TestSchedDestinationNearerThanFirstTTL(t *testing.T) {
 
 // Retries beyond what a cell can count are capped, not wrapped around.
 func TestSchedRetriesCapped(t *testing.T) {
-	s := Schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: time.Millisecond, Retries: 40}
+	s := schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: time.Millisecond, Retries: 40}
 	m := &netModel{dist: func(int, int) int { return 5 }, silent: map[int]bool{1: true}}
 	q, _, order := drive(t, s, 1, 1, m, time.Millisecond, nil)
 	if len(order) != 1 || q.Sent() != 31 {
@@ -749,28 +752,28 @@ func TestSchedRetriesCapped(t *testing.T) {
 // Replies already queued count even when the loop was held up past their
 // probes' timeout (a slow send, a slow result writer).
 func TestScannerQueuedRepliesBeatTimeouts(t *testing.T) {
-	spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
-	answers := make(chan Answer, 1024)
-	m := NewMatcher(spec)
-	var r Reply
+	spec := &probe.Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
+	answers := make(chan probe.Answer, 1024)
+	m := probe.NewMatcher(spec)
+	var r probe.Reply
 	next, silent := 0, 0
-	var run *Scanner
-	run = &Scanner{
+	var run *scanner
+	run = &scanner{
 		Spec:     spec,
-		Schedule: Schedule{Paths: 1, MaxTTL: 2, GapLimit: 2, Timeout: 20 * time.Millisecond},
+		Schedule: schedule{Paths: 1, MaxTTL: 2, GapLimit: 2, Timeout: 20 * time.Millisecond},
 		Window:   2,
-		Next: func() (netip.Addr, bool) {
+		Next: func() (Target, bool) {
 			next++
-			return testAddr(next), next <= 6
+			return Target{Addr: testAddr(next)}, next <= 6
 		},
 		Answers: answers,
 		Send: func(_ int, pkts [][]byte) error {
 			for _, p := range pkts {
 				quote := append([]byte(nil), p...)
 				quote[8] = 1
-				var a Answer
+				var a probe.Answer
 				from := netip.AddrFrom4([4]byte{203, 0, 113, p[8]})
-				if m.Match(icmpError(from, spec.Src, ICMPTimeExceeded, 0, quote), time.Now(), &r, &a) {
+				if m.Match(icmpError(from, spec.Src, probe.ICMPTimeExceeded, 0, quote), time.Now(), &r, &a) {
 					answers <- a
 				}
 			}
@@ -814,23 +817,23 @@ func TestScannerAdmitsOnDemand(t *testing.T) {
 		{name: "paced-fast", answer: true, window: 4096, ndst: 800, rate: 20000, wantAtMost: 4 * 64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 4, Tag: 9, Epoch: time.Now()}
+			spec := &probe.Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 4, Tag: 9, Epoch: time.Now()}
 			ndst := tc.ndst
-			answers := make(chan Answer, 1<<16)
+			answers := make(chan probe.Answer, 1<<16)
 			next, active, most, done := 0, 0, 0, 0
-			run := &Scanner{
+			run := &scanner{
 				Spec:     spec,
-				Schedule: Schedule{Paths: 4, MaxTTL: 8, GapLimit: 2, Timeout: 20 * time.Millisecond},
+				Schedule: schedule{Paths: 4, MaxTTL: 8, GapLimit: 2, Timeout: 20 * time.Millisecond},
 				Window:   tc.window,
 				Rate:     tc.rate,
-				Next: func() (netip.Addr, bool) {
+				Next: func() (Target, bool) {
 					if next == ndst {
-						return netip.Addr{}, false
+						return Target{}, false
 					}
 					next++
-					return testAddr(next), true
+					return Target{Addr: testAddr(next)}, true
 				},
-				Start: func(int, netip.Addr) (int, error) {
+				Start: func(int, Target) (int, error) {
 					active++
 					most = max(most, active)
 					return 0, nil
@@ -867,24 +870,24 @@ func TestScannerAdmitsOnDemand(t *testing.T) {
 // wait for a timeout that nothing is left to set.
 func TestScannerPlanOfSentProbesFinishes(t *testing.T) {
 	for _, rate := range []float64{0, 200} {
-		spec := &Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 9, Epoch: time.Now()}
-		answers := make(chan Answer, 1<<10)
+		spec := &probe.Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 9, Epoch: time.Now()}
+		answers := make(chan probe.Answer, 1<<10)
 		one, planned, finished := true, false, false
-		run := &Scanner{
+		run := &scanner{
 			Spec:     spec,
-			Schedule: Schedule{Paths: 1, MaxTTL: 10, GapLimit: 2, Timeout: time.Second},
+			Schedule: schedule{Paths: 1, MaxTTL: 10, GapLimit: 2, Timeout: time.Second},
 			Rate:     rate,
-			Next: func() (netip.Addr, bool) {
+			Next: func() (Target, bool) {
 				ok := one
 				one = false
-				return testAddr(1), ok
+				return Target{Addr: testAddr(1)}, ok
 			},
-			More: func(int) Plan {
+			More: func(int) plan {
 				if planned {
-					return Plan{}
+					return plan{}
 				}
 				planned = true
-				return Plan{Cells: []Cell{{Path: 1, TTL: 5}, {Path: 1, TTL: 5}}}
+				return plan{Cells: []Cell{{Path: 1, TTL: 5}, {Path: 1, TTL: 5}}}
 			},
 			OnDone:  func(int, bool) { finished = true },
 			Answers: answers,
@@ -902,21 +905,21 @@ func TestScannerPlanOfSentProbesFinishes(t *testing.T) {
 // instantNetwork is a Send whose network answers every probe at once: hop h
 // from 203.0.113.h, the destination (dist hops away) with a port
 // unreachable quoting the TTL the probe had left. The answers report rtt.
-func instantNetwork(spec *Spec, answers chan<- Answer, dist int, rtt time.Duration) func(int, [][]byte) error {
-	m := NewMatcher(spec)
-	var r Reply
+func instantNetwork(spec *probe.Spec, answers chan<- probe.Answer, dist int, rtt time.Duration) func(int, [][]byte) error {
+	m := probe.NewMatcher(spec)
+	var r probe.Reply
 	return func(_ int, pkts [][]byte) error {
 		for _, p := range pkts {
 			dst := netip.AddrFrom4([4]byte(p[16:20]))
 			ttl := int(p[8])
-			from, typ, code := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)}), uint8(ICMPTimeExceeded), uint8(0)
+			from, typ, code := netip.AddrFrom4([4]byte{203, 0, 113, byte(ttl)}), uint8(probe.ICMPTimeExceeded), uint8(0)
 			quote := append([]byte(nil), p...)
 			quote[8] = 1
 			if ttl >= dist {
-				from, typ, code = dst, ICMPUnreachable, CodePortUnreachable
+				from, typ, code = dst, probe.ICMPUnreachable, probe.CodePortUnreachable
 				quote[8] = byte(ttl - dist + 1)
 			}
-			var a Answer
+			var a probe.Answer
 			if m.Match(icmpError(from, spec.Src, typ, code, quote), time.Now(), &r, &a) {
 				a.RTT = rtt
 				answers <- a
@@ -925,3 +928,10 @@ func instantNetwork(spec *Spec, answers chan<- Answer, dist int, rtt time.Durati
 		return nil
 	}
 }
+
+// funcClock is a Clock whose time is the function's, with the system's
+// timers.
+type funcClock func() time.Time
+
+func (f funcClock) Now() time.Time  { return f() }
+func (f funcClock) NewTimer() Timer { return systemClock{}.NewTimer() }

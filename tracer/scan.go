@@ -1,0 +1,409 @@
+package tracer
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
+)
+
+// burstTime is how many seconds' worth of probes the rate limiter lets go
+// at once after a pause.
+const burstTime = 4 * time.Millisecond
+
+// scanner drives a sched over a stream of destinations: it admits them as
+// the sender needs work (up to Window at once), encodes and sends the
+// probes the scheduler asks for at the configured rate, feeds it the
+// answers, and reports every destination as it finishes. Time, routing,
+// sending and the observers are injected, so that it runs in tests
+// without a network.
+type scanner struct {
+	Spec     *probe.Spec
+	Schedule schedule
+	// Window is the most destinations in progress at once (default 4096).
+	Window int
+	// Rate caps the probes sent per second, retries included; 0 is
+	// unlimited.
+	Rate float64
+	// Next returns the next destination, false when there is none now.
+	// Without Wake, false means there are no more. With Wake, Next may
+	// have none yet (their routes are being looked up, say): Run waits
+	// for a signal on Wake, and stops asking once Exhausted says so.
+	Next      func() (Target, bool)
+	Wake      <-chan struct{}
+	Exhausted func() bool
+	// Start is called when t begins in slot; it returns the link its
+	// probes leave by (passed to Send). An error skips t: OnSkip is called
+	// and the slot is reused.
+	Start  func(slot int, t Target) (link int, err error)
+	OnSkip func(t Target, err error)
+	// Send transmits complete IP packets by link.
+	Send func(link int, pkts [][]byte) error
+	// Answers delivers matched replies; the scanner never closes it.
+	Answers <-chan probe.Answer
+	// OnSent is called for every probe sent. OnAnswer for every answer to
+	// a destination in progress; first says it is the first answer to
+	// that probe (later ones are repeats: retries' answers or
+	// duplicates, where per-packet load balancers show).
+	OnSent   func(probeRef)
+	OnAnswer func(slot int, a *probe.Answer, first bool)
+	// More, when set, is asked what a destination whose probes are all
+	// settled needs next (see sched.More).
+	More func(slot int) plan
+	// OnDone is called once per destination when it is finished, or with
+	// partial set when the run stops before; the slot is reused after it
+	// returns.
+	OnDone func(slot int, partial bool)
+	// Clock tells the time (default: the system's).
+	Clock Clock
+	// Batch is the most probes encoded and sent at once (default 64).
+	Batch int
+	// Linger is how long an interrupted run still waits for the replies
+	// to probes in flight (default 500 ms, at most Schedule.Timeout).
+	Linger time.Duration
+
+	sent, retries, late atomic.Int64
+
+	// The state of Run, on its goroutine only.
+	q         *sched
+	links     []int32 // per slot
+	refs      []probeRef
+	bufs      [][]byte
+	group     [][]byte
+	timer     Timer
+	exhausted bool
+	// The token bucket that paces sending: Rate tokens a second, with up
+	// to burstTime's worth saved up (at least one). Timers wake a
+	// goroutine about a millisecond late at best, so a smaller bucket
+	// would cap the rate at a few probes per wake-up.
+	tokens, burst float64
+	last          time.Time
+	// srtt is the smoothed round-trip time of the answers.
+	srtt time.Duration
+}
+
+// Sent returns how many probes (retries included) were sent so far; it may
+// be called while Run runs.
+func (r *scanner) Sent() int64 { return r.sent.Load() }
+
+// Retries returns how many of the probes sent were retries.
+func (r *scanner) Retries() int64 { return r.retries.Load() }
+
+// Late returns how many answers came for destinations no longer in
+// progress.
+func (r *scanner) Late() int64 { return r.late.Load() }
+
+// Sched returns the scheduler of the run in progress, for callbacks that
+// need to look at a slot's probes (sched.Probed). Only valid inside them.
+func (r *scanner) Sched() *sched { return r.q }
+
+// Run probes until every destination is finished or ctx is done. It
+// returns ctx's error when interrupted, or the first send error; either
+// way the destinations in progress are reported with OnDone as partial.
+func (r *scanner) Run(ctx context.Context) error {
+	r.init()
+	defer r.timer.Stop()
+	q := r.q
+	for {
+		// Replies already received count before anything times out:
+		// a loop that was held up must not expire answered probes.
+		r.drain()
+		t := r.Clock.Now()
+		q.Expire(t)
+		ahead := r.ahead()
+		demand := r.admit(ahead)
+		r.refill(t)
+		if err := r.sendReady(); err != nil {
+			q.Abandon(r.partial)
+			return err
+		}
+		if (demand && q.readyCount() < ahead || q.Unresolved()) && ctx.Err() == nil {
+			// The sender took the work that held destinations
+			// back, or a destination settled while its probes were
+			// handed out (a planned probe already sent): go on now,
+			// not after the next wait.
+			continue
+		}
+		if r.exhausted && q.Active() == 0 {
+			return nil
+		}
+		if err := r.wait(ctx); err != nil {
+			r.linger()
+			q.Abandon(r.partial)
+			return err
+		}
+	}
+}
+
+// init applies the defaults and sets up the state of a run.
+func (r *scanner) init() {
+	if r.Clock == nil {
+		r.Clock = systemClock{}
+	}
+	if r.Batch <= 0 {
+		r.Batch = 64
+	}
+	if r.Window <= 0 {
+		r.Window = 4096
+	}
+	r.q = newSched(r.Schedule, r.Window)
+	r.q.More = r.More
+	r.links = make([]int32, r.Window)
+	r.refs = make([]probeRef, 0, r.Batch)
+	r.bufs = make([][]byte, r.Batch)
+	for i := range r.bufs {
+		r.bufs[i] = make([]byte, probe.MaxProbeLen)
+	}
+	r.group = make([][]byte, 0, r.Batch)
+	r.burst = max(1, r.Rate*burstTime.Seconds())
+	r.tokens, r.last = min(r.burst, float64(r.Batch)), r.Clock.Now()
+	r.timer = r.Clock.NewTimer()
+	r.exhausted = false
+}
+
+func (r *scanner) done(slot int) {
+	if r.OnDone != nil {
+		r.OnDone(slot, false)
+	}
+}
+
+func (r *scanner) partial(slot int) {
+	if r.OnDone != nil {
+		r.OnDone(slot, true)
+	}
+}
+
+// ahead is how many destinations with a probe ready are enough: two
+// batches keep the sender busy, and with a rate, as many as it serves in
+// two round trips make one pass over them last longer than a round trip,
+// so that a destination's next probe goes out after the answer to its last
+// (path ID 1 does not probe past the destination for want of its answer).
+func (r *scanner) ahead() int {
+	ahead := 2 * r.Batch
+	if r.Rate > 0 {
+		ahead = max(ahead, int(2*r.Rate*r.srtt.Seconds()))
+	}
+	return ahead
+}
+
+// admit resolves the destinations that settled and fills free slots while
+// fewer than ahead destinations have a probe ready; those with nothing to
+// probe settle at once, so it resolves again. It says whether destinations
+// were left waiting only because enough others had probes ready.
+//
+// With a rate, admitting on demand keeps as few destinations in progress
+// as keep the sender busy: where answers come back within a few batches,
+// each finishes in a few round trips and its state stays in cache; where
+// they are slow or lost, the window fills up. Unpaced, each pass sends all
+// that is ready, so the window fills unless answers come back at once.
+func (r *scanner) admit(ahead int) (demand bool) {
+	q := r.q
+	for {
+		q.Resolve(r.done)
+		if r.exhausted || q.Free() == 0 {
+			return false
+		}
+		admitted := false
+		for q.Free() > 0 && q.readyCount() < ahead {
+			t, ok := r.Next()
+			if !ok {
+				r.exhausted = r.Wake == nil || r.Exhausted == nil || r.Exhausted()
+				break
+			}
+			if r.start(t) {
+				admitted = true
+			}
+		}
+		if !admitted {
+			return !r.exhausted && q.Free() > 0 && q.readyCount() >= ahead
+		}
+	}
+}
+
+// start admits destination t, and says whether it took a slot.
+func (r *scanner) start(t Target) bool {
+	slot, ok := r.q.Admit(t.Addr)
+	if !ok {
+		return false // already in progress
+	}
+	link := 0
+	if r.Start != nil {
+		var err error
+		if link, err = r.Start(slot, t); err != nil {
+			r.q.release(int32(slot))
+			if r.OnSkip != nil {
+				r.OnSkip(t, err)
+			}
+			return true
+		}
+	}
+	r.links[slot] = int32(link)
+	return true
+}
+
+// refill adds the tokens earned since the last refill.
+func (r *scanner) refill(t time.Time) {
+	if r.Rate > 0 {
+		r.tokens = min(r.tokens+t.Sub(r.last).Seconds()*r.Rate, r.burst)
+		r.last = t
+	}
+}
+
+// sendReady sends the probes that are ready, as far as the tokens go.
+func (r *scanner) sendReady() error {
+	q := r.q
+	for q.HasReady() {
+		n := r.Batch
+		if r.Rate > 0 {
+			n = min(n, int(r.tokens))
+			if n == 0 {
+				return nil
+			}
+		}
+		t := r.Clock.Now()
+		before := q.Retries()
+		r.refs = q.Ready(t, r.refs[:0], n)
+		if len(r.refs) == 0 {
+			return nil
+		}
+		if r.Rate > 0 {
+			r.tokens -= float64(len(r.refs))
+		}
+		r.retries.Add(int64(q.Retries() - before))
+		if err := r.sendBatch(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait waits for an answer, a timeout, tokens for the next batch or new
+// destinations. It returns ctx's error when ctx is done.
+func (r *scanner) wait(ctx context.Context) error {
+	q := r.q
+	var wait time.Duration = -1 // nothing to time
+	if next := q.NextExpiry(); !next.IsZero() {
+		wait = max(next.Sub(r.Clock.Now()), 0)
+	}
+	if r.Rate > 0 && q.HasReady() {
+		// Wake when a batch (or what is ready, if less) is paid for.
+		need := min(float64(r.Batch), float64(q.readyCount()), r.burst) - r.tokens
+		pay := time.Duration(max(need, 1) / r.Rate * float64(time.Second))
+		if wait < 0 || pay < wait {
+			wait = pay
+		}
+	}
+	var fire <-chan time.Time
+	if wait >= 0 {
+		r.timer.Reset(wait)
+		fire = r.timer.C()
+	}
+	var wake <-chan struct{}
+	if !r.exhausted && q.Free() > 0 {
+		wake = r.Wake // more destinations may become ready
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case a := <-r.Answers:
+		r.answer(&a)
+		// Take whatever else is queued before sending again.
+		r.drain()
+	case <-wake:
+	case <-fire:
+	}
+	r.timer.Stop()
+	return nil
+}
+
+// linger records the answers to probes in flight for a short while after
+// an interruption.
+func (r *scanner) linger() {
+	d := r.Linger
+	if d <= 0 {
+		d = 500 * time.Millisecond
+	}
+	d = min(d, r.Schedule.Timeout)
+	deadline := r.Clock.Now().Add(d)
+	for {
+		r.drain()
+		now := r.Clock.Now()
+		r.q.Expire(now)
+		if r.q.NextExpiry().IsZero() || !now.Before(deadline) {
+			return
+		}
+		r.timer.Reset(deadline.Sub(now))
+		select {
+		case a := <-r.Answers:
+			r.answer(&a)
+		case <-r.timer.C():
+		}
+	}
+}
+
+// drain records every answer already queued, without waiting.
+func (r *scanner) drain() {
+	for {
+		select {
+		case a := <-r.Answers:
+			r.answer(&a)
+		default:
+			return
+		}
+	}
+}
+
+func (r *scanner) answer(a *probe.Answer) {
+	q := r.q
+	slot, ok := q.Lookup(a.Dst)
+	if !ok {
+		r.late.Add(1)
+		return
+	}
+	if a.RTT > 0 {
+		if r.srtt == 0 {
+			r.srtt = a.RTT
+		} else {
+			r.srtt += (a.RTT - r.srtt) / 8
+		}
+	}
+	first := q.Answer(slot, int(a.Path), int(a.TTL), a.Reached(), a.Stops())
+	if a.Reached() && a.QTTL > 1 && a.QTTL <= a.TTL {
+		// The destination is nearer than this probe's TTL: the
+		// answers below it were lost, not beyond it (see sched.Reached).
+		q.Reached(slot, int(a.Path), int(a.TTL-a.QTTL)+1)
+	}
+	if r.OnAnswer != nil {
+		r.OnAnswer(slot, a, first)
+	}
+}
+
+// sendBatch encodes r.refs and sends them grouped by link.
+func (r *scanner) sendBatch(t time.Time) error {
+	q, refs := r.q, r.refs
+	for i, p := range refs {
+		b := r.bufs[i][:cap(r.bufs[i])]
+		r.bufs[i] = b[:r.Spec.Encode(b, q.Addr(int(p.Slot)), int(p.Path), int(p.TTL), t)]
+	}
+	for start := 0; start < len(refs); {
+		link := r.links[refs[start].Slot]
+		r.group = r.group[:0]
+		end := start
+		for end < len(refs) && r.links[refs[end].Slot] == link {
+			r.group = append(r.group, r.bufs[end])
+			end++
+		}
+		if err := r.Send(int(link), r.group); err != nil {
+			return err
+		}
+		r.sent.Add(int64(end - start))
+		if r.OnSent != nil {
+			for _, p := range refs[start:end] {
+				r.OnSent(p)
+			}
+		}
+		start = end
+	}
+	return nil
+}
