@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 )
@@ -218,4 +219,42 @@ func ParseIgnore(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// OpenPathFile reads the PathFile at name, or from stdin when name is "-";
+// its errors name the file.
+func OpenPathFile(name string, stdin io.Reader) (*PathFile, error) {
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	pf, err := ReadPathFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return pf, nil
+}
+
+// TracesBeside returns the traces of pf (read from the file name), to be
+// compared with those of other (read from otherName): paths listed without
+// a destination line lead to the single destination of other.
+func (pf *PathFile) TracesBeside(name string, other *PathFile, otherName string) ([]*Trace, error) {
+	var dst netip.Addr
+	if pf.NeedsDestination() {
+		dsts := other.Destinations()
+		if len(dsts) != 1 {
+			return nil, fmt.Errorf("%s lists paths without a \"destination ADDR\" line, and %s names %d destinations, not one", name, otherName, len(dsts))
+		}
+		dst = dsts[0]
+	}
+	ts, err := pf.Traces(dst)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return ts, nil
 }

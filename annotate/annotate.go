@@ -64,6 +64,18 @@ func DNSServer(server string) (*net.Resolver, error) {
 	}, nil
 }
 
+// Then returns a function that annotates a trace, then hands it to next:
+// a result sink, say. A nil Annotator hands it on as it is.
+func (a *Annotator) Then(ctx context.Context, next func(*analysis.Trace) error) func(*analysis.Trace) error {
+	if a == nil {
+		return next
+	}
+	return func(t *analysis.Trace) error {
+		a.Apply(ctx, []*analysis.Trace{t})
+		return next(t)
+	}
+}
+
 // Apply annotates the hops of traces. Failed reverse lookups leave the
 // host name empty. A nil Annotator does nothing.
 func (a *Annotator) Apply(ctx context.Context, traces []*analysis.Trace) {

@@ -52,6 +52,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -210,6 +211,20 @@ func (b *Builder) AddArg(ctx context.Context, s string) error {
 	}
 	b.addHost(e.host, addr, familyEntry{seq: seq, name: where})
 	return nil
+}
+
+// AddPath adds the entries of the target file at path, or of stdin when
+// path is "-" (see AddFile).
+func (b *Builder) AddPath(ctx context.Context, path string, stdin io.Reader) error {
+	if path == "-" {
+		return b.AddFile(ctx, stdin, "-")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return b.AddFile(ctx, f, path)
 }
 
 // AddFile adds the entries of a target file, one per line; name is used in

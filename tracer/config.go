@@ -91,7 +91,9 @@ const (
 	DefaultWait       = time.Second
 	DefaultRetries    = 1
 	DefaultGapLimit   = 5
-	DefaultRate       = 10000
+	// DefaultRate is gentle enough for real networks, where routers
+	// rate-limit their ICMP answers, and the rate zmap uses by default.
+	DefaultRate = 10000
 	// MaxPathIDs bounds Paths and MaxPaths.
 	MaxPathIDs = 4096
 )

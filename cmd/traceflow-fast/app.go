@@ -1,10 +1,12 @@
 package main
 
 import (
+	_ "embed"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -14,25 +16,22 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/traceflow-fast/traceflow-fast/annotate"
+	"github.com/traceflow-fast/traceflow-fast/output"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
+	"github.com/traceflow-fast/traceflow-fast/viz"
 )
 
 // options are the validated command-line settings of a trace.
 type options struct {
-	cfg      tracer.Config // how to probe
+	cfg      tracer.Config  // how to probe
+	out      output.Options // how to write the results
 	dsts     []string
-	format   string
-	output   string
 	pcap     string // --pcap FILE: every probe sent and packet received, or ""
-	bind     string
-	dedup    bool
 	debug    bool
 	ipv6     bool // -6: resolve host names to IPv6 addresses (an IPv6 run)
 	logger   *slog.Logger
-	stdout   io.Writer
-	stderr   io.Writer
 	expect   *expectation        // --expect
 	annotate *annotate.Annotator // --asn-db, --ixp-db, --rdns
 
@@ -46,102 +45,24 @@ type options struct {
 	progress    bool           // --progress
 }
 
-// defaultRate is the probes per second sent unless --rate says otherwise:
-// gentle enough for real networks, where routers rate-limit their ICMP
-// answers, and the rate zmap uses by default.
-const defaultRate = 10000
+// traceHelp is the description --help prints.
+//
+//go:embed help/trace.txt
+var traceHelp string
 
 var formats = []string{"vert", "horiz", "json", "dot", "atlas", "viz"}
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
-		Name:      "traceflow-fast",
-		Usage:     "find every path between this host and a destination",
-		UsageText: "traceflow-fast [options] DESTINATION [DESTINATION...]\ntraceflow-fast [options] -f TARGETS [DESTINATION...]",
-		Description: `Sends UDP probes whose 5-tuple is fixed per path ID while the TTL varies, so
-per-flow load balancers keep each path ID on one path; only the source port
-(--srcport + path ID) changes between path IDs. Replies are matched to their
-probe by the quoted IP.ID (run tag and TTL) and source port, and the paths are
-printed per path ID.
-
---protocol tcp sends TCP SYNs to --dstport (default 80) instead, with the same
-fixed 5-tuple per path ID and the send time, run tag and TTL in the sequence
-number; the destination is reached when it answers with a SYN-ACK (open port)
-or an RST (closed port). --protocol icmp sends ICMP echo requests whose
-identifier (--srcport + path ID) and checksum are fixed per path ID, the run
-tag and TTL in the sequence number; the destination is reached when it sends
-an echo reply. Only load balancers that hash the ICMP header keep ICMP path
-IDs apart. With udp, the destination is reached when it sends a port (or any)
-unreachable.
-
-A run is IPv4 or IPv6, as its destinations are (-6 resolves host names to
-IPv6 addresses). IPv6 probes are UDP only: the flow label is fixed per path ID,
-the run tag and TTL travel in the UDP payload (IPv6 has no IP.ID), and the
-replies are ICMPv6 time exceeded and destination unreachable messages.
-
-Needs CAP_NET_RAW (AF_PACKET sockets), and CAP_BPF for the eBPF receive filter
-(without it, an equivalent classic BPF filter is used): run as root, or grant
-them once with
-  setcap cap_net_raw,cap_bpf+ep bin/traceflow-fast
-Every capability is dropped once the sockets and files are open.
-
-Destinations are IPv4 or IPv6 addresses, host names or CIDR prefixes (a
-prefix is expanded without its network and broadcast addresses, an IPv6 one
-without its subnet-router anycast address), on the command line or
-in target files (-f FILE, -f - for standard input; one per line, # comments).
-Every destination is traced once; their probes are interleaved in a seeded
-random order, paced by --rate, and each result is written as soon as it is
-finished (in the order destinations finish). A summary goes to standard
-error, and a progress bar when it is a terminal (a line every 10 s when not).
-
-Exit status: 0 every destination reached, 1 error, 2 some destination not
-reached, 3 interrupted, 4 the paths found differ from the ones --expect gives
-(explained on standard error).
-
-traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
-(exit 0 same, 1 changed, 2 error): see traceflow-fast diff --help.`,
+		Name:            "traceflow-fast",
+		Usage:           "find every path between this host and a destination",
+		UsageText:       "traceflow-fast [options] DESTINATION [DESTINATION...]\ntraceflow-fast [options] -f TARGETS [DESTINATION...]",
+		Description:     strings.TrimSpace(traceHelp),
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		Commands:        []*cli.Command{diffCommand(stdout, stderr)},
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "paths", Aliases: []string{"p"}, Value: "auto", Usage: "path IDs (flows) to probe: a number 1..4096, or auto: add path IDs until the MDA stopping rule says, at --confidence, that no next hop is left unseen"},
-			&cli.Float64Flag{Name: "confidence", Value: 95, Usage: "confidence (percent) of --paths auto that no path was missed: 95 or 99 use the published tables, other values 50..99.99 the closed form"},
-			&cli.IntFlag{Name: "max-paths", Value: 256, Usage: "the most path IDs --paths auto may use, 1..4096"},
-			&cli.IntFlag{Name: "ttl", Aliases: []string{"t"}, Value: 30, Usage: fmt.Sprintf("highest TTL to probe, 1..%d", probe.MaxTTL)},
-			&cli.IntFlag{Name: "first-ttl", Value: 1, Usage: "first TTL to probe"},
-			&cli.StringFlag{Name: "protocol", Value: "udp", Usage: "probe protocol: udp (datagrams to --dstport), tcp (SYNs to --dstport; reached on a SYN-ACK or RST) or icmp (echo requests; reached on an echo reply)"},
-			&cli.IntFlag{Name: "srcport", Value: 33452, Usage: "base source port (icmp: echo identifier): path ID N uses srcport+N"},
-			&cli.IntFlag{Name: "dstport", DefaultText: "33452 with udp, 80 with tcp", Usage: "destination port, the same for every probe (not with --protocol icmp)"},
-			&cli.Float64Flag{Name: "wait", Aliases: []string{"w"}, Value: 1, Usage: "seconds to wait for the reply to a probe (fractional)"},
-			&cli.IntFlag{Name: "retries", Value: 1, Usage: "times an unanswered probe is sent again"},
-			&cli.IntFlag{Name: "gap-limit", Value: 5, Usage: "TTLs probed beyond the last that answered before a path gives up"},
-			&cli.IntFlag{Name: "tos", Value: 0, Usage: "IP TOS byte of every probe, 0..255"},
-			&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "trace over IPv6: resolve host names to IPv6 addresses (IPv6 addresses and prefixes make a run IPv6 without it; a run is IPv4 or IPv6, never both; IPv6 probes are UDP)"},
-			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "read destinations from `FILE` (repeatable; - is standard input): an IPv4 or IPv6 address, host name or CIDR prefix per line, # comments"},
-			&cli.StringFlag{Name: "max-prefix", Value: "65536", Usage: "refuse prefixes of more than `N` addresses (or /LEN: the largest prefix length allowed, e.g. /16)"},
-			&cli.BoolFlag{Name: "skip-invalid", Usage: "skip bad lines of target files with a warning instead of refusing to start"},
-			&cli.StringFlag{Name: "exclude", Usage: "never probe the prefixes listed in `FILE` (one address or CIDR prefix per line, # comments, like a zmap blocklist)"},
-			&cli.Float64Flag{Name: "rate", Value: defaultRate, Usage: "probes per second at most, retries included (0: as fast as the host sends)"},
-			&cli.IntFlag{Name: "window", Usage: "the most destinations traced at once; new ones start as the sender needs work", DefaultText: "as many as fit in about 100 MiB"},
-			&cli.Uint64Flag{Name: "seed", Usage: "seed of the random destination order", DefaultText: "random"},
-			&cli.BoolFlag{Name: "progress", Value: true, Usage: "show progress on standard error (a bar on a terminal, a line every 10 s otherwise)"},
-			&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination), dot (Graphviz digraph per destination), atlas (RIPE Atlas traceroute results, a JSON line per destination and path ID), viz (the hop graph as one self-contained HTML page; served on --bind unless --output is given)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `FILE` instead of standard output"},
-			&cli.StringFlag{Name: "pcap", Usage: "write every probe sent and every packet received to `FILE` (pcap, raw IP, kernel receive timestamps)"},
-			&cli.BoolFlag{Name: "dedup", Usage: "print each distinct path once, with the path IDs that took it"},
-			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "send through `IFACE` instead of the one the routing table picks"},
-			&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "source `ADDRESS` of the probes (must be an address of this host)"},
-			&cli.StringFlag{Name: "bind", Value: "127.0.0.1:8081", Usage: "`HOST:PORT` the browser view (--format viz) is served on when there is no --output"},
-			&cli.BoolFlag{Name: "debug", Usage: "verbose logging on standard error"},
-			&cli.StringFlag{Name: "expect", Usage: "compare the distinct paths found with `FILE` (a --format json result, or one path per line: hop addresses, * for silent, optional \"destination ADDR\" lines); when they differ, explain on standard error and exit 4"},
-			&cli.StringSliceFlag{Name: "ignore-hop", Usage: "with --expect: a known-noisy hop `ADDR[/LEN]` that agrees with anything at its TTL (repeatable)"},
-			&cli.StringFlag{Name: "asn-db", Usage: "annotate hops with their origin AS from `FILE`, offline: pyasn .dat, CAIDA pfx2as or ip2asn TSV (gzip or bzip2 too)"},
-			&cli.StringFlag{Name: "asn-db-format", Value: "auto", Usage: "format of --asn-db: auto, pyasn, pfx2as or ip2asn"},
-			&cli.StringFlag{Name: "ixp-db", Usage: "mark hops on IXP peering LANs listed in `FILE`: one prefix and IXP name per line"},
-			&cli.BoolFlag{Name: "rdns", Usage: "look up the reverse DNS name of every hop (cached, concurrent, 2 s per lookup)"},
-			&cli.StringFlag{Name: "rdns-server", Usage: "with --rdns, ask the DNS server `ADDR[:PORT]` instead of the system resolver"},
-		},
+		Flags:           traceFlags(),
 		Action: func(c *cli.Context) error {
 			o, err := parseOptions(c, stdout, stderr)
 			if err != nil {
@@ -155,19 +76,57 @@ traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
 	}
 }
 
+// traceFlags are the flags of a trace.
+func traceFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "paths", Aliases: []string{"p"}, Value: "auto", Usage: "path IDs (flows) to probe: a number 1..4096, or auto: add path IDs until the MDA stopping rule says, at --confidence, that no next hop is left unseen"},
+		&cli.Float64Flag{Name: "confidence", Value: 95, Usage: "confidence (percent) of --paths auto that no path was missed: 95 or 99 use the published tables, other values 50..99.99 the closed form"},
+		&cli.IntFlag{Name: "max-paths", Value: 256, Usage: "the most path IDs --paths auto may use, 1..4096"},
+		&cli.IntFlag{Name: "ttl", Aliases: []string{"t"}, Value: 30, Usage: fmt.Sprintf("highest TTL to probe, 1..%d", probe.MaxTTL)},
+		&cli.IntFlag{Name: "first-ttl", Value: 1, Usage: "first TTL to probe"},
+		&cli.StringFlag{Name: "protocol", Value: "udp", Usage: "probe protocol: udp (datagrams to --dstport), tcp (SYNs to --dstport; reached on a SYN-ACK or RST) or icmp (echo requests; reached on an echo reply)"},
+		&cli.IntFlag{Name: "srcport", Value: 33452, Usage: "base source port (icmp: echo identifier): path ID N uses srcport+N"},
+		&cli.IntFlag{Name: "dstport", DefaultText: "33452 with udp, 80 with tcp", Usage: "destination port, the same for every probe (not with --protocol icmp)"},
+		&cli.Float64Flag{Name: "wait", Aliases: []string{"w"}, Value: 1, Usage: "seconds to wait for the reply to a probe (fractional)"},
+		&cli.IntFlag{Name: "retries", Value: 1, Usage: "times an unanswered probe is sent again"},
+		&cli.IntFlag{Name: "gap-limit", Value: 5, Usage: "TTLs probed beyond the last that answered before a path gives up"},
+		&cli.IntFlag{Name: "tos", Value: 0, Usage: "IP TOS byte of every probe, 0..255"},
+		&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "trace over IPv6: resolve host names to IPv6 addresses (IPv6 addresses and prefixes make a run IPv6 without it; a run is IPv4 or IPv6, never both; IPv6 probes are UDP)"},
+		&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "read destinations from `FILE` (repeatable; - is standard input): an IPv4 or IPv6 address, host name or CIDR prefix per line, # comments"},
+		&cli.StringFlag{Name: "max-prefix", Value: "65536", Usage: "refuse prefixes of more than `N` addresses (or /LEN: the largest prefix length allowed, e.g. /16)"},
+		&cli.BoolFlag{Name: "skip-invalid", Usage: "skip bad lines of target files with a warning instead of refusing to start"},
+		&cli.StringFlag{Name: "exclude", Usage: "never probe the prefixes listed in `FILE` (one address or CIDR prefix per line, # comments, like a zmap blocklist)"},
+		&cli.Float64Flag{Name: "rate", Value: tracer.DefaultRate, Usage: "probes per second at most, retries included (0: as fast as the host sends)"},
+		&cli.IntFlag{Name: "window", Usage: "the most destinations traced at once; new ones start as the sender needs work", DefaultText: "as many as fit in about 100 MiB"},
+		&cli.Uint64Flag{Name: "seed", Usage: "seed of the random destination order", DefaultText: "random"},
+		&cli.BoolFlag{Name: "progress", Value: true, Usage: "show progress on standard error (a bar on a terminal, a line every 10 s otherwise)"},
+		&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination), dot (Graphviz digraph per destination), atlas (RIPE Atlas traceroute results, a JSON line per destination and path ID), viz (the hop graph as one self-contained HTML page; served on --bind unless --output is given)"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `FILE` instead of standard output"},
+		&cli.StringFlag{Name: "pcap", Usage: "write every probe sent and every packet received to `FILE` (pcap, raw IP, kernel receive timestamps)"},
+		&cli.BoolFlag{Name: "dedup", Usage: "print each distinct path once, with the path IDs that took it"},
+		&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "send through `IFACE` instead of the one the routing table picks"},
+		&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "source `ADDRESS` of the probes (must be an address of this host)"},
+		&cli.StringFlag{Name: "bind", Value: "127.0.0.1:8081", Usage: "`HOST:PORT` the browser view (--format viz) is served on when there is no --output"},
+		&cli.BoolFlag{Name: "debug", Usage: "verbose logging on standard error"},
+		&cli.StringFlag{Name: "expect", Usage: "compare the distinct paths found with `FILE` (a --format json result, or one path per line: hop addresses, * for silent, optional \"destination ADDR\" lines); when they differ, explain on standard error and exit 4"},
+		&cli.StringSliceFlag{Name: "ignore-hop", Usage: "with --expect: a known-noisy hop `ADDR[/LEN]` that agrees with anything at its TTL (repeatable)"},
+		&cli.StringFlag{Name: "asn-db", Usage: "annotate hops with their origin AS from `FILE`, offline: pyasn .dat, CAIDA pfx2as or ip2asn TSV (gzip or bzip2 too)"},
+		&cli.StringFlag{Name: "asn-db-format", Value: "auto", Usage: "format of --asn-db: auto, pyasn, pfx2as or ip2asn"},
+		&cli.StringFlag{Name: "ixp-db", Usage: "mark hops on IXP peering LANs listed in `FILE`: one prefix and IXP name per line"},
+		&cli.BoolFlag{Name: "rdns", Usage: "look up the reverse DNS name of every hop (cached, concurrent, 2 s per lookup)"},
+		&cli.StringFlag{Name: "rdns-server", Usage: "with --rdns, ask the DNS server `ADDR[:PORT]` instead of the system resolver"},
+	}
+}
+
 // parseOptions validates every flag and names the bad one.
 func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 	o := &options{
+		out: output.Options{Format: c.String("format"), Output: c.String("output"), Bind: c.String("bind"),
+			Dedup: c.Bool("dedup"), Stdout: stdout, Stderr: stderr},
 		dsts:        c.Args().Slice(),
-		format:      c.String("format"),
-		output:      c.String("output"),
 		pcap:        c.String("pcap"),
-		bind:        c.String("bind"),
-		dedup:       c.Bool("dedup"),
 		debug:       c.Bool("debug"),
 		ipv6:        c.Bool("ipv6"),
-		stdout:      stdout,
-		stderr:      stderr,
 		stdin:       os.Stdin,
 		files:       c.StringSlice("file"),
 		skipInvalid: c.Bool("skip-invalid"),
@@ -293,6 +252,9 @@ func parseScan(c *cli.Context, o *options) error {
 		return err
 	}
 	o.maxPrefix = mp
+	if o.seed == 0 {
+		o.seed = uint64(time.Now().UnixNano())
+	}
 	if f := c.String("exclude"); f != "" {
 		if o.exclude, err = readExclude(f); err != nil {
 			return err
@@ -325,13 +287,13 @@ func parseSource(c *cli.Context, o *options) error {
 
 // parseFormat reads --format.
 func parseFormat(_ *cli.Context, o *options) error {
-	switch o.format {
+	switch o.out.Format {
 	case "vert", "horiz", "json", "dot", "atlas":
 		return nil
 	case "viz":
 		return checkViz(o)
 	}
-	return fmt.Errorf("--format %q: must be one of %v", o.format, formats)
+	return fmt.Errorf("--format %q: must be one of %v", o.out.Format, formats)
 }
 
 // parseMaxPrefix reads --max-prefix: a number of addresses, or /LEN.
@@ -362,4 +324,24 @@ func readExclude(name string) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("--exclude: %w", err)
 	}
 	return ex, nil
+}
+
+// checkViz validates --format viz before anything is sent: the binary must
+// have the vis-network library built in, and without --output the page is
+// served on --bind, which must be HOST:PORT.
+func checkViz(o *options) error {
+	if !viz.Available() {
+		return fmt.Errorf("--format viz: this binary was %v", viz.ErrNoLibrary)
+	}
+	if o.out.Output != "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(o.out.Bind)
+	if err != nil {
+		return fmt.Errorf("--bind %q: %v (want HOST:PORT, such as 127.0.0.1:8081)", o.out.Bind, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("--bind %q: bad port %q", o.out.Bind, port)
+	}
+	return nil
 }

@@ -2,27 +2,9 @@ package main
 
 import (
 	"bytes"
-	"slices"
 	"strings"
 	"testing"
 )
-
-func TestPermuteArgs(t *testing.T) {
-	app := newApp(nil, nil)
-	for _, tc := range []struct{ in, want []string }{
-		{[]string{"tf", "10.0.0.1"}, []string{"tf", "--", "10.0.0.1"}},
-		{[]string{"tf", "10.0.0.1", "--format", "horiz"}, []string{"tf", "--format", "horiz", "--", "10.0.0.1"}},
-		{[]string{"tf", "a", "--dedup", "b", "-p", "8"}, []string{"tf", "--dedup", "-p", "8", "--", "a", "b"}},
-		{[]string{"tf", "a", "--wait=0.5"}, []string{"tf", "--wait=0.5", "--", "a"}},
-		{[]string{"tf", "--paths", "16", "a"}, []string{"tf", "--paths", "16", "--", "a"}},
-		{[]string{"tf", "a", "--", "--weird-name"}, []string{"tf", "--", "a", "--weird-name"}},
-		{[]string{"tf", "--help"}, []string{"tf", "--help"}},
-	} {
-		if got := permuteArgs(app, tc.in); !slices.Equal(got, tc.want) {
-			t.Errorf("permuteArgs(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
 
 // TestBadFlags checks that invalid input gives one line naming it and exit
 // status 1, before any socket is opened (so no privilege is needed).

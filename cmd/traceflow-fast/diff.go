@@ -1,11 +1,13 @@
 package main
 
 import (
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -19,27 +21,17 @@ const (
 	exitDiffError   = 2 // bad input
 )
 
-// exitMismatch is the exit code of a trace whose paths differ from the
-// ones --expect gives: the trace ran, but the topology is not as expected.
-const exitMismatch = 4
+// diffHelp is the description diff --help prints.
+//
+//go:embed help/diff.txt
+var diffHelp string
 
 func diffCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
-		Name:      "diff",
-		Usage:     "compare the distinct paths of two results (exit 0 same, 1 changed, 2 error)",
-		UsageText: "traceflow-fast diff [options] BEFORE AFTER",
-		Description: `Compares, per destination, the sets of distinct paths of two results: JSON
-Lines files written by --format json, or expected-paths text files (one path
-per line, hop addresses separated by spaces, * for a silent hop, # comments,
-"destination ADDR" lines grouping the paths; scripts/lab.sh describe prints
-one). "-" reads standard input. Which path ID took which path is ignored: a
-router reboot that reshuffles source ports over the same paths is no change.
-
-Reports paths added and removed, paths whose hops changed at some TTLs,
-destinations that became unreachable or reachable, and the changes of path
-counts, lengths and AS paths.
-
-Exit status: 0 nothing changed, 1 something changed, 2 error.`,
+		Name:            "diff",
+		Usage:           "compare the distinct paths of two results (exit 0 same, 1 changed, 2 error)",
+		UsageText:       "traceflow-fast diff [options] BEFORE AFTER",
+		Description:     strings.TrimSpace(diffHelp),
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "text (for people) or json (one object, for machines)"},
@@ -64,13 +56,13 @@ Exit status: 0 nothing changed, 1 something changed, 2 error.`,
 			}
 			var files [2]*analysis.PathFile
 			for i, name := range names {
-				if files[i], err = readPathFile(name, os.Stdin); err != nil {
+				if files[i], err = analysis.OpenPathFile(name, os.Stdin); err != nil {
 					return fail(err)
 				}
 			}
 			var sides [2][]*analysis.Trace
 			for i := range files {
-				if sides[i], err = pathFileTraces(files[i], names[i], files[1-i], names[1-i]); err != nil {
+				if sides[i], err = files[i].TracesBeside(names[i], files[1-i], names[1-i]); err != nil {
 					return fail(err)
 				}
 			}
@@ -93,42 +85,6 @@ Exit status: 0 nothing changed, 1 something changed, 2 error.`,
 			return &exitErr{code: exitDiffError, err: fmt.Errorf("diff: %v (see traceflow-fast diff --help)", err)}
 		},
 	}
-}
-
-// readPathFile reads a result or expected-paths file, "-" from stdin.
-func readPathFile(name string, stdin io.Reader) (*analysis.PathFile, error) {
-	r := stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
-	}
-	pf, err := analysis.ReadPathFile(r)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return pf, nil
-}
-
-// pathFileTraces returns the traces of pf; paths listed without a
-// destination line lead to the single destination of the other file.
-func pathFileTraces(pf *analysis.PathFile, name string, other *analysis.PathFile, otherName string) ([]*analysis.Trace, error) {
-	var dst netip.Addr
-	if pf.NeedsDestination() {
-		dsts := other.Destinations()
-		if len(dsts) != 1 {
-			return nil, fmt.Errorf("%s lists paths without a \"destination ADDR\" line, and %s names %d destinations, not one", name, otherName, len(dsts))
-		}
-		dst = dsts[0]
-	}
-	ts, err := pf.Traces(dst)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return ts, nil
 }
 
 func parseIgnoreHops(vals []string) ([]netip.Prefix, error) {
@@ -164,7 +120,7 @@ func parseExpect(c *cli.Context, o *options) error {
 		}
 		return nil
 	}
-	pf, err := readPathFile(file, os.Stdin)
+	pf, err := analysis.OpenPathFile(file, os.Stdin)
 	if err != nil {
 		return fmt.Errorf("--expect %w", err)
 	}

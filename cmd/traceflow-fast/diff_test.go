@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
+	"github.com/traceflow-fast/traceflow-fast/internal/cliargs"
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
 )
 
@@ -233,8 +234,8 @@ func TestPermuteDiffArgs(t *testing.T) {
 		{[]string{"tf", "diff", "a", "--ignore-hop", "10.0.0.0/8", "-", "-f", "json"}, []string{"tf", "diff", "--ignore-hop", "10.0.0.0/8", "-f", "json", "--", "a", "-"}},
 		{[]string{"tf", "diff", "--help"}, []string{"tf", "diff", "--help"}},
 	} {
-		if got := permuteArgs(app, tc.in); !slices.Equal(got, tc.want) {
-			t.Errorf("permuteArgs(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := cliargs.Permute(app, tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("Permute(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // expectedSet6 is expectedSet over IPv6.
@@ -283,7 +284,7 @@ func TestLabIPv6Unprivileged(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
-	exe := publicCopy(t, bin)
+	exe := testenv.PublicCopy(t, bin)
 	if out, err := exec.Command(setcap, "cap_net_raw+ep", exe).CombinedOutput(); err != nil {
 		t.Fatalf("setcap: %v: %s", err, out)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/traceflow-fast/traceflow-fast/internal/cliargs"
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
@@ -27,7 +28,7 @@ func parseArgs(t *testing.T, args ...string) (*options, error) {
 		o, perr = parseOptions(c, &stdout, &stderr)
 		return nil
 	}
-	if err := app.Run(permuteArgs(app, append([]string{"traceflow-fast"}, args...))); err != nil {
+	if err := app.Run(cliargs.Permute(app, append([]string{"traceflow-fast"}, args...))); err != nil {
 		return nil, err
 	}
 	return o, perr

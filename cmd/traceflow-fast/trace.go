@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/capture"
+	"github.com/traceflow-fast/traceflow-fast/internal/privs"
 	"github.com/traceflow-fast/traceflow-fast/output"
 	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
@@ -34,10 +35,6 @@ func trace(parent context.Context, o *options) error {
 	if err := checkFamily(o, set.Is6(), set.Name(set.At(0))); err != nil {
 		return fail(err)
 	}
-	seed := uint64(time.Now().UnixNano())
-	if o.seed != 0 {
-		seed = o.seed
-	}
 	var pcapw *capture.PcapWriter
 	if o.pcap != "" {
 		if pcapw, err = capture.CreatePcap(o.pcap); err != nil {
@@ -46,7 +43,7 @@ func trace(parent context.Context, o *options) error {
 		defer pcapw.Close()
 		o.cfg.Capture = pcapw
 	}
-	tr, err := tracer.Open(ctx, o.cfg, tracer.Shuffle(set, seed))
+	tr, err := tracer.Open(ctx, o.cfg, tracer.Shuffle(set, o.seed))
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			err = fmt.Errorf("%w: %s", err, grantHint)
@@ -54,30 +51,26 @@ func trace(parent context.Context, o *options) error {
 		return fail(err)
 	}
 	defer tr.Close()
-	out, err := output.Open(output.Options{Format: o.format, Output: o.output, Bind: o.bind, Dedup: o.dedup,
-		Keep: o.expect != nil, Stdout: o.stdout, Stderr: o.stderr})
+	o.out.Keep = o.expect != nil
+	out, err := output.Open(o.out)
 	switch {
-	case err != nil && o.format == "viz" && o.output == "":
-		return fail(fmt.Errorf("--bind %s: %w", o.bind, err))
+	case err != nil && o.out.Format == "viz" && o.out.Output == "":
+		return fail(fmt.Errorf("--bind %s: %w", o.out.Bind, err))
 	case err != nil:
 		return fail(fmt.Errorf("--output: %w", err))
 	}
 	defer out.Abort()
 	// Every socket and file of the run is open: no privilege is needed
 	// from here on, so none is kept.
-	if err := dropPrivileges(); err != nil {
+	if err := privs.Drop(); err != nil {
 		return fail(fmt.Errorf("dropping privileges: %w", err))
 	}
-	logStart(o, tr, set.Len(), seed)
+	logStart(o, tr, set.Len())
 	stopProgress := func() {}
 	if o.progress {
-		stopProgress = output.Progress(o.stderr, tr.Stats)
+		stopProgress = output.Progress(o.out.Stderr, tr.Stats)
 	}
-	sink := tracer.SinkFunc(func(t *analysis.Trace) error {
-		o.annotate.Apply(context.WithoutCancel(ctx), []*analysis.Trace{t})
-		return out.Result(t)
-	})
-	sum, runErr := tr.Run(ctx, sink)
+	sum, runErr := tr.Run(ctx, tracer.SinkFunc(o.annotate.Then(context.WithoutCancel(ctx), out.Result)))
 	stopProgress()
 	logDone(o, &sum)
 	return finish(ctx, o, out, pcapw, &sum, runErr)
@@ -88,7 +81,7 @@ func trace(parent context.Context, o *options) error {
 func finish(ctx context.Context, o *options, out *output.Writer, pcapw *capture.PcapWriter, sum *tracer.Summary, runErr error) error {
 	interrupted := runErr != nil && ctx.Err() != nil
 	if err := out.Finish(); err != nil {
-		if o.output != "" {
+		if o.out.Output != "" {
 			err = fmt.Errorf("--output %w", err)
 		}
 		return fail(err)
@@ -108,7 +101,7 @@ func finish(ctx context.Context, o *options, out *output.Writer, pcapw *capture.
 		return fail(fmt.Errorf("%s: %w", sum.Skips[0].Target.Name, sum.Skips[0].Err))
 	}
 	if !interrupted {
-		if err := o.expect.check(out.Kept(), o.stderr); err != nil {
+		if err := o.expect.check(out.Kept(), o.out.Stderr); err != nil {
 			return err
 		}
 	}
@@ -124,7 +117,7 @@ func finish(ctx context.Context, o *options, out *output.Writer, pcapw *capture.
 func fail(err error) error { return &exitErr{code: exitError, err: err} }
 
 // logStart logs what the run is about to do.
-func logStart(o *options, tr *tracer.Tracer, total uint64, seed uint64) {
+func logStart(o *options, tr *tracer.Tracer, total uint64) {
 	c, spec, rt := tr.Config(), tr.Spec(), tr.Route()
 	paths, rate := fmt.Sprint(c.Paths), "unlimited"
 	if c.Adaptive() {
@@ -136,7 +129,7 @@ func logStart(o *options, tr *tracer.Tracer, total uint64, seed uint64) {
 	o.logger.Info("tracing", "destinations", total, "protocol", c.Protocol, "source", spec.Src, "iface", rt.Iface,
 		"paths", paths, "ttl", fmt.Sprintf("%d..%d", c.FirstTTL, c.MaxTTL),
 		"srcports", fmt.Sprintf("%d..%d", c.SrcPort+1, c.SrcPort+c.MaxPaths), "dstport", c.DstPort,
-		"rate", rate, "tag", spec.Tag, "seed", seed)
+		"rate", rate, "tag", spec.Tag, "seed", o.seed)
 }
 
 // logDone logs what the run did.
@@ -180,7 +173,10 @@ func buildTargets(ctx context.Context, o *options) (*targets.Set, error) {
 		}
 	}
 	for _, f := range o.files {
-		if err := addFile(ctx, b, f, o); err != nil {
+		if err := b.AddPath(ctx, f, o.stdin); err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+				err = fmt.Errorf("--file: %w", err)
+			}
 			return nil, err
 		}
 	}
@@ -194,17 +190,4 @@ func buildTargets(ctx context.Context, o *options) (*targets.Set, error) {
 			"duplicates", st.Duplicates, "excluded", st.Excluded, "unroutable", st.Unroutable)
 	}
 	return set, nil
-}
-
-// addFile adds the destinations of a target file ("-" is standard input).
-func addFile(ctx context.Context, b *targets.Builder, name string, o *options) error {
-	if name == "-" {
-		return b.AddFile(ctx, o.stdin, "-")
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return fmt.Errorf("--file: %w", err)
-	}
-	defer f.Close()
-	return b.AddFile(ctx, f, name)
 }

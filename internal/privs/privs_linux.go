@@ -1,4 +1,6 @@
-package main
+// Package privs gives up a process's privileges once what needs them is
+// open: the sockets of a run, the files it writes.
+package privs
 
 import (
 	"fmt"
@@ -7,7 +9,7 @@ import (
 	"kernel.org/pub/linux/libs/security/libcap/cap"
 )
 
-// dropPrivileges gives up every capability for the rest of the run. Call it
+// Drop gives up every capability for the rest of the run. Call it
 // once the sockets are open and their filter is attached: they keep working,
 // but nothing else the process does afterwards (decoding replies, writing
 // results, serving the browser view) runs with privileges.
@@ -25,7 +27,7 @@ import (
 // A process without capabilities (an unprivileged user, or a run with
 // --help) has none to drop: then it only sets no_new_privs and returns nil.
 // The user ID does not change: root stays uid 0, without capabilities.
-func dropPrivileges() error {
+func Drop() error {
 	if _, err := cap.Prctlw(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("drop privileges: set no_new_privs: %w", err)
 	}
