@@ -8,10 +8,15 @@
 #   RUNS=3 PATHS=16 RATE=250000 scripts/bench-bulk.sh     (PATHS=auto for MDA)
 #   PERF=1 adds a perf profile of one more run: how much CPU the lab's
 #   routers take (they run on the same cores) against traceflow-fast's own.
+#   BIN=path runs that build instead of bin/traceflow-fast; COMPARE=path
+#   also runs another build in every run, right after BIN (a before/after
+#   pair in one lab); PEER=none leaves scamper out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
 paths=${PATHS:-16}
+bin=${BIN:-bin/traceflow-fast}
+peer=${PEER:-scamper}
 rate=${RATE:-250000}
 cidr=10.21.0.0/20
 prefix="tfblk$(printf '%04x' $((RANDOM)))"
@@ -23,14 +28,29 @@ ns="$prefix-prober"
 echo "$cidr" >"$tmp/targets"
 # scamper wants addresses: the /20 without network and broadcast.
 python3 -c 'import ipaddress,sys; [print(a) for a in ipaddress.ip_network(sys.argv[1]).hosts()]' "$cidr" >"$tmp/list"
-for ((i = 1; i <= runs; i++)); do
-	/usr/bin/time -f "%e %U %S %M" -o "$tmp/t1" ip netns exec "$ns" bin/traceflow-fast -f "$tmp/targets" \
+# tf_run BIN LABEL: one traceflow-fast run; prints its figures.
+tf_run() {
+	/usr/bin/time -f "%e %U %S %M" -o "$tmp/t1" ip netns exec "$ns" "$1" -f "$tmp/targets" \
 		--paths "$paths" --rate "$rate" --progress=false --format json -o "$tmp/tf.json" 2>"$tmp/tf.err" || true
 	read -r wall user sys rss < <(tail -1 "$tmp/t1")
 	line=$(grep 'msg=done' "$tmp/tf.err")
 	probes=$(sed -E 's/.* probes=([0-9]+).*/\1/' <<<"$line")
 	full=$(grep -c '"summary":"4 distinct paths' "$tmp/tf.json" || true)
 	dsts=$(wc -l <"$tmp/tf.json")
+	printf '%s %d/%d destinations with 4 branches, %d probes, wall %ss, CPU %.2fs, %d MiB' \
+		"$2" "$full" "$dsts" "$probes" "$wall" "$(awk -v a="$user" -v b="$sys" 'BEGIN{print a+b}')" $((rss / 1024))
+}
+for ((i = 1; i <= runs; i++)); do
+	printf 'run %d: ' "$i"
+	tf_run "$bin" "traceflow-fast"
+	if [[ -n ${COMPARE:-} ]]; then
+		printf ' | '
+		tf_run "$COMPARE" "$COMPARE:"
+	fi
+	if [[ $peer == none ]]; then
+		echo
+		continue
+	fi
 	/usr/bin/time -f "%e %U %S %M" -o "$tmp/t2" ip netns exec "$ns" scamper -p 10000 \
 		-c "tracelb -P udp-sport" -f "$tmp/list" >"$tmp/sc.txt" 2>/dev/null || true
 	read -r swall suser ssys srss < <(tail -1 "$tmp/t2")
@@ -51,8 +71,7 @@ for line in open(sys.argv[1]):
 print(probes, full, dsts)
 PY
 )
-	printf 'run %d: traceflow-fast %d/%d destinations with 4 branches, %d probes, wall %ss, CPU %.2fs, %d MiB | scamper %d/%d, %d probes, wall %ss, CPU %.2fs, %d MiB | wall ratio %.1fx\n' \
-		"$i" "$full" "$dsts" "$probes" "$wall" "$(awk -v a="$user" -v b="$sys" 'BEGIN{print a+b}')" $((rss / 1024)) \
+	printf ' | scamper %d/%d, %d probes, wall %ss, CPU %.2fs, %d MiB | wall ratio %.1fx\n' \
 		"$sfull" "$sdsts" "$sprobes" "$swall" "$(awk -v a="$suser" -v b="$ssys" 'BEGIN{print a+b}')" $((srss / 1024)) \
 		"$(awk -v a="$swall" -v b="$wall" 'BEGIN{print a/b}')"
 done
@@ -62,7 +81,7 @@ done
 # (veth delivers in the sender's context): that is process_backlog, which
 # also holds the prober's own receive path (packet_rcv and the filter).
 if [[ ${PERF:-0} == 1 ]] && command -v perf >/dev/null; then
-	perf record -q -a -g -o "$tmp/perf.data" -- ip netns exec "$ns" bin/traceflow-fast -f "$tmp/targets" \
+	perf record -q -a -g -o "$tmp/perf.data" -- ip netns exec "$ns" "$bin" -f "$tmp/targets" \
 		--paths "$paths" --rate "$rate" --progress=false --format json -o "$tmp/tf.json" 2>"$tmp/tf.err" || true
 	probes=$(sed -E 's/.* probes=([0-9]+).*/\1/' <<<"$(grep 'msg=done' "$tmp/tf.err")")
 	perf report -i "$tmp/perf.data" --children --sort sym --stdio 2>/dev/null >"$tmp/perf.txt"

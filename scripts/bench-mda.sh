@@ -9,9 +9,12 @@
 # tools; draw 1 uses the defaults) and sums the probes over them.
 #
 #   DRAWS=5 TOPOLOGIES="diamond8" scripts/bench-mda.sh
+#
+# BIN=path runs that build instead of bin/traceflow-fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 draws=${DRAWS:-1}
+bin=${BIN:-bin/traceflow-fast}
 tmp=$(mktemp -d)
 prefixes=()
 cleanup() { for p in "${prefixes[@]}"; do scripts/lab.sh down "$p"; done; rm -rf "$tmp"; }
@@ -28,7 +31,7 @@ for topo in ${TOPOLOGIES:-diamond4 diamond8 nested}; do
 			base=$((33452 + 1009 * (d - 1)))
 			tf_port=(--srcport "$base") sc_port=(-s "$base")
 		fi
-		/usr/bin/time -f %e -o "$tmp/t1" ip netns exec "$ns" bin/traceflow-fast "${tf_port[@]}" --format json 10.99.0.1 >"$tmp/tf.json" 2>"$tmp/tf.err"
+		/usr/bin/time -f %e -o "$tmp/t1" ip netns exec "$ns" "$bin" "${tf_port[@]}" --format json 10.99.0.1 >"$tmp/tf.json" 2>"$tmp/tf.err"
 		tf_probes=$(grep -o '"probes_sent":[0-9]*' "$tmp/tf.json" | cut -d: -f2)
 		tf_paths=$(grep -o '"summary":"[^"]*"' "$tmp/tf.json" | cut -d'"' -f4)
 		/usr/bin/time -f %e -o "$tmp/t2" ip netns exec "$ns" scamper -c "tracelb -P udp-sport ${sc_port[*]}" -i 10.99.0.1 >"$tmp/sc.txt" 2>&1
