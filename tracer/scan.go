@@ -281,6 +281,9 @@ func (r *scanner) sendReady() error {
 // wait waits for an answer, a timeout, tokens for the next batch or new
 // destinations. It returns ctx's error when ctx is done.
 func (r *scanner) wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	q := r.q
 	var wait time.Duration = -1 // nothing to time
 	if next := q.NextExpiry(); !next.IsZero() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -615,11 +616,13 @@ func TestScannerRate(t *testing.T) {
 	spec := &probe.Spec{Src: netip.MustParseAddr("192.0.2.1"), BaseSrcPort: 33452, DstPort: 33452, Paths: 1, Tag: 5, Epoch: time.Now()}
 	next := 0
 	var times []time.Time
+	clock := newVirtualClock()
 	run := &scanner{
 		Spec:     spec,
 		Schedule: schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: 20 * time.Millisecond},
 		Rate:     2000,
 		Batch:    10,
+		Clock:    clock,
 		Next: func() (Target, bool) {
 			next++
 			return Target{Addr: testAddr(next)}, next <= 400
@@ -627,21 +630,30 @@ func TestScannerRate(t *testing.T) {
 		Answers: make(chan probe.Answer),
 		Send: func(_ int, pkts [][]byte) error {
 			for range pkts {
-				times = append(times, time.Now())
+				times = append(times, clock.Now())
 			}
 			return nil
 		},
 	}
-	start := time.Now()
+	start := clock.Now()
 	if err := run.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if len(times) != 400 {
 		t.Fatalf("sent %d, want 400", len(times))
 	}
-	// 400 probes at 2000/s, the first batch free: at least 195 ms.
-	if el := times[len(times)-1].Sub(start); el < 190*time.Millisecond {
-		t.Errorf("400 probes at 2000/s went out in %v", el)
+	// 400 probes at 2000/s, the first batch free: 195 ms at least, and
+	// no more than a batch's worth later (the clock only moves when the
+	// scanner waits, for what it waits for).
+	if el := times[len(times)-1].Sub(start); el < 195*time.Millisecond || el > 200*time.Millisecond {
+		t.Errorf("400 probes at 2000/s went out in %v, want 195..200 ms", el)
+	}
+	// Never more than a batch plus the rate's share at once.
+	for i := 20; i < len(times); i++ {
+		if d := times[i].Sub(times[i-20]); d < 4*time.Millisecond {
+			t.Errorf("probes %d..%d went out within %v: faster than 2000/s", i-20, i, d)
+			break
+		}
 	}
 }
 
@@ -652,11 +664,13 @@ func TestScannerInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	next := 0
 	partial, complete := 0, 0
+	clock := newVirtualClock()
 	run := &scanner{
 		Spec:     spec,
 		Schedule: schedule{Paths: 2, MaxTTL: 4, GapLimit: 4, Timeout: 10 * time.Second},
 		Window:   3,
 		Linger:   20 * time.Millisecond,
+		Clock:    clock,
 		Next: func() (Target, bool) {
 			next++
 			return Target{Addr: testAddr(next)}, next <= 10
@@ -674,13 +688,14 @@ func TestScannerInterrupted(t *testing.T) {
 			}
 		},
 	}
-	start := time.Now()
+	start := clock.Now()
 	err := run.Run(ctx)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v, want context.Canceled", err)
 	}
-	if time.Since(start) > 2*time.Second {
-		t.Errorf("interrupted run took %v: it waited for the timeout", time.Since(start))
+	// It lingered for the replies in flight, not for their timeout.
+	if el := clock.Now().Sub(start); el != 20*time.Millisecond {
+		t.Errorf("interrupted run took %v of the clock, want the 20 ms linger", el)
 	}
 	if partial != 3 || complete != 0 {
 		t.Errorf("partial %d complete %d, want the 3 in progress partial", partial, complete)
@@ -757,11 +772,13 @@ func TestScannerQueuedRepliesBeatTimeouts(t *testing.T) {
 	m := probe.NewMatcher(spec)
 	var r probe.Reply
 	next, silent := 0, 0
+	clock := newVirtualClock()
 	var run *scanner
 	run = &scanner{
 		Spec:     spec,
 		Schedule: schedule{Paths: 1, MaxTTL: 2, GapLimit: 2, Timeout: 20 * time.Millisecond},
 		Window:   2,
+		Clock:    clock,
 		Next: func() (Target, bool) {
 			next++
 			return Target{Addr: testAddr(next)}, next <= 6
@@ -773,11 +790,11 @@ func TestScannerQueuedRepliesBeatTimeouts(t *testing.T) {
 				quote[8] = 1
 				var a probe.Answer
 				from := netip.AddrFrom4([4]byte{203, 0, 113, p[8]})
-				if m.Match(icmpError(from, spec.Src, probe.ICMPTimeExceeded, 0, quote), time.Now(), &r, &a) {
+				if m.Match(icmpError(from, spec.Src, probe.ICMPTimeExceeded, 0, quote), clock.Now(), &r, &a) {
 					answers <- a
 				}
 			}
-			time.Sleep(60 * time.Millisecond) // held up past the timeout
+			clock.Advance(60 * time.Millisecond) // held up past the timeout
 			return nil
 		},
 		OnDone: func(slot int, _ bool) {
@@ -935,3 +952,61 @@ type funcClock func() time.Time
 
 func (f funcClock) Now() time.Time  { return f() }
 func (f funcClock) NewTimer() Timer { return systemClock{}.NewTimer() }
+
+// virtualClock is a Clock for tests whose events all happen in the
+// scanner's own goroutine (answers delivered by Send, or none): its time
+// moves only by Advance, or when the scanner is about to wait on a timer,
+// which then fires at once, its deadline becoming the time.
+type virtualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newVirtualClock() *virtualClock { return &virtualClock{now: time.Unix(1000, 0)} }
+
+func (c *virtualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *virtualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *virtualClock) NewTimer() Timer { return &virtualTimer{c: c, ch: make(chan time.Time, 1)} }
+
+type virtualTimer struct {
+	c     *virtualClock
+	ch    chan time.Time
+	at    time.Time
+	armed bool
+}
+
+func (t *virtualTimer) C() <-chan time.Time {
+	if t.armed {
+		t.armed = false
+		t.c.mu.Lock()
+		if t.at.After(t.c.now) {
+			t.c.now = t.at
+		}
+		t.c.mu.Unlock()
+		t.ch <- t.at
+	}
+	return t.ch
+}
+
+func (t *virtualTimer) Reset(d time.Duration) {
+	t.Stop()
+	t.at, t.armed = t.c.Now().Add(d), true
+}
+
+func (t *virtualTimer) Stop() {
+	t.armed = false
+	select {
+	case <-t.ch:
+	default:
+	}
+}
