@@ -79,3 +79,28 @@ func TestBulk(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// BenchmarkRoundTrip measures a probe's way through Diamond(4) and back
+// to a matched answer, 64 probes (4 TTLs of 16 flows) a batch, with the
+// quiet period off: the cost of the simulation, not of waiting.
+func BenchmarkRoundTrip(b *testing.B) {
+	r := newRig(b, tracertest.Diamond(4), &tracertest.Options{Quiet: -1}, probe.ProtoUDP, tracertest.DstAddr)
+	pkts := make([][]byte, 64)
+	for i := range pkts {
+		pkts[i] = make([]byte, probe.MaxProbeLen)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(pkts) {
+		now := r.clock.Now()
+		for j := range pkts {
+			pkts[j] = pkts[j][:r.spec.Encode(pkts[j][:cap(pkts[j])], tracertest.DstAddr, 1+j%16, 1+j/16, now)]
+		}
+		if err := r.net.Send(0, pkts); err != nil {
+			b.Fatal(err)
+		}
+		if got := r.wait(10 * time.Millisecond); len(got) != len(pkts) {
+			b.Fatalf("%d replies to %d probes", len(got), len(pkts))
+		}
+	}
+}

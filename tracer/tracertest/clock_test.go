@@ -2,6 +2,7 @@ package tracertest_test
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -123,8 +124,12 @@ func TestRealTime(t *testing.T) {
 // With Options.Filter, each run's receiver gets only the replies to its
 // own probes, as the kernel's filter would keep them.
 func TestFilter(t *testing.T) {
-	for _, filter := range []bool{false, true} {
-		r := newRig(t, tracertest.Diamond(2), &tracertest.Options{Filter: filter}, probe.ProtoUDP, tracertest.DstAddr)
+	for _, c := range []struct {
+		filter bool
+		dst    netip.Addr
+	}{{false, tracertest.DstAddr}, {true, tracertest.DstAddr}, {true, tracertest.DstAddr6}} {
+		filter := c.filter
+		r := newRig(t, tracertest.Diamond(2), &tracertest.Options{Filter: filter}, probe.ProtoUDP, c.dst)
 		other := *r.spec
 		other.Tag = r.spec.Tag%probe.MaxTag + 1
 		rx, err := r.net.Listen(&other)
@@ -139,7 +144,7 @@ func TestFilter(t *testing.T) {
 				}
 			}
 		}()
-		if got := r.sendFlows(tracertest.DstAddr, 100, 3); len(got) != 100 {
+		if got := r.sendFlows(c.dst, 100, 3); len(got) != 100 {
 			t.Errorf("filter %v: %d replies", filter, len(got))
 		}
 		received, _, _ := rx.Stats()

@@ -16,7 +16,7 @@ import (
 // replies and matches them, the test's goroutine sends probes and waits
 // through a Timer of the network's clock.
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	net   *tracertest.Network
 	clock tracer.Clock
 	spec  *probe.Spec
@@ -35,7 +35,7 @@ type got struct {
 }
 
 // newRig opens a network on topo and a run of proto to dst's family.
-func newRig(t *testing.T, topo *tracertest.Topology, opts *tracertest.Options, proto probe.Proto, dst netip.Addr) *rig {
+func newRig(t testing.TB, topo *tracertest.Topology, opts *tracertest.Options, proto probe.Proto, dst netip.Addr) *rig {
 	t.Helper()
 	n, err := tracertest.NewNetwork(topo, opts)
 	if err != nil {
