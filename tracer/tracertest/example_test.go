@@ -13,9 +13,8 @@ import (
 
 // A hand-made trace through the lab's 4-way diamond, done as the engine
 // does it: probes built by package probe, a goroutine reading the
-// replies and matching them, waits through the network's clock. With
-// tracer.Config's Network set to the simulated network (and its Clock),
-// the engine does all of this itself.
+// replies and matching them, waits through the network's clock. A run of
+// the engine given this network and its Clock does all of this itself.
 func Example() {
 	topo := tracertest.Diamond(4)
 	topo.Node("a3").Silent = true
