@@ -176,6 +176,9 @@ func (e *Extensions) Payload() []byte {
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|                Label                  | TC  |S|      TTL      |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//
+// It is the entry of an Answer's label stack (AnswerExt) and of a
+// result's (analysis.Hop.MPLS).
 type MPLSLabel struct {
 	Label uint32 // 20 bits
 	TC    uint8  // traffic class, formerly EXP (RFC 5462); 3 bits

@@ -323,7 +323,7 @@ func trace(parent context.Context, o *options) error {
 		c := collectors[slot]
 		if c.Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, a.Reached()) {
 			c.Details(int(a.Path), int(a.TTL), a.ReplyTTL, a.QTTL, int(a.Size))
-			recordExtras(c, a)
+			c.Extras(a)
 			stats.replies.Add(1)
 		} else {
 			c.Observe(int(a.Path), int(a.TTL), a.From)
