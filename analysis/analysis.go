@@ -28,6 +28,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // ICMP values (RFC 792) that change how a hop ends a flow or is rendered.
@@ -71,18 +73,18 @@ type Hop struct {
 	// Inferred says that this TTL of the flow was not probed: the hop is
 	// implied by the MDA (see FillInferred), and has no RTT.
 	Inferred bool
-	// ExtFlags qualifies MPLS and Interfaces (see ExtRFC4884).
-	ExtFlags ExtFlags
+	// ExtFlags qualifies MPLS and Interfaces (see probe.ExtRFC4884).
+	ExtFlags probe.ExtFlag
 	// Rewrites says how the probe, as this hop quoted it, differs from
 	// what was sent: a middlebox before the hop changed it. QuotedTOS is
-	// the TOS byte it quoted, set with RewriteTOS.
-	Rewrites  Rewrites
+	// the TOS byte it quoted, set with probe.RewriteTOS.
+	Rewrites  probe.Rewrite
 	QuotedTOS uint8
 	// From the reply's ICMP extensions (RFC 4884), nil when it had none:
 	// the MPLS label stack the probe arrived with (RFC 4950), top first,
 	// and the replying router's interface information (RFC 5837).
-	MPLS       []MPLSLabel
-	Interfaces []InterfaceInfo
+	MPLS       []probe.MPLSLabel
+	Interfaces []probe.InterfaceInfo
 	// RateLimited is set on a silent hop only (see MarkRateLimited): the
 	// hop is probably this address, which answered other flows at this
 	// TTL between the same neighbours and limits its ICMP rate. Distinct

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // RIPE Atlas traceroute results (atlas.ripe.net/docs/apis/measurement-result-format),
@@ -132,7 +134,7 @@ func atlasExt(h *Hop) *atlasICMPExt {
 		return nil
 	}
 	x := &atlasICMPExt{Version: 2}
-	if h.ExtFlags&ExtRFC4884 != 0 {
+	if h.ExtFlags&probe.ExtRFC4884 != 0 {
 		x.RFC4884 = 1
 	}
 	if len(h.MPLS) > 0 {
@@ -279,7 +281,7 @@ func atlasReplyOf(f *Flow, h *Hop, ttl int, opts AtlasOptions) atlasReply {
 	r.ICMPExt = atlasExt(h)
 	if h.ASN != 0 || h.IXP != "" || h.Rewrites != 0 {
 		r.Traceflow = &atlasReplyTraceflow{ASN: h.ASN, IXP: h.IXP, Rewritten: h.Rewrites.Names()}
-		if h.Rewrites&RewriteTOS != 0 {
+		if h.Rewrites&probe.RewriteTOS != 0 {
 			tos := h.QuotedTOS
 			r.Traceflow.QuotedTOS = &tos
 		}

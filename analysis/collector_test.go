@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // When the destination's answer to TTL d is lost but it answers TTL d+1,
@@ -22,9 +24,9 @@ func TestCollectorDistanceFromQuotedTTL(t *testing.T) {
 	// TTL 2 left, after 3 routers.
 	c.Reply(1, 5, dst, 2*time.Millisecond, 3, 3, true)
 	c.Details(1, 5, 61, 2, 56)
-	c.Extras(1, 5, RewriteTOS, 0x20, nil) // goes with the answer, to TTL 4
+	c.Extras(&probe.Answer{Path: 1, TTL: 5, Rewrites: probe.RewriteTOS, QTOS: 0x20}) // goes with the answer, to TTL 4
 	f := c.Trace(time.Unix(0, 0), time.Unix(1, 0), false).Flows[0]
-	if f.Hops[3].Rewrites != RewriteTOS || f.Hops[3].QuotedTOS != 0x20 {
+	if f.Hops[3].Rewrites != probe.RewriteTOS || f.Hops[3].QuotedTOS != 0x20 {
 		t.Errorf("hop 4 rewrites %v tos %#x, want the TTL-5 answer's", f.Hops[3].Rewrites, f.Hops[3].QuotedTOS)
 	}
 	if !f.Reached || f.ReachedTTL != 4 || len(f.Hops) != 4 {

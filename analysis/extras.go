@@ -1,68 +1,35 @@
 package analysis
 
 import (
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // What a reply says beyond its hop: the MPLS label stack and interface
 // information of its ICMP extensions (RFC 4884, 4950, 5837), and how the
-// probe it quotes was changed on its way by a middlebox.
-
-// MPLSLabel is an MPLS label stack entry (RFC 3032) of an RFC 4950 object:
-// the labels the probe carried when it expired in a label switching router.
-type MPLSLabel struct {
-	Label uint32 // 20 bits
-	TC    uint8  // traffic class (RFC 5462), formerly EXP; 3 bits
-	S     bool   // bottom of stack
-	TTL   uint8
-}
-
-// IfRole is the interface role of RFC 5837 interface information: which
-// interface of the replying router the object describes.
-type IfRole uint8
-
-// The interface roles of RFC 5837 section 4.1.
-const (
-	IfIncoming IfRole = 0 // the interface the probe arrived on
-	IfSubIP    IfRole = 1 // the sub-IP component of that interface
-	IfOutgoing IfRole = 2 // the interface the probe would have left by
-	IfNextHop  IfRole = 3 // the IP next hop it would have been sent to
-)
-
-var ifRoleNames = [...]string{"incoming", "sub-ip", "outgoing", "next-hop"}
+// probe it quotes was changed on its way by a middlebox. Their types are
+// probe's, which decodes them: probe.MPLSLabel, probe.InterfaceInfo (with
+// probe.IfRole), probe.ExtFlag and probe.Rewrite.
 
 // ifRoleShort are the roles as the tables mark them.
 var ifRoleShort = [...]string{"in", "sub-ip", "out", "next hop"}
 
-// String returns "incoming", "sub-ip", "outgoing" or "next-hop".
-func (r IfRole) String() string {
-	if int(r) < len(ifRoleNames) {
-		return ifRoleNames[r]
+// parseIfRole returns the role named s (see probe.IfRole.String).
+func parseIfRole(s string) (probe.IfRole, bool) {
+	for r := probe.IfIncoming; r <= probe.IfNextHop; r++ {
+		if r.String() == s {
+			return r, true
+		}
 	}
-	return "role " + strconv.Itoa(int(r))
+	return 0, false
 }
 
-func parseIfRole(s string) (IfRole, bool) {
-	i := slices.Index(ifRoleNames[:], s)
-	return IfRole(i), i >= 0
-}
-
-// InterfaceInfo is an RFC 5837 interface information object. Each field
-// is optional in the object; an absent one is zero.
-type InterfaceInfo struct {
-	Role    IfRole
-	Ifindex uint32     // the router's ifIndex of the interface; 0 when absent
-	Addr    netip.Addr // an address of the interface; invalid when absent
-	Name    string     // its name (cut to MaxReplyIfName bytes); "" when absent
-	MTU     uint32     // 0 when absent
-}
-
-// label renders the interface as the tables and DOT labels show it: its
+// ifLabel renders an interface as the tables and DOT labels show it: its
 // role and name, or ifindex, or address ("in eth0", "out #7").
-func (i InterfaceInfo) label() string {
+func ifLabel(i probe.InterfaceInfo) string {
 	role := "role " + strconv.Itoa(int(i.Role))
 	if int(i.Role) < len(ifRoleShort) {
 		role = ifRoleShort[i.Role]
@@ -78,9 +45,9 @@ func (i InterfaceInfo) label() string {
 	return role
 }
 
-// details renders every field the object carries: "incoming eth0,
-// ifindex 7, 10.1.1.2, MTU 1500".
-func (i InterfaceInfo) details() string {
+// ifDetails renders every field an interface object carries: "incoming
+// eth0, ifindex 7, 10.1.1.2, MTU 1500".
+func ifDetails(i probe.InterfaceInfo) string {
 	parts := []string{i.Role.String()}
 	if i.Name != "" {
 		parts[0] += " " + i.Name
@@ -97,119 +64,54 @@ func (i InterfaceInfo) details() string {
 	return strings.Join(parts, ", ")
 }
 
-// ExtFlags qualify the extensions of a hop's reply.
-type ExtFlags uint8
+// rewriteNames are the names of the rewrites probe knows, rewriteNames[i]
+// that of the rewrite 1<<i (probe.Rewrite.Names lists them in bit order).
+var rewriteNames = probe.Rewrite(0xff).Names()
 
-const (
-	// ExtRFC4884: the reply had an RFC 4884 length attribute; without
-	// it, its extensions followed 128 octets of quote (a non-compliant
-	// sender, which RFC 4884 section 5 tells receivers to accept).
-	ExtRFC4884 ExtFlags = 1 << iota
-	// ExtTruncated: the reply carried more labels or interface objects
-	// than the receive path keeps (MaxReplyLabels, MaxReplyInterfaces),
-	// or a longer name than MaxReplyIfName bytes.
-	ExtTruncated
-)
-
-// Rewrites is a set of the ways the probe that a hop quotes differs from
-// what was sent: a middlebox between the source and that hop changed it.
-type Rewrites uint8
-
-const (
-	RewriteTOS      Rewrites = 1 << iota // the TOS byte (DSCP or ECN)
-	RewriteLength                        // the IP total length or UDP length
-	RewriteDst                           // the destination address (a NAT)
-	RewriteChecksum                      // the UDP datagram, without fixing its checksum
-)
-
-var rewriteNames = [...]string{"tos", "length", "dst", "checksum"}
-
-// Names returns the names of the rewrites in r, in the order "tos",
-// "length", "dst", "checksum"; nil when r is empty.
-func (r Rewrites) Names() []string {
-	var out []string
-	for i, n := range rewriteNames {
-		if r&(1<<i) != 0 {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// parseRewrite returns the rewrite named name (see Names).
-func parseRewrite(name string) (Rewrites, bool) {
-	i := slices.Index(rewriteNames[:], name)
+// parseRewrite returns the rewrite named name (see probe.Rewrite.Names).
+func parseRewrite(name string) (probe.Rewrite, bool) {
+	i := slices.Index(rewriteNames, name)
 	if i < 0 {
 		return 0, false
 	}
 	return 1 << i, true
 }
 
-// Sizes of ReplyExt: what the receive path keeps of a reply's extensions.
-const (
-	MaxReplyLabels     = 4
-	MaxReplyInterfaces = 2
-	MaxReplyIfName     = 16
-)
-
-// ReplyExt is a reply's ICMP extensions as the receive path hands them to
-// Collector.Extras: fixed arrays, so that passing them on costs nothing.
-type ReplyExt struct {
-	Labels  [MaxReplyLabels]MPLSLabel
-	NLabels uint8
-	NIfs    uint8
-	Flags   ExtFlags
-	Ifs     [MaxReplyInterfaces]ReplyInterface
-}
-
-// ReplyInterface is an InterfaceInfo without a string.
-type ReplyInterface struct {
-	Role    IfRole
-	NameLen uint8
-	Name    [MaxReplyIfName]byte
-	Ifindex uint32
-	MTU     uint32
-	Addr    netip.Addr
-}
-
-// empty says whether x carries nothing to record.
-func (x *ReplyExt) empty() bool { return x == nil || x.NLabels == 0 && x.NIfs == 0 }
-
 // cellRewrite records the rewrites seen by the answer to cells[i].
 type cellRewrite struct {
 	i   int32
-	rw  Rewrites
+	rw  probe.Rewrite
 	tos uint8 // the quoted TOS
 }
 
 // cellExt records the extensions of the answer to cells[i].
 type cellExt struct {
 	i   int32
-	ext ReplyExt
+	ext probe.AnswerExt
 }
 
-// Extras records what the first answer to the probe (pathID, ttl) said
-// beyond its hop: how the probe it quotes was rewritten on its way (rw,
-// with quotedTOS the TOS byte it quoted) and its ICMP extensions (ext, nil
-// when none). Call it once, after Reply returned true. Only answers with
+// Extras records what a, the first answer to the probe (a.Path, a.TTL),
+// said beyond its hop: how the probe it quotes was rewritten on its way
+// (a.Rewrites, with a.QTOS the TOS byte it quoted) and its ICMP extensions
+// (a.Ext). Call it once, after Reply returned true. Only answers with
 // something to record take room, in tables beside the cells, which keep
 // their memory across Reset: in a run where nothing is rewritten and no
-// router sends extensions it costs nothing.
-func (c *Collector) Extras(pathID, ttl int, rw Rewrites, quotedTOS uint8, ext *ReplyExt) {
-	if rw == 0 && ext.empty() {
+// router sends extensions it costs a test per answer.
+func (c *Collector) Extras(a *probe.Answer) {
+	if a.Rewrites == 0 && a.Ext.Empty() {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i, ok := c.index(pathID, ttl)
+	i, ok := c.index(int(a.Path), int(a.TTL))
 	if !ok || !c.cells[i].answered {
 		return
 	}
-	if rw != 0 {
-		c.rewrites = append(c.rewrites, cellRewrite{i: int32(i), rw: rw, tos: quotedTOS})
+	if a.Rewrites != 0 {
+		c.rewrites = append(c.rewrites, cellRewrite{i: int32(i), rw: a.Rewrites, tos: a.QTOS})
 	}
-	if !ext.empty() {
-		c.exts = append(c.exts, cellExt{i: int32(i), ext: *ext})
+	if !a.Ext.Empty() {
+		c.exts = append(c.exts, cellExt{i: int32(i), ext: a.Ext})
 	}
 }
 
@@ -236,7 +138,7 @@ func (c *Collector) addExtras(flows []Flow, moved map[int]int) {
 	for _, r := range c.rewrites {
 		if h := hop(r.i); h != nil && h.Rewrites == 0 {
 			h.Rewrites = r.rw
-			if r.rw&RewriteTOS != 0 {
+			if r.rw&probe.RewriteTOS != 0 {
 				h.QuotedTOS = r.tos
 			}
 		}
@@ -247,15 +149,7 @@ func (c *Collector) addExtras(flows []Flow, moved map[int]int) {
 		if h == nil || h.MPLS != nil || h.Interfaces != nil {
 			continue
 		}
-		if n := int(min(x.NLabels, MaxReplyLabels)); n > 0 {
-			h.MPLS = slices.Clone(x.Labels[:n])
-		}
-		for _, ri := range x.Ifs[:min(x.NIfs, MaxReplyInterfaces)] {
-			h.Interfaces = append(h.Interfaces, InterfaceInfo{
-				Role: ri.Role, Ifindex: ri.Ifindex, Addr: ri.Addr, MTU: ri.MTU,
-				Name: string(ri.Name[:min(ri.NameLen, MaxReplyIfName)]),
-			})
-		}
+		h.MPLS, h.Interfaces = x.Slices()
 		h.ExtFlags = x.Flags
 	}
 }
@@ -268,13 +162,13 @@ func extMarks(h *Hop) string {
 	var notes []string
 	if len(h.MPLS) > 0 {
 		s := "MPLS " + mplsText(h.MPLS)
-		if h.ExtFlags&ExtTruncated != 0 {
+		if h.ExtFlags&probe.ExtTruncated != 0 {
 			s += "+"
 		}
 		notes = append(notes, s)
 	}
 	for _, i := range h.Interfaces {
-		notes = append(notes, i.label())
+		notes = append(notes, ifLabel(i))
 	}
 	var s string
 	if len(notes) > 0 {
@@ -287,7 +181,7 @@ func extMarks(h *Hop) string {
 }
 
 // mplsText renders a label stack top first: "16005/3".
-func mplsText(ls []MPLSLabel) string {
+func mplsText(ls []probe.MPLSLabel) string {
 	var b strings.Builder
 	for i, l := range ls {
 		if i > 0 {
@@ -317,10 +211,10 @@ func rewriteNotes(t *Trace) []string {
 // beyond the hop: the distinct label stacks and interfaces, and the union
 // of the rewrites.
 type nodeExtras struct {
-	stacks    [][]MPLSLabel
-	ifs       []InterfaceInfo
+	stacks    [][]probe.MPLSLabel
+	ifs       []probe.InterfaceInfo
 	truncated bool
-	rewrites  Rewrites
+	rewrites  probe.Rewrite
 	tos       []uint8 // the distinct quoted TOS bytes, with RewriteTOS
 }
 
@@ -342,7 +236,7 @@ func graphExtras(t *Trace, g *Graph) []nodeExtras {
 				out = make([]nodeExtras, len(g.Nodes))
 			}
 			x := &out[n]
-			if len(h.MPLS) > 0 && !slices.ContainsFunc(x.stacks, func(s []MPLSLabel) bool { return slices.Equal(s, h.MPLS) }) {
+			if len(h.MPLS) > 0 && !slices.ContainsFunc(x.stacks, func(s []probe.MPLSLabel) bool { return slices.Equal(s, h.MPLS) }) {
 				x.stacks = append(x.stacks, h.MPLS)
 			}
 			for _, i := range h.Interfaces {
@@ -350,9 +244,9 @@ func graphExtras(t *Trace, g *Graph) []nodeExtras {
 					x.ifs = append(x.ifs, i)
 				}
 			}
-			x.truncated = x.truncated || h.ExtFlags&ExtTruncated != 0
+			x.truncated = x.truncated || h.ExtFlags&probe.ExtTruncated != 0
 			x.rewrites |= h.Rewrites
-			if h.Rewrites&RewriteTOS != 0 && !slices.Contains(x.tos, h.QuotedTOS) {
+			if h.Rewrites&probe.RewriteTOS != 0 && !slices.Contains(x.tos, h.QuotedTOS) {
 				x.tos = append(x.tos, h.QuotedTOS)
 			}
 		}
@@ -375,7 +269,7 @@ func (x *nodeExtras) labelLines() []string {
 	if len(x.ifs) > 0 {
 		var ls []string
 		for _, i := range x.ifs {
-			ls = append(ls, i.label())
+			ls = append(ls, ifLabel(i))
 		}
 		out = append(out, strings.Join(ls, ", "))
 	}
@@ -404,7 +298,7 @@ func (x *nodeExtras) tooltip() string {
 		parts = append(parts, "more extensions than kept")
 	}
 	for _, i := range x.ifs {
-		parts = append(parts, "interface "+i.details())
+		parts = append(parts, "interface "+ifDetails(i))
 	}
 	if x.rewrites != 0 {
 		s := "probe rewritten: " + strings.Join(x.rewrites.Names(), ", ")

@@ -3,6 +3,8 @@ package analysis
 import (
 	"errors"
 	"net/netip"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // jsonHopExtras are the fields of a JSON hop on what its reply said beyond
@@ -51,24 +53,24 @@ var errIfRole = errors.New(`interface role not "incoming", "sub-ip", "outgoing" 
 // hop sets the fields of h that x describes.
 func (x *jsonHopExtras) hop(h *Hop) error {
 	for _, l := range x.MPLS {
-		h.MPLS = append(h.MPLS, MPLSLabel(l))
+		h.MPLS = append(h.MPLS, probe.MPLSLabel(l))
 	}
 	for _, ji := range x.Interfaces {
 		role, ok := parseIfRole(ji.Role)
 		if !ok {
 			return errIfRole
 		}
-		i := InterfaceInfo{Role: role, Ifindex: ji.Ifindex, Name: ji.Name, MTU: ji.MTU}
+		i := probe.InterfaceInfo{Role: role, Ifindex: ji.Ifindex, Name: ji.Name, MTU: ji.MTU}
 		if ji.Addr != nil {
 			i.Addr = *ji.Addr
 		}
 		h.Interfaces = append(h.Interfaces, i)
 	}
 	if x.RFC4884 != nil && *x.RFC4884 {
-		h.ExtFlags |= ExtRFC4884
+		h.ExtFlags |= probe.ExtRFC4884
 	}
 	if x.ExtTruncated {
-		h.ExtFlags |= ExtTruncated
+		h.ExtFlags |= probe.ExtTruncated
 	}
 	for _, n := range x.Rewritten {
 		rw, ok := parseRewrite(n)
@@ -77,7 +79,7 @@ func (x *jsonHopExtras) hop(h *Hop) error {
 		}
 		h.Rewrites |= rw
 	}
-	if x.QuotedTOS != nil && h.Rewrites&RewriteTOS != 0 {
+	if x.QuotedTOS != nil && h.Rewrites&probe.RewriteTOS != 0 {
 		h.QuotedTOS = *x.QuotedTOS
 	}
 	return nil

@@ -9,17 +9,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // testExt is what a1 of the lab says: two labels and its incoming
 // interface.
-func testExt() *ReplyExt {
-	x := &ReplyExt{NLabels: 2, NIfs: 1, Flags: ExtRFC4884}
-	x.Labels[0] = MPLSLabel{Label: 16001, TC: 5, TTL: 1}
-	x.Labels[1] = MPLSLabel{Label: 16002, S: true, TTL: 1}
-	x.Ifs[0] = ReplyInterface{Role: IfIncoming, Ifindex: 103, MTU: 1500, Addr: netip.MustParseAddr("10.1.1.2")}
+func testExt() *probe.AnswerExt {
+	x := &probe.AnswerExt{NLabels: 2, NIfs: 1, Flags: probe.ExtRFC4884}
+	x.Labels[0] = probe.MPLSLabel{Label: 16001, TC: 5, TTL: 1}
+	x.Labels[1] = probe.MPLSLabel{Label: 16002, S: true, TTL: 1}
+	x.Ifs[0] = probe.IfObject{Role: probe.IfIncoming, Has: probe.IfHasIfindex | probe.IfHasAddr | probe.IfHasName | probe.IfHasMTU,
+		Ifindex: 103, MTU: 1500, Addr: netip.MustParseAddr("10.1.1.2")}
 	x.Ifs[0].NameLen = uint8(copy(x.Ifs[0].Name[:], "to-r1"))
 	return x
+}
+
+// extrasAnswer returns an answer to the probe (path, ttl) that quotes it
+// rewritten rw, with the TOS byte tos, and has the extensions of ext (none
+// when nil).
+func extrasAnswer(path, ttl int, rw probe.Rewrite, tos uint8, ext *probe.AnswerExt) *probe.Answer {
+	a := &probe.Answer{Path: uint16(path), TTL: uint8(ttl), Rewrites: rw, QTOS: tos}
+	if ext != nil {
+		a.Ext = *ext
+	}
+	return a
 }
 
 // extrasTrace is the 4-way diamond of 8 path IDs (labDiamond) where the
@@ -30,7 +44,7 @@ func extrasTrace(t *testing.T) *Trace {
 	t.Helper()
 	c := NewCollector(testDst, "dest.example", testSrc, 8, testMaxTTL, testSrcBase, testDstPort)
 	// Extras of an unanswered probe are dropped.
-	c.Extras(1, 2, RewriteTOS, 0xb8, testExt())
+	c.Extras(extrasAnswer(1, 2, probe.RewriteTOS, 0xb8, testExt()))
 	for i, s := range labDiamond(8) {
 		p := i + 1
 		for ttl := 1; ttl <= 5; ttl++ {
@@ -43,22 +57,22 @@ func extrasTrace(t *testing.T) *Trace {
 				t.Fatalf("path ID %d TTL %d: not first", p, ttl)
 			}
 			c.Details(p, ttl, uint8(65-ttl), 1, 56)
-			var rw Rewrites
+			var rw probe.Rewrite
 			if (p == 2 || p == 6) && ttl >= 2 {
-				rw = RewriteTOS
+				rw = probe.RewriteTOS
 			}
-			var ext *ReplyExt
+			var ext *probe.AnswerExt
 			if ttl == 2 && s.hops[1] == "10.1.1.2" {
 				ext = testExt()
 			}
-			c.Extras(p, ttl, rw, 0xb8, ext)
+			c.Extras(extrasAnswer(p, ttl, rw, 0xb8, ext))
 		}
 	}
 	// A second record of a probe does not replace the first; the answers
 	// past the destination (TTL 5) are no hops.
-	c.Extras(1, 2, 0, 0, &ReplyExt{NLabels: 1})
-	c.Extras(2, 3, RewriteDst, 0, nil)
-	c.Extras(3, 5, RewriteLength, 0, testExt())
+	c.Extras(extrasAnswer(1, 2, 0, 0, &probe.AnswerExt{NLabels: 1}))
+	c.Extras(extrasAnswer(2, 3, probe.RewriteDst, 0, nil))
+	c.Extras(extrasAnswer(3, 5, probe.RewriteLength, 0, testExt()))
 	tr := c.Trace(testStart, testStart.Add(time.Second), false)
 	last := &tr.Flows[7].Hops[3]
 	last.Inferred, last.RTT = true, 0
@@ -67,17 +81,17 @@ func extrasTrace(t *testing.T) *Trace {
 
 func TestCollectorExtras(t *testing.T) {
 	tr := extrasTrace(t)
-	wantIf := []InterfaceInfo{{Role: IfIncoming, Ifindex: 103, Addr: netip.MustParseAddr("10.1.1.2"), Name: "to-r1", MTU: 1500}}
+	wantIf := []probe.InterfaceInfo{{Role: probe.IfIncoming, Ifindex: 103, Addr: netip.MustParseAddr("10.1.1.2"), Name: "to-r1", MTU: 1500}}
 	for _, f := range tr.Flows {
 		for _, h := range f.Hops {
 			ext := h.Addr.String() == "10.1.1.2"
 			if got := h.MPLS != nil; got != ext || (ext && (!slices.Equal(h.MPLS, testExt().Labels[:2]) ||
-				!slices.Equal(h.Interfaces, wantIf) || h.ExtFlags != ExtRFC4884)) || (!ext && h.Interfaces != nil) {
+				!slices.Equal(h.Interfaces, wantIf) || h.ExtFlags != probe.ExtRFC4884)) || (!ext && h.Interfaces != nil) {
 				t.Errorf("path ID %d TTL %d: MPLS %v interfaces %v flags %v", f.PathID, h.TTL, h.MPLS, h.Interfaces, h.ExtFlags)
 			}
-			rw := Rewrites(0)
+			rw := probe.Rewrite(0)
 			if (f.PathID == 2 || f.PathID == 6) && h.TTL >= 2 {
-				rw = RewriteTOS
+				rw = probe.RewriteTOS
 			}
 			if h.Rewrites != rw || (rw != 0) != (h.QuotedTOS == 0xb8) {
 				t.Errorf("path ID %d TTL %d: rewrites %v quoted TOS %#x", f.PathID, h.TTL, h.Rewrites.Names(), h.QuotedTOS)
@@ -93,18 +107,18 @@ func TestCollectorExtras(t *testing.T) {
 		for p := 1; p <= 4; p++ {
 			for ttl := 1; ttl <= 8; ttl++ {
 				c.Reply(p, ttl, testDst, time.Millisecond, 11, 0, false)
-				c.Extras(p, ttl, RewriteTOS, 4, testExt())
+				c.Extras(extrasAnswer(p, ttl, probe.RewriteTOS, 4, testExt()))
 			}
 		}
 	}
 	c.Reset(testDst, "d")
-	ext := testExt()
-	p, ttl := 1, 1
+	a, none := extrasAnswer(1, 1, probe.RewriteTOS, 4, testExt()), extrasAnswer(1, 1, 0, 0, nil)
 	if n := testing.AllocsPerRun(100, func() {
-		c.Reply(p, ttl, testDst, time.Millisecond, 11, 0, false)
-		c.Extras(p, ttl, RewriteTOS, 4, ext)
-		c.Extras(p, ttl, 0, 0, nil) // nothing to record
-		p, ttl = p%4+1, ttl%8+1
+		c.Reply(int(a.Path), int(a.TTL), testDst, time.Millisecond, 11, 0, false)
+		c.Extras(a)
+		c.Extras(none) // nothing to record
+		a.Path, a.TTL = a.Path%4+1, a.TTL%8+1
+		none.Path, none.TTL = a.Path, a.TTL
 	}); n != 0 {
 		t.Errorf("Extras: %v allocations per call", n)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // WriteJSON appends its records by hand rather than marshalling jsonTrace:
@@ -218,8 +220,8 @@ func appendHopExtrasJSON(b []byte, h *Hop) []byte {
 		b = append(b, ']')
 	}
 	if len(h.MPLS) > 0 || len(h.Interfaces) > 0 {
-		b = appendKeyBool(b, `,"rfc4884":`, h.ExtFlags&ExtRFC4884 != 0)
-		if h.ExtFlags&ExtTruncated != 0 {
+		b = appendKeyBool(b, `,"rfc4884":`, h.ExtFlags&probe.ExtRFC4884 != 0)
+		if h.ExtFlags&probe.ExtTruncated != 0 {
 			b = append(b, `,"ext_truncated":true`...)
 		}
 	}
@@ -239,7 +241,7 @@ func appendHopExtrasJSON(b []byte, h *Hop) []byte {
 		}
 		b = append(b, ']')
 	}
-	if h.Rewrites&RewriteTOS != 0 {
+	if h.Rewrites&probe.RewriteTOS != 0 {
 		b = append(b, `,"quoted_tos":`...)
 		b = strconv.AppendUint(b, uint64(h.QuotedTOS), 10)
 	}

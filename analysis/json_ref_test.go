@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // writeJSONRef is WriteJSON as encoding/json writes it, from jsonTrace and
@@ -104,12 +106,12 @@ func hopExtrasJSON(h *Hop) jsonHopExtras {
 		x.Interfaces = append(x.Interfaces, ji)
 	}
 	if len(h.MPLS) > 0 || len(h.Interfaces) > 0 {
-		rfc := h.ExtFlags&ExtRFC4884 != 0
+		rfc := h.ExtFlags&probe.ExtRFC4884 != 0
 		x.RFC4884 = &rfc
-		x.ExtTruncated = h.ExtFlags&ExtTruncated != 0
+		x.ExtTruncated = h.ExtFlags&probe.ExtTruncated != 0
 	}
 	x.Rewritten = h.Rewrites.Names()
-	if h.Rewrites&RewriteTOS != 0 {
+	if h.Rewrites&probe.RewriteTOS != 0 {
 		tos := h.QuotedTOS
 		x.QuotedTOS = &tos
 	}

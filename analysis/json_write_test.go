@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // checkWriteJSON checks that WriteJSON writes tr byte for byte as
@@ -127,13 +129,13 @@ func fullHop(ttl int, s string) Hop {
 	return Hop{
 		TTL: ttl, Addr: netip.MustParseAddr("10.1.1.2"), RTT: 2345678 * time.Nanosecond,
 		ICMPType: 11, ASN: 64501, IXP: s, Hostname: s,
-		ExtFlags: ExtRFC4884 | ExtTruncated, Rewrites: RewriteTOS | RewriteLength | RewriteDst | RewriteChecksum, QuotedTOS: 0xb8,
-		MPLS: []MPLSLabel{{Label: 16001, TC: 5, TTL: 1}, {Label: 1<<20 - 1, TC: 7, S: true, TTL: 255}},
-		Interfaces: []InterfaceInfo{
-			{Role: IfIncoming, Ifindex: 103, Addr: netip.MustParseAddr("10.1.1.2"), Name: s, MTU: 1500},
-			{Role: IfSubIP},
-			{Role: IfOutgoing, Addr: netip.MustParseAddr("2001:db8::1")},
-			{Role: IfNextHop, Name: "eth0"},
+		ExtFlags: probe.ExtRFC4884 | probe.ExtTruncated, Rewrites: probe.RewriteTOS | probe.RewriteLength | probe.RewriteDst | probe.RewriteChecksum, QuotedTOS: 0xb8,
+		MPLS: []probe.MPLSLabel{{Label: 16001, TC: 5, TTL: 1}, {Label: 1<<20 - 1, TC: 7, S: true, TTL: 255}},
+		Interfaces: []probe.InterfaceInfo{
+			{Role: probe.IfIncoming, Ifindex: 103, Addr: netip.MustParseAddr("10.1.1.2"), Name: s, MTU: 1500},
+			{Role: probe.IfSubIP},
+			{Role: probe.IfOutgoing, Addr: netip.MustParseAddr("2001:db8::1")},
+			{Role: probe.IfNextHop, Name: "eth0"},
 			{Role: 9, MTU: 9000},
 		},
 		// Ignored on a hop that answered.
@@ -154,13 +156,13 @@ func oddTraces() map[string]*Trace {
 		f.Hops[1] = fullHop(2, s)
 		f.Hops[2].RateLimited = netip.MustParseAddr("10.2.1.2")
 		f.Hops[2].ASN, f.Hops[2].Hostname = 64999, "silent, so not written"
-		f.Hops[2].MPLS = []MPLSLabel{{Label: 3}}
+		f.Hops[2].MPLS = []probe.MPLSLabel{{Label: 3}}
 		h := &tr.Flows[1].Hops[1]
-		h.Rewrites, h.QuotedTOS = RewriteDst|0xf0, 1 // no "quoted_tos"
-		h.ExtFlags = ExtTruncated
-		h.Interfaces = []InterfaceInfo{{Role: IfIncoming, Name: s}}
-		tr.Flows[1].Hops[0].ExtFlags = ExtRFC4884 | ExtTruncated // without extensions: not written
-		tr.Flows[1].Hops[3].Rewrites = 0x80                      // no known rewrite
+		h.Rewrites, h.QuotedTOS = probe.RewriteDst|0xf0, 1 // no "quoted_tos"
+		h.ExtFlags = probe.ExtTruncated
+		h.Interfaces = []probe.InterfaceInfo{{Role: probe.IfIncoming, Name: s}}
+		tr.Flows[1].Hops[0].ExtFlags = probe.ExtRFC4884 | probe.ExtTruncated // without extensions: not written
+		tr.Flows[1].Hops[3].Rewrites = 0x80                                  // no known rewrite
 		tr.Flows[2].Hops[1].RateLimited = netip.MustParseAddr("fe80::1").WithZone(s + "z")
 		tr.Flows[2].Hops[0].IXP = s
 		tr.PerPacket = []PerPacketHop{{PathID: 1, TTL: 1, Addrs: addrs("10.0.0.1", "", "10.0.0.9")}, {PathID: 2, TTL: 4}}
@@ -173,7 +175,7 @@ func oddTraces() map[string]*Trace {
 	addrTrace.Source = netip.Addr{}
 	h := &addrTrace.Flows[0].Hops[0]
 	h.Addr = netip.MustParseAddr("::ffff:10.0.0.1")
-	h.Interfaces = []InterfaceInfo{{Addr: netip.MustParseAddr("fe80::2").WithZone(`"\` + "\xff\n")}}
+	h.Interfaces = []probe.InterfaceInfo{{Addr: netip.MustParseAddr("fe80::2").WithZone(`"\` + "\xff\n")}}
 	addrTrace.Flows = append(addrTrace.Flows, Flow{PathID: 2, Hops: []Hop{{TTL: 1, Addr: netip.MustParseAddr("fe80::3%eth1"), RTT: time.Millisecond}}})
 	out["addresses"] = addrTrace
 
@@ -258,15 +260,15 @@ func randomTrace(rng *rand.Rand, s string) *Trace {
 				h.RateLimited = pool[rng.IntN(len(pool))]
 			}
 			if rng.IntN(6) == 0 {
-				h.Rewrites, h.QuotedTOS = Rewrites(rng.Uint32()), uint8(rng.Uint32())
+				h.Rewrites, h.QuotedTOS = probe.Rewrite(rng.Uint32()), uint8(rng.Uint32())
 			}
-			h.ExtFlags = ExtFlags(rng.IntN(4))
+			h.ExtFlags = probe.ExtFlag(rng.IntN(4))
 			for range rng.IntN(3) {
-				h.MPLS = append(h.MPLS, MPLSLabel{Label: rng.Uint32() >> 12, TC: uint8(rng.IntN(8)), S: rng.IntN(2) == 0, TTL: uint8(rng.Uint32())})
+				h.MPLS = append(h.MPLS, probe.MPLSLabel{Label: rng.Uint32() >> 12, TC: uint8(rng.IntN(8)), S: rng.IntN(2) == 0, TTL: uint8(rng.Uint32())})
 			}
 			for range rng.IntN(2) {
-				h.Interfaces = append(h.Interfaces, InterfaceInfo{
-					Role: IfRole(rng.IntN(5)), Ifindex: uint32(rng.IntN(3)), Addr: pool[rng.IntN(len(pool))],
+				h.Interfaces = append(h.Interfaces, probe.InterfaceInfo{
+					Role: probe.IfRole(rng.IntN(5)), Ifindex: uint32(rng.IntN(3)), Addr: pool[rng.IntN(len(pool))],
 					Name: str(), MTU: uint32(rng.IntN(2)) * 1500,
 				})
 			}

@@ -3,17 +3,19 @@ package probe
 import (
 	"encoding/binary"
 	"net/netip"
-	"unicode/utf8"
+	"slices"
 )
 
 // What an Answer keeps of a reply beyond its hop: how the probe changed on
 // its way (Rewrite), and the MPLS label stack and interface information of
 // the reply's RFC 4884 extensions (AnswerExt). Both are fixed-size values,
 // filled by Matcher.Match without allocating, so that an Answer still
-// crosses a channel by value.
+// crosses a channel by value. They are the types a result keeps too
+// (analysis.Hop), AnswerExt in slices (AnswerExt.Slices).
 
 // Rewrite is a set of the changes a middlebox made to a probe, as the
-// quote in the reply shows them (Answer.Rewrites).
+// quote in the reply shows them (Answer.Rewrites, and a hop's in a
+// result).
 //
 // Only what survives the receive filter can be seen: a quote whose source
 // address, IP.ID (run tag and TTL), source port (outside the run's range)
@@ -60,18 +62,18 @@ func (r Rewrite) Names() []string {
 
 // Sizes of what an Answer keeps of a reply's extensions: a label stack
 // deeper than AnswerLabels, more interface objects than AnswerInterfaces or
-// a name longer than AnswerIfName bytes are cut, and the answer marked
+// a name longer than IfNameMax bytes are cut, and the answer marked
 // ExtTruncated. Four labels cover the stacks seen in practice (transport,
 // service, entropy label and its indicator); RFC 5837 defines one object
 // per interface role, and routers send the incoming interface, sometimes
-// the outgoing one too; 16 bytes is Linux's IFNAMSIZ.
+// the outgoing one too.
 const (
 	AnswerLabels     = 4
 	AnswerInterfaces = 2
-	AnswerIfName     = 16
 )
 
-// ExtFlag qualifies AnswerExt.
+// ExtFlag qualifies the extensions of a reply (AnswerExt.Flags, and a
+// hop's in a result).
 type ExtFlag uint8
 
 const (
@@ -79,50 +81,38 @@ const (
 	// its extensions were found after 128 octets of quote (a
 	// non-compliant sender, as RFC 4884 section 5 allows for).
 	ExtRFC4884 ExtFlag = 1 << iota
-	// ExtTruncated: the reply carried more than the AnswerExt holds.
+	// ExtTruncated: the reply carried more than an AnswerExt holds.
 	ExtTruncated
 )
 
 // AnswerExt is what a reply's RFC 4884 extensions said, in fixed arrays:
 // the MPLS label stack of RFC 4950 objects (top first) and the RFC 5837
 // interface information objects, in the order of the reply. The zero value
-// is a reply without them.
+// is a reply without them. Slices returns them as a result keeps them.
 type AnswerExt struct {
 	Labels  [AnswerLabels]MPLSLabel
 	NLabels uint8
 	NIfs    uint8
 	Flags   ExtFlag
-	Ifs     [AnswerInterfaces]AnswerIf
+	Ifs     [AnswerInterfaces]IfObject
 }
-
-// AnswerIf is an RFC 5837 interface information object, compact: a field
-// the object does not carry is zero (Addr invalid, NameLen 0), and Has
-// holds the c-type's sub-object bits (IfHasIfindex, ...).
-type AnswerIf struct {
-	Role    IfRole
-	Has     uint8
-	NameLen uint8
-	Name    [AnswerIfName]byte
-	Ifindex uint32
-	MTU     uint32
-	Addr    netip.Addr
-}
-
-// Sub-object bits of AnswerIf.Has: the low four bits of the RFC 5837
-// c-type.
-const (
-	IfHasMTU     = ifCTypeMTU
-	IfHasName    = ifCTypeName
-	IfHasAddr    = ifCTypeAddr
-	IfHasIfindex = ifCTypeIfindex
-)
-
-// NameBytes returns the interface name; it aliases i.Name.
-func (i *AnswerIf) NameBytes() []byte { return i.Name[:i.NameLen] }
 
 // Empty says whether the reply carried no MPLS label and no interface
 // information.
 func (x *AnswerExt) Empty() bool { return x.NLabels == 0 && x.NIfs == 0 }
+
+// Slices returns the label stack and the interface information of x in
+// slices of their own, as a result (analysis.Hop) keeps them; each nil
+// when x has none.
+func (x *AnswerExt) Slices() (mpls []MPLSLabel, ifs []InterfaceInfo) {
+	if n := min(int(x.NLabels), len(x.Labels)); n > 0 {
+		mpls = slices.Clone(x.Labels[:n])
+	}
+	for i := range x.Ifs[:min(int(x.NIfs), len(x.Ifs))] {
+		ifs = append(ifs, x.Ifs[i].Info())
+	}
+	return mpls, ifs
+}
 
 // decode fills x from r's extension structure. Malformed objects are
 // skipped (what came before them is kept), objects of other classes
@@ -133,63 +123,56 @@ func (x *AnswerExt) decode(r *Reply) {
 		x.Flags |= ExtRFC4884
 	}
 	var e Extensions
-	var info InterfaceInfo
 	ParseExtensions(r.Extensions, &e)
 	for e.Next() {
 		switch e.Class() {
 		case ExtClassMPLS:
-			if e.CType() != ExtCTypeMPLSIncoming {
-				continue
-			}
-			n := int(x.NLabels)
-			if len(e.Payload())/4 <= len(x.Labels)-n {
-				// Within the array's capacity: no allocation.
-				x.NLabels += uint8(len(e.MPLS(x.Labels[n:n])))
-				continue
-			}
-			// A deeper stack than the array holds: the top entries.
-			x.Flags |= ExtTruncated
-			for p := e.Payload(); len(p) >= 4 && int(x.NLabels) < len(x.Labels); p = p[4:] {
-				v := binary.BigEndian.Uint32(p)
-				x.Labels[x.NLabels] = MPLSLabel{Label: v >> 12, TC: uint8(v>>9) & 7, S: v>>8&1 == 1, TTL: uint8(v)}
-				x.NLabels++
+			if e.CType() == ExtCTypeMPLSIncoming {
+				x.addLabels(&e)
 			}
 		case ExtClassInterface:
-			if e.Interface(&info) != nil {
-				continue
-			}
-			if int(x.NIfs) == len(x.Ifs) {
-				x.Flags |= ExtTruncated
-				continue
-			}
-			x.Ifs[x.NIfs].set(&info, e.CType())
-			if int(info.NameLen) > AnswerIfName {
-				x.Flags |= ExtTruncated
-			}
-			x.NIfs++
+			x.addInterface(&e)
 		}
 	}
 }
 
-// set copies info into i, the name cut to AnswerIfName bytes at a UTF-8
-// character boundary.
-func (i *AnswerIf) set(info *InterfaceInfo, ctype uint8) {
-	*i = AnswerIf{Role: info.Role, Has: ctype & 0x0f, Addr: info.Addr}
-	if info.HasIfindex {
-		i.Ifindex = info.Ifindex
+// addLabels adds the label stack of e's current object to x, the top
+// entries only when the arrays are full.
+func (x *AnswerExt) addLabels(e *Extensions) {
+	n := int(x.NLabels)
+	if len(e.Payload())/4 <= len(x.Labels)-n {
+		// Within the array's capacity: no allocation.
+		x.NLabels += uint8(len(e.MPLS(x.Labels[n:n])))
+		return
 	}
-	if info.HasMTU {
-		i.MTU = info.MTU
+	// A deeper stack than the array holds: the top entries.
+	x.Flags |= ExtTruncated
+	for p := e.Payload(); len(p) >= 4 && int(x.NLabels) < len(x.Labels); p = p[4:] {
+		v := binary.BigEndian.Uint32(p)
+		x.Labels[x.NLabels] = MPLSLabel{Label: v >> 12, TC: uint8(v>>9) & 7, S: v>>8&1 == 1, TTL: uint8(v)}
+		x.NLabels++
 	}
-	name := info.NameBytes()
-	if len(name) > AnswerIfName {
-		n := AnswerIfName
-		for n > 0 && !utf8.RuneStart(name[n]) {
-			n--
+}
+
+// addInterface adds the interface information of e's current object to x
+// unless it is malformed; one past the array's capacity marks x truncated.
+func (x *AnswerExt) addInterface(e *Extensions) {
+	if int(x.NIfs) == len(x.Ifs) {
+		var o IfObject
+		if e.Interface(&o) == nil {
+			x.Flags |= ExtTruncated
 		}
-		name = name[:n]
+		return
 	}
-	i.NameLen = uint8(copy(i.Name[:], name))
+	o := &x.Ifs[x.NIfs]
+	if e.Interface(o) != nil {
+		*o = IfObject{}
+		return
+	}
+	if o.Has&IfNameCut != 0 {
+		x.Flags |= ExtTruncated
+	}
+	x.NIfs++
 }
 
 // udpQuote says whether r quotes a UDP probe (IPv4 or IPv6).

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"strconv"
+	"unicode/utf8"
 )
 
 // ICMP extension objects: the RFC 4884 extension structure that
@@ -59,7 +61,7 @@ var (
 //		case probe.ExtClassMPLS:
 //			labels = e.MPLS(labels)
 //		case probe.ExtClassInterface:
-//			err := e.Interface(&info)
+//			err := e.Interface(&obj)
 //			...
 //		}
 //	}
@@ -174,6 +176,9 @@ func (e *Extensions) Payload() []byte {
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|                Label                  | TC  |S|      TTL      |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//
+// It is the entry of an Answer's label stack (AnswerExt) and of a
+// result's (analysis.Hop.MPLS).
 type MPLSLabel struct {
 	Label uint32 // 20 bits
 	TC    uint8  // traffic class, formerly EXP (RFC 5462); 3 bits
@@ -216,31 +221,66 @@ const (
 	IfNextHop  IfRole = 3 // the IP next hop it would have been sent to
 )
 
-var ifRoleNames = [4]string{"incoming", "sub-IP", "outgoing", "next hop"}
+var ifRoleNames = [...]string{"incoming", "sub-ip", "outgoing", "next-hop"}
 
+// String returns "incoming", "sub-ip", "outgoing" or "next-hop" (the names
+// the JSON output uses), "role N" for any other value.
 func (r IfRole) String() string {
 	if int(r) < len(ifRoleNames) {
 		return ifRoleNames[r]
 	}
-	return "unknown"
+	return "role " + strconv.Itoa(int(r))
 }
 
-// InterfaceInfo is an RFC 5837 interface information object. A field is
-// set only when the object carries it (Has*, Addr.IsValid).
+// IfNameMax is the most bytes of an interface name an IfObject keeps: 16,
+// Linux's IFNAMSIZ. RFC 5837 allows 63.
+const IfNameMax = 16
+
+// IfObject is an RFC 5837 interface information object as decoded, in a
+// fixed size: Extensions.Interface fills it without allocating, and an
+// Answer carries it (AnswerExt) across a channel by value. A sub-object
+// the object does not carry is zero (Addr invalid, NameLen 0); Has says
+// which it carries. Info turns it into the InterfaceInfo a result keeps.
+type IfObject struct {
+	Role    IfRole
+	Has     uint8 // IfHasIfindex, IfHasAddr, IfHasName, IfHasMTU; IfNameCut
+	NameLen uint8 // length of the name in Name
+	Name    [IfNameMax]byte
+	Ifindex uint32
+	MTU     uint32
+	Addr    netip.Addr // IPv4 or IPv6
+}
+
+// Bits of IfObject.Has: the sub-objects decoded, as the low four bits of
+// the RFC 5837 c-type announce them, and whether the name was cut.
+const (
+	IfHasMTU     = ifCTypeMTU
+	IfHasName    = ifCTypeName // possibly an empty name
+	IfHasAddr    = ifCTypeAddr
+	IfHasIfindex = ifCTypeIfindex
+	// IfNameCut: the name was longer than IfNameMax bytes; Name holds
+	// its start, cut at a UTF-8 character boundary.
+	IfNameCut = 0x10
+)
+
+// NameBytes returns the interface name; it aliases o.Name.
+func (o *IfObject) NameBytes() []byte { return o.Name[:min(int(o.NameLen), IfNameMax)] }
+
+// InterfaceInfo is an RFC 5837 interface information object as a result
+// holds it (analysis.Hop.Interfaces). Each field is optional in the
+// object; an absent one is zero, and so is a present one of value zero.
 type InterfaceInfo struct {
-	Role       IfRole
-	HasIfindex bool
-	HasName    bool // a name sub-object, possibly an empty name
-	HasMTU     bool
-	Ifindex    uint32
-	Addr       netip.Addr // IPv4 or IPv6; the zero Addr when absent
-	MTU        uint32
-	NameLen    uint8    // length of the name in Name
-	Name       [63]byte // the interface name, UTF-8 (not checked), NUL padding removed
+	Role    IfRole
+	Ifindex uint32     // the replying node's ifIndex of the interface
+	Addr    netip.Addr // an address of the interface; invalid when absent
+	Name    string     // its name (at most IfNameMax bytes)
+	MTU     uint32
 }
 
-// NameBytes returns the interface name; it aliases info.Name.
-func (info *InterfaceInfo) NameBytes() []byte { return info.Name[:info.NameLen] }
+// Info returns o as a result keeps it.
+func (o *IfObject) Info() InterfaceInfo {
+	return InterfaceInfo{Role: o.Role, Ifindex: o.Ifindex, Addr: o.Addr, Name: string(o.NameBytes()), MTU: o.MTU}
+}
 
 // C-type bits of an interface information object (RFC 5837 section 4.1:
 // bits 0-1 interface role, 2-3 reserved, then one bit per sub-object).
@@ -258,7 +298,7 @@ const (
 )
 
 // Interface decodes the current object, which must be an RFC 5837
-// interface information object (class 2; else ErrExtClass), into info.
+// interface information object (class 2; else ErrExtClass), into o.
 // The sub-objects its c-type announces follow in this order:
 //
 //	ifIndex     4 octets
@@ -267,25 +307,26 @@ const (
 //	            then the name, padded with NULs
 //	MTU         4 octets
 //
-// It returns ErrExtInterface if one of them is cut short by the object's
-// end, an address family is neither IPv4 (1) nor IPv6 (2), or a name
-// length is not a multiple of 4 in 4..64; info then holds the sub-objects
-// before the faulty one. Octets after the announced sub-objects are
-// ignored. A malformed object does not stop the iteration: its length
-// still says where the next one starts.
-func (e *Extensions) Interface(info *InterfaceInfo) error {
-	*info = InterfaceInfo{}
+// A name longer than IfNameMax bytes is cut (IfNameCut). It returns
+// ErrExtInterface if a sub-object is cut short by the object's end, an
+// address family is neither IPv4 (1) nor IPv6 (2), or a name length is not
+// a multiple of 4 in 4..64; o then holds the sub-objects before the faulty
+// one. Octets after the announced sub-objects are ignored. A malformed
+// object does not stop the iteration: its length still says where the
+// next one starts.
+func (e *Extensions) Interface(o *IfObject) error {
+	*o = IfObject{}
 	if e.Class() != ExtClassInterface {
 		return ErrExtClass
 	}
 	ct := e.obj[3]
-	info.Role = IfRole(ct >> 6)
+	o.Role = IfRole(ct >> 6)
 	p := e.obj[4:]
 	if ct&ifCTypeIfindex != 0 {
 		if len(p) < 4 {
 			return ErrExtInterface
 		}
-		info.Ifindex, info.HasIfindex = binary.BigEndian.Uint32(p), true
+		o.Ifindex, o.Has = binary.BigEndian.Uint32(p), o.Has|IfHasIfindex
 		p = p[4:]
 	}
 	if ct&ifCTypeAddr != 0 {
@@ -296,39 +337,60 @@ func (e *Extensions) Interface(info *InterfaceInfo) error {
 		p = p[4:]
 		switch {
 		case afi == afiIPv4 && len(p) >= 4:
-			info.Addr = netip.AddrFrom4([4]byte(p))
+			o.Addr = netip.AddrFrom4([4]byte(p))
 			p = p[4:]
 		case afi == afiIPv6 && len(p) >= 16:
-			info.Addr = netip.AddrFrom16([16]byte(p))
+			o.Addr = netip.AddrFrom16([16]byte(p))
 			p = p[16:]
 		default:
 			return ErrExtInterface
 		}
+		o.Has |= IfHasAddr
 	}
 	if ct&ifCTypeName != 0 {
-		// RFC 5837 section 4.3: "The length of the interface name
-		// sub-object, including the length octet ... MUST be a multiple
-		// of 4 octets and MUST NOT exceed 64 octets."
-		if len(p) == 0 {
+		n, ok := o.setName(p)
+		if !ok {
 			return ErrExtInterface
 		}
-		n := int(p[0])
-		if n < 4 || n > 64 || n%4 != 0 || n > len(p) {
-			return ErrExtInterface
-		}
-		name := p[1:n]
-		for len(name) > 0 && name[len(name)-1] == 0 {
-			name = name[:len(name)-1]
-		}
-		info.NameLen = uint8(copy(info.Name[:], name))
-		info.HasName = true
 		p = p[n:]
 	}
 	if ct&ifCTypeMTU != 0 {
 		if len(p) < 4 {
 			return ErrExtInterface
 		}
-		info.MTU, info.HasMTU = binary.BigEndian.Uint32(p), true
+		o.MTU, o.Has = binary.BigEndian.Uint32(p), o.Has|IfHasMTU
 	}
 	return nil
+}
+
+// setName decodes the name sub-object at the start of p into o, and
+// returns its length; false if it is malformed. RFC 5837 section 4.3:
+// "The length of the interface name sub-object, including the length
+// octet ... MUST be a multiple of 4 octets and MUST NOT exceed 64
+// octets." The NUL padding is removed; a name longer than IfNameMax bytes
+// keeps its start, cut at a UTF-8 character boundary (the name is not
+// checked to be UTF-8).
+func (o *IfObject) setName(p []byte) (int, bool) {
+	if len(p) == 0 {
+		return 0, false
+	}
+	n := int(p[0])
+	if n < 4 || n > 64 || n%4 != 0 || n > len(p) {
+		return 0, false
+	}
+	name := p[1:n]
+	for len(name) > 0 && name[len(name)-1] == 0 {
+		name = name[:len(name)-1]
+	}
+	o.Has |= IfHasName
+	if len(name) > IfNameMax {
+		k := IfNameMax
+		for k > 0 && !utf8.RuneStart(name[k]) {
+			k--
+		}
+		name = name[:k]
+		o.Has |= IfNameCut
+	}
+	o.NameLen = uint8(copy(o.Name[:], name))
+	return n, true
 }

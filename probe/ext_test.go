@@ -18,6 +18,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
@@ -30,7 +31,7 @@ type extItem struct {
 	class, ctype uint8
 	len          int // object length; 0 when the oracle does not say
 	labels       []MPLSLabel
-	ifi          *InterfaceInfo
+	ifi          *IfObject
 	ifErr        error
 }
 
@@ -48,9 +49,25 @@ func (it extItem) String() string {
 	return s + "}"
 }
 
-func ifString(i *InterfaceInfo) string {
-	return fmt.Sprintf("[%v ifindex %v/%d addr %v name %v/%q mtu %v/%d]", i.Role, i.HasIfindex, i.Ifindex,
-		i.Addr, i.HasName, i.NameBytes(), i.HasMTU, i.MTU)
+func ifString(i *IfObject) string {
+	return fmt.Sprintf("[%v has %#x ifindex %d addr %v name %q mtu %d]", i.Role, i.Has, i.Ifindex, i.Addr, i.NameBytes(), i.MTU)
+}
+
+// setName sets the name o has once decoded from name: the longest run of
+// whole UTF-8 characters of name within IfNameMax bytes, IfNameCut when
+// that is not all of it.
+func setName(o *IfObject, name string) {
+	n := 0
+	for n < len(name) {
+		_, size := utf8.DecodeRuneInString(name[n:])
+		if n+size > IfNameMax {
+			o.Has |= IfNameCut
+			break
+		}
+		n += size
+	}
+	o.Has |= IfHasName
+	o.NameLen = uint8(copy(o.Name[:], name[:n]))
 }
 
 // equal says whether it (decoded by us) matches want (from an oracle).
@@ -85,7 +102,7 @@ func decodeExt(b []byte) extDecoded {
 		} else if l := e.MPLS(nil); l != nil {
 			panic("labels from another object")
 		}
-		var info InterfaceInfo
+		var info IfObject
 		if err := e.Interface(&info); it.class == ExtClassInterface {
 			it.ifi, it.ifErr = &info, err
 			if err != nil {
@@ -138,20 +155,21 @@ func xnetItems(xs []icmp.Extension) []extItem {
 			}
 			items = append(items, it)
 		case *icmp.InterfaceInfo:
-			info := &InterfaceInfo{Role: IfRole(x.Type >> 6)}
+			info := &IfObject{Role: IfRole(x.Type >> 6)}
 			if i := x.Interface; i != nil {
 				if x.Type&ifCTypeIfindex != 0 {
-					info.HasIfindex, info.Ifindex = true, uint32(i.Index)
+					info.Has, info.Ifindex = info.Has|IfHasIfindex, uint32(i.Index)
 				}
 				if x.Type&ifCTypeName != 0 {
-					info.HasName, info.NameLen = true, uint8(copy(info.Name[:], i.Name))
+					setName(info, i.Name)
 				}
 				if x.Type&ifCTypeMTU != 0 {
-					info.HasMTU, info.MTU = true, uint32(i.MTU)
+					info.Has, info.MTU = info.Has|IfHasMTU, uint32(i.MTU)
 				}
 			}
 			if x.Addr != nil && x.Type&ifCTypeAddr != 0 {
 				info.Addr, _ = netip.AddrFromSlice(x.Addr.IP)
+				info.Has |= IfHasAddr
 			}
 			items = append(items, extItem{class: uint8(x.Class), ctype: uint8(x.Type), ifi: info})
 		case *icmp.RawExtension:
@@ -188,24 +206,24 @@ type extTest struct {
 // an object is marshaled for ICMPv6 and carried as a raw object.
 func xnetIf(r IfRole, index uint32, name string, mtu uint32, addr netip.Addr) (icmp.Extension, extItem) {
 	x := &icmp.InterfaceInfo{Class: ExtClassInterface}
-	info := &InterfaceInfo{Role: r}
+	info := &IfObject{Role: r}
 	ct := int(r) << 6
 	if index > 0 {
 		x.Interface = &net.Interface{Index: int(index), Name: name, MTU: int(mtu)}
-		info.HasIfindex, info.Ifindex = true, index
+		info.Has, info.Ifindex = info.Has|IfHasIfindex, index
 		ct |= ifCTypeIfindex
 		if name != "" {
-			info.HasName, info.NameLen = true, uint8(copy(info.Name[:], name))
+			setName(info, name)
 			ct |= ifCTypeName
 		}
 		if mtu > 0 {
-			info.HasMTU, info.MTU = true, mtu
+			info.Has, info.MTU = info.Has|IfHasMTU, mtu
 			ct |= ifCTypeMTU
 		}
 	}
 	if addr.IsValid() {
 		x.Addr = &net.IPAddr{IP: addr.AsSlice()}
-		info.Addr = addr
+		info.Has, info.Addr = info.Has|IfHasAddr, addr
 		ct |= ifCTypeAddr
 	}
 	x.Type = ct
@@ -395,15 +413,15 @@ func TestExtensionsXNetICMPv6(t *testing.T) {
 			for _, addr := range []netip.Addr{{}, extV6, netip.MustParseAddr("fe80::1")} {
 				x := &icmp.InterfaceInfo{Class: 2, Type: int(r)<<6 | ifCTypeIfindex | ifCTypeMTU,
 					Interface: &net.Interface{Index: 3 + n, Name: name, MTU: 1280 + n}}
-				want := &InterfaceInfo{Role: r, HasIfindex: true, Ifindex: uint32(3 + n), HasMTU: true, MTU: uint32(1280 + n)}
+				want := &IfObject{Role: r, Has: IfHasIfindex | IfHasMTU, Ifindex: uint32(3 + n), MTU: uint32(1280 + n)}
 				if name != "" {
 					x.Type |= ifCTypeName
-					want.HasName, want.NameLen = true, uint8(copy(want.Name[:], name))
+					setName(want, name)
 				}
 				if addr.IsValid() {
 					x.Type |= ifCTypeAddr
 					x.Addr = &net.IPAddr{IP: addr.AsSlice()}
-					want.Addr = addr
+					want.Has, want.Addr = want.Has|IfHasAddr, addr
 				}
 				mx, mit := xnetMPLS([]MPLSLabel{{Label: uint32(n), TC: 1, S: true, TTL: 2}})
 				b, err := (&icmp.Message{Type: ipv6.ICMPTypeTimeExceeded, Body: &icmp.TimeExceeded{
@@ -477,10 +495,10 @@ func scapyMPLS(ls []MPLSLabel) (scapyObj, extItem) {
 // flags (RFC 5837 c-type bits).
 func scapyInterface(rng *rand.Rand, r IfRole, flags int, v6 bool, nameLen int) (scapyObj, extItem) {
 	o := &scapyIf{Role: int(r)}
-	info := &InterfaceInfo{Role: r}
+	info := &IfObject{Role: r, Has: uint8(flags) &^ ifCTypeName}
 	if flags&ifCTypeIfindex != 0 {
 		v := rng.Uint32()
-		o.Ifindex, info.HasIfindex, info.Ifindex = &v, true, v
+		o.Ifindex, info.Ifindex = &v, v
 	}
 	if flags&ifCTypeAddr != 0 {
 		var b [16]byte
@@ -498,11 +516,12 @@ func scapyInterface(rng *rand.Rand, r IfRole, flags int, v6 bool, nameLen int) (
 	if flags&ifCTypeName != 0 {
 		n := testIfName(rng, nameLen)
 		h := hex.EncodeToString([]byte(n))
-		o.Name, info.HasName, info.NameLen = &h, true, uint8(copy(info.Name[:], n))
+		o.Name = &h
+		setName(info, n)
 	}
 	if flags&ifCTypeMTU != 0 {
 		v := rng.Uint32()
-		o.MTU, info.HasMTU, info.MTU = &v, true, v
+		o.MTU, info.MTU = &v, v
 	}
 	return scapyObj{If: o}, extItem{class: 2, ctype: uint8(int(r)<<6 | flags), ifi: info}
 }
@@ -769,45 +788,50 @@ func TestExtensionsInterfaceMalformed(t *testing.T) {
 	mtu := []byte{0, 0, 5, 0xdc}
 	idx := []byte{0, 0, 0, 9}
 	cat := func(p ...[]byte) []byte { return slices.Concat(p...) }
-	nameOf := func(s string) (n [63]byte) { copy(n[:], s); return n }
+	nameOf := func(s string) (n [IfNameMax]byte) { copy(n[:], s); return n }
+	const all = IfHasIfindex | IfHasAddr | IfHasName | IfHasMTU
 	for _, tc := range []struct {
 		name    string
 		ctype   uint8
 		payload []byte
-		want    InterfaceInfo // what was decoded before the error, if any
+		want    IfObject // what was decoded before the error, if any
 		err     error
 	}{
-		{"nothing", 0xc0, nil, InterfaceInfo{Role: IfNextHop}, nil},
-		{"all", 0x4f, cat(idx, v4, name, mtu), InterfaceInfo{Role: IfSubIP, HasIfindex: true, Ifindex: 9,
-			Addr: netip.MustParseAddr("192.0.2.1"), HasName: true, NameLen: 4, Name: nameOf("eth0"), HasMTU: true, MTU: 1500}, nil},
-		{"reserved c-type bits ignored", 0x30 | ifCTypeMTU, mtu, InterfaceInfo{HasMTU: true, MTU: 1500}, nil},
-		{"extra octets ignored", ifCTypeIfindex, cat(idx, mtu), InterfaceInfo{HasIfindex: true, Ifindex: 9}, nil},
-		{"empty name", ifCTypeName, []byte{4, 0, 0, 0}, InterfaceInfo{HasName: true}, nil},
-		{"name of 63 bytes", ifCTypeName, append([]byte{64}, bytes.Repeat([]byte{'n'}, 63)...),
-			InterfaceInfo{HasName: true, NameLen: 63, Name: nameOf(strings.Repeat("n", 63))}, nil},
-		{"name with a NUL inside", ifCTypeName, []byte{8, 'a', 0, 'b', 0, 0, 0, 0}, InterfaceInfo{HasName: true, NameLen: 3, Name: nameOf("a\x00b")}, nil},
-		{"ifIndex missing", ifCTypeIfindex, nil, InterfaceInfo{}, ErrExtInterface},
-		{"address missing", ifCTypeIfindex | ifCTypeAddr, idx, InterfaceInfo{HasIfindex: true, Ifindex: 9}, ErrExtInterface},
-		{"AFI without address", ifCTypeAddr, []byte{0, 1, 0, 0}, InterfaceInfo{}, ErrExtInterface},
-		{"AFI 3", ifCTypeAddr, []byte{0, 3, 0, 0, 1, 2, 3, 4}, InterfaceInfo{}, ErrExtInterface},
-		{"AFI 0", ifCTypeAddr, []byte{0, 0, 0, 0, 1, 2, 3, 4}, InterfaceInfo{}, ErrExtInterface},
-		{"IPv6 address cut", ifCTypeAddr, []byte{0, 2, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, InterfaceInfo{}, ErrExtInterface},
-		{"IPv6 address cut at 12 bytes", ifCTypeAddr, []byte{0, 2, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, InterfaceInfo{}, ErrExtInterface},
-		{"IPv4 address with an IPv6 AFI", ifCTypeAddr | ifCTypeMTU, cat([]byte{0, 2, 0, 0, 192, 0, 2, 1}, mtu), InterfaceInfo{}, ErrExtInterface},
-		{"name missing", ifCTypeName | ifCTypeMTU, nil, InterfaceInfo{}, ErrExtInterface},
-		{"name length 0", ifCTypeName, []byte{0, 0, 0, 0}, InterfaceInfo{}, ErrExtInterface},
-		{"name length 3", ifCTypeName, []byte{3, 'a', 'b', 0}, InterfaceInfo{}, ErrExtInterface},
-		{"name length 5", ifCTypeName, []byte{5, 'a', 'b', 'c', 'd', 0, 0, 0}, InterfaceInfo{}, ErrExtInterface},
-		{"name length 68", ifCTypeName, append([]byte{68}, make([]byte, 67)...), InterfaceInfo{}, ErrExtInterface},
-		{"name past the object", ifCTypeName, []byte{8, 'a', 'b', 'c'}, InterfaceInfo{}, ErrExtInterface},
-		{"MTU missing", ifCTypeName | ifCTypeMTU, name, InterfaceInfo{HasName: true, NameLen: 4, Name: nameOf("eth0")}, ErrExtInterface},
+		{"nothing", 0xc0, nil, IfObject{Role: IfNextHop}, nil},
+		{"all", 0x4f, cat(idx, v4, name, mtu), IfObject{Role: IfSubIP, Has: all, Ifindex: 9,
+			Addr: netip.MustParseAddr("192.0.2.1"), NameLen: 4, Name: nameOf("eth0"), MTU: 1500}, nil},
+		{"reserved c-type bits ignored", 0x30 | ifCTypeMTU, mtu, IfObject{Has: IfHasMTU, MTU: 1500}, nil},
+		{"extra octets ignored", ifCTypeIfindex, cat(idx, mtu), IfObject{Has: IfHasIfindex, Ifindex: 9}, nil},
+		{"empty name", ifCTypeName, []byte{4, 0, 0, 0}, IfObject{Has: IfHasName}, nil},
+		{"name of 16 bytes", ifCTypeName, append([]byte{20}, "0123456789abcdef\x00\x00\x00"...),
+			IfObject{Has: IfHasName, NameLen: 16, Name: nameOf("0123456789abcdef")}, nil},
+		{"name of 63 bytes, cut", ifCTypeName | ifCTypeMTU, cat(append([]byte{64}, bytes.Repeat([]byte{'n'}, 63)...), mtu),
+			IfObject{Has: IfHasName | IfNameCut | IfHasMTU, NameLen: 16, Name: nameOf(strings.Repeat("n", 16)), MTU: 1500}, nil},
+		{"name cut before a character across byte 16", ifCTypeName, append([]byte{20}, "0123456789abcde\u00e9\x00\x00"...),
+			IfObject{Has: IfHasName | IfNameCut, NameLen: 15, Name: nameOf("0123456789abcde")}, nil},
+		{"name with a NUL inside", ifCTypeName, []byte{8, 'a', 0, 'b', 0, 0, 0, 0}, IfObject{Has: IfHasName, NameLen: 3, Name: nameOf("a\x00b")}, nil},
+		{"ifIndex missing", ifCTypeIfindex, nil, IfObject{}, ErrExtInterface},
+		{"address missing", ifCTypeIfindex | ifCTypeAddr, idx, IfObject{Has: IfHasIfindex, Ifindex: 9}, ErrExtInterface},
+		{"AFI without address", ifCTypeAddr, []byte{0, 1, 0, 0}, IfObject{}, ErrExtInterface},
+		{"AFI 3", ifCTypeAddr, []byte{0, 3, 0, 0, 1, 2, 3, 4}, IfObject{}, ErrExtInterface},
+		{"AFI 0", ifCTypeAddr, []byte{0, 0, 0, 0, 1, 2, 3, 4}, IfObject{}, ErrExtInterface},
+		{"IPv6 address cut", ifCTypeAddr, []byte{0, 2, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, IfObject{}, ErrExtInterface},
+		{"IPv6 address cut at 12 bytes", ifCTypeAddr, []byte{0, 2, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, IfObject{}, ErrExtInterface},
+		{"IPv4 address with an IPv6 AFI", ifCTypeAddr | ifCTypeMTU, cat([]byte{0, 2, 0, 0, 192, 0, 2, 1}, mtu), IfObject{}, ErrExtInterface},
+		{"name missing", ifCTypeName | ifCTypeMTU, nil, IfObject{}, ErrExtInterface},
+		{"name length 0", ifCTypeName, []byte{0, 0, 0, 0}, IfObject{}, ErrExtInterface},
+		{"name length 3", ifCTypeName, []byte{3, 'a', 'b', 0}, IfObject{}, ErrExtInterface},
+		{"name length 5", ifCTypeName, []byte{5, 'a', 'b', 'c', 'd', 0, 0, 0}, IfObject{}, ErrExtInterface},
+		{"name length 68", ifCTypeName, append([]byte{68}, make([]byte, 67)...), IfObject{}, ErrExtInterface},
+		{"name past the object", ifCTypeName, []byte{8, 'a', 'b', 'c'}, IfObject{}, ErrExtInterface},
+		{"MTU missing", ifCTypeName | ifCTypeMTU, name, IfObject{Has: IfHasName, NameLen: 4, Name: nameOf("eth0")}, ErrExtInterface},
 	} {
 		b := craftExt(craftObject(-1, ExtClassInterface, tc.ctype, tc.payload...), craftObject(-1, 1, 1, 0, 0, 0x11, 1))
 		var e Extensions
 		if err := ParseExtensions(b, &e); err != nil || !e.Next() {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		info := InterfaceInfo{Ifindex: 12345, NameLen: 9} // overwritten
+		info := IfObject{Ifindex: 12345, NameLen: 9} // overwritten
 		if err := e.Interface(&info); err != tc.err || info != tc.want {
 			t.Errorf("%s: %v %s, want %v %s", tc.name, err, ifString(&info), tc.err, ifString(&tc.want))
 		}
@@ -815,11 +839,11 @@ func TestExtensionsInterfaceMalformed(t *testing.T) {
 		if !e.Next() || len(e.MPLS(nil)) != 1 || e.Next() || e.Err() != nil {
 			t.Errorf("%s: iteration stopped: %v", tc.name, e.Err())
 		}
-		if err := e.Interface(&info); err != ErrExtClass || info != (InterfaceInfo{}) {
+		if err := e.Interface(&info); err != ErrExtClass || info != (IfObject{}) {
 			t.Errorf("%s: Interface after the end: %v %+v", tc.name, err, info)
 		}
 	}
-	for r, s := range map[IfRole]string{IfIncoming: "incoming", IfSubIP: "sub-IP", IfOutgoing: "outgoing", IfNextHop: "next hop", 4: "unknown"} {
+	for r, s := range map[IfRole]string{IfIncoming: "incoming", IfSubIP: "sub-ip", IfOutgoing: "outgoing", IfNextHop: "next-hop", 4: "role 4"} {
 		if r.String() != s {
 			t.Errorf("IfRole(%d) = %q, want %q", r, r.String(), s)
 		}
@@ -897,7 +921,7 @@ func extReplyMPLSInterfaces(t testing.TB) []byte {
 type extSummary struct {
 	labels [8]MPLSLabel
 	nl     int
-	ifs    [4]InterfaceInfo
+	ifs    [4]IfObject
 	ni     int
 }
 
@@ -931,7 +955,7 @@ func TestExtensionsZeroAllocs(t *testing.T) {
 	}
 	decode()
 	if s.nl != 3 || s.labels[1].Label != 299792 || s.ni != 2 || s.ifs[0].Addr != extV4 || s.ifs[1].Addr != extV6 ||
-		string(s.ifs[1].NameBytes()) != "HundredGigE0/0/0/7" || s.ifs[1].Role != IfOutgoing || !e.ChecksumOK {
+		string(s.ifs[1].NameBytes()) != "HundredGigE0/0/0" || s.ifs[1].Role != IfOutgoing || !e.ChecksumOK {
 		t.Fatalf("decoded %+v", s)
 	}
 	if n := testing.AllocsPerRun(1000, decode); n != 0 {
@@ -1039,8 +1063,8 @@ func FuzzExtensions(f *testing.F) {
 			if n != want {
 				t.Fatalf("%d labels in %d bytes of class %d c-type %d", n, len(p), e.Class(), e.CType())
 			}
-			var info InterfaceInfo
-			if err := e.Interface(&info); err == nil && int(info.NameLen) > len(p) {
+			var info IfObject
+			if err := e.Interface(&info); err == nil && int(info.NameLen) > min(len(p), IfNameMax) {
 				t.Fatalf("name of %d bytes in %d", info.NameLen, len(p))
 			}
 		}
@@ -1090,13 +1114,18 @@ func FuzzExtensions(f *testing.F) {
 			if w.ifi != nil && it.ifi == nil {
 				continue // x/net is laxer about interface information
 			}
-			if it.ifi != nil && w.ifi != nil {
-				// x/net also trims leading NULs from names.
-				c := *it.ifi
-				n := bytes.Trim(it.ifi.NameBytes(), "\x00")
-				c.Name = [63]byte{}
-				c.NameLen = uint8(copy(c.Name[:], n))
-				it.ifi = &c
+			if x, ok := te.Extensions[i].(*icmp.InterfaceInfo); ok && it.ifi != nil && x.Interface != nil && w.ifi.Has&IfHasName != 0 {
+				// x/net also trims leading NULs from names, and
+				// keeps them whole: the name kept is the start of
+				// its, all of it unless cut.
+				n := bytes.TrimLeft(it.ifi.NameBytes(), "\x00")
+				if !strings.HasPrefix(x.Interface.Name, string(n)) || it.ifi.Has&IfNameCut == 0 && len(n) != len(x.Interface.Name) {
+					t.Fatalf("object %d: name %q, x/net %q", i, it.ifi.NameBytes(), x.Interface.Name)
+				}
+				c, cw := *it.ifi, *w.ifi
+				c.Has, c.Name, c.NameLen = c.Has&^IfNameCut, [IfNameMax]byte{}, 0
+				cw.Has, cw.Name, cw.NameLen = cw.Has&^IfNameCut, [IfNameMax]byte{}, 0
+				it.ifi, w.ifi = &c, &cw
 			}
 			if !it.equal(w) {
 				t.Fatalf("object %d: %v, x/net %v", i, it, w)

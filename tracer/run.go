@@ -303,7 +303,7 @@ func (r *run) answer(slot int, a *probe.Answer, _ bool) {
 	c := r.slots[slot].col
 	if c.Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, a.Reached()) {
 		c.Details(int(a.Path), int(a.TTL), a.ReplyTTL, a.QTTL, int(a.Size))
-		recordExtras(c, a)
+		c.Extras(a)
 		r.t.replies.Add(1)
 	} else {
 		c.Observe(int(a.Path), int(a.TTL), a.From)
