@@ -139,7 +139,8 @@ func (c *Classic) FallbackReason() error { return c.reason }
 
 // Attach attaches the filter to the socket fd (setsockopt SO_ATTACH_FILTER),
 // replacing any filter it had. Attach it before binding the socket to a
-// protocol, or packets queued in between are not filtered.
+// protocol, or in place of a filter that dropped everything since then (as
+// capture.Listen does): otherwise packets queued in between are not filtered.
 func (c *Classic) Attach(fd int) error {
 	if c == nil || c.raw == nil {
 		return fmt.Errorf("bpf: attach classic filter: %w", os.ErrClosed)
