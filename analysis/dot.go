@@ -40,6 +40,17 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 	_ = opts
 	g := BuildGraph(t)
 	var b strings.Builder
+	dotHeader(&b, t, len(g.Branching))
+	dotNodes(&b, t, g)
+	dotEdges(&b, t, g)
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// dotHeader writes the digraph's opening, its defaults, and the TTL axis up
+// to maxTTL: headings chained in rank order.
+func dotHeader(b *strings.Builder, t *Trace, maxTTL int) {
 	name := t.Name
 	if name == "" {
 		name = addrText(t.Destination)
@@ -52,8 +63,6 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 	b.WriteString("\tnode [shape=box, style=rounded, fontname=\"Helvetica\", fontsize=10];\n")
 	b.WriteString("\tedge [fontname=\"Helvetica\", fontsize=9, color=\"#555555\"];\n")
 
-	// The TTL axis: headings chained in rank order.
-	maxTTL := len(g.Branching)
 	b.WriteString("\t{\n\t\tnode [shape=plaintext, style=\"\", fontcolor=\"#555555\"];\n")
 	b.WriteString("\t\tttl_0 [label=\"source\"];\n")
 	for ttl := 1; ttl <= maxTTL; ttl++ {
@@ -64,8 +73,11 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 		b.WriteString(" -> ttl_" + strconv.Itoa(ttl))
 	}
 	b.WriteString(" [style=invis];\n\t}\n")
+}
 
-	// The source and the nodes, one rank per TTL.
+// dotNodes writes the source and the nodes, one rank per TTL, and the
+// destination apart when it never answered.
+func dotNodes(b *strings.Builder, t *Trace, g *Graph) {
 	b.WriteString("\tsource [shape=ellipse, label=" + dotQuote(addrText(t.Source)) + ", tooltip=\"source\"];\n")
 	b.WriteString("\t{ rank=same; ttl_0; source; }\n")
 	fills := dotASFills(g)
@@ -98,9 +110,11 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 			", style=\"rounded,dashed\", color=\"#2e7d32\", tooltip=\"the destination did not answer\"];\n")
 		b.WriteString("\t{ rank=max; destination; }\n")
 	}
+}
 
-	// Edges from the source to each flow's first hop: the path IDs of a
-	// node that no link brings there.
+// dotEdges writes the edges: from the source to each flow's first hop (the
+// path IDs of a node that no link brings there), then one per link.
+func dotEdges(b *strings.Builder, t *Trace, g *Graph) {
 	flows := len(t.Flows)
 	arriving := make([][]int, len(g.Nodes))
 	for _, l := range g.Links {
@@ -118,9 +132,6 @@ func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 		dashed := g.Nodes[l.From].Silent || g.Nodes[l.To].Silent
 		b.WriteString("\t" + dotNodeID(l.From) + " -> " + dotNodeID(l.To) + " [" + dotEdgeAttrs(l.PathIDs, flows, dashed) + "];\n")
 	}
-	b.WriteString("}\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func dotNodeID(n NodeID) string { return "n" + strconv.Itoa(int(n)) }

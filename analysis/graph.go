@@ -163,16 +163,29 @@ func hopTTL(h *Hop, i int) int {
 
 // nodes builds g.Nodes and g.flowNodes.
 func (b *graphBuilder) nodes() {
+	protos, flat := b.collectNodes()
+	b.numberNodes(protos, flat)
+	b.nodePaths(flat)
+	b.nodeFlowsAndRTT()
+	b.branching()
+}
+
+// nodeProto is a node as first met, before the nodes are ordered.
+type nodeProto struct {
+	addr   netip.Addr
+	ttl    int
+	pathID int
+	aid    int32
+	asn    uint32
+	ixp    string
+}
+
+// collectNodes makes a node of each (address, TTL) and each silent hop, in
+// the order met (flows by path ID), and returns them with the node of every
+// hop: flat holds g.flowNodes, numbered in that order.
+func (b *graphBuilder) collectNodes() ([]nodeProto, []NodeID) {
 	t, g := b.t, b.g
-	type proto struct {
-		addr   netip.Addr
-		ttl    int
-		pathID int
-		aid    int32
-		asn    uint32
-		ixp    string
-	}
-	protos := make([]proto, 0, b.hops/4+8)
+	protos := make([]nodeProto, 0, b.hops/4+8)
 	byKey := make(map[nodeKey]int32, b.hops/4+8)
 	byAddr := make(map[netip.Addr]int32)
 	flat := make([]NodeID, b.hops)
@@ -188,7 +201,7 @@ func (b *graphBuilder) nodes() {
 			ttl := hopTTL(h, i)
 			if h.Silent() {
 				ids[i] = NodeID(len(protos))
-				protos = append(protos, proto{ttl: ttl, pathID: f.PathID, aid: -1})
+				protos = append(protos, nodeProto{ttl: ttl, pathID: f.PathID, aid: -1})
 				continue
 			}
 			k := nodeKey{h.Addr, ttl}
@@ -201,7 +214,7 @@ func (b *graphBuilder) nodes() {
 				}
 				id = int32(len(protos))
 				byKey[k] = id
-				protos = append(protos, proto{addr: h.Addr, ttl: ttl, pathID: f.PathID, aid: a})
+				protos = append(protos, nodeProto{addr: h.Addr, ttl: ttl, pathID: f.PathID, aid: a})
 			}
 			if p := &protos[id]; p.asn == 0 && h.ASN != 0 {
 				p.asn = h.ASN
@@ -213,8 +226,14 @@ func (b *graphBuilder) nodes() {
 		}
 	}
 	b.addrs = len(byAddr)
+	return protos, flat
+}
 
-	// Number the nodes in their final order.
+// numberNodes numbers the nodes in their final order (by TTL; responding
+// nodes by address, then silent ones by path ID), renumbers flat, and
+// makes g.Nodes and b.aid.
+func (b *graphBuilder) numberNodes(protos []nodeProto, flat []NodeID) {
+	g := b.g
 	perm := make([]int32, len(protos))
 	for i := range perm {
 		perm[i] = int32(i)
@@ -242,28 +261,38 @@ func (b *graphBuilder) nodes() {
 	for i := range flat {
 		flat[i] = rank[flat[i]]
 	}
-
 	g.Nodes = make([]Node, len(protos))
 	b.aid = make([]int32, len(protos))
-	count := make([]int, len(protos))
 	for id, old := range perm {
 		p := &protos[old]
 		g.Nodes[id] = Node{ID: NodeID(id), Addr: p.addr, TTL: p.ttl, Silent: p.aid < 0, ASN: p.asn, IXP: p.ixp}
 		b.aid[id] = p.aid
 	}
+}
+
+// nodePaths gives each node's PathIDs and nodeFlows their capacity, the
+// number of hops on it, cut from two flat arrays in path ID order.
+func (b *graphBuilder) nodePaths(flat []NodeID) {
+	g := b.g
+	count := make([]int, len(g.Nodes))
 	for _, n := range flat {
 		count[n]++
 	}
-	// Path IDs and flow indices come from two flat arrays, in path ID order.
 	pathIDs := make([]int, len(flat))
 	flows := make([]int32, len(flat))
 	b.nodeFlows = make([][]int32, len(g.Nodes))
-	off = 0
+	off := 0
 	for n := range g.Nodes {
 		g.Nodes[n].PathIDs = pathIDs[off : off : off+count[n]]
 		b.nodeFlows[n] = flows[off : off : off+count[n]]
 		off += count[n]
 	}
+}
+
+// nodeFlowsAndRTT fills each node's path IDs and flows, its Destination
+// flag and its RTTs.
+func (b *graphBuilder) nodeFlowsAndRTT() {
+	t, g := b.t, b.g
 	rttSum := make([]time.Duration, len(g.Nodes))
 	rttN := make([]int, len(g.Nodes))
 	for _, fi := range b.order {
@@ -296,14 +325,22 @@ func (b *graphBuilder) nodes() {
 			rttN[n]++
 		}
 	}
-	maxTTL := 0
 	for n := range g.Nodes {
 		nd := &g.Nodes[n]
 		if rttN[n] > 0 {
 			nd.RTTAvg = rttSum[n] / time.Duration(rttN[n])
 		}
 		nd.RTTCount = rttN[n]
-		maxTTL = max(maxTTL, nd.TTL)
+	}
+}
+
+// branching counts the nodes per TTL (g.Branching) and indexes the first
+// node of each TTL (b.ttlAt).
+func (b *graphBuilder) branching() {
+	g := b.g
+	maxTTL := 0
+	for n := range g.Nodes {
+		maxTTL = max(maxTTL, g.Nodes[n].TTL)
 	}
 	g.Branching = make([]int, maxTTL)
 	b.ttlAt = make([]NodeID, maxTTL+2)
@@ -322,10 +359,20 @@ func (b *graphBuilder) nodes() {
 
 // links builds g.Links, the adjacency and the Diverge and Converge flags.
 func (b *graphBuilder) links() {
+	protos, hopLink := b.collectLinks()
+	b.numberLinks(protos, hopLink)
+	b.linkPaths(hopLink)
+	b.adjacency()
+}
+
+// collectLinks makes a link of each pair of nodes that one flow joins at
+// consecutive TTLs, in the order met, and returns them with the link of
+// every hop after the first of each flow (in b.order), -1 across a gap.
+func (b *graphBuilder) collectLinks() ([]Link, []int32) {
 	t, g := b.t, b.g
 	byKey := make(map[uint64]int32, len(g.Nodes)+8) // from<<32 | to
 	var protos []Link
-	hopLink := make([]int32, 0, b.hops) // per hop after the first of each flow, in b.order
+	hopLink := make([]int32, 0, b.hops)
 	for _, fi := range b.order {
 		f := &t.Flows[fi]
 		ids := g.flowNodes[fi]
@@ -345,6 +392,13 @@ func (b *graphBuilder) links() {
 			hopLink = append(hopLink, l)
 		}
 	}
+	return protos, hopLink
+}
+
+// numberLinks orders the links by From, then To, into g.Links, renumbers
+// hopLink, and gives each link's PathIDs its capacity.
+func (b *graphBuilder) numberLinks(protos []Link, hopLink []int32) {
+	g := b.g
 	perm := make([]int32, len(protos))
 	for i := range perm {
 		perm[i] = int32(i)
@@ -374,6 +428,11 @@ func (b *graphBuilder) links() {
 		g.Links[l].PathIDs = pathIDs[off : off : off+count[l]]
 		off += count[l]
 	}
+}
+
+// linkPaths fills each link's path IDs.
+func (b *graphBuilder) linkPaths(hopLink []int32) {
+	t, g := b.t, b.g
 	k := 0
 	for _, fi := range b.order {
 		f := &t.Flows[fi]
@@ -387,8 +446,12 @@ func (b *graphBuilder) links() {
 			k++
 		}
 	}
+}
 
-	// Adjacency, in compressed rows.
+// adjacency builds the links from and to each node, in compressed rows,
+// and sets the Diverge and Converge flags.
+func (b *graphBuilder) adjacency() {
+	g := b.g
 	n := len(g.Nodes)
 	b.out = make([]int32, n+1)
 	b.inAt = make([]int32, n+1)
@@ -444,139 +507,190 @@ func (b *graphBuilder) nodeAt(fi int32, ttl int) NodeID {
 // are those on a path of links from D to a node with that address.
 func (b *graphBuilder) diamonds() {
 	g := b.g
-	n := len(g.Nodes)
-	g.ends = make([]bool, n)
+	g.ends = make([]bool, len(g.Nodes))
 	g.Diamonds = []Diamond{}
-	owner := make([]int32, n) // per node: 1 + the diamond it is inside of, or 0
-	// Per address: how many flows of the current diverge node reach it,
-	// with stamps instead of clearing.
-	cnt := make([]int32, b.addrs)
-	cntGen := make([]int32, b.addrs)
-	seen := make([]int32, b.addrs)
-	tok := int32(0)
-	// Per node: reachable from D (fwd), leads to the converge point (bwd),
-	// as stamps; and the paths from D.
-	fwd := make([]int32, n)
-	bwd := make([]int32, n)
-	paths := make([]int, n)
-	width := make([]int, len(g.Branching)+1)
+	s := newDiamondScratch(b)
 	for d := range g.Nodes {
-		dn := &g.Nodes[d]
-		if !dn.Diverge {
+		if !g.Nodes[d].Diverge || s.nested(d) {
 			continue
 		}
 		gen := int32(d + 1)
-		flows := b.nodeFlows[d]
-		if k := owner[d]; k > 0 { // nested in an earlier diamond?
-			outer := g.Diamonds[k-1].Diverge
-			nested := true
-			for _, fi := range flows {
-				if b.nodeAt(fi, g.Nodes[outer].TTL) != outer {
-					nested = false
-					break
-				}
-			}
-			if nested {
-				continue
-			}
-		}
-		// The addresses every flow reaches after D.
-		for _, fi := range flows {
-			tok++
-			for _, m := range b.g.flowNodes[fi] {
-				a := b.aid[m]
-				if a < 0 || g.Nodes[m].TTL <= dn.TTL || seen[a] == tok {
-					continue
-				}
-				seen[a] = tok
-				if cntGen[a] != gen {
-					cntGen[a], cnt[a] = gen, 0
-				}
-				cnt[a]++
-			}
-		}
-		conv := int32(-1)
-		for _, m := range b.g.flowNodes[flows[0]] {
-			if a := b.aid[m]; a >= 0 && g.Nodes[m].TTL > dn.TTL && cntGen[a] == gen && int(cnt[a]) == len(flows) {
-				conv = a
-				break
-			}
-		}
+		conv := s.convergeAddr(d, gen)
 		if conv < 0 {
 			continue
 		}
-		first, last := NodeID(-1), 0
-		for _, fi := range flows {
-			for _, m := range b.g.flowNodes[fi] {
-				if b.aid[m] == conv && g.Nodes[m].TTL > dn.TTL {
-					if first < 0 || g.Nodes[m].TTL < g.Nodes[first].TTL {
-						first = m
-					}
-					last = max(last, g.Nodes[m].TTL)
-					break
-				}
-			}
-		}
-		// Forward from D, stopping at the converge address and TTL.
+		first, last := s.convergeNodes(d, conv)
 		hi := b.ttlAt[last+1] // nodes below hi have TTL <= last
-		fwd[d] = gen
-		for m := NodeID(d); m < hi; m++ {
-			if fwd[m] != gen || (m != NodeID(d) && b.aid[m] == conv) {
-				continue
-			}
-			for _, l := range g.Links[b.out[m]:b.out[m+1]] {
-				fwd[l.To] = gen
-			}
-		}
-		// Backward from the converge nodes reached.
-		for m := hi - 1; m > NodeID(d); m-- {
-			if fwd[m] != gen {
-				continue
-			}
-			if b.aid[m] == conv {
-				bwd[m] = gen
-			}
-			if bwd[m] != gen {
-				continue
-			}
-			for _, li := range b.in[b.inAt[m]:b.inAt[m+1]] {
-				bwd[g.Links[li].From] = gen
-			}
-		}
-		inside := func(m NodeID) bool { return fwd[m] == gen && bwd[m] == gen }
-		// Width and paths, in TTL order.
-		clear(width)
-		total := 0
-		paths[d] = 1
-		for m := NodeID(d) + 1; m < hi; m++ {
-			paths[m] = 0
-		}
-		dm := Diamond{Diverge: NodeID(d), Converge: first, FirstTTL: dn.TTL, LastTTL: last, Length: last - dn.TTL}
-		for m := NodeID(d); m < hi; m++ {
-			if m != NodeID(d) && !inside(m) {
-				continue
-			}
-			if m != NodeID(d) && b.aid[m] == conv {
-				total = min(total+paths[m], MaxDiamondPaths)
-				g.ends[m] = true
-				continue
-			}
-			if m != NodeID(d) {
-				width[g.Nodes[m].TTL]++
-				dm.MaxWidth = max(dm.MaxWidth, width[g.Nodes[m].TTL])
-				if owner[m] == 0 {
-					owner[m] = int32(len(g.Diamonds) + 1)
-				}
-			}
-			for _, l := range g.Links[b.out[m]:b.out[m+1]] {
-				if inside(l.To) {
-					paths[l.To] = min(paths[l.To]+paths[m], MaxDiamondPaths)
-				}
-			}
-		}
-		dm.Paths = total
+		s.mark(d, gen, conv, hi)
+		dm := Diamond{Diverge: NodeID(d), Converge: first, FirstTTL: g.Nodes[d].TTL, LastTTL: last, Length: last - g.Nodes[d].TTL}
+		s.measure(&dm, gen, conv, hi)
 		g.Diamonds = append(g.Diamonds, dm)
 	}
+}
+
+// diamondScratch is what diamonds keeps from one diverge node to the next.
+// Stamps (the diverge node's gen, d+1) save clearing arrays between them.
+type diamondScratch struct {
+	b     *graphBuilder
+	owner []int32 // per node: 1 + the diamond it is inside of, or 0
+	// Per address: how many flows of the current diverge node reach it,
+	// stamped with cntGen; seen, stamped with tok, once per flow.
+	cnt, cntGen, seen []int32
+	tok               int32
+	// Per node: reachable from D (fwd), leads to the converge point (bwd),
+	// as stamps; and the paths from D.
+	fwd, bwd []int32
+	paths    []int
+	width    []int // per TTL: the nodes inside the diamond
+}
+
+func newDiamondScratch(b *graphBuilder) *diamondScratch {
+	n := len(b.g.Nodes)
+	return &diamondScratch{
+		b:      b,
+		owner:  make([]int32, n),
+		cnt:    make([]int32, b.addrs),
+		cntGen: make([]int32, b.addrs),
+		seen:   make([]int32, b.addrs),
+		fwd:    make([]int32, n),
+		bwd:    make([]int32, n),
+		paths:  make([]int, n),
+		width:  make([]int, len(b.g.Branching)+1),
+	}
+}
+
+// nested reports whether all flows through the diverge node d pass through
+// the diverge node of the diamond d is inside of: d is then part of it.
+func (s *diamondScratch) nested(d int) bool {
+	b, g := s.b, s.b.g
+	k := s.owner[d]
+	if k == 0 {
+		return false
+	}
+	outer := g.Diamonds[k-1].Diverge
+	for _, fi := range b.nodeFlows[d] {
+		if b.nodeAt(fi, g.Nodes[outer].TTL) != outer {
+			return false
+		}
+	}
+	return true
+}
+
+// convergeAddr returns the converge address of the diverge node d: the
+// first along its first flow that every flow through d reaches after d;
+// -1 if there is none.
+func (s *diamondScratch) convergeAddr(d int, gen int32) int32 {
+	b, g := s.b, s.b.g
+	dn := &g.Nodes[d]
+	flows := b.nodeFlows[d]
+	for _, fi := range flows {
+		s.tok++
+		for _, m := range g.flowNodes[fi] {
+			a := b.aid[m]
+			if a < 0 || g.Nodes[m].TTL <= dn.TTL || s.seen[a] == s.tok {
+				continue
+			}
+			s.seen[a] = s.tok
+			if s.cntGen[a] != gen {
+				s.cntGen[a], s.cnt[a] = gen, 0
+			}
+			s.cnt[a]++
+		}
+	}
+	for _, m := range g.flowNodes[flows[0]] {
+		if a := b.aid[m]; a >= 0 && g.Nodes[m].TTL > dn.TTL && s.cntGen[a] == gen && int(s.cnt[a]) == len(flows) {
+			return a
+		}
+	}
+	return -1
+}
+
+// convergeNodes returns the node with the converge address conv at the
+// smallest TTL after d that a flow through d reaches it, and the largest.
+func (s *diamondScratch) convergeNodes(d int, conv int32) (first NodeID, last int) {
+	b, g := s.b, s.b.g
+	first = -1
+	for _, fi := range b.nodeFlows[d] {
+		for _, m := range g.flowNodes[fi] {
+			if b.aid[m] == conv && g.Nodes[m].TTL > g.Nodes[d].TTL {
+				if first < 0 || g.Nodes[m].TTL < g.Nodes[first].TTL {
+					first = m
+				}
+				last = max(last, g.Nodes[m].TTL)
+				break
+			}
+		}
+	}
+	return first, last
+}
+
+// mark stamps the nodes below hi reachable from d without passing the
+// converge address (fwd), and among them those that lead to it (bwd).
+func (s *diamondScratch) mark(d int, gen, conv int32, hi NodeID) {
+	b, g := s.b, s.b.g
+	// Forward from D, stopping at the converge address and TTL.
+	s.fwd[d] = gen
+	for m := NodeID(d); m < hi; m++ {
+		if s.fwd[m] != gen || (m != NodeID(d) && b.aid[m] == conv) {
+			continue
+		}
+		for _, l := range g.Links[b.out[m]:b.out[m+1]] {
+			s.fwd[l.To] = gen
+		}
+	}
+	// Backward from the converge nodes reached.
+	for m := hi - 1; m > NodeID(d); m-- {
+		if s.fwd[m] != gen {
+			continue
+		}
+		if b.aid[m] == conv {
+			s.bwd[m] = gen
+		}
+		if s.bwd[m] != gen {
+			continue
+		}
+		for _, li := range b.in[b.inAt[m]:b.inAt[m+1]] {
+			s.bwd[g.Links[li].From] = gen
+		}
+	}
+}
+
+// measure sets the width and the number of paths of dm, in TTL order over
+// the nodes that mark stamped, marks its converge nodes as ends and claims
+// the nodes inside it that no earlier diamond holds.
+func (s *diamondScratch) measure(dm *Diamond, gen, conv int32, hi NodeID) {
+	b, g := s.b, s.b.g
+	d := dm.Diverge
+	inside := func(m NodeID) bool { return s.fwd[m] == gen && s.bwd[m] == gen }
+	clear(s.width)
+	total := 0
+	s.paths[d] = 1
+	for m := d + 1; m < hi; m++ {
+		s.paths[m] = 0
+	}
+	for m := d; m < hi; m++ {
+		if m != d && !inside(m) {
+			continue
+		}
+		if m != d && b.aid[m] == conv {
+			total = min(total+s.paths[m], MaxDiamondPaths)
+			g.ends[m] = true
+			continue
+		}
+		if m != d {
+			s.width[g.Nodes[m].TTL]++
+			dm.MaxWidth = max(dm.MaxWidth, s.width[g.Nodes[m].TTL])
+			if s.owner[m] == 0 {
+				s.owner[m] = int32(len(g.Diamonds) + 1)
+			}
+		}
+		for _, l := range g.Links[b.out[m]:b.out[m+1]] {
+			if inside(l.To) {
+				s.paths[l.To] = min(s.paths[l.To]+s.paths[m], MaxDiamondPaths)
+			}
+		}
+	}
+	dm.Paths = total
 }
 
 // markRow marks the cells of the hops of flow fi (one per hop, as

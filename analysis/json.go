@@ -187,6 +187,7 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
+// decodeTrace decodes one line of WriteJSON's output, b.
 func decodeTrace(b []byte) (*Trace, error) {
 	var jt jsonTrace
 	if err := json.Unmarshal(b, &jt); err != nil {
@@ -211,57 +212,10 @@ func decodeTrace(b []byte) (*Trace, error) {
 		t.MDA = &MDA{Confidence: jt.MDA.Confidence / 100, MaxPaths: jt.MDA.MaxPaths, Complete: jt.MDA.Complete, Incomplete: jt.MDA.Incomplete}
 	}
 	hops := 0
-	for i, jf := range jt.Flows {
-		f := Flow{
-			PathID: jf.PathID, SrcPort: jf.SrcPort, DstPort: jf.DstPort,
-			Reached: jf.Reached, ReachedTTL: jf.ReachedTTL, ProbedTTL: jf.ProbedTTL,
-		}
-		// Hops are written for every TTL up to the flow's length; accept
-		// them sparse too (missing TTLs are silent), but in order.
-		n := 0
-		for _, jh := range jf.Hops {
-			if jh.TTL <= n || jh.TTL > 255 {
-				return nil, fmt.Errorf("path ID %d: hop TTL %d out of order or range", jf.PathID, jh.TTL)
-			}
-			n = jh.TTL
-		}
-		// Gaps in sparse hops are silent hops that take no bytes: bound
-		// them all by the length of the line, which the hops WriteJSON
-		// writes (one per TTL, 10 bytes or more each) never come near,
-		// so that a few bytes cannot claim 255 hops per flow.
-		if hops += n; hops > len(b) {
-			return nil, fmt.Errorf("path ID %d: %d hops in all, more than the %d bytes of the line", jf.PathID, hops, len(b))
-		}
-		f.Hops = make([]Hop, n)
-		for j := range f.Hops {
-			f.Hops[j].TTL = j + 1
-		}
-		for _, jh := range jf.Hops {
-			h := &f.Hops[jh.TTL-1]
-			if jh.Addr == nil || !jh.Addr.IsValid() {
-				if jh.RateLimited != nil && jh.RateLimited.IsValid() {
-					h.RateLimited = *jh.RateLimited
-				}
-				continue
-			}
-			h.Addr = *jh.Addr
-			if jh.RTTMS != nil {
-				h.RTT = time.Duration(*jh.RTTMS)
-			}
-			if jh.ICMPType != nil {
-				h.ICMPType = *jh.ICMPType
-			}
-			if jh.ICMPCode != nil {
-				h.ICMPCode = *jh.ICMPCode
-			}
-			h.ASN, h.IXP, h.Hostname = jh.ASN, jh.IXP, jh.Hostname
-			h.Inferred = jh.Inferred
-			if err := jh.jsonHopExtras.hop(h); err != nil {
-				return nil, fmt.Errorf("path ID %d TTL %d: %w", jf.PathID, jh.TTL, err)
-			}
-		}
-		if f.Reached && f.ReachedTTL != len(f.Hops) {
-			return nil, fmt.Errorf("path ID %d: reached_ttl %d but %d hops", f.PathID, f.ReachedTTL, len(f.Hops))
+	for i := range jt.Flows {
+		f, err := decodeFlow(&jt.Flows[i], &hops, len(b))
+		if err != nil {
+			return nil, err
 		}
 		t.Flows[i] = f
 	}
@@ -272,4 +226,66 @@ func decodeTrace(b []byte) (*Trace, error) {
 		}
 	}
 	return t, nil
+}
+
+// decodeFlow decodes one flow of a line of lineLen bytes; hops counts the
+// hops of the line's flows so far.
+func decodeFlow(jf *jsonFlow, hops *int, lineLen int) (Flow, error) {
+	f := Flow{
+		PathID: jf.PathID, SrcPort: jf.SrcPort, DstPort: jf.DstPort,
+		Reached: jf.Reached, ReachedTTL: jf.ReachedTTL, ProbedTTL: jf.ProbedTTL,
+	}
+	// Hops are written for every TTL up to the flow's length; accept
+	// them sparse too (missing TTLs are silent), but in order.
+	n := 0
+	for _, jh := range jf.Hops {
+		if jh.TTL <= n || jh.TTL > 255 {
+			return Flow{}, fmt.Errorf("path ID %d: hop TTL %d out of order or range", jf.PathID, jh.TTL)
+		}
+		n = jh.TTL
+	}
+	// Gaps in sparse hops are silent hops that take no bytes: bound
+	// them all by the length of the line, which the hops WriteJSON
+	// writes (one per TTL, 10 bytes or more each) never come near,
+	// so that a few bytes cannot claim 255 hops per flow.
+	if *hops += n; *hops > lineLen {
+		return Flow{}, fmt.Errorf("path ID %d: %d hops in all, more than the %d bytes of the line", jf.PathID, *hops, lineLen)
+	}
+	f.Hops = make([]Hop, n)
+	for j := range f.Hops {
+		f.Hops[j].TTL = j + 1
+	}
+	for k := range jf.Hops {
+		jh := &jf.Hops[k]
+		if err := decodeHop(&f.Hops[jh.TTL-1], jh); err != nil {
+			return Flow{}, fmt.Errorf("path ID %d TTL %d: %w", jf.PathID, jh.TTL, err)
+		}
+	}
+	if f.Reached && f.ReachedTTL != len(f.Hops) {
+		return Flow{}, fmt.Errorf("path ID %d: reached_ttl %d but %d hops", f.PathID, f.ReachedTTL, len(f.Hops))
+	}
+	return f, nil
+}
+
+// decodeHop fills h, which has its TTL, from jh.
+func decodeHop(h *Hop, jh *jsonHop) error {
+	if jh.Addr == nil || !jh.Addr.IsValid() {
+		if jh.RateLimited != nil && jh.RateLimited.IsValid() {
+			h.RateLimited = *jh.RateLimited
+		}
+		return nil
+	}
+	h.Addr = *jh.Addr
+	if jh.RTTMS != nil {
+		h.RTT = time.Duration(*jh.RTTMS)
+	}
+	if jh.ICMPType != nil {
+		h.ICMPType = *jh.ICMPType
+	}
+	if jh.ICMPCode != nil {
+		h.ICMPCode = *jh.ICMPCode
+	}
+	h.ASN, h.IXP, h.Hostname = jh.ASN, jh.IXP, jh.Hostname
+	h.Inferred = jh.Inferred
+	return jh.jsonHopExtras.hop(h)
 }

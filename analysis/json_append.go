@@ -282,65 +282,24 @@ func appendUniquePathJSON(b []byte, t *Trace, up *UniquePath) []byte {
 func appendGraphJSON(b []byte, g *Graph) []byte {
 	b = append(b, `{"nodes":[`...)
 	for i := range g.Nodes {
-		n := &g.Nodes[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendKeyInt(b, `{"id":`, int64(n.ID))
-		b = append(b, `,"addr":`...)
-		if n.Silent {
-			b = append(b, "null"...)
-		} else {
-			b = appendAddrJSON(b, n.Addr)
-		}
-		b = appendKeyInt(b, `,"ttl":`, int64(n.TTL))
-		b = appendKeyBool(b, `,"silent":`, n.Silent)
-		b = append(b, `,"path_ids":`...)
-		b = appendIntsJSON(b, n.PathIDs)
-		b = appendKeyBool(b, `,"destination":`, n.Destination)
-		b = appendKeyBool(b, `,"diverge":`, n.Diverge)
-		b = appendKeyBool(b, `,"converge":`, n.Converge)
-		b = append(b, `,"rtt_ms":`...)
-		if !n.Silent && n.RTTCount > 0 { // else silent or inferred: no RTT
-			b = appendRTTJSON(b, n.RTTMin, n.RTTAvg, n.RTTMax)
-		} else {
-			b = append(b, "null"...)
-		}
-		if n.ASN != 0 {
-			b = append(b, `,"asn":`...)
-			b = strconv.AppendUint(b, uint64(n.ASN), 10)
-		}
-		if n.IXP != "" {
-			b = append(b, `,"ixp":`...)
-			b = appendStringJSON(b, n.IXP)
-		}
-		b = append(b, '}')
+		b = appendNodeJSON(b, &g.Nodes[i])
 	}
 	b = append(b, `],"links":[`...)
-	for i, l := range g.Links {
+	for i := range g.Links {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendKeyInt(b, `{"from":`, int64(l.From))
-		b = appendKeyInt(b, `,"to":`, int64(l.To))
-		b = appendKeyInt(b, `,"ttl":`, int64(l.TTL))
-		b = append(b, `,"path_ids":`...)
-		b = appendIntsJSON(b, l.PathIDs)
-		b = append(b, '}')
+		b = appendLinkJSON(b, &g.Links[i])
 	}
 	b = append(b, `],"diamonds":[`...)
-	for i, d := range g.Diamonds {
+	for i := range g.Diamonds {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendKeyInt(b, `{"diverge":`, int64(d.Diverge))
-		b = appendKeyInt(b, `,"converge":`, int64(d.Converge))
-		b = appendKeyInt(b, `,"first_ttl":`, int64(d.FirstTTL))
-		b = appendKeyInt(b, `,"last_ttl":`, int64(d.LastTTL))
-		b = appendKeyInt(b, `,"max_width":`, int64(d.MaxWidth))
-		b = appendKeyInt(b, `,"length":`, int64(d.Length))
-		b = appendKeyInt(b, `,"paths":`, int64(d.Paths))
-		b = append(b, '}')
+		b = appendDiamondJSON(b, &g.Diamonds[i])
 	}
 	b = append(b, `],"branching":`...)
 	if g.Branching == nil {
@@ -349,51 +308,116 @@ func appendGraphJSON(b []byte, g *Graph) []byte {
 		b = appendIntsJSON(b, g.Branching)
 	}
 	b = append(b, `,"balancers":[`...)
-	for i, lb := range g.Balancers {
+	for i := range g.Balancers {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendKeyInt(b, `{"node":`, int64(lb.Node))
-		b = appendKeyInt(b, `,"ttl":`, int64(lb.TTL))
-		b = append(b, `,"shares":[`...)
-		for j, sh := range lb.Shares {
+		b = appendBalancerJSON(b, &g.Balancers[i])
+	}
+	b = append(b, `],"per_packet":[`...)
+	for i := range g.PerPacket {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendPerPacketJSON(b, &g.PerPacket[i])
+	}
+	return append(b, "]}"...)
+}
+
+// appendNodeJSON appends n as a jsonNode.
+func appendNodeJSON(b []byte, n *Node) []byte {
+	b = appendKeyInt(b, `{"id":`, int64(n.ID))
+	b = append(b, `,"addr":`...)
+	if n.Silent {
+		b = append(b, "null"...)
+	} else {
+		b = appendAddrJSON(b, n.Addr)
+	}
+	b = appendKeyInt(b, `,"ttl":`, int64(n.TTL))
+	b = appendKeyBool(b, `,"silent":`, n.Silent)
+	b = append(b, `,"path_ids":`...)
+	b = appendIntsJSON(b, n.PathIDs)
+	b = appendKeyBool(b, `,"destination":`, n.Destination)
+	b = appendKeyBool(b, `,"diverge":`, n.Diverge)
+	b = appendKeyBool(b, `,"converge":`, n.Converge)
+	b = append(b, `,"rtt_ms":`...)
+	if !n.Silent && n.RTTCount > 0 { // else silent or inferred: no RTT
+		b = appendRTTJSON(b, n.RTTMin, n.RTTAvg, n.RTTMax)
+	} else {
+		b = append(b, "null"...)
+	}
+	if n.ASN != 0 {
+		b = append(b, `,"asn":`...)
+		b = strconv.AppendUint(b, uint64(n.ASN), 10)
+	}
+	if n.IXP != "" {
+		b = append(b, `,"ixp":`...)
+		b = appendStringJSON(b, n.IXP)
+	}
+	return append(b, '}')
+}
+
+// appendLinkJSON appends l as a jsonLink.
+func appendLinkJSON(b []byte, l *Link) []byte {
+	b = appendKeyInt(b, `{"from":`, int64(l.From))
+	b = appendKeyInt(b, `,"to":`, int64(l.To))
+	b = appendKeyInt(b, `,"ttl":`, int64(l.TTL))
+	b = append(b, `,"path_ids":`...)
+	b = appendIntsJSON(b, l.PathIDs)
+	return append(b, '}')
+}
+
+// appendDiamondJSON appends d as a jsonDiamond.
+func appendDiamondJSON(b []byte, d *Diamond) []byte {
+	b = appendKeyInt(b, `{"diverge":`, int64(d.Diverge))
+	b = appendKeyInt(b, `,"converge":`, int64(d.Converge))
+	b = appendKeyInt(b, `,"first_ttl":`, int64(d.FirstTTL))
+	b = appendKeyInt(b, `,"last_ttl":`, int64(d.LastTTL))
+	b = appendKeyInt(b, `,"max_width":`, int64(d.MaxWidth))
+	b = appendKeyInt(b, `,"length":`, int64(d.Length))
+	b = appendKeyInt(b, `,"paths":`, int64(d.Paths))
+	return append(b, '}')
+}
+
+// appendBalancerJSON appends lb as a jsonBalancer.
+func appendBalancerJSON(b []byte, lb *LoadBalancer) []byte {
+	b = appendKeyInt(b, `{"node":`, int64(lb.Node))
+	b = appendKeyInt(b, `,"ttl":`, int64(lb.TTL))
+	b = append(b, `,"shares":[`...)
+	for j, sh := range lb.Shares {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = appendKeyInt(b, `{"node":`, int64(sh.Node))
+		b = appendKeyInt(b, `,"flows":`, int64(sh.Flows))
+		b = append(b, `,"fraction":`...)
+		b = appendRatio(b, sh.Fraction)
+		b = append(b, '}')
+	}
+	b = appendKeyBool(b, `],"uneven":`, lb.Uneven)
+	b = append(b, `,"p_value":`...)
+	b = appendRatio(b, lb.PValue)
+	return append(b, '}')
+}
+
+// appendPerPacketJSON appends pp as a jsonPerPacket.
+func appendPerPacketJSON(b []byte, pp *PerPacketHop) []byte {
+	b = appendKeyInt(b, `{"path_id":`, int64(pp.PathID))
+	b = appendKeyInt(b, `,"ttl":`, int64(pp.TTL))
+	b = append(b, `,"addrs":`...)
+	if pp.Addrs == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for j, a := range pp.Addrs {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendKeyInt(b, `{"node":`, int64(sh.Node))
-			b = appendKeyInt(b, `,"flows":`, int64(sh.Flows))
-			b = append(b, `,"fraction":`...)
-			b = appendRatio(b, sh.Fraction)
-			b = append(b, '}')
+			b = appendAddrJSON(b, a)
 		}
-		b = appendKeyBool(b, `],"uneven":`, lb.Uneven)
-		b = append(b, `,"p_value":`...)
-		b = appendRatio(b, lb.PValue)
-		b = append(b, '}')
+		b = append(b, ']')
 	}
-	b = append(b, `],"per_packet":[`...)
-	for i, pp := range g.PerPacket {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendKeyInt(b, `{"path_id":`, int64(pp.PathID))
-		b = appendKeyInt(b, `,"ttl":`, int64(pp.TTL))
-		b = append(b, `,"addrs":`...)
-		if pp.Addrs == nil {
-			b = append(b, "null"...)
-		} else {
-			b = append(b, '[')
-			for j, a := range pp.Addrs {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = appendAddrJSON(b, a)
-			}
-			b = append(b, ']')
-		}
-		b = append(b, '}')
-	}
-	return append(b, "]}"...)
+	return append(b, '}')
 }
 
 // appendRTTJSON appends a jsonRTT.

@@ -139,7 +139,8 @@ func (c *Classic) FallbackReason() error { return c.reason }
 
 // Attach attaches the filter to the socket fd (setsockopt SO_ATTACH_FILTER),
 // replacing any filter it had. Attach it before binding the socket to a
-// protocol, or packets queued in between are not filtered.
+// protocol, or in place of a filter that dropped everything since then (as
+// capture.Listen does): otherwise packets queued in between are not filtered.
 func (c *Classic) Attach(fd int) error {
 	if c == nil || c.raw == nil {
 		return fmt.Errorf("bpf: attach classic filter: %w", os.ErrClosed)
@@ -227,46 +228,86 @@ func classicProgram(m Match) ([]cbpf.Instruction, error) {
 	if m.Src.Unmap().Is6() {
 		return classicProgram6(m)
 	}
-	const drop = label("drop")
-	src := binary.BigEndian.Uint32(m.Src.Unmap().AsSlice())
-	b := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 1} }
-	h := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 2} }
-	w := func(off uint32) cbpf.Instruction { return cbpf.LoadAbsolute{Off: off, Size: 4} }
-	bx := func(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 1} }
-	hx := func(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 2} }
-	wx := func(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 4} }
-	alu := func(op cbpf.ALUOp, v uint32) cbpf.Instruction { return cbpf.ALUOpConstant{Op: op, Val: v} }
-	and := func(v uint32) cbpf.Instruction { return alu(cbpf.ALUOpAnd, v) }
-	keep := cbpf.RetConstant{Val: 0xffffffff} // the whole packet: ICMP extensions follow the quote
-	// unless drops the packet unless A cond v: it jumps to drop on the
-	// opposite test.
-	unless := func(cond cbpf.JumpTest, v uint32) jumpTo {
-		switch cond {
-		case cbpf.JumpEqual:
-			cond = cbpf.JumpNotEqual
-		case cbpf.JumpGreaterOrEqual:
-			cond = cbpf.JumpLessThan
-		case cbpf.JumpLessOrEqual:
-			cond = cbpf.JumpGreaterThan
-		default:
-			panic(fmt.Sprintf("classicProgram: no opposite for jump test %v", cond))
-		}
-		return jumpTo{cond: cond, val: v, target: drop}
+	p := prog4{m: m, src: binary.BigEndian.Uint32(m.Src.Unmap().AsSlice())}
+	prog := p.outer()
+	prog = append(prog, p.quote()...)
+	if m.Proto == probe.ProtoICMP {
+		prog = append(prog, p.echo()...)
+	} else {
+		prog = append(prog, p.quotedPorts()...)
 	}
-	// ourPort drops the packet unless A is in the run's port range.
-	ourPort := []any{
-		unless(cbpf.JumpGreaterOrEqual, uint32(m.SrcPortMin)),
-		unless(cbpf.JumpLessOrEqual, uint32(m.SrcPortMax)),
+	if m.Proto == probe.ProtoTCP {
+		prog = append(prog, p.tcpReply()...)
 	}
-	// ourTag drops the packet unless the 16 bits in A carry the run tag.
-	ourTag := []any{
-		alu(cbpf.ALUOpShiftRight, probe.TagShift),
-		unless(cbpf.JumpEqual, uint32(m.Tag)),
-	}
-	// toUs drops a direct reply unless it goes to our source address.
-	toUs := []any{w(16), unless(cbpf.JumpEqual, src)}
-	proto := uint32(m.Proto.IPProto())
+	prog = append(prog, dropLabel, cbpf.RetConstant{Val: 0})
+	return assemble(prog...)
+}
 
+// dropLabel is where the IPv4 program ends with 0 (DROP).
+const dropLabel = label("drop")
+
+// keepWhole keeps the whole packet: ICMP extensions follow the quote.
+var keepWhole = cbpf.RetConstant{Val: 0xffffffff}
+
+// Loads of 1, 2 or 4 bytes at off (ld*) or at X+off (ld*X), and an ALU
+// operation with a constant.
+func ldB(off uint32) cbpf.Instruction  { return cbpf.LoadAbsolute{Off: off, Size: 1} }
+func ldH(off uint32) cbpf.Instruction  { return cbpf.LoadAbsolute{Off: off, Size: 2} }
+func ldW(off uint32) cbpf.Instruction  { return cbpf.LoadAbsolute{Off: off, Size: 4} }
+func ldBX(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 1} }
+func ldHX(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 2} }
+func ldWX(off uint32) cbpf.Instruction { return cbpf.LoadIndirect{Off: off, Size: 4} }
+func aluK(op cbpf.ALUOp, v uint32) cbpf.Instruction {
+	return cbpf.ALUOpConstant{Op: op, Val: v}
+}
+func andK(v uint32) cbpf.Instruction { return aluK(cbpf.ALUOpAnd, v) }
+
+// unless drops the packet unless A cond v: it jumps to dropLabel on the
+// opposite test.
+func unless(cond cbpf.JumpTest, v uint32) jumpTo {
+	switch cond {
+	case cbpf.JumpEqual:
+		cond = cbpf.JumpNotEqual
+	case cbpf.JumpGreaterOrEqual:
+		cond = cbpf.JumpLessThan
+	case cbpf.JumpLessOrEqual:
+		cond = cbpf.JumpGreaterThan
+	default:
+		panic(fmt.Sprintf("classicProgram: no opposite for jump test %v", cond))
+	}
+	return jumpTo{cond: cond, val: v, target: dropLabel}
+}
+
+// prog4 builds the parts of the IPv4 program for m; src is m.Src as a
+// big-endian word.
+type prog4 struct {
+	m   Match
+	src uint32
+}
+
+// ourPort drops the packet unless A is in the run's port range.
+func (p prog4) ourPort() []any {
+	return []any{
+		unless(cbpf.JumpGreaterOrEqual, uint32(p.m.SrcPortMin)),
+		unless(cbpf.JumpLessOrEqual, uint32(p.m.SrcPortMax)),
+	}
+}
+
+// ourTag drops the packet unless the 16 bits in A carry the run tag.
+func (p prog4) ourTag() []any {
+	return []any{
+		aluK(cbpf.ALUOpShiftRight, probe.TagShift),
+		unless(cbpf.JumpEqual, uint32(p.m.Tag)),
+	}
+}
+
+// toUs drops a direct reply unless it goes to our source address.
+func (p prog4) toUs() []any { return []any{ldW(16), unless(cbpf.JumpEqual, p.src)} }
+
+// outer checks the outer IPv4 header and the ICMP header, leaving X at the
+// ICMP header; a TCP reply jumps to "tcp", an echo reply to "echo", and an
+// ICMP error falls through to "quote".
+func (p prog4) outer() []any {
 	prog := []any{
 		// skb->protocol (host byte order) is the ethertype.
 		cbpf.LoadExtension{Num: cbpf.ExtProto},
@@ -274,120 +315,131 @@ func classicProgram(m Match) ([]cbpf.Instruction, error) {
 
 		// The outer IPv4 header (RFC 791): whole (20 bytes), version
 		// 4, not a later fragment, IHL >= 5, protocol ICMP (or TCP).
-		b(19),
-		b(0), and(0xf0),
+		ldB(19),
+		ldB(0), andK(0xf0),
 		unless(cbpf.JumpEqual, 4<<4),
-		h(6),
-		jumpTo{cond: cbpf.JumpBitsSet, val: 0x1fff, target: drop}, // fragment offset
+		ldH(6),
+		jumpTo{cond: cbpf.JumpBitsSet, val: 0x1fff, target: dropLabel}, // fragment offset
 		// X = IHL*4, where the ICMP (or TCP) header starts.
 		cbpf.LoadMemShift{Off: 0},
 		cbpf.TXA{},
 		unless(cbpf.JumpGreaterOrEqual, 20),
-		b(9),
+		ldB(9),
 	}
-	if m.Proto == probe.ProtoTCP {
+	if p.m.Proto == probe.ProtoTCP {
 		prog = append(prog, jumpTo{cond: cbpf.JumpEqual, val: 6, target: "tcp"})
 	}
 	prog = append(prog,
 		unless(cbpf.JumpEqual, 1), // IPPROTO_ICMP
 
 		// The ICMP header (8 bytes from X): all there.
-		bx(8-1),
-		bx(0),
+		ldBX(8-1),
+		ldBX(0),
 	)
-	if m.Proto == probe.ProtoICMP {
+	if p.m.Proto == probe.ProtoICMP {
 		prog = append(prog, jumpTo{cond: cbpf.JumpEqual, val: probe.ICMPEchoReply, target: "echo"})
 	}
-	prog = append(prog,
+	return append(prog,
 		// RFC 792: time exceeded or destination unreachable.
 		jumpTo{cond: cbpf.JumpEqual, val: probe.ICMPTimeExceeded, target: "quote"},
 		unless(cbpf.JumpEqual, probe.ICMPUnreachable),
+	)
+}
+
+// quote checks the quoted IPv4 header of an ICMP error and leaves X at the
+// quoted transport header minus 8.
+func (p prog4) quote() []any {
+	prog := []any{
 		label("quote"),
 
 		// The quoted IPv4 header without options (20 bytes from X+8):
 		// all there, version 4, the run's protocol, IHL >= 5, our
 		// source address, our run tag.
-		bx(8+20-1),
-		bx(8+0), and(0xf0),
+		ldBX(8 + 20 - 1),
+		ldBX(8 + 0), andK(0xf0),
 		unless(cbpf.JumpEqual, 4<<4),
-		bx(8+9),
-		unless(cbpf.JumpEqual, proto),
-		bx(8+0), and(0x0f),
-		alu(cbpf.ALUOpShiftLeft, 2),
+		ldBX(8 + 9),
+		unless(cbpf.JumpEqual, uint32(p.m.Proto.IPProto())),
+		ldBX(8 + 0), andK(0x0f),
+		aluK(cbpf.ALUOpShiftLeft, 2),
 		unless(cbpf.JumpGreaterOrEqual, 20),
-		wx(8+12),
-		unless(cbpf.JumpEqual, src),
-		hx(8+4),
-	)
-	prog = append(prog, ourTag...)
-	prog = append(prog,
+		ldWX(8 + 12),
+		unless(cbpf.JumpEqual, p.src),
+		ldHX(8 + 4),
+	}
+	prog = append(prog, p.ourTag()...)
+	return append(prog,
 		// The quoted transport header, after the quoted IP options:
 		// X = IHL*4 + quoted IHL*4, the header at X+8.
-		bx(8+0), and(0x0f),
-		alu(cbpf.ALUOpShiftLeft, 2),
+		ldBX(8+0), andK(0x0f),
+		aluK(cbpf.ALUOpShiftLeft, 2),
 		cbpf.ALUOpX{Op: cbpf.ALUOpAdd},
 		cbpf.TAX{},
 	)
-	if m.Proto == probe.ProtoICMP {
-		// RFC 792: an echo request (byte 0) with our identifier
-		// (bytes 4-5).
-		prog = append(prog, hx(8+4))
-		prog = append(prog, ourPort...)
-		prog = append(prog,
-			bx(8+0),
-			unless(cbpf.JumpEqual, probe.ICMPEcho),
-			keep,
+}
 
-			// An echo reply to us: our identifier (bytes 4-5 of
-			// the ICMP header at X), our tag in the sequence number
-			// (6-7).
-			label("echo"),
-		)
-		prog = append(prog, toUs...)
-		prog = append(prog, hx(4))
-		prog = append(prog, ourPort...)
-		prog = append(prog, hx(6))
-		prog = append(prog, ourTag...)
-		prog = append(prog, keep)
-	} else {
-		// UDP (RFC 768) and TCP: the source port (bytes 0-1) in the
-		// range, the destination port (2-3).
-		prog = append(prog, hx(8+0)) // source port
-		prog = append(prog, ourPort...)
-		prog = append(prog,
-			hx(8+2), // destination port
-			unless(cbpf.JumpEqual, uint32(m.DstPort)),
-			keep,
-		)
-	}
-	if m.Proto == probe.ProtoTCP {
-		// A SYN-ACK or RST-ACK to us (RFC 9293 section 3.1, the TCP
-		// header at X, 20 bytes without options): from the run's
-		// destination port (bytes 0-1) to one of our source ports
-		// (2-3), acknowledging (8-11) a sequence number whose low half
-		// holds our tag; ACK and SYN or RST set in the flags (13).
-		prog = append(prog, label("tcp"))
-		prog = append(prog, toUs...)
-		prog = append(prog,
-			bx(20-1),
-			hx(0),
-			unless(cbpf.JumpEqual, uint32(m.DstPort)),
-			hx(2),
-		)
-		prog = append(prog, ourPort...)
-		prog = append(prog,
-			bx(13),
-			jumpTo{cond: cbpf.JumpBitsNotSet, val: probe.TCPFlagACK, target: drop},
-			jumpTo{cond: cbpf.JumpBitsNotSet, val: probe.TCPFlagSYN | probe.TCPFlagRST, target: drop},
-			wx(8),
-			alu(cbpf.ALUOpSub, 1),
-			and(0xffff),
-		)
-		prog = append(prog, ourTag...)
-		prog = append(prog, keep)
-	}
-	prog = append(prog, drop, cbpf.RetConstant{Val: 0})
-	return assemble(prog...)
+// echo checks the quoted echo request of an ICMP error, and then, at
+// "echo", an echo reply.
+func (p prog4) echo() []any {
+	// RFC 792: an echo request (byte 0) with our identifier (bytes 4-5).
+	prog := []any{ldHX(8 + 4)}
+	prog = append(prog, p.ourPort()...)
+	prog = append(prog,
+		ldBX(8+0),
+		unless(cbpf.JumpEqual, probe.ICMPEcho),
+		keepWhole,
+
+		// An echo reply to us: our identifier (bytes 4-5 of the ICMP
+		// header at X), our tag in the sequence number (6-7).
+		label("echo"),
+	)
+	prog = append(prog, p.toUs()...)
+	prog = append(prog, ldHX(4))
+	prog = append(prog, p.ourPort()...)
+	prog = append(prog, ldHX(6))
+	prog = append(prog, p.ourTag()...)
+	return append(prog, keepWhole)
+}
+
+// quotedPorts checks the quoted UDP or TCP header of an ICMP error.
+func (p prog4) quotedPorts() []any {
+	// UDP (RFC 768) and TCP: the source port (bytes 0-1) in the range,
+	// the destination port (2-3).
+	prog := []any{ldHX(8 + 0)} // source port
+	prog = append(prog, p.ourPort()...)
+	return append(prog,
+		ldHX(8+2), // destination port
+		unless(cbpf.JumpEqual, uint32(p.m.DstPort)),
+		keepWhole,
+	)
+}
+
+// tcpReply checks, at "tcp", a direct TCP reply.
+func (p prog4) tcpReply() []any {
+	// A SYN-ACK or RST-ACK to us (RFC 9293 section 3.1, the TCP header at
+	// X, 20 bytes without options): from the run's destination port
+	// (bytes 0-1) to one of our source ports (2-3), acknowledging (8-11)
+	// a sequence number whose low half holds our tag; ACK and SYN or RST
+	// set in the flags (13).
+	prog := []any{label("tcp")}
+	prog = append(prog, p.toUs()...)
+	prog = append(prog,
+		ldBX(20-1),
+		ldHX(0),
+		unless(cbpf.JumpEqual, uint32(p.m.DstPort)),
+		ldHX(2),
+	)
+	prog = append(prog, p.ourPort()...)
+	prog = append(prog,
+		ldBX(13),
+		jumpTo{cond: cbpf.JumpBitsNotSet, val: probe.TCPFlagACK, target: dropLabel},
+		jumpTo{cond: cbpf.JumpBitsNotSet, val: probe.TCPFlagSYN | probe.TCPFlagRST, target: dropLabel},
+		ldWX(8),
+		aluK(cbpf.ALUOpSub, 1),
+		andK(0xffff),
+	)
+	prog = append(prog, p.ourTag()...)
+	return append(prog, keepWhole)
 }
 
 // classicProgram6 returns the classic BPF program for m, an IPv6 run: the

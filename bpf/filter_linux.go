@@ -109,7 +109,8 @@ func (e *rejectedError) As(target any) bool {
 
 // Attach attaches the filter to the socket fd (setsockopt SO_ATTACH_BPF),
 // replacing any filter it had. Attach it before binding the socket to a
-// protocol, or packets queued in between are not filtered.
+// protocol, or in place of a filter that dropped everything since then (as
+// capture.Listen does): otherwise packets queued in between are not filtered.
 func (f *Filter) Attach(fd int) error {
 	if f == nil || f.prog == nil {
 		return fmt.Errorf("bpf: attach filter: %w", os.ErrClosed)

@@ -8,9 +8,12 @@
 // loopback, tun): with SOCK_DGRAM the kernel strips the link-layer header,
 // and a socket filter sees offset 0 at the IP header too.
 //
-// The filter is attached before the socket is bound to a protocol, so no
-// packet that the filter would drop is ever queued: packet(7) sockets
-// created with protocol 0 receive nothing until bind(2) names one.
+// The socket is opened by github.com/mdlayher/packet with a classic filter
+// that drops everything already attached when bind(2) names the protocol;
+// the caller's filter then replaces it. So no packet that the caller's
+// filter would drop is ever queued: before bind the socket (created with
+// protocol 0) receives nothing (packet(7)), and from bind until the
+// caller's filter is in place, the drop-all filter discards every packet.
 package capture
 
 // Config configures Listen.
@@ -18,8 +21,10 @@ type Config struct {
 	// Ifindex is the interface to listen on; 0 means all interfaces.
 	Ifindex int
 	// Attach attaches the socket filter (SO_ATTACH_FILTER or
-	// SO_ATTACH_BPF) to fd. Listen calls it before the socket is bound to
-	// a protocol. A nil Attach receives every IPv4 (IPv6) packet.
+	// SO_ATTACH_BPF) to fd, replacing the drop-all filter that Listen
+	// attached before bind(2). Listen calls it last, once the socket is
+	// bound and its options are set. A nil Attach receives every IPv4
+	// (IPv6) packet.
 	Attach func(fd int) error
 	// IPv6 binds the socket to IPv6 packets (ETH_P_IPV6) instead of IPv4
 	// ones (ETH_P_IP).

@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -12,7 +11,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/mdlayher/socket"
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +23,7 @@ const ctrlLen = 64
 // Conn is a receive socket. Its ReadBatch must not be called concurrently;
 // SetReadDeadline, Stats and Close may be called from any goroutine.
 type Conn struct {
-	c    *socket.Conn
+	pc   *packet.Conn
 	rc   syscall.RawConn
 	slot int
 	bufs []byte // Batch slots of slot bytes
@@ -44,76 +44,83 @@ type Conn struct {
 	received, dropped uint64
 }
 
-// Listen opens the receive socket: socket(AF_PACKET, SOCK_DGRAM, 0), then
-// cfg.Attach, then PACKET_IGNORE_OUTGOING (so the host's own probes are not
-// seen) and SO_TIMESTAMPNS, and only then bind(2) to ETH_P_IP (ETH_P_IPV6
-// with cfg.IPv6) on cfg.Ifindex. It needs CAP_NET_RAW; without it the error matches
-// errors.Is(err, os.ErrPermission).
+// dropAll is the classic filter "ret #0": it keeps no byte of any packet.
+// It is attached before bind(2) and stays until Config.Attach replaces it,
+// so the socket queues nothing unfiltered in between.
+var dropAll = []bpf.RawInstruction{{Op: unix.BPF_RET | unix.BPF_K, K: 0}}
+
+// Listen opens the receive socket: an AF_PACKET SOCK_DGRAM socket
+// (packet.Listen) bound to ETH_P_IP (ETH_P_IPV6 with cfg.IPv6) on
+// cfg.Ifindex with the drop-all filter in place; then PACKET_IGNORE_OUTGOING
+// (so the host's own probes are not seen), SO_TIMESTAMPNS and the receive
+// buffer; and only then cfg.Attach, whose filter replaces the drop-all one
+// (with no Attach, the drop-all filter is removed). It needs CAP_NET_RAW;
+// without it the error matches errors.Is(err, os.ErrPermission).
 func Listen(cfg Config) (*Conn, error) {
 	slot, err := slotSize(cfg.Ifindex)
 	if err != nil {
 		return nil, err
 	}
-	// Protocol 0: "no packets are received" until bind names a protocol
-	// (packet(7)), so nothing is queued before the filter is in place.
-	c, err := socket.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, 0, "packet", nil)
-	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("open AF_PACKET socket: need CAP_NET_RAW: %w", err)
-		}
-		return nil, fmt.Errorf("open AF_PACKET socket: %w", err)
+	proto := unix.ETH_P_IP
+	if cfg.IPv6 {
+		proto = unix.ETH_P_IPV6
 	}
-	conn, err := setup(c, cfg, slot)
+	// packet.Listen opens the socket with protocol 0, which receives
+	// nothing (packet(7)), sets Filter, then binds to proto.
+	pc, err := packet.Listen(&net.Interface{Index: cfg.Ifindex}, packet.Datagram, proto,
+		&packet.Config{Filter: dropAll})
 	if err != nil {
-		c.Close()
+		return nil, listenError(bare(err), cfg.Ifindex)
+	}
+	conn, err := setup(pc, cfg, slot)
+	if err != nil {
+		pc.Close()
 		return nil, err
 	}
 	return conn, nil
 }
 
-func setup(c *socket.Conn, cfg Config, slot int) (*Conn, error) {
-	rc, err := c.SyscallConn()
+// listenError names the step of packet.Listen that failed.
+func listenError(err error, ifindex int) error {
+	var se *os.SyscallError
+	errors.As(err, &se)
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("open AF_PACKET socket: need CAP_NET_RAW: %w", err)
+	case se != nil && se.Syscall == "bind" && ifindex != 0:
+		return fmt.Errorf("bind to interface index %d: %w", ifindex, err)
+	case se != nil && se.Syscall == "bind":
+		return fmt.Errorf("bind: %w", err)
+	}
+	return fmt.Errorf("open AF_PACKET socket: %w", err)
+}
+
+// bare returns the error inside the *net.OpError that package packet
+// wraps every error in; the callers' messages say what failed.
+func bare(err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		return oe.Err
+	}
+	return err
+}
+
+func setup(pc *packet.Conn, cfg Config, slot int) (*Conn, error) {
+	rc, err := pc.SyscallConn()
 	if err != nil {
+		return nil, bare(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = setOptions(int(fd), cfg.RecvBuf) }); err != nil {
+		return nil, bare(err)
+	}
+	if serr != nil {
+		return nil, serr
+	}
+	if err := attach(rc, cfg.Attach); err != nil {
 		return nil, err
 	}
-	if cfg.Attach != nil {
-		var aerr error
-		if err := rc.Control(func(fd uintptr) { aerr = cfg.Attach(int(fd)) }); err != nil {
-			return nil, fmt.Errorf("attach filter: %w", err)
-		}
-		if aerr != nil {
-			return nil, fmt.Errorf("attach filter: %w", aerr)
-		}
-	}
-	// PACKET_IGNORE_OUTGOING (Linux 4.20): skip packets this host sends.
-	if err := c.SetsockoptInt(unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
-		return nil, fmt.Errorf("set PACKET_IGNORE_OUTGOING: %w", err)
-	}
-	if err := c.SetsockoptInt(unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
-		return nil, fmt.Errorf("set SO_TIMESTAMPNS: %w", err)
-	}
-	rcvbuf := cfg.RecvBuf
-	if rcvbuf <= 0 {
-		rcvbuf = DefaultRecvBuf
-	}
-	if err := c.SetsockoptInt(unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf); err != nil {
-		if err := c.SetsockoptInt(unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf); err != nil {
-			return nil, fmt.Errorf("set SO_RCVBUF: %w", err)
-		}
-	}
-	proto := uint16(unix.ETH_P_IP)
-	if cfg.IPv6 {
-		proto = unix.ETH_P_IPV6
-	}
-	if err := c.Bind(&unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: cfg.Ifindex}); err != nil {
-		if cfg.Ifindex != 0 {
-			return nil, fmt.Errorf("bind to interface index %d: %w", cfg.Ifindex, err)
-		}
-		return nil, fmt.Errorf("bind: %w", err)
-	}
-
 	conn := &Conn{
-		c:    c,
+		pc:   pc,
 		rc:   rc,
 		slot: slot,
 		bufs: make([]byte, Batch*slot),
@@ -129,6 +136,49 @@ func setup(c *socket.Conn, cfg Config, slot int) (*Conn, error) {
 	}
 	conn.readFn = conn.read
 	return conn, nil
+}
+
+// setOptions sets the socket options, while the drop-all filter holds.
+func setOptions(fd, rcvbuf int) error {
+	// PACKET_IGNORE_OUTGOING (Linux 4.20): skip packets this host sends.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+		return fmt.Errorf("set PACKET_IGNORE_OUTGOING: %w", os.NewSyscallError("setsockopt", err))
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fmt.Errorf("set SO_TIMESTAMPNS: %w", os.NewSyscallError("setsockopt", err))
+	}
+	if rcvbuf <= 0 {
+		rcvbuf = DefaultRecvBuf
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf); err != nil {
+			return fmt.Errorf("set SO_RCVBUF: %w", os.NewSyscallError("setsockopt", err))
+		}
+	}
+	return nil
+}
+
+// attach replaces the drop-all filter with the caller's (SO_ATTACH_FILTER
+// and SO_ATTACH_BPF both swap the socket's one filter), or removes it when
+// there is none. Packets the drop-all filter saw were dropped, not queued.
+func attach(rc syscall.RawConn, fn func(fd int) error) error {
+	var aerr error
+	err := rc.Control(func(fd uintptr) {
+		if fn != nil {
+			aerr = fn(int(fd))
+			return
+		}
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0); err != nil {
+			aerr = os.NewSyscallError("setsockopt", err)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("attach filter: %w", bare(err))
+	}
+	if aerr != nil {
+		return fmt.Errorf("attach filter: %w", aerr)
+	}
+	return nil
 }
 
 // slotSize returns the per-packet buffer size for an interface (0: all).
@@ -152,12 +202,6 @@ func slotSize(ifindex int) (int, error) {
 	return (s + 63) &^ 63, nil
 }
 
-func htons(v uint16) uint16 {
-	var b [2]byte
-	binary.BigEndian.PutUint16(b[:], v)
-	return binary.NativeEndian.Uint16(b[:])
-}
-
 // ReadBatch waits until at least one packet has arrived (or the read
 // deadline passes, or the Conn is closed), then reads up to Batch packets
 // with one recvmmsg(2) call and calls fn for each, with the packet from its
@@ -178,7 +222,7 @@ func (c *Conn) ReadBatch(fn func(pkt []byte, ts time.Time)) (int, error) {
 		if c.closed.Load() {
 			return 0, net.ErrClosed
 		}
-		return 0, err
+		return 0, bare(err)
 	}
 	if c.errno != 0 {
 		return 0, os.NewSyscallError("recvmmsg", c.errno)
@@ -246,7 +290,7 @@ func (c *Conn) stamp(i int) time.Time {
 // SetReadDeadline sets the time after which a waiting ReadBatch returns
 // os.ErrDeadlineExceeded; the zero time means no deadline.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	return c.c.SetReadDeadline(t)
+	return bare(c.pc.SetReadDeadline(t))
 }
 
 // Stats returns the packets that passed the filter (including those the
@@ -255,9 +299,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // both since Listen (PACKET_STATISTICS, which the kernel resets on every
 // read, accumulated here).
 func (c *Conn) Stats() (received, dropped uint64, err error) {
-	st, err := c.c.GetsockoptTpacketStats(unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	st, err := c.pc.Stats()
 	if err != nil {
-		return 0, 0, fmt.Errorf("get PACKET_STATISTICS: %w", err)
+		return 0, 0, fmt.Errorf("get PACKET_STATISTICS: %w", bare(err))
 	}
 	c.statsMu.Lock()
 	defer c.statsMu.Unlock()
@@ -270,5 +314,5 @@ func (c *Conn) Stats() (received, dropped uint64, err error) {
 // Close closes the socket; a ReadBatch waiting on it returns net.ErrClosed.
 func (c *Conn) Close() error {
 	c.closed.Store(true)
-	return c.c.Close()
+	return bare(c.pc.Close())
 }

@@ -2,6 +2,7 @@ package capture_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/traceflow-fast/traceflow-fast/capture"
@@ -209,16 +213,53 @@ func TestLargePackets(t *testing.T) {
 	}
 }
 
-// TestAttachBeforeBind shows that the filter is in place before the socket
-// can queue anything: traffic that flows while Attach runs is never seen,
-// and with a filter that drops everything nothing is received at all.
-func TestAttachBeforeBind(t *testing.T) {
-	// Traffic during Attach, before the filter and before bind: it must
-	// not be queued even with a filter that then keeps everything.
+// boundWithDropAll checks, from inside Config.Attach, that the socket is
+// already bound to ETH_P_IP and that its filter is the one instruction
+// "ret #0" (SO_GET_FILTER returns the classic program last attached).
+func boundWithDropAll(fd int) error {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return err
+	}
+	if ll, ok := sa.(*unix.SockaddrLinklayer); !ok || ll.Protocol != htons(unix.ETH_P_IP) || ll.Ifindex != loIndex {
+		return fmt.Errorf("socket bound to %#v; want ETH_P_IP on lo", sa)
+	}
+	var prog [4]unix.SockFilter
+	n := uint32(unsafe.Sizeof(prog))
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_GET_FILTER,
+		uintptr(unsafe.Pointer(&prog[0])), uintptr(unsafe.Pointer(&n)), 0)
+	if e != 0 {
+		return fmt.Errorf("SO_GET_FILTER: %w", e)
+	}
+	// The kernel answers with the number of instructions, not bytes.
+	if want := (unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K}); n != 1 || prog[0] != want {
+		return fmt.Errorf("filter before Attach: %d instructions %v; want only %v", n, prog[:min(n, 4)], want)
+	}
+	return nil
+}
+
+// htons returns v in network byte order, as sockaddr_ll holds it.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+// TestNothingQueuedBeforeFilter shows that Listen binds the socket with a
+// filter that drops everything, and that the caller's filter replaces it
+// with nothing queued in between: traffic that flows while Attach runs is
+// never seen, even when the filter attached then keeps every packet; and
+// with a filter that drops everything nothing is received at all.
+func TestNothingQueuedBeforeFilter(t *testing.T) {
+	// Traffic during Attach, under the drop-all filter: it must not be
+	// queued even though the filter then attached keeps everything.
 	during := func(udp int) func(fd int) error {
 		return func(fd int) error {
+			if err := boundWithDropAll(fd); err != nil {
+				return err
+			}
 			for range 20 {
-				if err := sendUDP(udp, []byte("before bind")); err != nil {
+				if err := sendUDP(udp, []byte("before filter")); err != nil {
 					return err
 				}
 			}
@@ -239,7 +280,7 @@ func TestAttachBeforeBind(t *testing.T) {
 		})
 		defer unix.Close(udp)
 		defer c.Close()
-		if err := sendUDP(udp, []byte("after bind")); err != nil {
+		if err := sendUDP(udp, []byte("after filter")); err != nil {
 			t.Fatal(err)
 		}
 		r := &rig{c: c, udp: udp}
@@ -247,14 +288,14 @@ func TestAttachBeforeBind(t *testing.T) {
 		after := 0
 		for _, x := range got {
 			switch p := udpPayload(x.b); string(p) {
-			case "before bind":
-				t.Errorf("a datagram sent before bind was queued")
-			case "after bind":
+			case "before filter":
+				t.Errorf("a datagram sent before the filter was attached was queued")
+			case "after filter":
 				after++
 			}
 		}
 		if after != 1 || len(got) != 2 {
-			t.Errorf("got %d packets, %d of them the datagram sent after bind; want the datagram and its ICMP answer", len(got), after)
+			t.Errorf("got %d packets, %d of them the datagram sent after Attach; want the datagram and its ICMP answer", len(got), after)
 		}
 	})
 	t.Run("drop-all", func(t *testing.T) {
@@ -449,5 +490,100 @@ func TestReadBatchIPv6(t *testing.T) {
 	}
 	if udp != n || icmp != n {
 		t.Errorf("%d UDP datagrams and %d port unreachables; want %d of each", udp, icmp, n)
+	}
+}
+
+// TestEBPFReplacesDropAll attaches an eBPF socket filter (SO_ATTACH_BPF)
+// that keeps only ICMP: it replaces the classic drop-all filter, so the
+// port unreachables are read and the UDP datagrams that caused them are not.
+func TestEBPFReplacesDropAll(t *testing.T) {
+	netnstest.NeedRoot(t)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.SocketFilter,
+		Instructions: asm.Instructions{
+			asm.Mov.Reg(asm.R6, asm.R1),    // LD_ABS reads the packet of the context in R6
+			asm.LoadAbs(9, asm.Byte),       // IPv4 protocol
+			asm.JNE.Imm(asm.R0, 1, "drop"), // not ICMP
+			asm.Mov.Imm32(asm.R0, -1),      // keep the whole packet
+			asm.Return(),
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("drop"),
+			asm.Return(),
+		},
+		License: "GPL",
+	})
+	if err != nil {
+		t.Fatalf("load eBPF socket filter: %v", err)
+	}
+	defer prog.Close()
+	attach := func(fd int) error {
+		if err := boundWithDropAll(fd); err != nil {
+			return err
+		}
+		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, prog.FD())
+	}
+	r := newRig(t, capture.Config{Ifindex: loIndex, Attach: attach}, nil)
+	const n = 5
+	for i := range n {
+		r.send(t, fmt.Appendf(nil, "ebpf-%d", i))
+	}
+	got, err := r.collect(t, 2*time.Second, func(p []pkt) bool { return len(p) >= n })
+	if err != nil {
+		t.Fatalf("after %d packets: %v", len(got), err)
+	}
+	more, _ := r.collect(t, 100*time.Millisecond, func([]pkt) bool { return false })
+	for _, x := range append(got, more...) {
+		if !isICMP(x.b) {
+			t.Errorf("the eBPF filter let a non-ICMP packet through: % x", x.b)
+		}
+	}
+	if len(got)+len(more) != n {
+		t.Errorf("%d packets; want the %d port unreachables", len(got)+len(more), n)
+	}
+}
+
+// BenchmarkReadBatch measures the receive path alone: each round queues
+// 512 UDP datagrams and their 512 port unreachables on lo, then the timer
+// runs while ReadBatch reads the 1,024 packets, 64 per recvmmsg(2) call.
+func BenchmarkReadBatch(b *testing.B) {
+	netnstest.NeedRoot(b)
+	ns := newNS(b)
+	var c *capture.Conn
+	var udp int
+	netnstest.In(b, ns, func() (err error) {
+		if udp, err = udpTo(); err != nil {
+			return err
+		}
+		c, err = capture.Listen(capture.Config{Ifindex: loIndex})
+		return err
+	})
+	b.Cleanup(func() { c.Close(); unix.Close(udp) })
+	const sends = 512
+	payload := make([]byte, 64)
+	got := 0
+	fn := func([]byte, time.Time) { got++ }
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		for range sends {
+			if err := sendUDP(udp, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			b.Fatal(err)
+		}
+		got = 0
+		b.StartTimer()
+		for got < 2*sends {
+			if _, err := c.ReadBatch(fn); err != nil {
+				b.Fatalf("after %d packets: %v", got, err)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*sends*b.N), "ns/packet")
+	if _, dropped, err := c.Stats(); err != nil || dropped != 0 {
+		b.Errorf("Stats: %d dropped, %v", dropped, err)
 	}
 }

@@ -153,159 +153,216 @@ const sourceID = "source"
 // is a node of its own, "*D.N" (destination index D). The source is the node
 // "source", linked to the first hop of every flow.
 func Build(traces []*analysis.Trace) *Data {
-	d := &Data{Nodes: []Node{}, Edges: []Edge{}, Destinations: []Destination{}}
-	graphs := make([]*analysis.Graph, len(traces))
-	ttls := map[netip.Addr]map[int]bool{}
-	for i, t := range traces {
-		graphs[i] = analysis.BuildGraph(t)
-		for _, gn := range graphs[i].Nodes {
-			if !gn.Silent && gn.Addr.IsValid() {
-				if ttls[gn.Addr] == nil {
-					ttls[gn.Addr] = map[int]bool{}
-				}
-				ttls[gn.Addr][gn.TTL] = true
-			}
-		}
-	}
-	nodeID := func(a netip.Addr, ttl int) string {
-		if len(ttls[a]) > 1 {
-			return a.String() + "@" + strconv.Itoa(ttl)
-		}
-		return a.String()
-	}
-
-	index := map[string]int{} // node id -> index in d.Nodes
-	type pair struct{ from, to string }
-	var pairs []pair
-	edgePaths := map[pair][]EdgePath{}
-	weights := map[string][]float64{} // node id -> path IDs per Via, for the mean RTT
-
+	b := newBuilder(traces)
 	for di, t := range traces {
-		if d.Source == "" && t.Source.IsValid() {
-			d.Source = t.Source.String()
-		}
-		if d.Generated.IsZero() || t.End.After(d.Generated) {
-			d.Generated = t.End
-		}
-		dst := Destination{
-			Addr:    addrString(t.Destination),
-			Name:    t.Name,
-			Partial: t.Partial,
-			Summary: t.Summary(),
-			Paths:   []Path{},
-		}
-		pathOf := map[int]int{} // path ID -> distinct path index
-		for k, up := range t.UniquePaths() {
-			dst.Paths = append(dst.Paths, Path{PathIDs: up.PathIDs, Reached: up.Reached})
-			dst.Reached = dst.Reached || up.Reached
-			for _, id := range up.PathIDs {
-				pathOf[id] = k
-			}
-		}
-		g := graphs[di]
-		ids := make([]string, len(g.Nodes))
-		silent := 0
-		for gi, gn := range g.Nodes {
-			var id string
-			if gn.Silent || !gn.Addr.IsValid() {
-				silent++
-				id = "*" + strconv.Itoa(di) + "." + strconv.Itoa(silent)
-			} else {
-				id = nodeID(gn.Addr, gn.TTL)
-			}
-			ids[gi] = id
-			i, ok := index[id]
-			if !ok {
-				i = len(d.Nodes)
-				index[id] = i
-				d.Nodes = append(d.Nodes, Node{ID: id, Addr: addrString(gn.Addr), Level: gn.TTL, Silent: id[0] == '*'})
-			}
-			n := &d.Nodes[i]
-			n.Destination = n.Destination || gn.Destination
-			n.Diverge = n.Diverge || gn.Diverge
-			n.Converge = n.Converge || gn.Converge
-			if !n.Silent && n.ASN == 0 {
-				n.ASN = gn.ASN
-			}
-			if !n.Silent && n.IXP == "" {
-				n.IXP = gn.IXP
-			}
-			v := Via{Dst: di, TTL: gn.TTL, PathIDs: slices.Clone(gn.PathIDs)}
-			if !n.Silent && gn.RTTMax > 0 {
-				v.RTT = &RTT{Min: ms(gn.RTTMin), Avg: ms(gn.RTTAvg), Max: ms(gn.RTTMax)}
-			}
-			n.Via = append(n.Via, v)
-			weights[id] = append(weights[id], float64(max(1, len(gn.PathIDs))))
-			if gn.Destination && dst.Node == "" {
-				dst.Node = id
-			}
-		}
-
-		link := func(from, to string, pathIDs []int) {
-			byPath := map[int][]int{}
-			var order []int
-			for _, id := range pathIDs {
-				k, ok := pathOf[id]
-				if !ok {
-					continue
-				}
-				if _, seen := byPath[k]; !seen {
-					order = append(order, k)
-				}
-				byPath[k] = append(byPath[k], id)
-			}
-			slices.Sort(order)
-			p := pair{from, to}
-			if _, seen := edgePaths[p]; !seen {
-				pairs = append(pairs, p)
-			}
-			for _, k := range order {
-				ids := byPath[k]
-				slices.Sort(ids)
-				edgePaths[p] = append(edgePaths[p], EdgePath{Dst: di, Path: k, PathIDs: ids})
-			}
-		}
-		// The source is implicit in the graph: it leads to the first hop of
-		// every flow.
-		first := map[int]int{} // path ID -> TTL of its first hop
-		for _, f := range t.Flows {
-			if len(f.Hops) > 0 {
-				first[f.PathID] = f.Hops[0].TTL
-				if first[f.PathID] == 0 {
-					first[f.PathID] = 1
-				}
-			}
-		}
-		for gi, gn := range g.Nodes {
-			var from []int
-			for _, id := range gn.PathIDs {
-				if first[id] == gn.TTL {
-					from = append(from, id)
-				}
-			}
-			if len(from) > 0 {
-				link(sourceID, ids[gi], from)
-			}
-		}
-		for _, l := range g.Links {
-			link(ids[l.From], ids[l.To], l.PathIDs)
-		}
-		d.Destinations = append(d.Destinations, dst)
+		b.addTrace(di, t)
 	}
+	b.addSource()
+	b.label()
+	b.addEdges()
+	return b.d
+}
 
-	// The source goes first, at level 0.
+// pair is a link between two node ids.
+type pair struct{ from, to string }
+
+// builder holds the union graph while Build adds one trace after another.
+type builder struct {
+	d      *Data
+	graphs []*analysis.Graph           // analysis.BuildGraph of each trace
+	ttls   map[netip.Addr]map[int]bool // the TTLs each address answered at
+	index  map[string]int              // node id -> index in d.Nodes
+	// pairs are the linked node pairs in the order first seen, edgePaths
+	// the distinct paths along each.
+	pairs     []pair
+	edgePaths map[pair][]EdgePath
+	weights   map[string][]float64 // node id -> path IDs per Via, for the mean RTT
+}
+
+// newBuilder builds the graph of every trace and notes the TTLs at which
+// each address answered, which decide the node ids.
+func newBuilder(traces []*analysis.Trace) *builder {
+	b := &builder{
+		d:         &Data{Nodes: []Node{}, Edges: []Edge{}, Destinations: []Destination{}},
+		graphs:    make([]*analysis.Graph, len(traces)),
+		ttls:      map[netip.Addr]map[int]bool{},
+		index:     map[string]int{},
+		edgePaths: map[pair][]EdgePath{},
+		weights:   map[string][]float64{},
+	}
+	for i, t := range traces {
+		b.graphs[i] = analysis.BuildGraph(t)
+		for _, gn := range b.graphs[i].Nodes {
+			if !gn.Silent && gn.Addr.IsValid() {
+				if b.ttls[gn.Addr] == nil {
+					b.ttls[gn.Addr] = map[int]bool{}
+				}
+				b.ttls[gn.Addr][gn.TTL] = true
+			}
+		}
+	}
+	return b
+}
+
+func (b *builder) nodeID(a netip.Addr, ttl int) string {
+	if len(b.ttls[a]) > 1 {
+		return a.String() + "@" + strconv.Itoa(ttl)
+	}
+	return a.String()
+}
+
+// addTrace adds the destination of trace di, its nodes and its links.
+func (b *builder) addTrace(di int, t *analysis.Trace) {
+	d := b.d
+	if d.Source == "" && t.Source.IsValid() {
+		d.Source = t.Source.String()
+	}
+	if d.Generated.IsZero() || t.End.After(d.Generated) {
+		d.Generated = t.End
+	}
+	dst, pathOf := newDestination(t)
+	g := b.graphs[di]
+	ids := make([]string, len(g.Nodes))
+	silent := 0
+	for gi, gn := range g.Nodes {
+		if gn.Silent || !gn.Addr.IsValid() {
+			silent++
+			ids[gi] = "*" + strconv.Itoa(di) + "." + strconv.Itoa(silent)
+		} else {
+			ids[gi] = b.nodeID(gn.Addr, gn.TTL)
+		}
+		b.addNode(di, gn, ids[gi], &dst)
+	}
+	b.linkSource(di, t, g, ids, pathOf)
+	for _, l := range g.Links {
+		b.link(di, pathOf, ids[l.From], ids[l.To], l.PathIDs)
+	}
+	d.Destinations = append(d.Destinations, dst)
+}
+
+// newDestination returns the destination of t without its node, and the
+// index of the distinct path of each path ID.
+func newDestination(t *analysis.Trace) (Destination, map[int]int) {
+	dst := Destination{
+		Addr:    addrString(t.Destination),
+		Name:    t.Name,
+		Partial: t.Partial,
+		Summary: t.Summary(),
+		Paths:   []Path{},
+	}
+	pathOf := map[int]int{} // path ID -> distinct path index
+	for k, up := range t.UniquePaths() {
+		dst.Paths = append(dst.Paths, Path{PathIDs: up.PathIDs, Reached: up.Reached})
+		dst.Reached = dst.Reached || up.Reached
+		for _, id := range up.PathIDs {
+			pathOf[id] = k
+		}
+	}
+	return dst, pathOf
+}
+
+// addNode merges the graph node gn of destination di into the node id,
+// adding it if it is new, and records a Via for it.
+func (b *builder) addNode(di int, gn analysis.Node, id string, dst *Destination) {
+	d := b.d
+	i, ok := b.index[id]
+	if !ok {
+		i = len(d.Nodes)
+		b.index[id] = i
+		d.Nodes = append(d.Nodes, Node{ID: id, Addr: addrString(gn.Addr), Level: gn.TTL, Silent: id[0] == '*'})
+	}
+	n := &d.Nodes[i]
+	n.Destination = n.Destination || gn.Destination
+	n.Diverge = n.Diverge || gn.Diverge
+	n.Converge = n.Converge || gn.Converge
+	if !n.Silent && n.ASN == 0 {
+		n.ASN = gn.ASN
+	}
+	if !n.Silent && n.IXP == "" {
+		n.IXP = gn.IXP
+	}
+	v := Via{Dst: di, TTL: gn.TTL, PathIDs: slices.Clone(gn.PathIDs)}
+	if !n.Silent && gn.RTTMax > 0 {
+		v.RTT = &RTT{Min: ms(gn.RTTMin), Avg: ms(gn.RTTAvg), Max: ms(gn.RTTMax)}
+	}
+	n.Via = append(n.Via, v)
+	b.weights[id] = append(b.weights[id], float64(max(1, len(gn.PathIDs))))
+	if gn.Destination && dst.Node == "" {
+		dst.Node = id
+	}
+}
+
+// linkSource links the source to the first hop of every flow of trace di:
+// the source is implicit in the graph.
+func (b *builder) linkSource(di int, t *analysis.Trace, g *analysis.Graph, ids []string, pathOf map[int]int) {
+	first := map[int]int{} // path ID -> TTL of its first hop
+	for _, f := range t.Flows {
+		if len(f.Hops) > 0 {
+			first[f.PathID] = f.Hops[0].TTL
+			if first[f.PathID] == 0 {
+				first[f.PathID] = 1
+			}
+		}
+	}
+	for gi, gn := range g.Nodes {
+		var from []int
+		for _, id := range gn.PathIDs {
+			if first[id] == gn.TTL {
+				from = append(from, id)
+			}
+		}
+		if len(from) > 0 {
+			b.link(di, pathOf, sourceID, ids[gi], from)
+		}
+	}
+}
+
+// link adds the distinct paths of destination di that pathIDs belong to
+// (pathOf maps a path ID to its distinct path) to the link from -> to.
+func (b *builder) link(di int, pathOf map[int]int, from, to string, pathIDs []int) {
+	byPath := map[int][]int{}
+	var order []int
+	for _, id := range pathIDs {
+		k, ok := pathOf[id]
+		if !ok {
+			continue
+		}
+		if _, seen := byPath[k]; !seen {
+			order = append(order, k)
+		}
+		byPath[k] = append(byPath[k], id)
+	}
+	slices.Sort(order)
+	p := pair{from, to}
+	if _, seen := b.edgePaths[p]; !seen {
+		b.pairs = append(b.pairs, p)
+	}
+	for _, k := range order {
+		ids := byPath[k]
+		slices.Sort(ids)
+		b.edgePaths[p] = append(b.edgePaths[p], EdgePath{Dst: di, Path: k, PathIDs: ids})
+	}
+}
+
+// addSource puts the source node first, at level 0.
+func (b *builder) addSource() {
+	d := b.d
 	src := Node{ID: sourceID, Label: "source", Addr: d.Source, Source: true}
 	if d.Source != "" {
 		src.Label = "source\n" + d.Source
 	}
 	d.Nodes = append([]Node{src}, d.Nodes...)
+}
 
+// label sets each node's label and merged RTT.
+func (b *builder) label() {
+	d := b.d
 	for i := range d.Nodes {
 		n := &d.Nodes[i]
 		if n.Source {
 			continue
 		}
-		n.RTT = mergeRTT(n.Via, weights[n.ID])
+		n.RTT = mergeRTT(n.Via, b.weights[n.ID])
 		if n.Silent {
 			n.Label = "*"
 			continue
@@ -320,9 +377,14 @@ func Build(traces []*analysis.Trace) *Data {
 			}
 		}
 	}
+}
 
-	for _, p := range pairs {
-		eps := edgePaths[p]
+// addEdges draws the links: an edge per distinct path, or one grey edge
+// for all of them when more than MaxParallel join the same two nodes.
+func (b *builder) addEdges() {
+	d := b.d
+	for _, p := range b.pairs {
+		eps := b.edgePaths[p]
 		if len(eps) == 0 {
 			continue
 		}
@@ -334,7 +396,6 @@ func Build(traces []*analysis.Trace) *Data {
 			d.Edges = append(d.Edges, Edge{ID: "e" + strconv.Itoa(len(d.Edges)), From: p.from, To: p.to, Paths: []EdgePath{ep}})
 		}
 	}
-	return d
 }
 
 // mergeRTT summarises the RTTs of a node over the destinations it was seen
