@@ -96,12 +96,12 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) (Summary, error) {
 	scanErr := r.sc.Run(scanCtx)
 	close(r.results)
 	stopPrefetch()
-	sendErr := t.net.Close()
+	close(quit)
 	if _, dropped, err := t.rcv.Stats(); err == nil {
 		t.dropped.Store(int64(dropped))
 	}
-	close(quit)
 	t.rcv.Close()
+	sendErr := t.net.Close()
 	g.Wait()
 
 	sum := Summary{Stats: t.Stats(), Skips: r.skips, Duration: t.cfg.Clock.Now().Sub(t.start)}
