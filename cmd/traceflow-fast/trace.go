@@ -19,6 +19,7 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/capture"
 	"github.com/traceflow-fast/traceflow-fast/internal/targets"
 	"github.com/traceflow-fast/traceflow-fast/probe"
+	"github.com/traceflow-fast/traceflow-fast/route"
 )
 
 const grantHint = "run as root, or grant it once: setcap cap_net_raw,cap_bpf+ep $(command -v traceflow-fast) (cap_bpf is optional: without it a classic BPF filter is used)"
@@ -56,12 +57,12 @@ func trace(parent context.Context, o *options) error {
 	// Where the probes leave from: the route of the first destination
 	// that has one (or --source). Every probe of a run has one source,
 	// which the receive filter matches.
-	routes, err := probe.NewRouteCache(ctx, probe.RouteOptions{Interface: o.iface, Source: o.source})
+	routes, err := route.NewCache(ctx, route.Options{Interface: o.iface, Source: o.source})
 	if err != nil {
 		return fail(err)
 	}
 	defer routes.Close()
-	var first *probe.Route
+	var first *route.Route
 	var firstErr error
 	for i := uint64(0); i < min(total, 16) && first == nil; i++ {
 		dst := set.At(i)
@@ -135,8 +136,8 @@ func trace(parent context.Context, o *options) error {
 		return fail(err)
 	}
 	defer pool.Close()
-	routeOf := map[*probe.Route]int{}
-	openRoute := func(rt *probe.Route) (int, error) {
+	routeOf := map[*route.Route]int{}
+	openRoute := func(rt *route.Route) (int, error) {
 		if i, ok := routeOf[rt]; ok {
 			return i, nil
 		}
@@ -584,7 +585,7 @@ func defaultWindow(o *options) int {
 // prefetchRoutes hands the destinations of set, in the order of perm, to
 // ready once their routes are looked up (results and errors land in the
 // route cache), with a signal on wake for each; it closes ready at the end.
-func prefetchRoutes(ctx context.Context, perm *targets.Permutation, set *targets.Set, routes *probe.RouteCache, ready chan<- netip.Addr, wake chan<- struct{}) {
+func prefetchRoutes(ctx context.Context, perm *targets.Permutation, set *targets.Set, routes *route.Cache, ready chan<- netip.Addr, wake chan<- struct{}) {
 	const workers = 32
 	jobs := make(chan netip.Addr)
 	var wg sync.WaitGroup
