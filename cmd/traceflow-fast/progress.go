@@ -2,13 +2,9 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Progress display timing.
@@ -90,14 +86,4 @@ func bar(st *runStats) string {
 	}
 	n := min(int(frac*barCellWidth), barCellWidth)
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", barCellWidth-n) + "]"
-}
-
-// isTerminal says whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
