@@ -173,6 +173,9 @@ traceflow-fast diff BEFORE AFTER compares the distinct paths of two results
 			&cli.StringFlag{Name: "rdns-server", Usage: "with --rdns, ask the DNS server `ADDR[:PORT]` instead of the system resolver"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := needLinux(); err != nil {
+				return &exitErr{code: exitError, err: err}
+			}
 			o, err := parseOptions(c, stdout, stderr)
 			if err != nil {
 				return &exitErr{code: exitError, err: err}
