@@ -3,14 +3,12 @@ package output
 import (
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/tracer"
-	"golang.org/x/sys/unix"
 )
 
 // Progress display timing.
@@ -93,14 +91,4 @@ func bar(st *tracer.Stats) string {
 	}
 	n := min(int(frac*barCellWidth), barCellWidth)
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", barCellWidth-n) + "]"
-}
-
-// isTerminal says whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/traceflow-fast/traceflow-fast/route"
 )
 
 // SendPool sends batches of probes from several goroutines, each with its
@@ -62,7 +64,7 @@ func NewSendPool(workers int) (*SendPool, error) {
 }
 
 // AddRoute returns the index for Send of the route toward rt's next hop.
-func (p *SendPool) AddRoute(rt *Route) (int, error) {
+func (p *SendPool) AddRoute(rt *route.Route) (int, error) {
 	to, err := linkAddr(rt)
 	if err != nil {
 		return 0, fmt.Errorf("send pool: %w", err)
@@ -73,22 +75,22 @@ func (p *SendPool) AddRoute(rt *Route) (int, error) {
 	return len(p.routes) - 1, nil
 }
 
-// Send queues pkts (complete IP packets of at most MaxProbeLen bytes) to be sent
-// by route. It returns the first error any worker met so far: once a send
-// failed, the run is over.
-func (p *SendPool) Send(route int, pkts [][]byte) error {
+// Send queues pkts (complete IP packets of at most MaxProbeLen bytes) to be
+// sent by the route of the given index (from AddRoute). It returns the first
+// error any worker met so far: once a send failed, the run is over.
+func (p *SendPool) Send(index int, pkts [][]byte) error {
 	for len(pkts) > 0 {
 		if err := p.Err(); err != nil {
 			return err
 		}
 		j := <-p.free
 		p.mu.RLock()
-		if route < 0 || route >= len(p.routes) {
+		if index < 0 || index >= len(p.routes) {
 			p.mu.RUnlock()
 			p.free <- j
 			return errors.New("send pool: no such route")
 		}
-		j.to = p.routes[route]
+		j.to = p.routes[index]
 		p.mu.RUnlock()
 		j.n = min(len(pkts), SendBatch)
 		for i, pkt := range pkts[:j.n] {

@@ -1,6 +1,27 @@
-// Package probe builds traceflow-fast's probes (over IPv4: UDP, TCP SYN or
-// ICMP echo; over IPv6: UDP), decodes the replies they provoke, and
-// schedules which probe to send when.
+// Package probe is traceflow-fast's wire: the bytes of its probes and of the
+// replies they provoke.
+//
+//   - Probe encoding: a Spec (what every probe of a run shares) encodes the
+//     probe of a path ID and a TTL over IPv4 (UDP, TCP SYN or ICMP echo) or
+//     IPv6 (UDP), in place, without allocating.
+//   - Reply parsing and matching: ParseReply and ParseReply6 decode an ICMP
+//     error, an echo reply or a TCP answer in place; a Matcher tells whether
+//     it answers a probe of this run and which one, as an Answer.
+//   - Reply extensions: the RFC 4884 extension objects of an ICMP error
+//     (Extensions: MPLS label stacks, RFC 5837 interface information), and
+//     what an Answer keeps of them (AnswerExt) and of the changes a
+//     middlebox made to the probe (Rewrite).
+//   - Sending: a Sender and a SendPool write whole IP packets to a route's
+//     next hop through AF_PACKET sockets (Linux only; the route itself comes
+//     from package route).
+//   - The run tag: ReserveTag picks a tag that no other run on this host
+//     holds, so that concurrent runs never take each other's replies.
+//
+// For now it also holds the scheduler (Sched, Scanner) that decides which
+// probe to send when.
+//
+// On systems other than Linux everything but sending and the run tag works;
+// those return an error that matches errors.Is(err, errors.ErrUnsupported).
 //
 // # Probe encoding
 //

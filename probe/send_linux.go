@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/traceflow-fast/traceflow-fast/route"
 )
 
 // SendBatch is the number of probes a Sender hands the kernel per
@@ -50,7 +52,7 @@ type Sender struct {
 // sending goroutine's thread until it drains. Opening it needs
 // CAP_NET_RAW; without it the error matches errors.Is(err,
 // os.ErrPermission).
-func NewSender(rt *Route) (*Sender, error) {
+func NewSender(rt *route.Route) (*Sender, error) {
 	to, err := linkAddr(rt)
 	if err != nil {
 		return nil, fmt.Errorf("new sender: %w", err)
@@ -93,7 +95,7 @@ func newSender() (*Sender, error) {
 // hop: for SOCK_DGRAM "sll_addr" is the destination link-layer address the
 // kernel puts in the header, and sll_protocol the EtherType: IPv6's when
 // the route's next hop is IPv6, else IPv4's.
-func linkAddr(rt *Route) (unix.RawSockaddrLinklayer, error) {
+func linkAddr(rt *route.Route) (unix.RawSockaddrLinklayer, error) {
 	if rt == nil || rt.Ifindex <= 0 {
 		return unix.RawSockaddrLinklayer{}, errors.New("route has no interface")
 	}

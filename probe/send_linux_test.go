@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/traceflow-fast/traceflow-fast/capture"
+	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
 	"github.com/traceflow-fast/traceflow-fast/probe"
+	"github.com/traceflow-fast/traceflow-fast/route"
 )
 
 // icmpOnly attaches a classic BPF filter that keeps whole ICMP packets. With
@@ -40,7 +43,7 @@ func icmpOnly(fd int) error {
 
 // traceRig is a route, a sender and a capture socket opened in a namespace.
 type traceRig struct {
-	rt   *probe.Route
+	rt   *route.Route
 	s    *probe.Sender
 	c    *capture.Conn
 	spec *probe.Spec
@@ -52,7 +55,7 @@ func newTraceRig(t *testing.T, l *lab, ns string, dst netip.Addr) *traceRig {
 	labIn(t, l, ns, func() (err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if r.rt, err = probe.LookupRoute(ctx, dst, probe.RouteOptions{}); err != nil {
+		if r.rt, err = route.Lookup(ctx, dst, route.Options{}); err != nil {
 			return err
 		}
 		if r.c, err = capture.Listen(capture.Config{Ifindex: r.rt.Ifindex, Attach: icmpOnly}); err != nil {
@@ -289,6 +292,24 @@ func icmpUnreachable(from, to netip.Addr, q []byte) []byte {
 	return b
 }
 
+// TestNeedCapNetRaw drops CAP_NET_RAW from one thread and checks that the
+// sender reports a permission error the CLI can recognise.
+func TestNeedCapNetRaw(t *testing.T) {
+	labNeedRoot(t)
+	err := netnstest.WithoutCap(unix.CAP_NET_RAW, func() error {
+		s, err := probe.NewSender(&route.Route{Ifindex: 1, IfName: "lo"})
+		if s != nil {
+			s.Close()
+			err = errors.New("NewSender succeeded without CAP_NET_RAW")
+		}
+		return err
+	})
+	if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "need CAP_NET_RAW") {
+		t.Fatalf("NewSender without CAP_NET_RAW: %v; want a permission error naming CAP_NET_RAW", err)
+	}
+	t.Logf("%v", err)
+}
+
 // The sink lab: a -- s, where s drops every packet at its ingress hook, so
 // that a sender's rate is measured without replies.
 var addrSink = netip.MustParseAddr("10.77.3.2")
@@ -308,11 +329,11 @@ func newSinkLab(tb testing.TB) (*lab, *probe.Sender, [][]byte) {
 	// The sink answers nothing, not even ARP: give a a permanent neighbour.
 	l.nsip("a", "neigh", "replace", addrSink.String(), "lladdr", macRA, "nud", "permanent", "dev", "va")
 	var s *probe.Sender
-	var rt *probe.Route
+	var rt *route.Route
 	labIn(tb, l, "a", func() (err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if rt, err = probe.LookupRoute(ctx, addrSink, probe.RouteOptions{}); err != nil {
+		if rt, err = route.Lookup(ctx, addrSink, route.Options{}); err != nil {
 			return err
 		}
 		s, err = probe.NewSender(rt)

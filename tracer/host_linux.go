@@ -13,6 +13,7 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/bpf"
 	"github.com/traceflow-fast/traceflow-fast/capture"
 	"github.com/traceflow-fast/traceflow-fast/probe"
+	"github.com/traceflow-fast/traceflow-fast/route"
 )
 
 // hostNetwork is the host's Network: routes from the kernel (cached for
@@ -21,18 +22,18 @@ import (
 // BPF equivalent) passes only the replies to the run's probes.
 type hostNetwork struct {
 	log    *slog.Logger
-	routes *probe.RouteCache
+	routes *route.Cache
 	pool   *probe.SendPool
 
 	mu    sync.Mutex
-	links map[*probe.Route]int // routes are interned by the cache
+	links map[*route.Route]int // routes are interned by the cache
 }
 
 // HostNetwork opens the host's network for runs configured by cfg (its
 // Interface and Source): the send sockets, which need CAP_NET_RAW, and
 // the route cache. Open uses it when Config.Network is nil.
 func HostNetwork(ctx context.Context, cfg Config) (Network, error) {
-	routes, err := probe.NewRouteCache(ctx, probe.RouteOptions{Interface: cfg.Interface, Source: cfg.Source})
+	routes, err := route.NewCache(ctx, route.Options{Interface: cfg.Interface, Source: cfg.Source})
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +51,7 @@ func HostNetwork(ctx context.Context, cfg Config) (Network, error) {
 	if log == nil {
 		log = discard
 	}
-	return &hostNetwork{log: log, routes: routes, pool: pool, links: map[*probe.Route]int{}}, nil
+	return &hostNetwork{log: log, routes: routes, pool: pool, links: map[*route.Route]int{}}, nil
 }
 
 func (h *hostNetwork) Route(ctx context.Context, dst netip.Addr) (Route, error) {

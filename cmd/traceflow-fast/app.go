@@ -64,6 +64,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands:        []*cli.Command{diffCommand(stdout, stderr)},
 		Flags:           traceFlags(),
 		Action: func(c *cli.Context) error {
+			if err := needLinux(); err != nil {
+				return &exitErr{code: exitError, err: err}
+			}
 			o, err := parseOptions(c, stdout, stderr)
 			if err != nil {
 				return &exitErr{code: exitError, err: err}

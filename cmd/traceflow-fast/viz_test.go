@@ -13,14 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
 	"github.com/traceflow-fast/traceflow-fast/viz"
@@ -265,7 +262,7 @@ func TestLabViz(t *testing.T) {
 		// The server listens on the loopback of the prober's namespace.
 		client := &http.Client{
 			Timeout:   10 * time.Second,
-			Transport: &http.Transport{DialContext: dialInNamespace(l.NS("prober")), DisableKeepAlives: true},
+			Transport: &http.Transport{DialContext: dialInNamespace(l, "prober"), DisableKeepAlives: true},
 		}
 		get := func(path string) []byte {
 			t.Helper()
@@ -304,33 +301,16 @@ func TestLabViz(t *testing.T) {
 
 var servingLine = regexp.MustCompile(`serving the browser view at (http://127\.0\.0\.1:\d+/)`)
 
-// dialInNamespace dials from inside the named network namespace: on a
-// thread of its own, which it moves there and never gives back (the runtime
-// ends a thread that is still locked when its goroutine exits).
-func dialInNamespace(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// dialInNamespace dials from inside the namespace of node of l: the
+// connection's socket belongs to it for its whole life.
+func dialInNamespace(l *lab.Lab, node string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			f, err := os.Open(filepath.Join("/run/netns", ns))
-			if err != nil {
-				done <- result{nil, err}
-				return
-			}
-			defer f.Close()
-			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-				done <- result{nil, os.NewSyscallError("setns", err)}
-				return
-			}
+		var c net.Conn
+		err := l.InNS(node, func() (err error) {
 			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			done <- result{c, err}
-		}()
-		r := <-done
-		return r.c, r.err
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
 	}
 }

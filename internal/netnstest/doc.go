@@ -6,5 +6,5 @@
 // Namespaces are named "tfx" + PID + TAG + 6 random hex digits + "-" + NAME:
 // unique to the test process, so that [Sweep] can tell those of processes
 // that died before their cleanups ran. TAG is one lowercase letter telling
-// which package made them (probe uses "r", capture "c").
+// which package made them (route uses "r", probe "p", capture "c").
 package netnstest

@@ -1,4 +1,4 @@
-package probe
+package route
 
 import (
 	"context"
@@ -15,40 +15,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Route says where the probes to one destination leave this host: the
-// kernel's own choice of interface, source address and next hop, plus the
-// next hop's link-layer address that an AF_PACKET sender must write itself.
-type Route struct {
-	Ifindex int
-	IfName  string
-	Src     netip.Addr // source address the kernel would use (or the override)
-	NextHop netip.Addr // gateway, or the destination itself when on-link
-	// HWAddr is the next hop's link-layer address: the resolved neighbour on
-	// ARP links, the device's own (all-zero) address on loopback, and nil on
-	// links without link-layer addresses (tun, WireGuard, ARPHRD_NONE).
-	HWAddr net.HardwareAddr
-	MTU    int
-}
-
-// RouteOptions override the kernel's choices (--interface, --source).
-type RouteOptions struct {
-	Interface string     // leave by this interface (like ping -I)
-	Source    netip.Addr // use this source address; must be local
-}
-
-// ResolveTimeout bounds neighbour resolution when LookupRoute's context has
-// no deadline. It matches the kernel's own give-up time for ARP (3 unicast
-// or multicast probes, 1 s apart).
-const ResolveTimeout = 3 * time.Second
-
-// LookupRoute asks the kernel how it would send an IP packet to dst, IPv4
-// or IPv6 (RTM_GETROUTE, honouring opt), and resolves the next hop's
+// Lookup asks the kernel how it would send an IP packet to dst, IPv4 or
+// IPv6 (RTM_GETROUTE, honouring opt), and resolves the next hop's
 // link-layer address through the neighbour table, asking the kernel to
 // resolve it (RTM_NEWNEIGH with NTF_USE, which sends an ARP request or an
 // IPv6 neighbour solicitation) when it is not cached. It waits for the
 // resolution until ctx is done, or for ResolveTimeout when ctx has no
 // deadline. A source override must be of dst's family.
-func LookupRoute(ctx context.Context, dst netip.Addr, opt RouteOptions) (*Route, error) {
+//
+// Lookup answers for the network namespace of the calling thread.
+func Lookup(ctx context.Context, dst netip.Addr, opt Options) (*Route, error) {
 	dst = dst.Unmap()
 	if err := checkFamily(dst, &opt); err != nil {
 		return nil, err
@@ -69,15 +45,51 @@ func LookupRoute(ctx context.Context, dst netip.Addr, opt RouteOptions) (*Route,
 		_ = c.SetDeadline(d)
 	}
 	nl := rtnl{c}
+	oif, err := nl.checkOptions(opt)
+	if err != nil {
+		return nil, err
+	}
+	r, err := nl.getRoute(dst, opt.Source, oif)
+	if err != nil {
+		return nil, routeError(dst, opt, err)
+	}
+	if refuse := r.refusal(); refuse != nil {
+		return nil, refuse(dst)
+	}
+	link, err := nl.linkByIndex(r.oif)
+	if err != nil {
+		return nil, err
+	}
+	if link.flags&unix.IFF_UP == 0 {
+		return nil, fmt.Errorf("interface %s is down", link.name)
+	}
+	src, nexthop, mtu := r.endpoints(dst, opt.Source, link)
+	if !src.IsValid() {
+		return nil, errNoSource(dst, link.name)
+	}
+	if r.typ == unix.RTN_LOCAL && dst.Is4() {
+		if err := checkLocalInput(link.name, dst); err != nil {
+			return nil, err
+		}
+	}
+	hw, err := nl.linkLayer(ctx, link, nexthop)
+	if err != nil {
+		return nil, err
+	}
+	return &Route{Ifindex: link.index, IfName: link.name, Src: src, NextHop: nexthop, HWAddr: hw, MTU: mtu}, nil
+}
 
-	oif := 0
+// checkOptions checks opt as the kernel would take it: the interface must
+// exist and be up, and the source must be an address the kernel delivers
+// locally. It returns the interface's index, 0 when opt names none.
+func (nl rtnl) checkOptions(opt Options) (oif int, err error) {
 	if opt.Interface != "" {
 		l, err := nl.linkByName(opt.Interface)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		if l.flags&unix.IFF_UP == 0 {
-			return nil, fmt.Errorf("interface %s is down", l.name)
+			return 0, fmt.Errorf("interface %s is down", l.name)
 		}
 		oif = l.index
 	}
@@ -87,72 +99,63 @@ func LookupRoute(ctx context.Context, dst netip.Addr, opt RouteOptions) (*Route,
 		// back to the local table); ask it the same question.
 		r, err := nl.getRoute(opt.Source, netip.Addr{}, 0)
 		if err != nil || r.typ != unix.RTN_LOCAL {
-			return nil, fmt.Errorf("source %s is not an address of this host", opt.Source)
+			return 0, fmt.Errorf("source %s is not an address of this host", opt.Source)
 		}
 	}
+	return oif, nil
+}
 
-	r, err := nl.getRoute(dst, opt.Source, oif)
-	if err != nil {
-		return nil, routeError(dst, opt, err)
-	}
+// refusal returns, when r is a route that probes cannot take, the error
+// for a destination d that the kernel routes by r; nil when they can.
+func (r routeReply) refusal() func(d netip.Addr) error {
 	switch r.typ {
 	case unix.RTN_UNICAST, unix.RTN_LOCAL:
 	case unix.RTN_BROADCAST, unix.RTN_MULTICAST, unix.RTN_ANYCAST:
-		return nil, fmt.Errorf("route to %s: broadcast, multicast and anycast destinations are not supported", dst)
+		return func(d netip.Addr) error {
+			return fmt.Errorf("route to %s: broadcast, multicast and anycast destinations are not supported", d)
+		}
 	default:
 		// RTM_GETROUTE normally fails for these types; be explicit anyway.
-		return nil, fmt.Errorf("no route to %s (route type %d)", dst, r.typ)
+		typ := r.typ
+		return func(d netip.Addr) error { return fmt.Errorf("no route to %s (route type %d)", d, typ) }
 	}
 	if r.via {
-		return nil, fmt.Errorf("route to %s: next hop of another address family (RTA_VIA) is not supported", dst)
-	}
-	if r.oif == 0 {
-		return nil, fmt.Errorf("no route to %s: kernel gave no output interface", dst)
-	}
-	link, err := nl.linkByIndex(r.oif)
-	if err != nil {
-		return nil, err
-	}
-	if link.flags&unix.IFF_UP == 0 {
-		return nil, fmt.Errorf("interface %s is down", link.name)
-	}
-
-	rt := &Route{
-		Ifindex: link.index,
-		IfName:  link.name,
-		Src:     r.prefsrc,
-		NextHop: dst,
-		MTU:     link.mtu,
-	}
-	if opt.Source.IsValid() {
-		rt.Src = opt.Source
-	}
-	if !rt.Src.IsValid() {
-		return nil, fmt.Errorf("route to %s via %s: no source address (the interface has no %s address; use a source override)", dst, link.name, family(dst))
-	}
-	if r.gateway.IsValid() {
-		rt.NextHop = r.gateway
-	}
-	if r.mtu > 0 {
-		rt.MTU = r.mtu
-	}
-
-	if r.typ == unix.RTN_LOCAL && dst.Is4() {
-		if err := checkLocalInput(link.name, dst); err != nil {
-			return nil, err
+		return func(d netip.Addr) error {
+			return fmt.Errorf("route to %s: next hop of another address family (RTA_VIA) is not supported", d)
 		}
 	}
-	hw, err := nl.linkLayer(ctx, link, rt.NextHop)
-	if err != nil {
-		return nil, err
+	if r.oif == 0 {
+		return func(d netip.Addr) error { return fmt.Errorf("no route to %s: kernel gave no output interface", d) }
 	}
-	rt.HWAddr = hw
-	return rt, nil
+	return nil
 }
 
-// checkFamily checks that dst is an address LookupRoute can look up, and
+// endpoints returns the source address, the next hop and the MTU of the
+// probes to dst along r out of link: the source override src, or the
+// kernel's preferred source (invalid when the interface has none); the
+// gateway, or dst itself on-link; the route's MTU, or the link's.
+func (r routeReply) endpoints(dst, src netip.Addr, link linkInfo) (source, nexthop netip.Addr, mtu int) {
+	source, nexthop, mtu = r.prefsrc, dst, link.mtu
+	if src.IsValid() {
+		source = src
+	}
+	if r.gateway.IsValid() {
+		nexthop = r.gateway
+	}
+	if r.mtu > 0 {
+		mtu = r.mtu
+	}
+	return source, nexthop, mtu
+}
+
+// errNoSource says that the route to dst out of dev has no source address.
+func errNoSource(dst netip.Addr, dev string) error {
+	return fmt.Errorf("route to %s via %s: no source address (the interface has no %s address; use a source override)", dst, dev, family(dst))
+}
+
+// checkFamily checks that dst is an address Lookup can look up, and
 // that opt's source, unmapped in place, is of its family.
-func checkFamily(dst netip.Addr, opt *RouteOptions) error {
+func checkFamily(dst netip.Addr, opt *Options) error {
 	switch {
 	case !dst.IsValid():
 		return errors.New("route: no destination address")
@@ -209,7 +212,7 @@ func sysctlOn(dev, name string) bool {
 }
 
 // routeError names the bad input behind a failed RTM_GETROUTE.
-func routeError(dst netip.Addr, opt RouteOptions, err error) error {
+func routeError(dst netip.Addr, opt Options, err error) error {
 	via := ""
 	if opt.Interface != "" {
 		via += " via " + opt.Interface
@@ -228,7 +231,7 @@ func routeError(dst netip.Addr, opt RouteOptions, err error) error {
 	return fmt.Errorf("route to %s%s: %w", dst, via, err)
 }
 
-// rtnl is a route netlink connection with the few requests LookupRoute needs.
+// rtnl is a route netlink connection with the few requests Lookup needs.
 // Messages are built by hand: rtnetlink/v2 encodes RTA_PREFSRC where a route
 // query needs RTA_SRC, and always sends NDA_LLADDR, which NTF_USE must omit.
 type rtnl struct{ c *netlink.Conn }
@@ -240,7 +243,7 @@ func (nl rtnl) do(typ netlink.HeaderType, flags netlink.HeaderFlags, data []byte
 	})
 }
 
-// routeReply is the part of an RTM_NEWROUTE reply that LookupRoute uses.
+// routeReply is the part of an RTM_NEWROUTE reply that Lookup uses.
 type routeReply struct {
 	typ     uint8
 	oif     int
@@ -332,7 +335,7 @@ func afOf(a netip.Addr) uint8 {
 	return unix.AF_INET
 }
 
-// linkInfo is the part of an RTM_NEWLINK reply that LookupRoute uses.
+// linkInfo is the part of an RTM_NEWLINK reply that Lookup uses.
 type linkInfo struct {
 	index     int
 	name      string
@@ -484,7 +487,7 @@ func (nl rtnl) resolve(ctx context.Context, link linkInfo, nexthop netip.Addr) (
 	}
 }
 
-// neighbour is the part of an RTM_NEWNEIGH reply that LookupRoute uses.
+// neighbour is the part of an RTM_NEWNEIGH reply that Lookup uses.
 type neighbour struct {
 	state  uint16
 	lladdr net.HardwareAddr

@@ -1,11 +1,9 @@
-package probe_test
+package route_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,20 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
-	"github.com/traceflow-fast/traceflow-fast/probe"
+	"github.com/traceflow-fast/traceflow-fast/route"
 )
 
 // The lab: network namespaces built by netnstest (tag "r"), removed by
 // t.Cleanup. Packets are only ever sent inside them: socket-creating code
 // runs on a thread that setns'd into a lab namespace (labIn), and sockets
 // stay in the namespace they were created in.
-
-// labNeedRoot skips the test when it cannot build namespaces, and fails it
-// when CI=true, where a skip would hide that nothing was tested.
-func labNeedRoot(t testing.TB) {
-	t.Helper()
-	netnstest.NeedRoot(t)
-}
 
 // lab gives the tests of this package short names for a netnstest.Set.
 type lab struct {
@@ -106,7 +97,7 @@ func (l *lab) neigh(name string, addr netip.Addr, dev string) string {
 	return strings.TrimSpace(l.nsip(name, "neigh", "show", addr.String(), "dev", dev))
 }
 
-func TestLookupRoute(t *testing.T) {
+func TestLookup(t *testing.T) {
 	l := newLineLab(t)
 	ifindex := func(name, dev string) int {
 		var idx int
@@ -127,39 +118,39 @@ func TestLookupRoute(t *testing.T) {
 	tests := []struct {
 		name string
 		dst  netip.Addr
-		opt  probe.RouteOptions
-		want probe.Route
+		opt  route.Options
+		want route.Route
 	}{
-		{"on-link", addrRA, probe.RouteOptions{},
-			probe.Route{Ifindex: va, IfName: "va", Src: addrA, NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
-		{"via gateway", addrB, probe.RouteOptions{},
-			probe.Route{Ifindex: va, IfName: "va", Src: addrA, NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
-		{"interface override", addrB, probe.RouteOptions{Interface: "va"},
-			probe.Route{Ifindex: va, IfName: "va", Src: addrA, NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
-		{"source override", addrB, probe.RouteOptions{Source: netip.MustParseAddr("10.77.9.1")},
-			probe.Route{Ifindex: va, IfName: "va", Src: netip.MustParseAddr("10.77.9.1"), NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
-		{"IPv4-mapped destination", netip.MustParseAddr("::ffff:10.77.2.2"), probe.RouteOptions{},
-			probe.Route{Ifindex: va, IfName: "va", Src: addrA, NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
-		{"local address goes through lo", addrA, probe.RouteOptions{},
-			probe.Route{Ifindex: lo, IfName: "lo", Src: addrA, NextHop: addrA, HWAddr: mac("00:00:00:00:00:00"), MTU: 65536}},
+		{"on-link", addrRA, route.Options{},
+			route.Route{Ifindex: va, IfName: "va", Src: addrA, NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
+		{"via gateway", addrB, route.Options{},
+			route.Route{Ifindex: va, IfName: "va", Src: addrA, NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
+		{"interface override", addrB, route.Options{Interface: "va"},
+			route.Route{Ifindex: va, IfName: "va", Src: addrA, NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
+		{"source override", addrB, route.Options{Source: netip.MustParseAddr("10.77.9.1")},
+			route.Route{Ifindex: va, IfName: "va", Src: netip.MustParseAddr("10.77.9.1"), NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
+		{"IPv4-mapped destination", netip.MustParseAddr("::ffff:10.77.2.2"), route.Options{},
+			route.Route{Ifindex: va, IfName: "va", Src: addrA, NextHop: addrRA, HWAddr: mac(macRA), MTU: 1500}},
+		{"local address goes through lo", addrA, route.Options{},
+			route.Route{Ifindex: lo, IfName: "lo", Src: addrA, NextHop: addrA, HWAddr: mac("00:00:00:00:00:00"), MTU: 65536}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// The neighbour must not be cached: LookupRoute resolves it.
+			// The neighbour must not be cached: Lookup resolves it.
 			l.nsip("a", "neigh", "flush", "dev", "va")
 			if n := l.neigh("a", addrRA, "va"); n != "" && !strings.Contains(n, "FAILED") {
 				t.Fatalf("neighbour cached before the lookup: %q", n)
 			}
-			var rt *probe.Route
+			var rt *route.Route
 			labIn(t, l, "a", func() (err error) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				rt, err = probe.LookupRoute(ctx, tt.dst, tt.opt)
+				rt, err = route.Lookup(ctx, tt.dst, tt.opt)
 				return err
 			})
 			if rt.Ifindex != tt.want.Ifindex || rt.IfName != tt.want.IfName || rt.Src != tt.want.Src ||
 				rt.NextHop != tt.want.NextHop || rt.HWAddr.String() != tt.want.HWAddr.String() || rt.MTU != tt.want.MTU {
-				t.Errorf("LookupRoute(%s, %+v)\n got %+v\nwant %+v", tt.dst, tt.opt, *rt, tt.want)
+				t.Errorf("Lookup(%s, %+v)\n got %+v\nwant %+v", tt.dst, tt.opt, *rt, tt.want)
 			}
 			if tt.want.IfName == "va" {
 				n := l.neigh("a", addrRA, "va")
@@ -179,29 +170,29 @@ func mac(s string) net.HardwareAddr {
 	return hw
 }
 
-func TestLookupRouteErrors(t *testing.T) {
+func TestLookupErrors(t *testing.T) {
 	l := newLineLab(t)
 	tests := []struct {
 		name    string
 		ns      string
 		dst     string
-		opt     probe.RouteOptions
+		opt     route.Options
 		timeout time.Duration
 		want    string
 	}{
-		{"no route", "r", "10.99.0.1", probe.RouteOptions{}, time.Second, "no route to 10.99.0.1"},
-		{"unknown interface", "a", "10.77.2.2", probe.RouteOptions{Interface: "eth9"}, time.Second, "interface eth9 not found"},
-		{"foreign source", "a", "10.77.2.2", probe.RouteOptions{Source: netip.MustParseAddr("1.2.3.4")}, time.Second,
+		{"no route", "r", "10.99.0.1", route.Options{}, time.Second, "no route to 10.99.0.1"},
+		{"unknown interface", "a", "10.77.2.2", route.Options{Interface: "eth9"}, time.Second, "interface eth9 not found"},
+		{"foreign source", "a", "10.77.2.2", route.Options{Source: netip.MustParseAddr("1.2.3.4")}, time.Second,
 			"source 1.2.3.4 is not an address of this host"},
-		{"IPv6 destination without a route", "a", "2001:db8::1", probe.RouteOptions{}, time.Second, "no route to 2001:db8::1"},
-		{"IPv4 source, IPv6 destination", "a", "2001:db8::1", probe.RouteOptions{Source: netip.MustParseAddr("10.77.1.1")}, time.Second,
+		{"IPv6 destination without a route", "a", "2001:db8::1", route.Options{}, time.Second, "no route to 2001:db8::1"},
+		{"IPv4 source, IPv6 destination", "a", "2001:db8::1", route.Options{Source: netip.MustParseAddr("10.77.1.1")}, time.Second,
 			"source 10.77.1.1 is not an IPv6 address"},
-		{"silent neighbour", "a", "10.77.1.77", probe.RouteOptions{}, 300 * time.Millisecond,
+		{"silent neighbour", "a", "10.77.1.77", route.Options{}, 300 * time.Millisecond,
 			"no link-layer address for 10.77.1.77 on va"},
-		{"interface down", "a", "10.77.1.5", probe.RouteOptions{Interface: "d0"}, time.Second, "interface d0 is down"},
-		{"local without accept_local", "b", "10.77.2.2", probe.RouteOptions{}, time.Second,
+		{"interface down", "a", "10.77.1.5", route.Options{Interface: "d0"}, time.Second, "interface d0 is down"},
+		{"local without accept_local", "b", "10.77.2.2", route.Options{}, time.Second,
 			"needs sysctl net.ipv4.conf.lo.accept_local=1"},
-		{"127/8 without route_localnet", "r", "127.0.0.9", probe.RouteOptions{}, time.Second,
+		{"127/8 without route_localnet", "r", "127.0.0.9", route.Options{}, time.Second,
 			"needs sysctl net.ipv4.conf.lo.route_localnet=1"},
 	}
 	l.nsip("a", "link", "add", "d0", "type", "veth", "peer", "name", "d1")
@@ -213,11 +204,11 @@ func TestLookupRouteErrors(t *testing.T) {
 			labIn(t, l, tt.ns, func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
 				defer cancel()
-				_, err = probe.LookupRoute(ctx, netip.MustParseAddr(tt.dst), tt.opt)
+				_, err = route.Lookup(ctx, netip.MustParseAddr(tt.dst), tt.opt)
 				return nil
 			})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("LookupRoute(%s, %+v) = %v; want an error containing %q", tt.dst, tt.opt, err, tt.want)
+				t.Fatalf("Lookup(%s, %+v) = %v; want an error containing %q", tt.dst, tt.opt, err, tt.want)
 			}
 			if d := time.Since(start); d > tt.timeout+time.Second {
 				t.Errorf("took %v with a %v deadline", d, tt.timeout)
@@ -227,51 +218,33 @@ func TestLookupRouteErrors(t *testing.T) {
 	}
 }
 
-// TestLookupRouteNoDeadline checks that an unresolvable next hop does not
+// TestLookupNoDeadline checks that an unresolvable next hop does not
 // block forever when the context has no deadline.
-func TestLookupRouteNoDeadline(t *testing.T) {
+func TestLookupNoDeadline(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits for probe.ResolveTimeout")
+		t.Skip("waits for route.ResolveTimeout")
 	}
 	l := newLineLab(t)
 	var err error
 	start := time.Now()
 	labIn(t, l, "a", func() error {
-		_, err = probe.LookupRoute(context.Background(), netip.MustParseAddr("10.77.1.78"), probe.RouteOptions{})
+		_, err = route.Lookup(context.Background(), netip.MustParseAddr("10.77.1.78"), route.Options{})
 		return nil
 	})
-	if d := time.Since(start); err == nil || d < probe.ResolveTimeout || d > probe.ResolveTimeout+time.Second {
-		t.Fatalf("LookupRoute = %v after %v; want a resolution error after %v", err, d, probe.ResolveTimeout)
+	if d := time.Since(start); err == nil || d < route.ResolveTimeout || d > route.ResolveTimeout+time.Second {
+		t.Fatalf("Lookup = %v after %v; want a resolution error after %v", err, d, route.ResolveTimeout)
 	}
 	if n := l.neigh("a", netip.MustParseAddr("10.77.1.78"), "va"); !strings.Contains(n, "FAILED") && !strings.Contains(n, "INCOMPLETE") {
 		t.Errorf("neighbour %q; want the kernel to have tried (INCOMPLETE/FAILED)", n)
 	}
 }
 
-// TestNeedCapNetRaw drops CAP_NET_RAW from one thread and checks that the
-// sender reports a permission error the CLI can recognise.
-func TestNeedCapNetRaw(t *testing.T) {
-	labNeedRoot(t)
-	err := netnstest.WithoutCap(unix.CAP_NET_RAW, func() error {
-		s, err := probe.NewSender(&probe.Route{Ifindex: 1, IfName: "lo"})
-		if s != nil {
-			s.Close()
-			err = errors.New("NewSender succeeded without CAP_NET_RAW")
-		}
-		return err
-	})
-	if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "need CAP_NET_RAW") {
-		t.Fatalf("NewSender without CAP_NET_RAW: %v; want a permission error naming CAP_NET_RAW", err)
-	}
-	t.Logf("%v", err)
-}
-
 // Without CAP_NET_ADMIN (a run that dropped its privileges) the kernel
-// refuses RTM_NEWNEIGH; LookupRoute still resolves the next hop.
-func TestLookupRouteWithoutNetAdmin(t *testing.T) {
+// refuses RTM_NEWNEIGH; Lookup still resolves the next hop.
+func TestLookupWithoutNetAdmin(t *testing.T) {
 	l := newLineLab(t)
 	l.nsip("a", "neigh", "flush", "dev", "va")
-	var rt *probe.Route
+	var rt *route.Route
 	labIn(t, l, "a", func() (err error) {
 		// This thread is never reused (netnstest.In), so its
 		// capabilities may be cut.
@@ -286,7 +259,7 @@ func TestLookupRouteWithoutNetAdmin(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		rt, err = probe.LookupRoute(ctx, addrB, probe.RouteOptions{})
+		rt, err = route.Lookup(ctx, addrB, route.Options{})
 		return err
 	})
 	if rt.HWAddr.String() != macRA {

@@ -1,4 +1,4 @@
-package probe
+package route
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 //	prohibit 10.82.0.0/16
 //	10.83.0.0/16     via .9           (unresolvable next hop)
 //	10.99.0.0/16     nothing
-func newRouteCacheLab(tb testing.TB) *netnstest.Set {
+func newCacheLab(tb testing.TB) *netnstest.Set {
 	tb.Helper()
 	s := netnstest.New(tb, "r", "a", "r")
 	s.Veth("a", "va", "02:74:66:00:0c:01", "10.77.1.1/24", "r", "ra", "02:74:66:00:0c:02", "10.77.1.2/24")
@@ -48,12 +48,12 @@ func newRouteCacheLab(tb testing.TB) *netnstest.Set {
 
 // newLabCache builds the lab and a cache with opts in its namespace a,
 // closed when the test ends.
-func newLabCache(tb testing.TB, opts RouteOptions) (*netnstest.Set, *RouteCache) {
+func newLabCache(tb testing.TB, opts Options) (*netnstest.Set, *Cache) {
 	tb.Helper()
-	s := newRouteCacheLab(tb)
-	var c *RouteCache
+	s := newCacheLab(tb)
+	var c *Cache
 	s.In(tb, "a", func() (err error) {
-		c, err = NewRouteCache(context.Background(), opts)
+		c, err = NewCache(context.Background(), opts)
 		return err
 	})
 	tb.Cleanup(func() { c.Close() })
@@ -86,22 +86,22 @@ func namesDst(msg string, dst netip.Addr) bool {
 	}
 }
 
-// agree checks the cache's answer for dst against LookupRoute's.
+// agree checks the cache's answer for dst against Lookup's.
 func agree(t *testing.T, dst netip.Addr, rt *Route, err error, want *Route, wantErr error) {
 	t.Helper()
 	switch {
 	case wantErr != nil:
-		// The cache adds the destination where LookupRoute names only the
+		// The cache adds the destination where Lookup names only the
 		// next hop, and the neighbour state in parentheses may differ.
 		w, _, _ := strings.Cut(wantErr.Error(), " (")
 		if err == nil || !strings.Contains(err.Error(), w) || !namesDst(err.Error(), dst) {
-			t.Errorf("%s: cache gave %v, %v; LookupRoute %v", dst, rt, err, wantErr)
+			t.Errorf("%s: cache gave %v, %v; Lookup %v", dst, rt, err, wantErr)
 		}
 	case err != nil:
-		t.Errorf("%s: cache gave %v; LookupRoute %+v", dst, err, *want)
+		t.Errorf("%s: cache gave %v; Lookup %+v", dst, err, *want)
 	case rt.Ifindex != want.Ifindex || rt.IfName != want.IfName || rt.Src != want.Src ||
 		rt.NextHop != want.NextHop || rt.HWAddr.String() != want.HWAddr.String() || rt.MTU != want.MTU:
-		t.Errorf("%s: cache gave %+v; LookupRoute %+v", dst, *rt, *want)
+		t.Errorf("%s: cache gave %+v; Lookup %+v", dst, *rt, *want)
 	}
 }
 
@@ -109,7 +109,7 @@ func agree(t *testing.T, dst netip.Addr, rt *Route, err error, want *Route, want
 type cacheCase struct {
 	name    string
 	dsts    []netip.Addr
-	compare func(i int) bool // which addresses to check against LookupRoute
+	compare func(i int) bool // which addresses to check against Lookup
 	lookups int64            // kernel lookups for the whole range, from cold
 }
 
@@ -134,51 +134,77 @@ func cacheCases() []cacheCase {
 	}
 }
 
-func TestRouteCache(t *testing.T) {
-	s, c := newLabCache(t, RouteOptions{})
+// checkCacheCase looks the destinations of tc up in c, from namespace a of
+// s, checks them against Lookup and counts the kernel lookups they cost;
+// byHop collects the routes by next hop, which must be interned.
+func checkCacheCase(ctx context.Context, t *testing.T, s *netnstest.Set, c *Cache, tc cacheCase, byHop map[netip.Addr]*Route) {
+	t.Helper()
+	before := c.lookups.Load()
+	s.In(t, "a", func() error {
+		for i, dst := range tc.dsts {
+			rt, err := c.Lookup(ctx, dst)
+			if err == nil {
+				if p, ok := byHop[rt.NextHop]; ok && p != rt {
+					t.Errorf("%s: route via %s is %p; an earlier one was %p", dst, rt.NextHop, rt, p)
+				}
+				byHop[rt.NextHop] = rt
+			} else if !namesDst(err.Error(), dst) {
+				t.Errorf("%s: error %q does not name the destination", dst, err)
+			}
+			if !tc.compare(i) {
+				continue
+			}
+			lctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			want, wantErr := Lookup(lctx, dst, Options{})
+			cancel()
+			agree(t, dst, rt, err, want, wantErr)
+		}
+		return nil
+	})
+	if n := c.lookups.Load() - before; n != tc.lookups {
+		t.Errorf("%d kernel lookups for %d destinations; want %d", n, len(tc.dsts), tc.lookups)
+	}
+	// Everything, errors included, is cached now.
+	before = c.lookups.Load()
+	for _, dst := range tc.dsts {
+		_, _ = c.Lookup(ctx, dst)
+	}
+	if n := c.lookups.Load() - before; n != 0 {
+		t.Errorf("%d kernel lookups for destinations already looked up", n)
+	}
+}
+
+// checkRouteAdded checks that a route longer than /24 added after the dump
+// is still seen when the first address of its /24 falls in it: the FIB
+// entry matched is a /25.
+func checkRouteAdded(ctx context.Context, t *testing.T, s *netnstest.Set, c *Cache) {
+	t.Helper()
+	s.NSIP("a", "route", "add", "10.84.0.0/16", "via", "10.77.1.2")
+	s.NSIP("a", "route", "add", "10.84.1.0/25", "via", "10.77.1.3")
+	before := c.lookups.Load()
+	s.In(t, "a", func() error {
+		for _, dst := range addrRange("10.84.1.0/24", 256) {
+			rt, err := c.Lookup(ctx, dst)
+			want, wantErr := Lookup(ctx, dst, Options{})
+			agree(t, dst, rt, err, want, wantErr)
+		}
+		return nil
+	})
+	if n := c.lookups.Load() - before; n != 256 {
+		t.Errorf("%d kernel lookups; want 256", n)
+	}
+}
+
+func TestCache(t *testing.T) {
+	s, c := newLabCache(t, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	byHop := map[netip.Addr]*Route{}
-	total, lookups := 0, int64(0)
+	total := 0
 	for _, tc := range cacheCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			before := c.lookups.Load()
-			s.In(t, "a", func() error {
-				for i, dst := range tc.dsts {
-					rt, err := c.Lookup(ctx, dst)
-					if err == nil {
-						if p, ok := byHop[rt.NextHop]; ok && p != rt {
-							t.Errorf("%s: route via %s is %p; an earlier one was %p", dst, rt.NextHop, rt, p)
-						}
-						byHop[rt.NextHop] = rt
-					} else if !namesDst(err.Error(), dst) {
-						t.Errorf("%s: error %q does not name the destination", dst, err)
-					}
-					if !tc.compare(i) {
-						continue
-					}
-					lctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-					want, wantErr := LookupRoute(lctx, dst, RouteOptions{})
-					cancel()
-					agree(t, dst, rt, err, want, wantErr)
-				}
-				return nil
-			})
-			if n := c.lookups.Load() - before; n != tc.lookups {
-				t.Errorf("%d kernel lookups for %d destinations; want %d", n, len(tc.dsts), tc.lookups)
-			}
-			// Everything, errors included, is cached now.
-			before = c.lookups.Load()
-			for _, dst := range tc.dsts {
-				_, _ = c.Lookup(ctx, dst)
-			}
-			if n := c.lookups.Load() - before; n != 0 {
-				t.Errorf("%d kernel lookups for destinations already looked up", n)
-			}
-			total += len(tc.dsts)
-			lookups += tc.lookups
-		})
+		t.Run(tc.name, func(t *testing.T) { checkCacheCase(ctx, t, s, c, tc, byHop) })
+		total += len(tc.dsts)
 	}
 	t.Logf("%d destinations, %d kernel lookups, %d next hops resolved", total, c.lookups.Load(), c.resolutions.Load())
 	if len(byHop) != 3 {
@@ -201,24 +227,7 @@ func TestRouteCache(t *testing.T) {
 		}
 	})
 
-	// A route longer than /24 added after the dump is still seen when the
-	// first address of its /24 falls in it: the FIB entry matched is a /25.
-	t.Run("route added after the dump", func(t *testing.T) {
-		s.NSIP("a", "route", "add", "10.84.0.0/16", "via", "10.77.1.2")
-		s.NSIP("a", "route", "add", "10.84.1.0/25", "via", "10.77.1.3")
-		before := c.lookups.Load()
-		s.In(t, "a", func() error {
-			for _, dst := range addrRange("10.84.1.0/24", 256) {
-				rt, err := c.Lookup(ctx, dst)
-				want, wantErr := LookupRoute(ctx, dst, RouteOptions{})
-				agree(t, dst, rt, err, want, wantErr)
-			}
-			return nil
-		})
-		if n := c.lookups.Load() - before; n != 256 {
-			t.Errorf("%d kernel lookups; want 256", n)
-		}
-	})
+	t.Run("route added after the dump", func(t *testing.T) { checkRouteAdded(ctx, t, s, c) })
 
 	t.Run("mapped and IPv6", func(t *testing.T) {
 		rt, err := c.Lookup(ctx, netip.MustParseAddr("::ffff:10.80.1.1"))
@@ -255,11 +264,11 @@ func TestRouteCache(t *testing.T) {
 	})
 }
 
-// TestRouteCacheConcurrent looks every destination up from 8 goroutines at
+// TestCacheConcurrent looks every destination up from 8 goroutines at
 // once, in different orders: each must still cost one kernel lookup, and
 // each next hop one resolution.
-func TestRouteCacheConcurrent(t *testing.T) {
-	_, c := newLabCache(t, RouteOptions{})
+func TestCacheConcurrent(t *testing.T) {
+	_, c := newLabCache(t, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var dsts []netip.Addr
@@ -298,21 +307,21 @@ func TestRouteCacheConcurrent(t *testing.T) {
 	}
 }
 
-func TestRouteCacheOptions(t *testing.T) {
-	s := newRouteCacheLab(t)
+func TestCacheOptions(t *testing.T) {
+	s := newCacheLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	src := netip.MustParseAddr("10.77.9.1")
-	opts := RouteOptions{Interface: "va", Source: src}
+	opts := Options{Interface: "va", Source: src}
 	s.In(t, "a", func() error {
-		c, err := NewRouteCache(ctx, opts)
+		c, err := NewCache(ctx, opts)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
 		for _, dst := range append(addrRange("10.80.0.0/22", 1024), addrRange("10.80.5.60/32", 10)...) {
 			rt, err := c.Lookup(ctx, dst)
-			want, wantErr := LookupRoute(ctx, dst, opts)
+			want, wantErr := Lookup(ctx, dst, opts)
 			agree(t, dst, rt, err, want, wantErr)
 			if err == nil && (rt.Src != src || rt.IfName != "va") {
 				t.Errorf("%s: %+v; want source %s on va", dst, *rt, src)
@@ -322,30 +331,30 @@ func TestRouteCacheOptions(t *testing.T) {
 			t.Errorf("%d kernel lookups; want 14", n)
 		}
 		for _, tt := range []struct {
-			opts RouteOptions
+			opts Options
 			want string
 		}{
-			{RouteOptions{Interface: "eth9"}, "interface eth9 not found"},
-			{RouteOptions{Source: netip.MustParseAddr("1.2.3.4")}, "source 1.2.3.4 is not an address of this host"},
-			{RouteOptions{Source: netip.MustParseAddr("2001:db8::1")}, "source 2001:db8::1 is not an address of this host"},
-			{RouteOptions{Source: netip.MustParseAddr("fe80::1%va")}, "a zone"},
+			{Options{Interface: "eth9"}, "interface eth9 not found"},
+			{Options{Source: netip.MustParseAddr("1.2.3.4")}, "source 1.2.3.4 is not an address of this host"},
+			{Options{Source: netip.MustParseAddr("2001:db8::1")}, "source 2001:db8::1 is not an address of this host"},
+			{Options{Source: netip.MustParseAddr("fe80::1%va")}, "a zone"},
 		} {
-			if c, err := NewRouteCache(ctx, tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if c, err := NewCache(ctx, tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
 				if c != nil {
 					c.Close()
 				}
-				t.Errorf("NewRouteCache(%+v): %v; want %q", tt.opts, err, tt.want)
+				t.Errorf("NewCache(%+v): %v; want %q", tt.opts, err, tt.want)
 			}
 		}
 		return nil
 	})
 }
 
-// TestRouteCacheLongPrefixes checks what the dump finds: the /24s of the
+// TestCacheLongPrefixes checks what the dump finds: the /24s of the
 // /26 route, the /28 rule and the local and broadcast /32s of the local
 // table (lo's among them), and nothing for prefixes of /24 or shorter.
-func TestRouteCacheLongPrefixes(t *testing.T) {
-	_, c := newLabCache(t, RouteOptions{})
+func TestCacheLongPrefixes(t *testing.T) {
+	_, c := newLabCache(t, Options{})
 	var got []string
 	for _, b := range c.long {
 		got = append(got, fmt.Sprintf("%d.%d.%d.0/24", b>>16, b>>8&0xff, b&0xff))
@@ -356,11 +365,11 @@ func TestRouteCacheLongPrefixes(t *testing.T) {
 	}
 }
 
-// BenchmarkRouteCacheLookup measures a warm cache: 4096 addresses of a /20
+// BenchmarkCacheLookup measures a warm cache: 4096 addresses of a /20
 // whose answers are all cached (shared per /24, or per address in the /24s
 // that the /26 route and the /28 rule split).
-func BenchmarkRouteCacheLookup(b *testing.B) {
-	_, c := newLabCache(b, RouteOptions{})
+func BenchmarkCacheLookup(b *testing.B) {
+	_, c := newLabCache(b, Options{})
 	ctx := context.Background()
 	dsts := addrRange("10.80.0.0/20", 4096)
 	for _, d := range dsts {
@@ -377,19 +386,19 @@ func BenchmarkRouteCacheLookup(b *testing.B) {
 	}
 }
 
-// BenchmarkRouteCacheCold looks up 4096 addresses of 10.80.0.0/20 from
+// BenchmarkCacheCold looks up 4096 addresses of 10.80.0.0/20 from
 // nothing: a new cache (with its dump of routes and rules) per iteration,
-// against as many calls of LookupRoute. The neighbour table of the kernel
+// against as many calls of Lookup. The neighbour table of the kernel
 // is warm in both.
-func BenchmarkRouteCacheCold(b *testing.B) {
-	s := newRouteCacheLab(b)
+func BenchmarkCacheCold(b *testing.B) {
+	s := newCacheLab(b)
 	dsts := addrRange("10.80.0.0/20", 4096)
 	ctx := context.Background()
-	b.Run("RouteCache", func(b *testing.B) {
+	b.Run("Cache", func(b *testing.B) {
 		var lookups int64
 		s.In(b, "a", func() error {
 			for b.Loop() {
-				c, err := NewRouteCache(ctx, RouteOptions{})
+				c, err := NewCache(ctx, Options{})
 				if err != nil {
 					return err
 				}
@@ -406,11 +415,11 @@ func BenchmarkRouteCacheCold(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(dsts)), "ns/addr")
 		b.ReportMetric(float64(lookups)/float64(b.N), "kernel-lookups/op")
 	})
-	b.Run("LookupRoute", func(b *testing.B) {
+	b.Run("Lookup", func(b *testing.B) {
 		s.In(b, "a", func() error {
 			for b.Loop() {
 				for _, d := range dsts {
-					if _, err := LookupRoute(ctx, d, RouteOptions{}); err != nil {
+					if _, err := Lookup(ctx, d, Options{}); err != nil {
 						return err
 					}
 				}

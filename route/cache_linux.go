@@ -1,4 +1,4 @@
-package probe
+package route
 
 import (
 	"cmp"
@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RouteCache answers LookupRoute's question for many destinations, asking
+// Cache answers Lookup's question for many destinations, asking
 // the kernel as seldom as it can while giving the same answers.
 //
 // Sharing. The kernel picks a route by the longest prefix that matches the
@@ -32,7 +32,7 @@ import (
 // provided that answer does not depend on the address itself. It does when
 // the route is on-link (the next hop is the destination), local, or has
 // several next hops (the kernel hashes the destination to choose one); such
-// /24s, and those that the dump at NewRouteCache found overlapped by a
+// /24s, and those that the dump at NewCache found overlapped by a
 // longer route or rule, are looked up one address at a time. To tell,
 // the first lookup of each /24 also asks which FIB entry matched
 // (RTM_F_FIB_MATCH, `ip route get fibmatch`): its next hops, and its prefix
@@ -51,13 +51,13 @@ import (
 // hop, link-layer address and MTU return the same *Route, which callers must
 // not modify. Each next hop is resolved (neighbour table, ARP) once.
 //
-// A RouteCache is safe for concurrent use; lookups of one /24 (or address)
+// A Cache is safe for concurrent use; lookups of one /24 (or address)
 // or one next hop that run at once wait for a single kernel request. It asks
-// the kernel through a netlink socket opened by NewRouteCache, so it answers
-// for the network namespace of the thread that called NewRouteCache,
+// the kernel through a netlink socket opened by NewCache, so it answers
+// for the network namespace of the thread that called NewCache,
 // whatever goroutine calls Lookup. Close releases the socket.
-type RouteCache struct {
-	opts RouteOptions
+type Cache struct {
+	opts Options
 	oif  int
 	nl   rtnl
 	// long holds, sorted, the /24s (address>>8) that a route or rule
@@ -85,7 +85,7 @@ type RouteCache struct {
 }
 
 // routeEntry is the verdict for a /24 or an address. Its other fields are
-// set, under RouteCache.mu, before done is closed.
+// set, under Cache.mu, before done is closed.
 type routeEntry struct {
 	done  chan struct{}
 	final bool // verdict in; false while a lookup is under way
@@ -116,13 +116,13 @@ type hopEntry struct {
 	err   error
 }
 
-// NewRouteCache checks opts (the interface must exist and be up, the source
+// NewCache checks opts (the interface must exist and be up, the source
 // must be local) and reads the IPv4 routes of all tables and the IPv4
 // policy rules, to learn which /24s are split by longer prefixes (the IPv6
 // ones are read at the first IPv6 lookup). With a source, the cache answers
 // for destinations of its family only. ctx bounds this setup only. Close
 // the cache when done.
-func NewRouteCache(ctx context.Context, opts RouteOptions) (*RouteCache, error) {
+func NewCache(ctx context.Context, opts Options) (*Cache, error) {
 	if opts.Source.IsValid() {
 		opts.Source = opts.Source.Unmap()
 		if opts.Source.Zone() != "" {
@@ -133,7 +133,7 @@ func NewRouteCache(ctx context.Context, opts RouteOptions) (*RouteCache, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
 	}
-	c := &RouteCache{
+	c := &Cache{
 		opts:    opts,
 		nl:      rtnl{conn},
 		blocks:  make(map[uint32]*routeEntry),
@@ -154,27 +154,15 @@ func NewRouteCache(ctx context.Context, opts RouteOptions) (*RouteCache, error) 
 	return c, nil
 }
 
-func (c *RouteCache) setup(ctx context.Context) error {
+func (c *Cache) setup(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		_ = c.nl.c.SetDeadline(d)
 	}
-	if c.opts.Interface != "" {
-		l, err := c.nl.linkByName(c.opts.Interface)
-		if err != nil {
-			return err
-		}
-		if l.flags&unix.IFF_UP == 0 {
-			return fmt.Errorf("interface %s is down", l.name)
-		}
-		c.oif = l.index
+	oif, err := c.nl.checkOptions(c.opts)
+	if err != nil {
+		return err
 	}
-	if c.opts.Source.IsValid() {
-		// As LookupRoute: a source is good if the kernel delivers it locally.
-		r, err := c.nl.getRoute(c.opts.Source, netip.Addr{}, 0)
-		if err != nil || r.typ != unix.RTN_LOCAL {
-			return fmt.Errorf("source %s is not an address of this host", c.opts.Source)
-		}
-	}
+	c.oif = oif
 	long, err := longPrefixes(c.nl, unix.AF_INET, 24, func(a netip.Addr) uint32 { return key4(a) >> 8 })
 	if err != nil {
 		return err
@@ -241,12 +229,12 @@ func key4(a netip.Addr) uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// Lookup returns the route to dst as LookupRoute(ctx, dst, opts) would,
-// from the cache when it can. Resolving a next hop takes until ctx is done
+// Lookup returns the route to dst as the function [Lookup](ctx, dst, opts)
+// would, from the cache when it can. Resolving a next hop takes until ctx is done
 // or ResolveTimeout at the most; a lookup cut short by ctx is not cached,
 // a resolution that timed out by itself is. A cached route costs no
 // allocation (a cached error builds its message).
-func (c *RouteCache) Lookup(ctx context.Context, dst netip.Addr) (*Route, error) {
+func (c *Cache) Lookup(ctx context.Context, dst netip.Addr) (*Route, error) {
 	dst = dst.Unmap()
 	opts := c.opts
 	if err := checkFamily(dst, &opts); err != nil {
@@ -273,7 +261,7 @@ func (c *RouteCache) Lookup(ctx context.Context, dst netip.Addr) (*Route, error)
 }
 
 // lookup6 is Lookup for an IPv6 destination: shared by /64.
-func (c *RouteCache) lookup6(ctx context.Context, dst netip.Addr) (*Route, error) {
+func (c *Cache) lookup6(ctx context.Context, dst netip.Addr) (*Route, error) {
 	long, err := c.longPrefixes6()
 	if err != nil {
 		return nil, fmt.Errorf("route to %s: %w", dst, err)
@@ -297,7 +285,7 @@ func (c *RouteCache) lookup6(ctx context.Context, dst netip.Addr) (*Route, error
 
 // longPrefixes6 reads, once, the /64s that IPv6 routes and rules longer
 // than /64 overlap. Such a prefix lies within one /64.
-func (c *RouteCache) longPrefixes6() ([]uint64, error) {
+func (c *Cache) longPrefixes6() ([]uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.read6 && !c.closed {
@@ -309,7 +297,7 @@ func (c *RouteCache) longPrefixes6() ([]uint64, error) {
 
 // hostEntry records, for dst alone, the verdict found for it when its
 // block turned out not to share one. Called with c.mu held.
-func (c *RouteCache) hostEntry(dst netip.Addr, rt *Route, fail func(netip.Addr) error) {
+func (c *Cache) hostEntry(dst netip.Addr, rt *Route, fail func(netip.Addr) error) {
 	e := &routeEntry{done: closedChan, final: true, rt: rt, fail: fail}
 	if dst.Is6() {
 		if c.hosts6[dst] == nil {
@@ -329,7 +317,7 @@ func (e *routeEntry) verdict(dst netip.Addr) (*Route, error) {
 
 // entry returns the verdict of m[key], looking dst up when there is none
 // and waiting for a lookup under way.
-func entry[K comparable](c *RouteCache, ctx context.Context, m map[K]*routeEntry, key K, dst netip.Addr, block bool) (*routeEntry, error) {
+func entry[K comparable](c *Cache, ctx context.Context, m map[K]*routeEntry, key K, dst netip.Addr, block bool) (*routeEntry, error) {
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -368,7 +356,7 @@ func entry[K comparable](c *RouteCache, ctx context.Context, m map[K]*routeEntry
 // fill looks dst up for e, the entry of key in m, and publishes the
 // verdict; without one it removes e, so that the next caller asks again,
 // and returns the error.
-func fill[K comparable](c *RouteCache, ctx context.Context, m map[K]*routeEntry, key K, e *routeEntry, dst netip.Addr, block bool) error {
+func fill[K comparable](c *Cache, ctx context.Context, m map[K]*routeEntry, key K, e *routeEntry, dst netip.Addr, block bool) error {
 	rt, fail, share, err := c.query(ctx, dst, block)
 	c.mu.Lock()
 	switch {
@@ -387,12 +375,12 @@ func fill[K comparable](c *RouteCache, ctx context.Context, m map[K]*routeEntry,
 	return err
 }
 
-// query asks the kernel for the route to dst, like LookupRoute. It returns
+// query asks the kernel for the route to dst, like Lookup. It returns
 // the route or the error (as a function of the destination, so that a
 // shared refusal names each destination asked about), whether the verdict
 // holds for dst's whole /24 or /64 (only asked when block), and an error
 // when there is no verdict: ctx ended, or the socket failed.
-func (c *RouteCache) query(ctx context.Context, dst netip.Addr, block bool) (*Route, func(netip.Addr) error, bool, error) {
+func (c *Cache) query(ctx context.Context, dst netip.Addr, block bool) (*Route, func(netip.Addr) error, bool, error) {
 	c.lookups.Add(1)
 	r, err := c.nl.getRoute(dst, c.opts.Source, c.oif)
 	if err != nil {
@@ -404,67 +392,45 @@ func (c *RouteCache) query(ctx context.Context, dst netip.Addr, block bool) (*Ro
 	// On-link and local routes lead to the destination itself: nothing to
 	// share. Otherwise ask which FIB entry matched.
 	share := block && r.gateway.IsValid() && c.fibShared(dst)
-	refuse := func(f func(d netip.Addr) error) (*Route, func(netip.Addr) error, bool, error) {
-		return nil, f, share, nil
+	if refuse := r.refusal(); refuse != nil {
+		return nil, refuse, share, nil
 	}
-	switch r.typ {
-	case unix.RTN_UNICAST, unix.RTN_LOCAL:
-	case unix.RTN_BROADCAST, unix.RTN_MULTICAST, unix.RTN_ANYCAST:
-		return refuse(func(d netip.Addr) error {
-			return fmt.Errorf("route to %s: broadcast, multicast and anycast destinations are not supported", d)
-		})
-	default:
-		typ := r.typ
-		return refuse(func(d netip.Addr) error { return fmt.Errorf("no route to %s (route type %d)", d, typ) })
-	}
-	if r.via {
-		return refuse(func(d netip.Addr) error {
-			return fmt.Errorf("route to %s: next hop of another address family (RTA_VIA) is not supported", d)
-		})
-	}
-	if r.oif == 0 {
-		return refuse(func(d netip.Addr) error { return fmt.Errorf("no route to %s: kernel gave no output interface", d) })
-	}
+	rt, refuse, err := c.follow(ctx, dst, r)
+	return rt, refuse, share, err
+}
+
+// follow completes the route r to dst that the kernel gave query: the
+// interface, the source and the next hop's link-layer address. It returns
+// the route, or the refusal, or an error when there is no verdict.
+func (c *Cache) follow(ctx context.Context, dst netip.Addr, r routeReply) (*Route, func(netip.Addr) error, error) {
 	link, err := c.link(r.oif)
 	if err != nil {
 		if transient(err) {
-			return nil, nil, false, fmt.Errorf("route to %s: %w", dst, err)
+			return nil, nil, fmt.Errorf("route to %s: %w", dst, err)
 		}
-		return refuse(func(d netip.Addr) error { return fmt.Errorf("route to %s: %w", d, err) })
+		return nil, func(d netip.Addr) error { return fmt.Errorf("route to %s: %w", d, err) }, nil
 	}
 	if link.flags&unix.IFF_UP == 0 {
-		return refuse(func(d netip.Addr) error { return fmt.Errorf("route to %s: interface %s is down", d, link.name) })
+		return nil, func(d netip.Addr) error { return fmt.Errorf("route to %s: interface %s is down", d, link.name) }, nil
 	}
-	src := r.prefsrc
-	if c.opts.Source.IsValid() {
-		src = c.opts.Source
-	}
+	src, nexthop, mtu := r.endpoints(dst, c.opts.Source, link)
 	if !src.IsValid() {
-		return refuse(func(d netip.Addr) error {
-			return fmt.Errorf("route to %s via %s: no source address (the interface has no %s address; use a source override)", d, link.name, family(d))
-		})
-	}
-	nexthop, mtu := dst, link.mtu
-	if r.gateway.IsValid() {
-		nexthop = r.gateway
-	}
-	if r.mtu > 0 {
-		mtu = r.mtu
+		return nil, func(d netip.Addr) error { return errNoSource(d, link.name) }, nil
 	}
 	if r.typ == unix.RTN_LOCAL && dst.Is4() {
 		// Never shared (no gateway): the verdict is for dst alone.
 		if err := checkLocalInput(link.name, dst); err != nil {
-			return refuse(func(netip.Addr) error { return err })
+			return nil, func(netip.Addr) error { return err }, nil
 		}
 	}
 	hw, err := c.linkLayer(ctx, link, nexthop)
 	if err != nil {
 		if ctx.Err() != nil || transient(err) {
-			return nil, nil, false, fmt.Errorf("route to %s: %w", dst, err)
+			return nil, nil, fmt.Errorf("route to %s: %w", dst, err)
 		}
-		return refuse(func(d netip.Addr) error { return fmt.Errorf("route to %s: %w", d, err) })
+		return nil, func(d netip.Addr) error { return fmt.Errorf("route to %s: %w", d, err) }, nil
 	}
-	return c.intern(link, src, nexthop, hw, mtu), nil, share, nil
+	return c.intern(link, src, nexthop, hw, mtu), nil, nil
 }
 
 // transient reports whether err says nothing about the route: the socket
@@ -485,7 +451,7 @@ func transient(err error) bool {
 // multipath entry (RTA_MULTIPATH, or a nexthop object shown without its
 // members when net.ipv4.nexthop_compat_mode is 0) does not: the kernel
 // hashes the destination to pick a path.
-func (c *RouteCache) fibShared(dst netip.Addr) bool {
+func (c *Cache) fibShared(dst netip.Addr) bool {
 	const rtaNHID = 30 // RTA_NH_ID (Linux 5.3), not in x/sys/unix
 	share := uint8(24)
 	if dst.Is6() {
@@ -523,7 +489,7 @@ func (c *RouteCache) fibShared(dst netip.Addr) bool {
 	return false
 }
 
-func (c *RouteCache) link(index int) (linkInfo, error) {
+func (c *Cache) link(index int) (linkInfo, error) {
 	c.mu.Lock()
 	l, ok := c.links[index]
 	c.mu.Unlock()
@@ -540,10 +506,10 @@ func (c *RouteCache) link(index int) (linkInfo, error) {
 	return l, nil
 }
 
-// linkLayer resolves nexthop on link once for the cache, as LookupRoute
+// linkLayer resolves nexthop on link once for the cache, as [Lookup]
 // does for each lookup; callers asking while it is under way wait for it.
 // A resolution cut short by ctx is not kept.
-func (c *RouteCache) linkLayer(ctx context.Context, link linkInfo, nexthop netip.Addr) (net.HardwareAddr, error) {
+func (c *Cache) linkLayer(ctx context.Context, link linkInfo, nexthop netip.Addr) (net.HardwareAddr, error) {
 	k := hopKey{link.index, nexthop}
 	for {
 		c.mu.Lock()
@@ -569,9 +535,9 @@ func (c *RouteCache) linkLayer(ctx context.Context, link linkInfo, nexthop netip
 	}
 }
 
-func (c *RouteCache) resolveHop(ctx context.Context, k hopKey, h *hopEntry, link linkInfo) (net.HardwareAddr, error) {
+func (c *Cache) resolveHop(ctx context.Context, k hopKey, h *hopEntry, link linkInfo) (net.HardwareAddr, error) {
 	c.resolutions.Add(1)
-	// Unlike LookupRoute, never wait longer than ResolveTimeout, the
+	// Unlike Lookup, never wait longer than ResolveTimeout, the
 	// kernel's own give-up time, even if ctx allows it: a failure within ctx
 	// is then a verdict to keep, not the caller's impatience.
 	rctx, cancel := context.WithTimeout(ctx, ResolveTimeout)
@@ -589,7 +555,7 @@ func (c *RouteCache) resolveHop(ctx context.Context, k hopKey, h *hopEntry, link
 	return hw, err
 }
 
-func (c *RouteCache) intern(link linkInfo, src, nexthop netip.Addr, hw net.HardwareAddr, mtu int) *Route {
+func (c *Cache) intern(link linkInfo, src, nexthop netip.Addr, hw net.HardwareAddr, mtu int) *Route {
 	k := routeKey{ifindex: link.index, mtu: mtu, src: src, nexthop: nexthop, hw: string(hw)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -602,7 +568,7 @@ func (c *RouteCache) intern(link linkInfo, src, nexthop netip.Addr, hw net.Hardw
 }
 
 // Close releases the netlink socket; later lookups fail.
-func (c *RouteCache) Close() error {
+func (c *Cache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

@@ -1,4 +1,4 @@
-package probe
+package route
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
 )
 
-// newRouteCacheLab6 builds the IPv6 routes of the cache tests: from a
+// newCacheLab6 builds the IPv6 routes of the cache tests: from a
 // (fd77:1::1) through r's fd77:1::2 and fd77:1::3,
 //
 //	fd77::/16        via ::2          (shared by /64)
@@ -20,7 +20,7 @@ import (
 //	fd77:6::/64      via ::2 and ::3  (multipath: hashed per destination)
 //	prohibit fd77:7::/64
 //	2001:db8::/32    nothing
-func newRouteCacheLab6(tb testing.TB) *netnstest.Set {
+func newCacheLab6(tb testing.TB) *netnstest.Set {
 	tb.Helper()
 	s := netnstest.New(tb, "r", "a", "r")
 	for _, n := range []string{"a", "r"} {
@@ -42,11 +42,47 @@ func newRouteCacheLab6(tb testing.TB) *netnstest.Set {
 	return s
 }
 
-func TestRouteCache6(t *testing.T) {
-	s := newRouteCacheLab6(t)
-	var c *RouteCache
+// checkCacheCase6 is checkCacheCase for IPv6 destinations; byHop collects
+// the routes through a gateway only.
+func checkCacheCase6(ctx context.Context, t *testing.T, s *netnstest.Set, c *Cache, tc cacheCase, byHop map[netip.Addr]*Route) {
+	t.Helper()
+	before := c.lookups.Load()
+	s.In(t, "a", func() error {
+		for i, dst := range tc.dsts {
+			rt, err := c.Lookup(ctx, dst)
+			if err == nil && rt.NextHop != dst {
+				if p, ok := byHop[rt.NextHop]; ok && p != rt {
+					t.Errorf("%s: route via %s is %p; an earlier one was %p", dst, rt.NextHop, rt, p)
+				}
+				byHop[rt.NextHop] = rt
+			} else if err != nil && !strings.Contains(err.Error(), dst.String()) {
+				t.Errorf("%s: error %q does not name the destination", dst, err)
+			}
+			if !tc.compare(i) {
+				continue
+			}
+			want, wantErr := Lookup(ctx, dst, Options{})
+			agree(t, dst, rt, err, want, wantErr)
+		}
+		return nil
+	})
+	if n := c.lookups.Load() - before; n != tc.lookups {
+		t.Errorf("%d kernel lookups for %d destinations; want %d", n, len(tc.dsts), tc.lookups)
+	}
+	before = c.lookups.Load()
+	for _, dst := range tc.dsts {
+		_, _ = c.Lookup(ctx, dst)
+	}
+	if n := c.lookups.Load() - before; n != 0 {
+		t.Errorf("%d kernel lookups for destinations already looked up", n)
+	}
+}
+
+func TestCache6(t *testing.T) {
+	s := newCacheLab6(t)
+	var c *Cache
 	s.In(t, "a", func() (err error) {
-		c, err = NewRouteCache(context.Background(), RouteOptions{})
+		c, err = NewCache(context.Background(), Options{})
 		return err
 	})
 	defer c.Close()
@@ -65,38 +101,7 @@ func TestRouteCache6(t *testing.T) {
 			netip.MustParseAddr("fd77:1::2"), netip.MustParseAddr("fd77:1::3"), netip.MustParseAddr("fd77:1::1"),
 		}, all, 3},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := c.lookups.Load()
-			s.In(t, "a", func() error {
-				for i, dst := range tc.dsts {
-					rt, err := c.Lookup(ctx, dst)
-					if err == nil && rt.NextHop != dst {
-						if p, ok := byHop[rt.NextHop]; ok && p != rt {
-							t.Errorf("%s: route via %s is %p; an earlier one was %p", dst, rt.NextHop, rt, p)
-						}
-						byHop[rt.NextHop] = rt
-					} else if err != nil && !strings.Contains(err.Error(), dst.String()) {
-						t.Errorf("%s: error %q does not name the destination", dst, err)
-					}
-					if !tc.compare(i) {
-						continue
-					}
-					want, wantErr := LookupRoute(ctx, dst, RouteOptions{})
-					agree(t, dst, rt, err, want, wantErr)
-				}
-				return nil
-			})
-			if n := c.lookups.Load() - before; n != tc.lookups {
-				t.Errorf("%d kernel lookups for %d destinations; want %d", n, len(tc.dsts), tc.lookups)
-			}
-			before = c.lookups.Load()
-			for _, dst := range tc.dsts {
-				_, _ = c.Lookup(ctx, dst)
-			}
-			if n := c.lookups.Load() - before; n != 0 {
-				t.Errorf("%d kernel lookups for destinations already looked up", n)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkCacheCase6(ctx, t, s, c, tc, byHop) })
 	}
 	t.Run("multipath spreads a /64", func(t *testing.T) {
 		hops := map[netip.Addr]bool{}
@@ -150,11 +155,11 @@ func TestRouteCache6(t *testing.T) {
 
 // A source override of one family: the cache refuses the other's
 // destinations, naming both.
-func TestRouteCache6Source(t *testing.T) {
-	s := newRouteCacheLab6(t)
-	var c *RouteCache
+func TestCache6Source(t *testing.T) {
+	s := newCacheLab6(t)
+	var c *Cache
 	s.In(t, "a", func() (err error) {
-		c, err = NewRouteCache(context.Background(), RouteOptions{Source: netip.MustParseAddr("fd77:1::1")})
+		c, err = NewCache(context.Background(), Options{Source: netip.MustParseAddr("fd77:1::1")})
 		return err
 	})
 	defer c.Close()
