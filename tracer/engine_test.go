@@ -1,9 +1,11 @@
 package tracer_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/probe"
+	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
 )
@@ -430,5 +433,35 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	d := tracer.Config{Protocol: probe.ProtoTCP, Retries: tracer.NoRetries, Rate: tracer.Unlimited}.WithDefaults()
 	if d.DstPort != 80 || d.Retries != 0 || d.Rate != 0 || d.MaxPaths != tracer.DefaultMaxPaths || d.MaxTTL != 30 {
 		t.Errorf("defaults %+v", d)
+	}
+}
+
+// The run logs its start, with the seed of a shuffled order, and its
+// counters at the end.
+func TestRunLogs(t *testing.T) {
+	b := targets.NewBuilder(targets.Options{})
+	if err := b.AddArg(context.Background(), "10.99.7.0/30"); err != nil {
+		t.Fatal(err)
+	}
+	set, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	r := run(t, tracertest.Diamond(2), 1, tracer.Config{Paths: 4, Logger: log}, tracer.Shuffle(set, 42))
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"msg=tracing destinations=2 protocol=udp source=10.0.0.2 iface=sim0 paths=4 ttl=1..30 srcports=33453..33456 dstport=33452 rate=10000/s tag=",
+		" seed=42\n",
+		fmt.Sprintf("msg=done destinations=2 reached=2 skipped=0 partial=0 probes=%d retries=%d replies=%d received=%d dropped=0 unmatched=0 late=0 duration=",
+			r.sum.Sent, r.sum.Retries, r.sum.Replies, r.sum.Received),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
 	}
 }

@@ -86,6 +86,7 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) (Summary, error) {
 	r := t.newRun(sink, cancel)
 	t.start = t.cfg.Clock.Now()
 	t.sc.Store(r.sc)
+	t.logStart()
 
 	var g errgroup.Group
 	quit := make(chan struct{})
@@ -105,6 +106,7 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) (Summary, error) {
 	g.Wait()
 
 	sum := Summary{Stats: t.Stats(), Skips: r.skips, Duration: t.cfg.Clock.Now().Sub(t.start)}
+	t.logDone(&sum)
 	switch {
 	case ctx.Err() != nil:
 		return sum, ctx.Err()
@@ -365,4 +367,28 @@ func reachedAny(t *analysis.Trace) bool {
 		}
 	}
 	return false
+}
+
+// logStart logs what the run is about to do.
+func (t *Tracer) logStart() {
+	c, spec := &t.cfg, t.spec
+	paths, rate := fmt.Sprint(c.Paths), "unlimited"
+	if c.Adaptive() {
+		paths = fmt.Sprintf("auto (1..%d)", c.MaxPaths)
+	}
+	if c.Rate > 0 {
+		rate = fmt.Sprintf("%g/s", c.Rate)
+	}
+	t.log.Info("tracing", "destinations", t.total, "protocol", c.Protocol, "source", spec.Src, "iface", t.first.Iface,
+		"paths", paths, "ttl", fmt.Sprintf("%d..%d", c.FirstTTL, c.MaxTTL),
+		"srcports", fmt.Sprintf("%d..%d", c.SrcPort+1, c.SrcPort+c.MaxPaths), "dstport", c.DstPort,
+		"rate", rate, "tag", spec.Tag, slog.Any("", t.dsts))
+}
+
+// logDone logs what the run did.
+func (t *Tracer) logDone(s *Summary) {
+	t.log.Info("done", "destinations", s.Total, "reached", s.Reached, "skipped", s.Skipped,
+		"partial", s.Partial, "probes", s.Sent, "retries", s.Retries,
+		"replies", s.Replies, "received", s.Received, "dropped", s.Dropped, "unmatched", s.Unmatched, "late", s.Late,
+		"duration", s.Duration.Round(time.Microsecond), "probes_per_s", int64(float64(s.Sent)/max(s.Duration.Seconds(), 1e-9)))
 }

@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 
 	"github.com/traceflow-fast/traceflow-fast/targets"
@@ -64,15 +65,20 @@ func (l *list) Next(context.Context) (Target, bool) {
 // seed, named as the set names them. Probing them in that order spreads the
 // load of a scan over the networks it crosses.
 func Shuffle(set *targets.Set, seed uint64) Targets {
-	return &shuffled{set: set, perm: targets.NewPermutation(set.Len(), seed)}
+	return &shuffled{set: set, perm: targets.NewPermutation(set.Len(), seed), seed: seed}
 }
 
 type shuffled struct {
 	set  *targets.Set
 	perm *targets.Permutation
+	seed uint64
 }
 
 func (s *shuffled) Len() int64 { return int64(s.set.Len()) }
+
+// LogValue gives the seed of the order in the run's logs, so that an
+// order can be repeated.
+func (s *shuffled) LogValue() slog.Value { return slog.GroupValue(slog.Uint64("seed", s.seed)) }
 
 func (s *shuffled) Next(context.Context) (Target, bool) {
 	i, ok := s.perm.Next()
@@ -106,6 +112,14 @@ type peeked struct {
 }
 
 func (p *peeked) Len() int64 { return p.rest.Len() }
+
+// LogValue logs what the targets log of themselves, if anything.
+func (p *peeked) LogValue() slog.Value {
+	if v, ok := p.rest.(slog.LogValuer); ok {
+		return v.LogValue()
+	}
+	return slog.GroupValue()
+}
 
 func (p *peeked) Next(ctx context.Context) (Target, bool) {
 	if len(p.first) > 0 {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/capture"
 	"github.com/traceflow-fast/traceflow-fast/internal/privs"
@@ -65,14 +64,12 @@ func trace(parent context.Context, o *options) error {
 	if err := privs.Drop(); err != nil {
 		return fail(fmt.Errorf("dropping privileges: %w", err))
 	}
-	logStart(o, tr, set.Len())
 	stopProgress := func() {}
 	if o.progress {
 		stopProgress = output.Progress(o.out.Stderr, tr.Stats)
 	}
 	sum, runErr := tr.Run(ctx, tracer.SinkFunc(o.annotate.Then(context.WithoutCancel(ctx), out.Result)))
 	stopProgress()
-	logDone(o, &sum)
 	return finish(ctx, o, out, pcapw, &sum, runErr)
 }
 
@@ -115,30 +112,6 @@ func finish(ctx context.Context, o *options, out *output.Writer, pcapw *capture.
 }
 
 func fail(err error) error { return &exitErr{code: exitError, err: err} }
-
-// logStart logs what the run is about to do.
-func logStart(o *options, tr *tracer.Tracer, total uint64) {
-	c, spec, rt := tr.Config(), tr.Spec(), tr.Route()
-	paths, rate := fmt.Sprint(c.Paths), "unlimited"
-	if c.Adaptive() {
-		paths = fmt.Sprintf("auto (1..%d)", c.MaxPaths)
-	}
-	if c.Rate > 0 {
-		rate = fmt.Sprintf("%g/s", c.Rate)
-	}
-	o.logger.Info("tracing", "destinations", total, "protocol", c.Protocol, "source", spec.Src, "iface", rt.Iface,
-		"paths", paths, "ttl", fmt.Sprintf("%d..%d", c.FirstTTL, c.MaxTTL),
-		"srcports", fmt.Sprintf("%d..%d", c.SrcPort+1, c.SrcPort+c.MaxPaths), "dstport", c.DstPort,
-		"rate", rate, "tag", spec.Tag, "seed", o.seed)
-}
-
-// logDone logs what the run did.
-func logDone(o *options, s *tracer.Summary) {
-	o.logger.Info("done", "destinations", s.Total, "reached", s.Reached, "skipped", s.Skipped,
-		"partial", s.Partial, "probes", s.Sent, "retries", s.Retries,
-		"replies", s.Replies, "received", s.Received, "dropped", s.Dropped, "unmatched", s.Unmatched, "late", s.Late,
-		"duration", s.Duration.Round(time.Microsecond), "probes_per_s", int64(float64(s.Sent)/max(s.Duration.Seconds(), 1e-9)))
-}
 
 // checkFamily checks the options of a run that is IPv6 (or IPv4) as its
 // destinations are, the first named dst: IPv6 runs send UDP probes only,
