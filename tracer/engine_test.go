@@ -436,8 +436,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}
 }
 
-// The run logs its start, with the seed of a shuffled order, and its
-// counters at the end.
+// The run logs its start, with the seed of a shuffled order; its summary
+// logs as the counters.
 func TestRunLogs(t *testing.T) {
 	b := targets.NewBuilder(targets.Options{})
 	if err := b.AddArg(context.Background(), "10.99.7.0/30"); err != nil {
@@ -453,6 +453,7 @@ func TestRunLogs(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
+	log.Info("done", slog.Any("", r.sum))
 	out := buf.String()
 	for _, want := range []string{
 		"msg=tracing destinations=2 protocol=udp source=10.0.0.2 iface=sim0 paths=4 ttl=1..30 srcports=33453..33456 dstport=33452 rate=10000/s tag=",

@@ -106,7 +106,6 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) (Summary, error) {
 	g.Wait()
 
 	sum := Summary{Stats: t.Stats(), Skips: r.skips, Duration: t.cfg.Clock.Now().Sub(t.start)}
-	t.logDone(&sum)
 	switch {
 	case ctx.Err() != nil:
 		return sum, ctx.Err()
@@ -383,12 +382,4 @@ func (t *Tracer) logStart() {
 		"paths", paths, "ttl", fmt.Sprintf("%d..%d", c.FirstTTL, c.MaxTTL),
 		"srcports", fmt.Sprintf("%d..%d", c.SrcPort+1, c.SrcPort+c.MaxPaths), "dstport", c.DstPort,
 		"rate", rate, "tag", spec.Tag, slog.Any("", t.dsts))
-}
-
-// logDone logs what the run did.
-func (t *Tracer) logDone(s *Summary) {
-	t.log.Info("done", "destinations", s.Total, "reached", s.Reached, "skipped", s.Skipped,
-		"partial", s.Partial, "probes", s.Sent, "retries", s.Retries,
-		"replies", s.Replies, "received", s.Received, "dropped", s.Dropped, "unmatched", s.Unmatched, "late", s.Late,
-		"duration", s.Duration.Round(time.Microsecond), "probes_per_s", int64(float64(s.Sent)/max(s.Duration.Seconds(), 1e-9)))
 }

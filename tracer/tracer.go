@@ -63,6 +63,17 @@ type Summary struct {
 	Duration time.Duration
 }
 
+// LogValue gives the summary as the attributes of a log line:
+//
+//	logger.Info("done", slog.Any("", sum))
+func (s Summary) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int64("destinations", s.Total), slog.Int64("reached", s.Reached), slog.Int64("skipped", s.Skipped),
+		slog.Int64("partial", s.Partial), slog.Int64("probes", s.Sent), slog.Int64("retries", s.Retries),
+		slog.Int64("replies", s.Replies), slog.Int64("received", s.Received), slog.Int64("dropped", s.Dropped),
+		slog.Int64("unmatched", s.Unmatched), slog.Int64("late", s.Late), slog.Duration("duration", s.Duration.Round(time.Microsecond)),
+		slog.Int64("probes_per_s", int64(float64(s.Sent)/max(s.Duration.Seconds(), 1e-9))))
+}
+
 // MaxSkips bounds the skipped destinations that a Summary lists and that
 // are logged one by one; Stats.Skipped counts them all.
 const MaxSkips = 10

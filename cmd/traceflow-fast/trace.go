@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -70,6 +71,7 @@ func trace(parent context.Context, o *options) error {
 	}
 	sum, runErr := tr.Run(ctx, tracer.SinkFunc(o.annotate.Then(context.WithoutCancel(ctx), out.Result)))
 	stopProgress()
+	o.logger.Info("done", slog.Any("", sum))
 	return finish(ctx, o, out, pcapw, &sum, runErr)
 }
 
