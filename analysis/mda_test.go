@@ -6,31 +6,62 @@ import (
 	"testing"
 )
 
+// The n_k published with the MDA (Veitch et al., INFOCOM 2009) and tabled
+// by scamper, k = 1..16.
+var (
+	publishedN95 = []int{6, 11, 16, 21, 27, 33, 38, 44, 51, 57, 63, 70, 76, 83, 90, 96}
+	publishedN99 = []int{8, 15, 21, 28, 36, 43, 51, 58, 66, 74, 82, 90, 98, 106, 115, 123}
+)
+
+// failureBound returns the least n for which K*((K-1)/K)^n <= eps, K = k+1,
+// eps = 1-confidence: the bound on missing a (k+1)-th successor after n
+// flows, stepped n by n rather than solved for it.
+func failureBound(k int, confidence float64) int {
+	K := float64(k + 1)
+	eps := 1 - confidence
+	n := 0
+	for p := K; p > eps; p *= (K - 1) / K {
+		n++
+	}
+	return n
+}
+
 func TestMDAFlowsTables(t *testing.T) {
-	for _, tc := range []struct {
-		k    int
-		conf float64
-		want int
-	}{
-		{1, 0.95, 6}, {2, 0.95, 11}, {4, 0.95, 21}, {8, 0.95, 44}, {16, 0.95, 96},
-		{1, 0.99, 8}, {4, 0.99, 28}, {16, 0.99, 123},
-	} {
-		if got := MDAFlows(tc.k, tc.conf); got != tc.want {
-			t.Errorf("MDAFlows(%d, %v) = %d, want %d", tc.k, tc.conf, got, tc.want)
-		}
-	}
-	// The closed form agrees with the table within one flow (scamper
-	// rounds a few entries differently) and continues it.
 	for k := 1; k <= 16; k++ {
-		K := k + 1
-		_ = K
-		closed := MDAFlows(k, 0.9500000001)
-		if d := closed - mda95[k-1]; d < -1 || d > 1 {
-			t.Errorf("k=%d: closed form %d, table %d", k, closed, mda95[k-1])
+		if got := MDAFlows(k, 0.95); got != publishedN95[k-1] {
+			t.Errorf("MDAFlows(%d, 0.95) = %d, published %d", k, got, publishedN95[k-1])
+		}
+		if got := MDAFlows(k, 0.99); got != publishedN99[k-1] {
+			t.Errorf("MDAFlows(%d, 0.99) = %d, published %d", k, got, publishedN99[k-1])
 		}
 	}
-	if MDAFlows(17, 0.95) <= MDAFlows(16, 0.95) {
-		t.Error("n_k must grow beyond the table")
+	// The bound agrees with the published values at 99%, and at 95% but
+	// for four k where the published n_k is one flow less.
+	for k := 1; k <= 16; k++ {
+		if got := failureBound(k, 0.99); got != publishedN99[k-1] {
+			t.Errorf("k=%d at 99%%: bound %d, published %d", k, got, publishedN99[k-1])
+		}
+		want := publishedN95[k-1]
+		if k == 7 || k == 8 || k == 13 || k == 16 {
+			want++
+		}
+		if got := failureBound(k, 0.95); got != want {
+			t.Errorf("k=%d at 95%%: bound %d, want %d", k, got, want)
+		}
+	}
+	// Beyond the tables, and at other levels, the closed form is the bound.
+	for _, conf := range []float64{0.9, 0.95, 0.99, 0.999} {
+		for k := 1; k <= 40; k++ {
+			if conf == 0.95 && k <= 16 || conf == 0.99 && k <= 16 {
+				continue
+			}
+			if got, want := MDAFlows(k, conf), failureBound(k, conf); got != want {
+				t.Errorf("MDAFlows(%d, %v) = %d, bound %d", k, conf, got, want)
+			}
+		}
+	}
+	if got := MDAFlows(0, 0.95); got != publishedN95[0] {
+		t.Errorf("MDAFlows(0, 0.95) = %d, want n_1 = %d", got, publishedN95[0])
 	}
 }
 
