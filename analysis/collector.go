@@ -22,7 +22,7 @@ type Collector struct {
 	// cells[(pathID-1)*maxTTL + ttl-1] is the probe (pathID, ttl); it
 	// grows with the path IDs used as probes are sent (see grow), so an
 	// adaptive run that may use many path IDs costs about those it used.
-	cells   []cell
+	cells   []Probe
 	probed  []int // highest TTL sent, per path ID - 1
 	sent    int
 	replies int
@@ -33,17 +33,35 @@ type Collector struct {
 	exts     []cellExt
 }
 
-// cell is the first answer to one probe.
-type cell struct {
+// Probe is what a Collector knows of one probe, a path ID at a TTL:
+// whether it was sent, and the first answer to it. Rows hands them out.
+type Probe struct {
 	addr      netip.Addr
 	rtt       time.Duration
 	size      uint16 // bytes of the reply's IP packet
 	replyTTL  uint8  // TTL of the reply on arrival
 	quotedTTL uint8  // TTL of the probe when it reached the replying node
 	typ, code uint8
+	sent      bool
 	answered  bool
 	reached   bool
 }
+
+// Sent says that the probe was sent, once at least.
+func (p *Probe) Sent() bool { return p.sent }
+
+// Answered says that an answer to the probe came.
+func (p *Probe) Answered() bool { return p.answered }
+
+// From returns the source of the first answer, invalid when none came.
+func (p *Probe) From() netip.Addr { return p.addr }
+
+// Reached says that the first answer came from the destination.
+func (p *Probe) Reached() bool { return p.reached }
+
+// Stops says that the first answer ends the flow without reaching the
+// destination: an ICMP destination unreachable from a router.
+func (p *Probe) Stops() bool { return p.answered && !p.reached && unreachable(p.typ, p.addr) }
 
 // NewCollector returns a Collector for a run towards dst (name as the user
 // gave it) from src, with path IDs 1..paths, TTLs 1..maxTTL, path ID p using
@@ -128,8 +146,9 @@ func (c *Collector) used() int { return len(c.probed) }
 func (c *Collector) Sent(pathID, ttl int) {
 	c.mu.Lock()
 	c.sent++
-	if _, ok := c.index(pathID, ttl); ok && ttl > c.probed[pathID-1] {
-		c.probed[pathID-1] = ttl
+	if i, ok := c.index(pathID, ttl); ok {
+		c.cells[i].sent = true
+		c.probed[pathID-1] = max(c.probed[pathID-1], ttl)
 	}
 	c.mu.Unlock()
 }
@@ -146,7 +165,7 @@ func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, i
 	if !ok || c.cells[i].answered {
 		return false
 	}
-	c.cells[i] = cell{addr: from, rtt: rtt, typ: icmpType, code: icmpCode, answered: true, reached: reached}
+	c.cells[i] = Probe{addr: from, rtt: rtt, typ: icmpType, code: icmpCode, sent: c.cells[i].sent, answered: true, reached: reached}
 	c.replies++
 	return true
 }
@@ -172,6 +191,22 @@ func (c *Collector) Answer(pathID, ttl int) (from netip.Addr, icmpType, icmpCode
 	}
 	a := &c.cells[(pathID-1)*c.maxTTL+ttl-1]
 	return a.addr, a.typ, a.code, a.reached, a.answered
+}
+
+// Rows appends to dst the probes of each path ID used so far, 1 up: row
+// p-1 holds path ID p's, TTL t at index t-1, up to the highest TTL sent
+// with it (none for a path ID used by answers only). The rows are the
+// Collector's own memory, not copies: valid until it records anything
+// more or is Reset, and to be read while no other goroutine feeds it.
+// They are not to be changed.
+func (c *Collector) Rows(dst [][]Probe) [][]Probe {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, n := range c.probed {
+		off := p * c.maxTTL
+		dst = append(dst, c.cells[off:off+n:off+n])
+	}
+	return dst
 }
 
 // Details records what the first answer to the probe (pathID, ttl) said
@@ -277,7 +312,7 @@ func (c *Collector) rowEnd(p int) (n, movedAt int, reached bool) {
 			}
 			return n, movedAt, true
 		}
-		if unreachable(a.typ, a.addr) {
+		if a.Stops() {
 			break
 		}
 	}
