@@ -170,29 +170,6 @@ func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, i
 	return true
 }
 
-// ProbedTTL returns the highest TTL sent for path ID pathID, 0 if none.
-func (c *Collector) ProbedTTL(pathID int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if pathID < 1 || pathID > len(c.probed) {
-		return 0
-	}
-	return c.probed[pathID-1]
-}
-
-// Answer returns the first answer to the probe (pathID, ttl): who sent
-// it, its ICMP type and code, and whether it came from the destination;
-// ok is false while the probe is unanswered.
-func (c *Collector) Answer(pathID, ttl int) (from netip.Addr, icmpType, icmpCode uint8, reached, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if pathID < 1 || pathID > len(c.probed) || ttl < 1 || ttl > c.maxTTL {
-		return netip.Addr{}, 0, 0, false, false
-	}
-	a := &c.cells[(pathID-1)*c.maxTTL+ttl-1]
-	return a.addr, a.typ, a.code, a.reached, a.answered
-}
-
 // Rows appends to dst the probes of each path ID used so far, 1 up: row
 // p-1 holds path ID p's, TTL t at index t-1, up to the highest TTL sent
 // with it (none for a path ID used by answers only). The rows are the

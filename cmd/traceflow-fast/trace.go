@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
+	"github.com/traceflow-fast/traceflow-fast/analysis/mda"
 	"github.com/traceflow-fast/traceflow-fast/bpf"
 	"github.com/traceflow-fast/traceflow-fast/capture"
 	"github.com/traceflow-fast/traceflow-fast/internal/targets"
@@ -244,9 +245,9 @@ func trace(parent context.Context, o *options) error {
 		"srcports", fmt.Sprintf("%d..%d", o.srcPort+1, o.srcPort+o.maxPaths), "dstport", o.dstPort,
 		"rate", o.rateLabel(), "tag", tag, "seed", seed)
 	start := time.Now()
-	var mda []*analysis.MDAState // --paths auto: the planner's view, per slot
+	var mdas []*mda.State // --paths auto: the planner's input, per slot
 	if o.auto {
-		mda = make([]*analysis.MDAState, window)
+		mdas = make([]*mda.State, window)
 	}
 	// Destinations leave the permutation through a pool of goroutines
 	// that look up their routes ahead of the scan, so that a slow lookup
@@ -295,8 +296,8 @@ func trace(parent context.Context, o *options) error {
 			}
 			started[slot] = time.Now()
 			complete[slot] = false
-			if mda != nil && mda[slot] != nil {
-				mda[slot].Rounds = 0 // a new destination
+			if mdas != nil && mdas[slot] != nil {
+				mdas[slot].Rounds = 0 // a new destination
 			}
 			return route, nil
 		},
@@ -336,8 +337,8 @@ func trace(parent context.Context, o *options) error {
 		// Once a destination's probes are settled, the MDA planner says
 		// which probes (path IDs and TTLs) it needs next.
 		scanner.More = func(slot int) probe.Plan {
-			st := mdaState(scanner.Sched(), slot, collectors[slot], mda, o)
-			cells, done := analysis.PlanMDA(st, o.confidence, o.maxPaths)
+			st := mdaState(slot, collectors[slot], mdas, o)
+			cells, done := mda.Plan(st, o.confidence, o.maxPaths)
 			st.Rounds++
 			complete[slot] = done
 			if o.debug {
@@ -378,8 +379,8 @@ func trace(parent context.Context, o *options) error {
 		if o.auto {
 			// Rows get the hops the search implies without probing
 			// them; path IDs that stay incomplete are not rows.
-			st := mdaState(scanner.Sched(), slot, collectors[slot], mda, o)
-			incomplete := analysis.FillInferred(tr, st, o.confidence)
+			st := mdaState(slot, collectors[slot], mdas, o)
+			incomplete := mda.FillInferred(tr, st, o.confidence)
 			tr.Flows = slices.DeleteFunc(tr.Flows, func(f analysis.Flow) bool { return slices.Contains(incomplete, f.PathID) })
 			tr.MDA = &analysis.MDA{Confidence: o.confidence, MaxPaths: o.maxPaths, Complete: complete[slot] && !partial, Incomplete: incomplete}
 		}
@@ -458,33 +459,18 @@ func trace(parent context.Context, o *options) error {
 	return nil
 }
 
-// mdaState fills the MDA planner's view of the destination in slot: every
-// probe sent and settled, and what answered it.
-func mdaState(q *probe.Sched, slot int, c *analysis.Collector, states []*analysis.MDAState, o *options) *analysis.MDAState {
+// mdaState hands the MDA planner the probes of the destination in slot:
+// the collector's record of them, not a copy. Every probe sent is settled
+// when the scheduler asks for a plan, or when the destination is done; a
+// destination abandoned when the run stops counts its probes still
+// unanswered as silent, as its trace shows them.
+func mdaState(slot int, c *analysis.Collector, states []*mda.State, o *options) *mda.State {
 	st := states[slot]
 	if st == nil {
-		st = &analysis.MDAState{}
+		st = &mda.State{MaxTTL: o.maxTTL, GapLimit: o.gapLimit, OneFirstHop: true}
+		states[slot] = st
 	}
-	// Rebuilt from the scheduler and the collector each time: cheap, and
-	// never out of step with them.
-	rounds := st.Rounds
-	*st = analysis.MDAState{Flows: st.Flows[:0], MaxTTL: o.maxTTL, GapLimit: o.gapLimit, OneFirstHop: true, Rounds: rounds}
-
-	for p := 1; p <= q.Paths(slot); p++ {
-		for ttl := o.firstTTL; ttl <= c.ProbedTTL(p); ttl++ {
-			sent, answered, silent := q.Probed(slot, p, ttl)
-			if !sent || !answered && !silent {
-				continue
-			}
-			obs := analysis.MDAObs{Probed: true}
-			if from, typ, _, reached, ok := c.Answer(p, ttl); ok {
-				obs.Addr, obs.Reached = from, reached
-				obs.Stop = probe.Unreachable(typ, from.Is6()) && !reached
-			}
-			st.Set(p, ttl, obs)
-		}
-	}
-	states[slot] = st
+	st.Rows = c.Rows(st.Rows[:0])
 	return st
 }
 

@@ -1,7 +1,8 @@
-package analysis
+package mda
 
 import (
 	"fmt"
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"net/netip"
 	"testing"
 )
@@ -26,13 +27,13 @@ func failureBound(k int, confidence float64) int {
 	return n
 }
 
-func TestMDAFlowsTables(t *testing.T) {
+func TestFlowsTables(t *testing.T) {
 	for k := 1; k <= 16; k++ {
-		if got := MDAFlows(k, 0.95); got != publishedN95[k-1] {
-			t.Errorf("MDAFlows(%d, 0.95) = %d, published %d", k, got, publishedN95[k-1])
+		if got := Flows(k, 0.95); got != publishedN95[k-1] {
+			t.Errorf("Flows(%d, 0.95) = %d, published %d", k, got, publishedN95[k-1])
 		}
-		if got := MDAFlows(k, 0.99); got != publishedN99[k-1] {
-			t.Errorf("MDAFlows(%d, 0.99) = %d, published %d", k, got, publishedN99[k-1])
+		if got := Flows(k, 0.99); got != publishedN99[k-1] {
+			t.Errorf("Flows(%d, 0.99) = %d, published %d", k, got, publishedN99[k-1])
 		}
 	}
 	// The bound agrees with the published values at 99%, and at 95% but
@@ -55,24 +56,24 @@ func TestMDAFlowsTables(t *testing.T) {
 			if conf == 0.95 && k <= 16 || conf == 0.99 && k <= 16 {
 				continue
 			}
-			if got, want := MDAFlows(k, conf), failureBound(k, conf); got != want {
-				t.Errorf("MDAFlows(%d, %v) = %d, bound %d", k, conf, got, want)
+			if got, want := Flows(k, conf), failureBound(k, conf); got != want {
+				t.Errorf("Flows(%d, %v) = %d, bound %d", k, conf, got, want)
 			}
 		}
 	}
-	if got := MDAFlows(0, 0.95); got != publishedN95[0] {
-		t.Errorf("MDAFlows(0, 0.95) = %d, want n_1 = %d", got, publishedN95[0])
+	if got := Flows(0, 0.95); got != publishedN95[0] {
+		t.Errorf("Flows(0, 0.95) = %d, want n_1 = %d", got, publishedN95[0])
 	}
 }
 
 // diamondTrace builds flows through a diamond: hop 1 a, hop 2 one of the
 // branches by path ID, hop 3 the destination.
-func diamondTrace(flows, width int) *Trace {
+func diamondTrace(flows, width int) *analysis.Trace {
 	dst := netip.MustParseAddr("10.99.0.1")
-	t := &Trace{Destination: dst}
+	t := &analysis.Trace{Destination: dst}
 	for p := 1; p <= flows; p++ {
 		b := netip.MustParseAddr(fmt.Sprintf("10.1.%d.2", (p-1)%width+1))
-		t.Flows = append(t.Flows, Flow{PathID: p, Reached: true, ReachedTTL: 3, ProbedTTL: 3, Hops: []Hop{
+		t.Flows = append(t.Flows, analysis.Flow{PathID: p, Reached: true, ReachedTTL: 3, ProbedTTL: 3, Hops: []analysis.Hop{
 			{TTL: 1, Addr: netip.MustParseAddr("10.0.0.1")}, {TTL: 2, Addr: b}, {TTL: 3, Addr: dst},
 		}})
 	}
@@ -110,7 +111,7 @@ func TestFlowsNeeded(t *testing.T) {
 	if got := FlowsNeeded(tr, 0.95); got <= 6 {
 		t.Errorf("one silent next hop: need %d, want more than 6", got)
 	}
-	if got := FlowsNeeded(&Trace{}, 0.95); got != 0 {
+	if got := FlowsNeeded(&analysis.Trace{}, 0.95); got != 0 {
 		t.Errorf("empty trace: need %d", got)
 	}
 }

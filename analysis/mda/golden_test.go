@@ -1,4 +1,4 @@
-package analysis
+package mda
 
 import (
 	"bufio"
@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,9 +15,9 @@ import (
 	"time"
 )
 
-var updateMDAGolden = flag.Bool("update-mda-golden", false, "rewrite testdata/mdaplan_golden.txt from the current planner")
+var updateMDAGolden = flag.Bool("update-mda-golden", false, "rewrite testdata/golden.txt from the current planner")
 
-const mdaGoldenFile = "testdata/mdaplan_golden.txt"
+const mdaGoldenFile = "testdata/golden.txt"
 
 // mdaGoldenRun is one configuration of the golden searches, over seeds
 // 1..mdaGoldenSeeds.
@@ -60,30 +59,11 @@ type mdaRound struct {
 
 // mdaDecisions returns every decision of an adaptive search of r's
 // topology with seed: each round's plan, and what FillInferred makes of
-// the trace after each round. The state is rebuilt from the probes before
-// each round, reusing its rows, as the prober does.
+// the trace after each round. The state's rows are the Collector's, handed
+// out again before each round, as in the prober.
 func mdaDecisions(r mdaGoldenRun, seed uint64) []mdaRound {
 	s := &simRun{topo: r.topo, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed))}
-	col := NewCollector(simDst, "sim", netip.MustParseAddr("192.0.2.100"), r.maxPaths, simMaxTTL, 33000, 33434)
-	obs := map[Cell]MDAObs{}
-	maxID := 0
-	send := func(p, ttl int) MDAObs {
-		o := s.probe(p, ttl)
-		obs[Cell{p, ttl}] = o
-		maxID = max(maxID, p)
-		col.Sent(p, ttl)
-		if o.Addr.IsValid() {
-			typ, code := uint8(11), uint8(0)
-			switch {
-			case o.Reached:
-				typ, code = icmpUnreachable, codePortUnreachable
-			case o.Stop:
-				typ, code = icmpUnreachable, 13
-			}
-			col.Reply(p, ttl, o.Addr, time.Millisecond, typ, code, o.Reached)
-		}
-		return o
-	}
+	col := newSimCollector(r.maxPaths)
 	answered, sent := 0, 0
 round0:
 	for {
@@ -92,27 +72,18 @@ round0:
 			break
 		}
 		for ttl := sent + 1; ttl <= hi; ttl++ {
-			o := send(1, ttl)
-			if o.Addr.IsValid() {
+			o := s.send(col, 1, ttl)
+			if o.addr.IsValid() {
 				answered = max(answered, ttl)
 			}
-			if o.Reached {
+			if o.reached {
 				break round0
 			}
 		}
 		sent = hi
 	}
-	st := &MDAState{}
-	rebuild := func() {
-		*st = MDAState{Flows: st.Flows[:0], MaxTTL: simMaxTTL, GapLimit: simGap, OneFirstHop: r.oneHop, Rounds: st.Rounds}
-		for p := 1; p <= maxID; p++ {
-			for ttl := 1; ttl <= simMaxTTL; ttl++ {
-				if o, ok := obs[Cell{p, ttl}]; ok {
-					st.Set(p, ttl, o)
-				}
-			}
-		}
-	}
+	st := &State{MaxTTL: simMaxTTL, GapLimit: simGap, OneFirstHop: r.oneHop}
+	rebuild := func() { st.Rows = col.Rows(st.Rows[:0]) }
 	fill := func() string {
 		rebuild()
 		tr := col.Trace(time.Time{}, time.Time{}, false)
@@ -133,14 +104,14 @@ round0:
 	var rounds []mdaRound
 	for {
 		rebuild()
-		cells, complete := PlanMDA(st, r.conf, r.maxPaths)
+		cells, complete := Plan(st, r.conf, r.maxPaths)
 		rounds = append(rounds, mdaRound{plan: planString(cells, complete)})
-		if len(cells) == 0 || st.Rounds > 2*MDAMaxRounds {
+		if len(cells) == 0 || st.Rounds > 2*MaxRounds {
 			break
 		}
 		st.Rounds++
 		for _, c := range cells {
-			send(c.PathID, c.TTL)
+			s.send(col, c.PathID, c.TTL)
 		}
 		rounds[len(rounds)-1].fill = fill()
 	}
