@@ -37,19 +37,7 @@ func FillInferred(t *analysis.Trace, st *State, confidence float64) (partial []i
 	a := analyze(st, confidence)
 	defer a.release()
 	a.indexAnswers(t)
-	// The rows that grow get their hops from one block.
-	grown := 0
-	for _, f := range t.Flows {
-		if ai, ok := a.lookup(f.PathID); ok {
-			if end, complete := a.rowEnd(&a.flows[ai]); complete && len(f.Hops) < end {
-				grown += end
-			}
-		}
-	}
-	var block []analysis.Hop
-	if grown > 0 {
-		block = make([]analysis.Hop, grown)
-	}
+	block := a.growth(t)
 	for fi := range t.Flows {
 		f := &t.Flows[fi]
 		ai, ok := a.lookup(f.PathID)
@@ -71,42 +59,68 @@ func FillInferred(t *analysis.Trace, st *State, confidence float64) (partial []i
 			}
 			f.Hops = hops
 		}
-		for h := 1; h <= end; h++ {
-			fh := &f.Hops[h-1]
-			if af.how[h] != howInferred || fh.Addr.IsValid() {
-				continue
-			}
-			k := af.key[h]
-			ans, ok := a.answer(k)
-			if !ok {
-				ans = answerRef{typ: icmpTimeExceeded}
-				if af.reached && h == af.end {
-					ans = answerRef{typ: icmpUnreachable, code: codePortUnreachable}
-				}
-				if k.addr.Is6() && !k.addr.Is4In6() {
-					ans = answerRef{typ: icmp6TimeExceeded}
-					if af.reached && h == af.end {
-						ans = answerRef{typ: icmp6Unreachable, code: code6PortUnreachable}
-					}
-				}
-			}
-			*fh = analysis.Hop{TTL: h, Addr: k.addr, ICMPType: ans.typ, ICMPCode: ans.code, Inferred: true}
-		}
-		// True length: a flow ends where it reached the destination or
-		// was stopped, else at its last responding hop.
-		f.Hops = f.Hops[:end]
-		if af.reached {
-			f.Reached, f.ReachedTTL = true, end
-		} else {
-			n := len(f.Hops)
-			for n > 0 && !f.Hops[n-1].Addr.IsValid() {
-				n--
-			}
-			f.Hops = f.Hops[:n]
-		}
+		a.fillRow(f, af, end)
 	}
 	slices.Sort(partial)
 	return partial
+}
+
+// growth returns the hops for the rows of t that grow, in one block.
+func (a *analyzer) growth(t *analysis.Trace) []analysis.Hop {
+	grown := 0
+	for _, f := range t.Flows {
+		if ai, ok := a.lookup(f.PathID); ok {
+			if end, complete := a.rowEnd(&a.flows[ai]); complete && len(f.Hops) < end {
+				grown += end
+			}
+		}
+	}
+	if grown == 0 {
+		return nil
+	}
+	return make([]analysis.Hop, grown)
+}
+
+// fillRow writes into the row of f, end hops long, the hops inferred for
+// af, and cuts it to its true length: a flow ends where it reached the
+// destination or was stopped, else at its last responding hop.
+func (a *analyzer) fillRow(f *analysis.Flow, af *flow, end int) {
+	for h := 1; h <= end; h++ {
+		if fh := &f.Hops[h-1]; af.how[h] == howInferred && !fh.Addr.IsValid() {
+			*fh = a.inferredHop(af, h)
+		}
+	}
+	f.Hops = f.Hops[:end]
+	if af.reached {
+		f.Reached, f.ReachedTTL = true, end
+		return
+	}
+	n := len(f.Hops)
+	for n > 0 && !f.Hops[n-1].Addr.IsValid() {
+		n--
+	}
+	f.Hops = f.Hops[:n]
+}
+
+// inferredHop returns the hop of af at h, inferred: its vertex's address,
+// ICMP type and code as the vertex answered other probes, or when none
+// did, a time exceeded (a port unreachable from the destination).
+func (a *analyzer) inferredHop(af *flow, h int) analysis.Hop {
+	k := af.key[h]
+	ans, ok := a.answer(k)
+	if !ok {
+		ans = answerRef{typ: icmpTimeExceeded}
+		if af.reached && h == af.end {
+			ans = answerRef{typ: icmpUnreachable, code: codePortUnreachable}
+		}
+		if k.addr.Is6() && !k.addr.Is4In6() {
+			ans = answerRef{typ: icmp6TimeExceeded}
+			if af.reached && h == af.end {
+				ans = answerRef{typ: icmp6Unreachable, code: code6PortUnreachable}
+			}
+		}
+	}
+	return analysis.Hop{TTL: h, Addr: k.addr, ICMPType: ans.typ, ICMPCode: ans.code, Inferred: true}
 }
 
 // answerRef is how the vertex at addr (at some TTL) answered: the ICMP type

@@ -268,6 +268,13 @@ round0:
 	res.trace = col.Trace(time.Time{}, time.Time{}, false)
 	partial := FillInferred(res.trace, st, conf)
 	res.partial = len(partial)
+	res.findLinks(topo, partial)
+	return res
+}
+
+// findLinks records the links that the rows of res.trace show, but for
+// the partial ones, and those of them that topo does not have.
+func (res *simResult) findLinks(topo *simTopo, partial []int) {
 	names := map[netip.Addr]string{}
 	for i, n := range topo.nodes {
 		if i > 0 {
@@ -297,7 +304,6 @@ round0:
 			prev = cur
 		}
 	}
-	return res
 }
 
 // sentBefore says whether the probe c is in st's rows, sent.
