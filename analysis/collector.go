@@ -42,26 +42,33 @@ type Probe struct {
 	replyTTL  uint8  // TTL of the reply on arrival
 	quotedTTL uint8  // TTL of the probe when it reached the replying node
 	typ, code uint8
-	sent      bool
-	answered  bool
-	reached   bool
+	flags     uint8 // probeSent, probeAnswered, probeReached
 }
 
+// The flags of a Probe: one byte, so that a Probe stays 40 bytes.
+const (
+	probeSent uint8 = 1 << iota
+	probeAnswered
+	probeReached
+)
+
 // Sent says that the probe was sent, once at least.
-func (p *Probe) Sent() bool { return p.sent }
+func (p *Probe) Sent() bool { return p.flags&probeSent != 0 }
 
 // Answered says that an answer to the probe came.
-func (p *Probe) Answered() bool { return p.answered }
+func (p *Probe) Answered() bool { return p.flags&probeAnswered != 0 }
 
 // From returns the source of the first answer, invalid when none came.
 func (p *Probe) From() netip.Addr { return p.addr }
 
 // Reached says that the first answer came from the destination.
-func (p *Probe) Reached() bool { return p.reached }
+func (p *Probe) Reached() bool { return p.flags&probeReached != 0 }
 
 // Stops says that the first answer ends the flow without reaching the
 // destination: an ICMP destination unreachable from a router.
-func (p *Probe) Stops() bool { return p.answered && !p.reached && unreachable(p.typ, p.addr) }
+func (p *Probe) Stops() bool {
+	return p.flags&(probeAnswered|probeReached) == probeAnswered && unreachable(p.typ, p.addr)
+}
 
 // NewCollector returns a Collector for a run towards dst (name as the user
 // gave it) from src, with path IDs 1..paths, TTLs 1..maxTTL, path ID p using
@@ -147,7 +154,7 @@ func (c *Collector) Sent(pathID, ttl int) {
 	c.mu.Lock()
 	c.sent++
 	if i, ok := c.index(pathID, ttl); ok {
-		c.cells[i].sent = true
+		c.cells[i].flags |= probeSent
 		c.probed[pathID-1] = max(c.probed[pathID-1], ttl)
 	}
 	c.mu.Unlock()
@@ -162,10 +169,14 @@ func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, i
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i, ok := c.index(pathID, ttl)
-	if !ok || c.cells[i].answered {
+	if !ok || c.cells[i].Answered() {
 		return false
 	}
-	c.cells[i] = Probe{addr: from, rtt: rtt, typ: icmpType, code: icmpCode, sent: c.cells[i].sent, answered: true, reached: reached}
+	flags := c.cells[i].flags | probeAnswered
+	if reached {
+		flags |= probeReached
+	}
+	c.cells[i] = Probe{addr: from, rtt: rtt, typ: icmpType, code: icmpCode, flags: flags}
 	c.replies++
 	return true
 }
@@ -192,7 +203,7 @@ func (c *Collector) Rows(dst [][]Probe) [][]Probe {
 func (c *Collector) Details(pathID, ttl int, replyTTL, quotedTTL uint8, size int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if i, ok := c.index(pathID, ttl); ok && c.cells[i].answered {
+	if i, ok := c.index(pathID, ttl); ok && c.cells[i].Answered() {
 		c.cells[i].replyTTL, c.cells[i].quotedTTL = replyTTL, quotedTTL
 		c.cells[i].size = uint16(min(max(size, 0), 0xffff))
 	}
@@ -247,7 +258,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 				a = &row[movedAt] // the destination's answer to a higher TTL
 			}
 			f.Hops[i].TTL = i + 1
-			if a.answered {
+			if a.Answered() {
 				f.Hops[i].Addr, f.Hops[i].RTT = a.addr, a.rtt
 				f.Hops[i].ICMPType, f.Hops[i].ICMPCode = a.typ, a.code
 				f.Hops[i].ReplyTTL, f.Hops[i].QuotedTTL, f.Hops[i].Size = a.replyTTL, a.quotedTTL, int(a.size)
@@ -275,11 +286,11 @@ func (c *Collector) rowEnd(p int) (n, movedAt int, reached bool) {
 	movedAt = -1
 	for i := range row {
 		a := &row[i]
-		if !a.answered {
+		if !a.Answered() {
 			continue
 		}
 		n = i + 1
-		if a.reached {
+		if a.Reached() {
 			// The destination quotes the TTL the probe had left: a
 			// probe sent with TTL n that arrived with q went through
 			// n-q routers, so the destination is at n-q+1 even when
@@ -321,7 +332,7 @@ func (c *Collector) Observe(pathID, ttl int, from netip.Addr) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i, ok := c.index(pathID, ttl)
-	if !ok || !c.cells[i].answered || c.cells[i].addr == from || !from.IsValid() {
+	if !ok || !c.cells[i].Answered() || c.cells[i].addr == from || !from.IsValid() {
 		return
 	}
 	n := 0

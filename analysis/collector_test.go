@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // When the destination's answer to TTL d is lost but it answers TTL d+1,
@@ -139,5 +140,13 @@ func TestCollectorRows(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { rows = c.Rows(rows[:0]) }); n != 0 {
 		t.Errorf("Rows: %v allocs per call", n)
+	}
+}
+
+// A Collector holds a Probe per path ID and TTL (thousands for an
+// adaptive run): its flags share a word with the answer's details.
+func TestProbeSize(t *testing.T) {
+	if n := unsafe.Sizeof(Probe{}); n > 40 {
+		t.Errorf("a Probe takes %d bytes, want 40 at most", n)
 	}
 }

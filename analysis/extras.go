@@ -202,7 +202,7 @@ func (c *Collector) Extras(pathID, ttl int, rw Rewrites, quotedTOS uint8, ext *R
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i, ok := c.index(pathID, ttl)
-	if !ok || !c.cells[i].answered {
+	if !ok || !c.cells[i].Answered() {
 		return
 	}
 	if rw != 0 {
