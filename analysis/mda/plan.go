@@ -7,18 +7,20 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
 
-// Cell names one probe: a path ID (flow) and a TTL.
+// Cell names one probe: a path ID (flow) and a TTL. A plan is a list of
+// them.
 type Cell struct{ PathID, TTL int }
 
 // State is what an adaptive run knows of one destination: the input of
 // Plan and FillInferred.
 type State struct {
 	// Rows are the probes of the destination by path ID, as
-	// analysis.Collector.Rows hands them out: Rows[p-1][t-1] is the probe
-	// of path ID p at TTL t, a row ending with the highest TTL sent. A
-	// path ID with an empty row takes no part. The probes sent are all
-	// settled (answered, or given up on after their retries): the planner
-	// runs once a round is over.
+	// analysis.Collector.Rows hands them out, the Collector's own record
+	// (the planner only reads it): Rows[p-1][t-1] is the probe of path ID
+	// p at TTL t, a row ending with the highest TTL sent. A path ID with
+	// an empty row takes no part. A probe sent and not answered counts as
+	// silent: Plan is to be called once every probe sent is settled
+	// (answered, or given up on after its retries).
 	Rows [][]analysis.Probe
 	// MaxTTL is the largest TTL that may be probed (0: the longest row).
 	MaxTTL int
