@@ -69,7 +69,7 @@ viz-screenshot: deps build ## trace the diamond lab with --format viz and screen
 
 .PHONY: bench
 bench: bench-deps build ## Go benchmarks, then the lab comparisons with scamper (one diamond, then MDA)
-	$(GO) test -run '^$$' -bench . -benchmem ./probe ./analysis ./capture ./targets
+	$(GO) test -run '^$$' -bench . -benchmem ./probe ./analysis ./analysis/mda ./capture ./targets ./tracer ./bpf
 	scripts/bench-diamond.sh
 	scripts/bench-mda.sh
 

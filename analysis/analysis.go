@@ -71,7 +71,7 @@ type Hop struct {
 	IXP      string // name of the IXP peering LAN holding Addr (--ixp-db)
 	Hostname string // reverse DNS name of Addr (--rdns)
 	// Inferred says that this TTL of the flow was not probed: the hop is
-	// implied by the MDA (see FillInferred), and has no RTT.
+	// implied by the MDA (see mda.FillInferred), and has no RTT.
 	Inferred bool
 	// ExtFlags qualifies MPLS and Interfaces (see probe.ExtRFC4884).
 	ExtFlags probe.ExtFlag

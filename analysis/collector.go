@@ -22,7 +22,7 @@ type Collector struct {
 	// cells[(pathID-1)*maxTTL + ttl-1] is the probe (pathID, ttl); it
 	// grows with the path IDs used as probes are sent (see grow), so an
 	// adaptive run that may use many path IDs costs about those it used.
-	cells   []cell
+	cells   []Probe
 	probed  []int // highest TTL sent, per path ID - 1
 	sent    int
 	replies int
@@ -33,16 +33,41 @@ type Collector struct {
 	exts     []cellExt
 }
 
-// cell is the first answer to one probe.
-type cell struct {
+// Probe is what a Collector knows of one probe, a path ID at a TTL:
+// whether it was sent, and the first answer to it. Rows hands them out.
+type Probe struct {
 	addr      netip.Addr
 	rtt       time.Duration
 	size      uint16 // bytes of the reply's IP packet
 	replyTTL  uint8  // TTL of the reply on arrival
 	quotedTTL uint8  // TTL of the probe when it reached the replying node
 	typ, code uint8
-	answered  bool
-	reached   bool
+	flags     uint8 // probeSent, probeAnswered, probeReached
+}
+
+// The flags of a Probe: one byte, so that a Probe stays 40 bytes.
+const (
+	probeSent uint8 = 1 << iota
+	probeAnswered
+	probeReached
+)
+
+// Sent says that the probe was sent, once at least.
+func (p *Probe) Sent() bool { return p.flags&probeSent != 0 }
+
+// Answered says that an answer to the probe came.
+func (p *Probe) Answered() bool { return p.flags&probeAnswered != 0 }
+
+// From returns the source of the first answer, invalid when none came.
+func (p *Probe) From() netip.Addr { return p.addr }
+
+// Reached says that the first answer came from the destination.
+func (p *Probe) Reached() bool { return p.flags&probeReached != 0 }
+
+// Stops says that the first answer ends the flow without reaching the
+// destination: an ICMP destination unreachable from a router.
+func (p *Probe) Stops() bool {
+	return p.flags&(probeAnswered|probeReached) == probeAnswered && unreachable(p.typ, p.addr)
 }
 
 // NewCollector returns a Collector for a run towards dst (name as the user
@@ -128,8 +153,9 @@ func (c *Collector) used() int { return len(c.probed) }
 func (c *Collector) Sent(pathID, ttl int) {
 	c.mu.Lock()
 	c.sent++
-	if _, ok := c.index(pathID, ttl); ok && ttl > c.probed[pathID-1] {
-		c.probed[pathID-1] = ttl
+	if i, ok := c.index(pathID, ttl); ok {
+		c.cells[i].flags |= probeSent
+		c.probed[pathID-1] = max(c.probed[pathID-1], ttl)
 	}
 	c.mu.Unlock()
 }
@@ -143,35 +169,32 @@ func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, i
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i, ok := c.index(pathID, ttl)
-	if !ok || c.cells[i].answered {
+	if !ok || c.cells[i].Answered() {
 		return false
 	}
-	c.cells[i] = cell{addr: from, rtt: rtt, typ: icmpType, code: icmpCode, answered: true, reached: reached}
+	flags := c.cells[i].flags | probeAnswered
+	if reached {
+		flags |= probeReached
+	}
+	c.cells[i] = Probe{addr: from, rtt: rtt, typ: icmpType, code: icmpCode, flags: flags}
 	c.replies++
 	return true
 }
 
-// ProbedTTL returns the highest TTL sent for path ID pathID, 0 if none.
-func (c *Collector) ProbedTTL(pathID int) int {
+// Rows appends to dst the probes of each path ID used so far, 1 up: row
+// p-1 holds path ID p's, TTL t at index t-1, up to the highest TTL sent
+// with it (none for a path ID used by answers only). The rows are the
+// Collector's own memory, not copies: valid until it records anything
+// more or is Reset, and to be read while no other goroutine feeds it.
+// They are not to be changed.
+func (c *Collector) Rows(dst [][]Probe) [][]Probe {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if pathID < 1 || pathID > len(c.probed) {
-		return 0
+	for p, n := range c.probed {
+		off := p * c.maxTTL
+		dst = append(dst, c.cells[off:off+n:off+n])
 	}
-	return c.probed[pathID-1]
-}
-
-// Answer returns the first answer to the probe (pathID, ttl): who sent
-// it, its ICMP type and code, and whether it came from the destination;
-// ok is false while the probe is unanswered.
-func (c *Collector) Answer(pathID, ttl int) (from netip.Addr, icmpType, icmpCode uint8, reached, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if pathID < 1 || pathID > len(c.probed) || ttl < 1 || ttl > c.maxTTL {
-		return netip.Addr{}, 0, 0, false, false
-	}
-	a := &c.cells[(pathID-1)*c.maxTTL+ttl-1]
-	return a.addr, a.typ, a.code, a.reached, a.answered
+	return dst
 }
 
 // Details records what the first answer to the probe (pathID, ttl) said
@@ -180,7 +203,7 @@ func (c *Collector) Answer(pathID, ttl int) (from netip.Addr, icmpType, icmpCode
 func (c *Collector) Details(pathID, ttl int, replyTTL, quotedTTL uint8, size int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if i, ok := c.index(pathID, ttl); ok && c.cells[i].answered {
+	if i, ok := c.index(pathID, ttl); ok && c.cells[i].Answered() {
 		c.cells[i].replyTTL, c.cells[i].quotedTTL = replyTTL, quotedTTL
 		c.cells[i].size = uint16(min(max(size, 0), 0xffff))
 	}
@@ -235,7 +258,7 @@ func (c *Collector) Trace(start, end time.Time, partial bool) *Trace {
 				a = &row[movedAt] // the destination's answer to a higher TTL
 			}
 			f.Hops[i].TTL = i + 1
-			if a.answered {
+			if a.Answered() {
 				f.Hops[i].Addr, f.Hops[i].RTT = a.addr, a.rtt
 				f.Hops[i].ICMPType, f.Hops[i].ICMPCode = a.typ, a.code
 				f.Hops[i].ReplyTTL, f.Hops[i].QuotedTTL, f.Hops[i].Size = a.replyTTL, a.quotedTTL, int(a.size)
@@ -263,11 +286,11 @@ func (c *Collector) rowEnd(p int) (n, movedAt int, reached bool) {
 	movedAt = -1
 	for i := range row {
 		a := &row[i]
-		if !a.answered {
+		if !a.Answered() {
 			continue
 		}
 		n = i + 1
-		if a.reached {
+		if a.Reached() {
 			// The destination quotes the TTL the probe had left: a
 			// probe sent with TTL n that arrived with q went through
 			// n-q routers, so the destination is at n-q+1 even when
@@ -277,7 +300,7 @@ func (c *Collector) rowEnd(p int) (n, movedAt int, reached bool) {
 			}
 			return n, movedAt, true
 		}
-		if unreachable(a.typ, a.addr) {
+		if a.Stops() {
 			break
 		}
 	}
@@ -309,7 +332,7 @@ func (c *Collector) Observe(pathID, ttl int, from netip.Addr) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i, ok := c.index(pathID, ttl)
-	if !ok || !c.cells[i].answered || c.cells[i].addr == from || !from.IsValid() {
+	if !ok || !c.cells[i].Answered() || c.cells[i].addr == from || !from.IsValid() {
 		return
 	}
 	n := 0

@@ -1,9 +1,12 @@
 package analysis
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
@@ -66,5 +69,86 @@ func TestZeroRTTNotCounted(t *testing.T) {
 		if n.Addr == r1 && (n.RTTMin != 2*time.Millisecond || n.RTTMax != 2*time.Millisecond) {
 			t.Errorf("r1's RTTs %v..%v, want 2ms (the reply without a send time left out)", n.RTTMin, n.RTTMax)
 		}
+	}
+}
+
+// rowsString writes rows as the probes' states per path ID: "-" not sent,
+// "." sent and unanswered, "d" the destination, "!" an unreachable from a
+// router, else the last byte of the address that answered.
+func rowsString(rows [][]Probe) string {
+	var b strings.Builder
+	for i, r := range rows {
+		fmt.Fprintf(&b, "%d:", i+1)
+		for j := range r {
+			p := &r[j]
+			switch {
+			case !p.Sent():
+				b.WriteString(" -")
+			case !p.Answered():
+				b.WriteString(" .")
+			case p.Reached():
+				b.WriteString(" d")
+			case p.Stops():
+				b.WriteString(" !")
+			default:
+				fmt.Fprintf(&b, " %d", p.From().As4()[3])
+			}
+		}
+		b.WriteString(";")
+	}
+	return b.String()
+}
+
+// Rows hands out the probes by path ID up to the highest TTL sent, from
+// the Collector's memory: answers recorded later show in them.
+func TestCollectorRows(t *testing.T) {
+	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.7")
+	r := func(n byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, n}) }
+	c := NewCollector(dst, "", src, 8, 8, 33452, 33452)
+	c.Sent(1, 1)
+	c.Sent(1, 2)
+	c.Sent(1, 3)
+	c.Sent(3, 2)
+	c.Sent(4, 3)
+	c.Reply(1, 1, r(1), time.Millisecond, 11, 0, false)
+	c.Reply(1, 3, dst, time.Millisecond, 3, 3, true)
+	c.Reply(3, 2, r(2), time.Millisecond, 3, 13, false) // administratively prohibited
+	c.Reply(2, 5, r(5), time.Millisecond, 11, 0, false) // answers a probe never sent
+	c.Reply(4, 5, r(5), time.Millisecond, 11, 0, false) // beyond the TTLs sent
+	rows := c.Rows(nil)
+	if got, want := rowsString(rows), "1: 1 . d;2:;3: - !;4: - - .;"; got != want {
+		t.Fatalf("rows %q, want %q", got, want)
+	}
+	if rows[0][1].From().IsValid() || rows[0][0].From() != r(1) {
+		t.Errorf("addresses %v %v", rows[0][0].From(), rows[0][1].From())
+	}
+	// A later answer shows in the rows handed out.
+	c.Reply(1, 2, r(9), time.Millisecond, 11, 0, false)
+	if got := rowsString(rows[:1]); got != "1: 1 9 d;" {
+		t.Errorf("row 1 after an answer: %q", got)
+	}
+	// dst's memory is reused, and a Reset Collector has no rows.
+	again := c.Rows(rows[:0])
+	if &again[0] != &rows[0] || len(again) != 4 {
+		t.Errorf("rows not appended to dst")
+	}
+	c.Reset(dst, "")
+	if rows := c.Rows(nil); len(rows) != 0 {
+		t.Errorf("rows after Reset: %q", rowsString(rows))
+	}
+	c.Sent(2, 1)
+	if got := rowsString(c.Rows(nil)); got != "1:;2: .;" {
+		t.Errorf("rows after Reset and a probe: %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { rows = c.Rows(rows[:0]) }); n != 0 {
+		t.Errorf("Rows: %v allocs per call", n)
+	}
+}
+
+// A Collector holds a Probe per path ID and TTL (thousands for an
+// adaptive run): its flags share a word with the answer's details.
+func TestProbeSize(t *testing.T) {
+	if n := unsafe.Sizeof(Probe{}); n > 40 {
+		t.Errorf("a Probe takes %d bytes, want 40 at most", n)
 	}
 }

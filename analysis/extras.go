@@ -104,7 +104,7 @@ func (c *Collector) Extras(a *probe.Answer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i, ok := c.index(int(a.Path), int(a.TTL))
-	if !ok || !c.cells[i].answered {
+	if !ok || !c.cells[i].Answered() {
 		return
 	}
 	if a.Rewrites != 0 {

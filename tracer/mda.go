@@ -1,52 +1,34 @@
 package tracer
 
-import (
-	"github.com/traceflow-fast/traceflow-fast/analysis"
-	"github.com/traceflow-fast/traceflow-fast/probe"
-)
+import "github.com/traceflow-fast/traceflow-fast/analysis/mda"
 
 // more is the scanner's More for an adaptive run: once a destination's
 // probes are settled, the MDA planner says which probes (path IDs and
 // TTLs) it needs next.
 func (r *run) more(slot int) plan {
 	st := r.mdaState(slot)
-	cells, done := analysis.PlanMDA(st, r.t.cfg.Confidence, r.t.cfg.MaxPaths)
+	cells, done := mda.Plan(st, r.t.cfg.Confidence, r.t.cfg.MaxPaths)
 	st.Rounds++
 	r.slots[slot].complete = done
-	r.t.log.Debug("mda round", "dst", r.sc.Sched().Addr(slot), "round", st.Rounds, "probes", len(cells), "complete", done)
-	p := plan{Cells: make([]Cell, len(cells))}
-	for i, c := range cells {
-		p.Cells[i] = Cell{Path: c.PathID, TTL: c.TTL}
+	if r.debug {
+		r.t.log.Debug("mda round", "dst", r.sc.Sched().Addr(slot), "round", st.Rounds, "probes", len(cells), "complete", done)
 	}
-	return p
+	return plan{Cells: cells}
 }
 
-// mdaState fills the MDA planner's view of the destination in slot: every
-// probe sent and settled, and what answered it.
-func (r *run) mdaState(slot int) *analysis.MDAState {
-	q, c, cfg := r.sc.Sched(), r.slots[slot].col, &r.t.cfg
-	st := r.slots[slot].mda
-	if st == nil {
-		st = &analysis.MDAState{}
-		r.slots[slot].mda = st
+// mdaState hands the planner the destination's probes as the collector
+// holds them: a row per path ID, sliced from the collector's own memory,
+// not copied. The collector is the one owner of what each (path ID, TTL)
+// probe got; the scheduler keeps only how far each probe is in being sent
+// (a byte per probe, the state of the send loop), and the planner runs
+// only once every probe of the destination is settled, so that "sent" is
+// "settled" for it. (When a run is interrupted, the probes still in
+// flight then count as silent when the rows are filled.)
+func (r *run) mdaState(slot int) *mda.State {
+	d, cfg := &r.slots[slot], &r.t.cfg
+	if d.mda == nil {
+		d.mda = &mda.State{MaxTTL: cfg.MaxTTL, GapLimit: cfg.GapLimit, OneFirstHop: true}
 	}
-	// Rebuilt from the scheduler and the collector each time: cheap, and
-	// never out of step with them.
-	rounds := st.Rounds
-	*st = analysis.MDAState{Flows: st.Flows[:0], MaxTTL: cfg.MaxTTL, GapLimit: cfg.GapLimit, OneFirstHop: true, Rounds: rounds}
-	for p := 1; p <= q.Paths(slot); p++ {
-		for ttl := cfg.FirstTTL; ttl <= c.ProbedTTL(p); ttl++ {
-			sent, answered, silent := q.Probed(slot, p, ttl)
-			if !sent || !answered && !silent {
-				continue
-			}
-			obs := analysis.MDAObs{Probed: true}
-			if from, typ, _, reached, ok := c.Answer(p, ttl); ok {
-				obs.Addr, obs.Reached = from, reached
-				obs.Stop = probe.Unreachable(typ, from.Is6()) && !reached
-			}
-			st.Set(p, ttl, obs)
-		}
-	}
-	return st
+	d.mda.Rows = d.col.Rows(d.mda.Rows[:0])
+	return d.mda
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
+	"github.com/traceflow-fast/traceflow-fast/analysis/mda"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
@@ -57,7 +58,7 @@ type dest struct {
 	col      *analysis.Collector
 	start    time.Time
 	complete bool // the MDA search said it was done
-	mda      *analysis.MDAState
+	mda      *mda.State
 }
 
 // pending is a destination whose route was looked up.
@@ -328,7 +329,7 @@ func (r *run) finish(slot int, partial bool) {
 		// Rows get the hops the search implies without probing
 		// them; path IDs that stay incomplete are not rows.
 		st := r.mdaState(slot)
-		incomplete := analysis.FillInferred(tr, st, t.cfg.Confidence)
+		incomplete := mda.FillInferred(tr, st, t.cfg.Confidence)
 		tr.Flows = slices.DeleteFunc(tr.Flows, func(f analysis.Flow) bool { return slices.Contains(incomplete, f.PathID) })
 		tr.MDA = &analysis.MDA{Confidence: t.cfg.Confidence, MaxPaths: t.cfg.MaxPaths, Complete: d.complete && !partial, Incomplete: incomplete}
 	}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/traceflow-fast/traceflow-fast/analysis/mda"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
@@ -28,11 +29,6 @@ type probeRef struct {
 	TTL  uint8
 }
 
-// cell names one probe of a destination: a path ID and a TTL.
-type Cell struct {
-	Path, TTL int
-}
-
 // plan is what More asks for a destination whose probes are all settled:
 // Add more path IDs that probe TTL by TTL like the first ones (their first
 // probes going up to Horizon at once), and/or the explicit probes Cells (of
@@ -41,7 +37,7 @@ type Cell struct {
 type plan struct {
 	Add     int
 	Horizon int
-	Cells   []Cell
+	Cells   []mda.Cell
 }
 
 // Probe cell states, in the low two bits of a cell byte; bit 2 marks a cell
@@ -77,8 +73,8 @@ type slot struct {
 	queued bool // in the ready ring
 	idle   bool // in the idle list
 	paths  []pathState
-	cells  []uint8 // [path-1][ttl-1]
-	expl   []Cell  // explicit probes not yet sent (from Plan.Cells)
+	cells  []uint8    // [path-1][ttl-1]
+	expl   []mda.Cell // explicit probes not yet sent (from Plan.Cells)
 	explAt int
 	// explOut counts explicit probes not yet answered or given up.
 	explOut int
@@ -349,7 +345,7 @@ func (q *sched) next(i int32, sl *slot) (probeRef, bool) {
 	for sl.explAt < len(sl.expl) {
 		c := sl.expl[sl.explAt]
 		sl.explAt++
-		idx := q.cellIndex(c.Path, c.TTL)
+		idx := q.cellIndex(c.PathID, c.TTL)
 		if cellState(sl.cells[idx]) != stUnsent || cellAttempts(sl.cells[idx]) > 0 {
 			// Already probed: nothing to send; it was never counted,
 			// but it may have been the last thing the slot waited for.
@@ -360,7 +356,7 @@ func (q *sched) next(i int32, sl *slot) (probeRef, bool) {
 		}
 		sl.cells[idx] |= cellExplicit
 		sl.explOut++
-		return probeRef{Slot: i, Path: uint16(c.Path), TTL: uint8(c.TTL)}, true
+		return probeRef{Slot: i, Path: uint16(c.PathID), TTL: uint8(c.TTL)}, true
 	}
 	n := len(sl.paths)
 	for range n {
@@ -632,11 +628,11 @@ func (q *sched) apply(i int32, sl *slot, plan plan) bool {
 	sl.expl = sl.expl[:0]
 	sl.explAt = 0
 	for _, c := range plan.Cells {
-		if c.Path < 1 || c.Path > q.s.MaxPaths || c.TTL < q.s.FirstTTL || c.TTL > q.s.MaxTTL {
+		if c.PathID < 1 || c.PathID > q.s.MaxPaths || c.TTL < q.s.FirstTTL || c.TTL > q.s.MaxTTL {
 			continue
 		}
-		q.ensurePath(sl, c.Path)
-		idx := q.cellIndex(c.Path, c.TTL)
+		q.ensurePath(sl, c.PathID)
+		idx := q.cellIndex(c.PathID, c.TTL)
 		if cellAttempts(sl.cells[idx]) > 0 {
 			continue // probed already
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/traceflow-fast/traceflow-fast/analysis/mda"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
@@ -331,7 +332,7 @@ func TestSchedMorePlans(t *testing.T) {
 		case 2:
 			// Explicit probes: new path IDs at TTL 2 only, one beyond
 			// MaxPaths (ignored), one already probed (not sent again).
-			return plan{Cells: []Cell{{17, 2}, {18, 2}, {21, 2}, {3, 3}}}
+			return plan{Cells: []mda.Cell{{PathID: 17, TTL: 2}, {PathID: 18, TTL: 2}, {PathID: 21, TTL: 2}, {PathID: 3, TTL: 3}}}
 		case 3:
 			return plan{Add: 50, Horizon: 4} // capped at MaxPaths 20
 		}
@@ -904,7 +905,7 @@ func TestScannerPlanOfSentProbesFinishes(t *testing.T) {
 					return plan{}
 				}
 				planned = true
-				return plan{Cells: []Cell{{Path: 1, TTL: 5}, {Path: 1, TTL: 5}}}
+				return plan{Cells: []mda.Cell{{PathID: 1, TTL: 5}, {PathID: 1, TTL: 5}}}
 			},
 			OnDone:  func(int, bool) { finished = true },
 			Answers: answers,

@@ -440,7 +440,7 @@ func TestLabFormats(t *testing.T) {
 				t.Fatalf("nft %v: %v\n%s", cmd, err, stderr)
 			}
 		}
-		sargs := []string{"--paths", strconv.Itoa(paths), "--wait", "0.2", "--retries", "0", lab.Destination}
+		sargs := []string{"--paths", strconv.Itoa(paths), "--wait", "1", "--retries", "0", lab.Destination}
 		str, _ := traceJSON(t, l, sargs...)
 		for _, f := range str.Flows {
 			if got := hopAddrs(f); len(got) != 4 || got[2] != "*" || !f.Reached {

@@ -1,4 +1,4 @@
-package analysis
+package mda
 
 import (
 	"fmt"
@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
 
-// A deterministic topology simulator for PlanMDA: routers per TTL, each
+// A deterministic topology simulator for Plan: routers per TTL, each
 // load balancer hashing (path ID, router, seed) independently, so nested
 // diamonds do not polarize.
 
@@ -98,13 +100,21 @@ type simRun struct {
 	rng  *rand.Rand
 }
 
+// simAnswer is what a probe gets: the address that answers (invalid when
+// none does), and whether it is the destination or a router refusing to
+// forward (stop).
+type simAnswer struct {
+	addr          netip.Addr
+	reached, stop bool
+}
+
 // probe returns what the probe of path ID p with TTL ttl gets.
-func (s *simRun) probe(p, ttl int) MDAObs {
+func (s *simRun) probe(p, ttl int) simAnswer {
 	cur := 0
 	for step := 0; step < ttl; step++ {
 		n := &s.topo.nodes[cur]
 		if n.stop {
-			return MDAObs{Probed: true, Addr: n.addr, Stop: true}
+			return simAnswer{addr: n.addr, stop: true}
 		}
 		if n.dst || len(n.next) == 0 {
 			break
@@ -121,9 +131,35 @@ func (s *simRun) probe(p, ttl int) MDAObs {
 	}
 	n := &s.topo.nodes[cur]
 	if cur == 0 || n.silent || (s.topo.loss > 0 && s.rng.Float64() < s.topo.loss) {
-		return MDAObs{Probed: true}
+		return simAnswer{}
 	}
-	return MDAObs{Probed: true, Addr: n.addr, Reached: n.dst}
+	return simAnswer{addr: n.addr, reached: n.dst}
+}
+
+// send probes path ID p at ttl and records the probe and its answer in
+// col, as the prober does: the destination answers with a port
+// unreachable, a router refusing to forward with an administratively
+// prohibited, the others with a time exceeded.
+func (s *simRun) send(col *analysis.Collector, p, ttl int) simAnswer {
+	o := s.probe(p, ttl)
+	col.Sent(p, ttl)
+	if o.addr.IsValid() {
+		typ, code := uint8(icmpTimeExceeded), uint8(0)
+		switch {
+		case o.reached:
+			typ, code = icmpUnreachable, codePortUnreachable
+		case o.stop:
+			typ, code = icmpUnreachable, 13
+		}
+		col.Reply(p, ttl, o.addr, time.Millisecond, typ, code, o.reached)
+	}
+	return o
+}
+
+// newSimCollector returns a Collector for a simulated search with path
+// IDs up to maxPaths.
+func newSimCollector(maxPaths int) *analysis.Collector {
+	return analysis.NewCollector(simDst, "sim", netip.MustParseAddr("192.0.2.100"), maxPaths, simMaxTTL, 33000, 33434)
 }
 
 // simLinks returns the links of the topology by name, a silent router
@@ -165,35 +201,22 @@ type simResult struct {
 	links          map[string]bool // found, by name
 	falseLinks     []string
 	partial        int
-	trace          *Trace
-	st             *MDAState
+	trace          *analysis.Trace
+	st             *State
 }
 
 // simulate runs an adaptive search the way the prober's scheduler would:
 // round 0 is path ID 1 sent GapLimit TTLs at a time until the destination
-// answers (or GapLimit TTLs in a row are silent), then the rounds PlanMDA
+// answers (or GapLimit TTLs in a row are silent), then the rounds Plan
 // asks for until it asks for none.
 func simulate(t testing.TB, topo *simTopo, seed uint64, conf float64, oneHop bool) simResult {
 	s := &simRun{topo: topo, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed))}
-	st := &MDAState{MaxTTL: simMaxTTL, GapLimit: simGap, OneFirstHop: oneHop}
-	col := NewCollector(simDst, "sim", netip.MustParseAddr("192.0.2.100"), simMaxPaths, simMaxTTL, 33000, 33434)
+	st := &State{MaxTTL: simMaxTTL, GapLimit: simGap, OneFirstHop: oneHop}
+	col := newSimCollector(simMaxPaths)
 	var res simResult
-	send := func(p, ttl int) MDAObs {
-		o := s.probe(p, ttl)
-		st.Set(p, ttl, o)
-		col.Sent(p, ttl)
-		if o.Addr.IsValid() {
-			typ, code := uint8(11), uint8(0)
-			switch {
-			case o.Reached:
-				typ, code = icmpUnreachable, codePortUnreachable
-			case o.Stop:
-				typ, code = icmpUnreachable, 13 // administratively prohibited
-			}
-			col.Reply(p, ttl, o.Addr, time.Millisecond, typ, code, o.Reached)
-		}
+	send := func(p, ttl int) simAnswer {
 		res.probes++
-		return o
+		return s.send(col, p, ttl)
 	}
 	answered, sent := 0, 0
 round0:
@@ -202,34 +225,35 @@ round0:
 		if hi <= sent {
 			break
 		}
-		var got []MDAObs
+		var got []simAnswer
 		for ttl := sent + 1; ttl <= hi; ttl++ {
 			got = append(got, send(1, ttl))
 		}
 		from := sent + 1
 		sent = hi
 		for i, o := range got {
-			if o.Addr.IsValid() {
+			if o.addr.IsValid() {
 				answered = max(answered, from+i)
 			}
-			if o.Reached {
+			if o.reached {
 				break round0
 			}
 		}
 	}
 	for {
-		cells, complete := PlanMDA(st, conf, simMaxPaths)
+		st.Rows = col.Rows(st.Rows[:0])
+		cells, complete := Plan(st, conf, simMaxPaths)
 		if len(cells) == 0 {
 			res.complete = complete
 			break
 		}
 		st.Rounds++
 		res.rounds++
-		if res.rounds > 2*MDAMaxRounds {
-			t.Fatalf("%s seed %d: PlanMDA does not stop", topo.name, seed)
+		if res.rounds > 2*MaxRounds {
+			t.Fatalf("%s seed %d: Plan does not stop", topo.name, seed)
 		}
 		for _, c := range cells {
-			if o := st.cell(c); o.Probed {
+			if sentBefore(st, c) {
 				t.Fatalf("%s seed %d: cell %v planned twice", topo.name, seed, c)
 			}
 			if c.PathID > simMaxPaths || c.TTL > simMaxTTL || c.PathID < 1 || c.TTL < 1 {
@@ -244,6 +268,13 @@ round0:
 	res.trace = col.Trace(time.Time{}, time.Time{}, false)
 	partial := FillInferred(res.trace, st, conf)
 	res.partial = len(partial)
+	res.findLinks(topo, partial)
+	return res
+}
+
+// findLinks records the links that the rows of res.trace show, but for
+// the partial ones, and those of them that topo does not have.
+func (res *simResult) findLinks(topo *simTopo, partial []int) {
 	names := map[netip.Addr]string{}
 	for i, n := range topo.nodes {
 		if i > 0 {
@@ -273,17 +304,15 @@ round0:
 			prev = cur
 		}
 	}
-	return res
 }
 
-// cell returns the observation of c.
-func (s *MDAState) cell(c Cell) MDAObs {
-	for _, r := range s.Flows {
-		if r.PathID == c.PathID && c.TTL <= len(r.Hops) {
-			return r.Hops[c.TTL-1]
-		}
+// sentBefore says whether the probe c is in st's rows, sent.
+func sentBefore(st *State, c Cell) bool {
+	if c.PathID < 1 || c.PathID > len(st.Rows) {
+		return false
 	}
-	return MDAObs{}
+	r := st.Rows[c.PathID-1]
+	return c.TTL >= 1 && c.TTL <= len(r) && r[c.TTL-1].Sent()
 }
 
 func simTopologies() []*simTopo {
@@ -407,7 +436,7 @@ func (s simStats) worst(topo *simTopo) (string, float64) {
 	return link, worst
 }
 
-// TestMDASimulated runs PlanMDA over the simulated topologies, 200 seeds
+// TestMDASimulated runs Plan over the simulated topologies, 200 seeds
 // each: every link must be found in 95% of the runs at the 95% level (but
 // where MDA-Lite is known to be weaker), no row may show a link that does
 // not exist (without probe loss), the search must end, and the probes sent

@@ -1,69 +1,62 @@
-package analysis
+package mda
 
 import (
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
 
 // mdaBenchSearch is one adaptive search, recorded for the benchmarks: the
-// state PlanMDA saw at each round, and the trace and state FillInferred
-// gets at the end.
+// state Plan saw at each round, and the trace and state FillInferred gets
+// at the end.
 type mdaBenchSearch struct {
-	rounds []*MDAState
-	final  *MDAState
-	trace  *Trace
+	rounds []*State
+	final  *State
+	trace  *analysis.Trace
 	hops   int // in the trace's flows
+	col    *analysis.Collector
 }
 
-// cloneMDAState returns a deep copy of st.
-func cloneMDAState(st *MDAState) *MDAState {
-	c := &MDAState{MaxTTL: st.MaxTTL, GapLimit: st.GapLimit, OneFirstHop: st.OneFirstHop, Rounds: st.Rounds}
-	for _, r := range st.Flows {
-		c.Flows = append(c.Flows, MDAFlowRow{PathID: r.PathID, Hops: append([]MDAObs(nil), r.Hops...)})
+// cloneState returns a copy of st with rows of its own: the Collector's
+// change as the search goes on.
+func cloneState(st *State) *State {
+	c := *st
+	c.Rows = nil
+	for _, r := range st.Rows {
+		c.Rows = append(c.Rows, slices.Clone(r))
 	}
-	return c
+	return &c
 }
 
 // recordMDASearch runs the search of topo with seed as simulate does and
 // records it.
 func recordMDASearch(topo *simTopo, seed uint64) mdaBenchSearch {
 	s := &simRun{topo: topo, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed))}
-	st := &MDAState{MaxTTL: simMaxTTL, GapLimit: simGap, OneFirstHop: true}
-	col := NewCollector(simDst, "sim", netip.MustParseAddr("192.0.2.100"), simMaxPaths, simMaxTTL, 33000, 33434)
-	send := func(p, ttl int) MDAObs {
-		o := s.probe(p, ttl)
-		st.Set(p, ttl, o)
-		col.Sent(p, ttl)
-		if o.Addr.IsValid() {
-			typ, code := uint8(11), uint8(0)
-			if o.Reached || o.Stop {
-				typ, code = icmpUnreachable, codePortUnreachable
-			}
-			col.Reply(p, ttl, o.Addr, time.Millisecond, typ, code, o.Reached)
-		}
-		return o
-	}
+	st := &State{MaxTTL: simMaxTTL, GapLimit: simGap, OneFirstHop: true}
+	col := newSimCollector(simMaxPaths)
 	for ttl := 1; ttl <= simMaxTTL; ttl++ {
-		if send(1, ttl).Reached {
+		if s.send(col, 1, ttl).reached {
 			break
 		}
 	}
 	var rec mdaBenchSearch
 	for {
-		rec.rounds = append(rec.rounds, cloneMDAState(st))
-		cells, _ := PlanMDA(st, 0.95, simMaxPaths)
+		st.Rows = col.Rows(st.Rows[:0])
+		rec.rounds = append(rec.rounds, cloneState(st))
+		cells, _ := Plan(st, 0.95, simMaxPaths)
 		if len(cells) == 0 {
 			break
 		}
 		st.Rounds++
 		for _, c := range cells {
-			send(c.PathID, c.TTL)
+			s.send(col, c.PathID, c.TTL)
 		}
 	}
-	rec.final = st
+	rec.final, rec.col = st, col
 	rec.trace = col.Trace(time.Time{}, time.Time{}, false)
 	for _, f := range rec.trace.Flows {
 		rec.hops += len(f.Hops)
@@ -103,12 +96,12 @@ func benchMDA(b *testing.B, fn func(b *testing.B, s *mdaBenchSearch)) {
 	}
 }
 
-// BenchmarkMDAPlan measures PlanMDA over the rounds of one destination's
+// BenchmarkMDAPlan measures Plan over the rounds of one destination's
 // search.
 func BenchmarkMDAPlan(b *testing.B) {
 	benchMDA(b, func(b *testing.B, s *mdaBenchSearch) {
 		for _, st := range s.rounds {
-			PlanMDA(st, 0.95, simMaxPaths)
+			Plan(st, 0.95, simMaxPaths)
 		}
 	})
 }
@@ -116,16 +109,16 @@ func BenchmarkMDAPlan(b *testing.B) {
 // traceCopier copies a trace's flows and hops into memory it keeps, so
 // that FillInferred, which edits them, gets the same input each time.
 type traceCopier struct {
-	t     Trace
-	flows []Flow
-	hops  []Hop
+	t     analysis.Trace
+	flows []analysis.Flow
+	hops  []analysis.Hop
 }
 
-func (c *traceCopier) copy(s *mdaBenchSearch) *Trace {
+func (c *traceCopier) copy(s *mdaBenchSearch) *analysis.Trace {
 	c.t = *s.trace
 	c.flows = append(c.flows[:0], s.trace.Flows...)
 	if cap(c.hops) < s.hops {
-		c.hops = make([]Hop, s.hops)
+		c.hops = make([]analysis.Hop, s.hops)
 	}
 	off := 0
 	for i := range c.flows {
@@ -148,12 +141,12 @@ func BenchmarkMDAFillInferred(b *testing.B) {
 }
 
 // BenchmarkMDASearch measures the planner's work for one destination:
-// PlanMDA at every round, then FillInferred.
+// Plan at every round, then FillInferred.
 func BenchmarkMDASearch(b *testing.B) {
 	var c traceCopier
 	benchMDA(b, func(b *testing.B, s *mdaBenchSearch) {
 		for _, st := range s.rounds {
-			PlanMDA(st, 0.95, simMaxPaths)
+			Plan(st, 0.95, simMaxPaths)
 		}
 		FillInferred(c.copy(s), s.final, 0.95)
 	})
@@ -166,7 +159,7 @@ func TestMDABenchSearches(t *testing.T) {
 	var c traceCopier
 	for _, topo := range mdaBenchTopologies() {
 		s := recordMDASearch(topo, 1)
-		if _, complete := PlanMDA(s.final, 0.95, simMaxPaths); !complete {
+		if _, complete := Plan(s.final, 0.95, simMaxPaths); !complete {
 			t.Errorf("%s: search not complete", topo.name)
 		}
 		want := fmt.Sprint(FillInferred(s.trace, s.final, 0.95), s.trace.Flows)
@@ -177,19 +170,12 @@ func TestMDABenchSearches(t *testing.T) {
 	}
 }
 
-// BenchmarkMDAStateSet measures the rebuilding of a destination's state
-// from its probes, as the prober does before each round: the rows are
-// reset (Flows[:0]) and set again, path ID by path ID and TTL by TTL.
-func BenchmarkMDAStateSet(b *testing.B) {
+// BenchmarkMDARows measures the handing of a destination's probes to the
+// planner, as the prober does before each round: the Collector's rows,
+// into the State's.
+func BenchmarkMDARows(b *testing.B) {
 	benchMDA(b, func(b *testing.B, s *mdaBenchSearch) {
-		st := s.rounds[0] // a state of this destination's to rebuild
-		*st = MDAState{Flows: st.Flows[:0], MaxTTL: simMaxTTL, GapLimit: simGap, OneFirstHop: true}
-		for _, r := range s.final.Flows {
-			for i, o := range r.Hops {
-				if o.Probed {
-					st.Set(r.PathID, i+1, o)
-				}
-			}
-		}
+		st := s.rounds[0] // a state of this destination's to hand them to
+		st.Rows = s.col.Rows(st.Rows[:0])
 	})
 }

@@ -1,15 +1,18 @@
-package analysis
+package mda
 
 import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
 
 // collectorBenchProbe is one probe of a destination and its answer.
 type collectorBenchProbe struct {
 	path, ttl int
-	o         MDAObs
+	from      netip.Addr
+	reached   bool
 }
 
 // collectorBenchProbes returns the probes of an adaptive search of the
@@ -23,34 +26,34 @@ func collectorBenchProbes(tb testing.TB) []collectorBenchProbe {
 	}
 	s := recordMDASearch(topo, 1)
 	var out []collectorBenchProbe
-	for _, r := range s.final.Flows {
-		for i, o := range r.Hops {
-			if o.Probed {
-				out = append(out, collectorBenchProbe{r.PathID, i + 1, o})
+	for i, r := range s.final.Rows {
+		for j := range r {
+			if o := &r[j]; o.Sent() {
+				out = append(out, collectorBenchProbe{i + 1, j + 1, o.From(), o.Reached()})
 			}
 		}
 	}
-	if len(out) != 47 || len(s.final.Flows) != 21 {
-		tb.Fatalf("%d probes over %d path IDs, want 47 over 21", len(out), len(s.final.Flows))
+	if len(out) != 47 || len(s.final.Rows) != 21 {
+		tb.Fatalf("%d probes over %d path IDs, want 47 over 21", len(out), len(s.final.Rows))
 	}
 	return out
 }
 
 // collectBench records the probes and their answers in c, as the prober does,
 // and returns the trace.
-func collectBench(c *Collector, probes []collectorBenchProbe) *Trace {
+func collectBench(c *analysis.Collector, probes []collectorBenchProbe) *analysis.Trace {
 	for _, p := range probes {
 		c.Sent(p.path, p.ttl)
 	}
 	for _, p := range probes {
-		if !p.o.Addr.IsValid() {
+		if !p.from.IsValid() {
 			continue
 		}
-		typ, code := uint8(11), uint8(0)
-		if p.o.Reached {
+		typ, code := uint8(icmpTimeExceeded), uint8(0)
+		if p.reached {
 			typ, code = icmpUnreachable, codePortUnreachable
 		}
-		if c.Reply(p.path, p.ttl, p.o.Addr, time.Millisecond, typ, code, p.o.Reached) {
+		if c.Reply(p.path, p.ttl, p.from, time.Millisecond, typ, code, p.reached) {
 			c.Details(p.path, p.ttl, 60, 1, 56)
 		}
 	}
@@ -66,12 +69,12 @@ func BenchmarkCollector(b *testing.B) {
 	b.Run("new", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			collectBench(NewCollector(simDst, "bench", src, 256, 30, 33000, 33434), probes)
+			collectBench(analysis.NewCollector(simDst, "bench", src, 256, 30, 33000, 33434), probes)
 		}
 	})
 	b.Run("reset", func(b *testing.B) {
 		b.ReportAllocs()
-		c := NewCollector(simDst, "bench", src, 256, 30, 33000, 33434)
+		c := analysis.NewCollector(simDst, "bench", src, 256, 30, 33000, 33434)
 		for b.Loop() {
 			c.Reset(simDst, "bench")
 			collectBench(c, probes)

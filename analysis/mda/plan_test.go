@@ -1,4 +1,4 @@
-package analysis
+package mda
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
 
 // mdaAddr is the address of a router named in a test row.
@@ -21,52 +23,56 @@ func mdaAddr(name string) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(x >> 16), byte(x >> 8), byte(x)})
 }
 
-// mdaRows builds a state from rows, row i for path ID i+1: per TTL, "-"
-// for not probed, "*" for silent, "dst" for the destination, "x!" for an
-// unreachable from x, else a router's name.
-func mdaRows(oneHop bool, rows ...string) *MDAState {
-	st := &MDAState{MaxTTL: 30, GapLimit: 3, OneFirstHop: oneHop}
-	for i, r := range rows {
-		for j, tok := range strings.Fields(r) {
-			switch {
-			case tok == "-":
-			case tok == "*":
-				st.Set(i+1, j+1, MDAObs{})
-			case tok == "dst":
-				st.Set(i+1, j+1, MDAObs{Addr: simDst, Reached: true})
-			case strings.HasSuffix(tok, "!"):
-				st.Set(i+1, j+1, MDAObs{Addr: mdaAddr(strings.TrimSuffix(tok, "!")), Stop: true})
-			default:
-				st.Set(i+1, j+1, MDAObs{Addr: mdaAddr(tok)})
-			}
-		}
-	}
-	return st
+// testSearch is a search made up by a test: its probes in a Collector, and
+// the State the planner gets of them.
+type testSearch struct {
+	State
+	col *analysis.Collector
 }
 
-// mdaTrace builds the Trace of st as the Collector would.
-func mdaTrace(st *MDAState) *Trace {
-	paths := 0
-	for _, r := range st.Flows {
-		paths = max(paths, r.PathID)
+// state hands the Collector's rows to the State, as the prober does before
+// each round, and returns it.
+func (s *testSearch) state() *State {
+	s.Rows = s.col.Rows(s.Rows[:0])
+	return &s.State
+}
+
+// set records the probe of path ID p at ttl and its answer, tok in the
+// words of mdaRows.
+func (s *testSearch) set(p, ttl int, tok string) {
+	s.col.Sent(p, ttl)
+	switch {
+	case tok == "*":
+	case tok == "dst":
+		s.col.Reply(p, ttl, simDst, time.Millisecond, icmpUnreachable, codePortUnreachable, true)
+	case strings.HasSuffix(tok, "!"):
+		s.col.Reply(p, ttl, mdaAddr(strings.TrimSuffix(tok, "!")), time.Millisecond, icmpUnreachable, 13, false)
+	default:
+		s.col.Reply(p, ttl, mdaAddr(tok), time.Millisecond, icmpTimeExceeded, 0, false)
 	}
-	c := NewCollector(simDst, "test", netip.MustParseAddr("192.0.2.100"), paths, st.MaxTTL, 33000, 33434)
-	for _, r := range st.Flows {
-		for i, o := range r.Hops {
-			if !o.Probed {
-				continue
-			}
-			c.Sent(r.PathID, i+1)
-			if o.Addr.IsValid() {
-				typ, code := uint8(11), uint8(0)
-				if o.Reached || o.Stop {
-					typ, code = icmpUnreachable, codePortUnreachable
-				}
-				c.Reply(r.PathID, i+1, o.Addr, time.Millisecond, typ, code, o.Reached)
+}
+
+// trace returns the Trace of the probes, as the Collector makes it.
+func (s *testSearch) trace() *analysis.Trace {
+	return s.col.Trace(time.Time{}, time.Time{}, false)
+}
+
+// mdaRows builds a search from rows, row i for path ID i+1: per TTL, "-"
+// for not probed, "*" for silent, "dst" for the destination, "x!" for an
+// unreachable from x, else a router's name.
+func mdaRows(oneHop bool, rows ...string) *testSearch {
+	s := &testSearch{
+		State: State{MaxTTL: 30, GapLimit: 3, OneFirstHop: oneHop},
+		col:   analysis.NewCollector(simDst, "test", netip.MustParseAddr("192.0.2.100"), 4096, 30, 33000, 33434),
+	}
+	for i, r := range rows {
+		for j, tok := range strings.Fields(r) {
+			if tok != "-" {
+				s.set(i+1, j+1, tok)
 			}
 		}
 	}
-	return c.Trace(time.Time{}, time.Time{}, false)
+	return s
 }
 
 // cellsAt returns the path IDs of cells at ttl.
@@ -92,9 +98,9 @@ func idRange(from, to int) []int {
 // at every TTL of the path at once, enough for one successor per vertex;
 // not at TTL 1 when it is known (OneFirstHop), and not at the destination's
 // TTL: r3's only successor is the destination.
-func TestPlanMDAFirstRound(t *testing.T) {
+func TestPlanFirstRound(t *testing.T) {
 	for _, oneHop := range []bool{true, false} {
-		next, complete := PlanMDA(mdaRows(oneHop, "r1 a1 r3 dst"), 0.95, 256)
+		next, complete := Plan(mdaRows(oneHop, "r1 a1 r3 dst").state(), 0.95, 256)
 		if complete {
 			t.Errorf("OneFirstHop %v: complete after one flow", oneHop)
 		}
@@ -118,7 +124,7 @@ func TestPlanMDAFirstRound(t *testing.T) {
 // After a vertex known to be alone at its TTL (r1), fresh flows are probed
 // at the next TTL only: with 3 successors seen, r1 needs 16 flows, so 10
 // more; the branches, all going to r3, passed together with 6 flows.
-func TestPlanMDAFreshFlowsAfterSingleVertex(t *testing.T) {
+func TestPlanFreshFlowsAfterSingleVertex(t *testing.T) {
 	st := mdaRows(true,
 		"r1 a1 r3 dst",
 		"- a2 r3",
@@ -127,7 +133,7 @@ func TestPlanMDAFreshFlowsAfterSingleVertex(t *testing.T) {
 		"- a2 r3",
 		"- a1 r3",
 	)
-	next, _ := PlanMDA(st, 0.95, 256)
+	next, _ := Plan(st.state(), 0.95, 256)
 	want := []Cell{}
 	for id := 7; id <= 16; id++ {
 		want = append(want, Cell{id, 2})
@@ -136,25 +142,25 @@ func TestPlanMDAFreshFlowsAfterSingleVertex(t *testing.T) {
 		t.Errorf("plan %v, want %v", next, want)
 	}
 	// The cap on path IDs.
-	next, _ = PlanMDA(st, 0.95, 10)
+	next, _ = Plan(st.state(), 0.95, 10)
 	if !slices.Equal(next, want[:4]) {
 		t.Errorf("with 10 path IDs at most: plan %v, want %v", next, want[:4])
 	}
 	for id := 7; id <= 10; id++ {
-		st.Set(id, 2, MDAObs{Addr: mdaAddr(fmt.Sprintf("a%d", id%3+1))})
+		st.set(id, 2, fmt.Sprintf("a%d", id%3+1))
 	}
-	if next, complete := PlanMDA(st, 0.95, 10); next != nil || complete {
+	if next, complete := Plan(st.state(), 0.95, 10); next != nil || complete {
 		t.Errorf("path IDs used up: plan %v, complete %v; want none, incomplete", next, complete)
 	}
-	st.Rounds = MDAMaxRounds
-	if next, complete := PlanMDA(st, 0.95, 256); next != nil || complete {
+	st.Rounds = MaxRounds
+	if next, complete := Plan(st.state(), 0.95, 256); next != nil || complete {
 		t.Errorf("rounds used up: plan %v, complete %v; want none, incomplete", next, complete)
 	}
 }
 
 // fourWay returns 21 flows over r1's 4 branches, converging on r3, the
 // first probeAt3 of them probed at TTL 3.
-func fourWay(probeAt3 int) *MDAState {
+func fourWay(probeAt3 int) *testSearch {
 	rows := []string{"r1 a1 r3 dst"}
 	for p := 2; p <= 21; p++ {
 		r := fmt.Sprintf("- a%d", (p-1)%4+1)
@@ -170,13 +176,13 @@ func fourWay(probeAt3 int) *MDAState {
 // 4 of them, each probed at least once, stand for all of them (as in
 // MDA-Lite), and the other flows are inferred to go through r3 to the
 // destination.
-func TestPlanMDAConvergingBranches(t *testing.T) {
+func TestPlanConvergingBranches(t *testing.T) {
 	st := fourWay(6)
-	if next, complete := PlanMDA(st, 0.95, 256); next != nil || !complete {
+	if next, complete := Plan(st.state(), 0.95, 256); next != nil || !complete {
 		t.Fatalf("plan %v, complete %v; want none, complete", next, complete)
 	}
-	tr := mdaTrace(st)
-	if partial := FillInferred(tr, st, 0.95); partial != nil {
+	tr := st.trace()
+	if partial := FillInferred(tr, st.state(), 0.95); partial != nil {
 		t.Errorf("partial rows %v", partial)
 	}
 	for _, f := range tr.Flows {
@@ -201,40 +207,32 @@ func TestPlanMDAConvergingBranches(t *testing.T) {
 		t.Errorf("%d distinct paths, want 4", len(up))
 	}
 	// With 5 flows probed at TTL 3, one more: at a branch with the fewest.
-	next, _ := PlanMDA(fourWay(5), 0.95, 256)
+	next, _ := Plan(fourWay(5).state(), 0.95, 256)
 	if !slices.Equal(next, []Cell{{6, 3}}) {
 		t.Errorf("5 flows at TTL 3: plan %v, want [{6 3}]", next)
 	}
 	// A branch never probed beyond gets one flow, to see where it goes.
-	next, _ = PlanMDA(fourWay(3), 0.95, 256)
+	next, _ = Plan(fourWay(3).state(), 0.95, 256)
 	if !slices.Contains(next, Cell{4, 3}) {
 		t.Errorf("a4 never probed at TTL 3: plan %v, want {4 3} in it", next)
 	}
 }
 
-// mdaAnswer records what path(p) says path ID p meets at ttl, in the
-// tokens of mdaRows (past the end of the path: its last token).
-func mdaAnswer(st *MDAState, p, ttl int, path func(p int) []string) {
+// answer records what path(p) says path ID p meets at ttl, in the tokens
+// of mdaRows (past the end of the path: its last token).
+func (s *testSearch) answer(p, ttl int, path func(p int) []string) {
 	hops := path(p)
-	tok := hops[min(ttl, len(hops))-1]
-	switch {
-	case tok == "*":
-		st.Set(p, ttl, MDAObs{})
-	case tok == "dst":
-		st.Set(p, ttl, MDAObs{Addr: simDst, Reached: true})
-	default:
-		st.Set(p, ttl, MDAObs{Addr: mdaAddr(tok)})
-	}
+	s.set(p, ttl, hops[min(ttl, len(hops))-1])
 }
 
-// mdaFinish plays PlanMDA's rounds on st against path until it asks for
+// mdaFinish plays Plan's rounds on st against path until it asks for
 // nothing; it returns the probes sent and fails unless the search is
 // complete with every row complete and equal to path.
-func mdaFinish(t *testing.T, st *MDAState, path func(p int) []string) int {
+func mdaFinish(t *testing.T, st *testSearch, path func(p int) []string) int {
 	t.Helper()
 	probes := 0
 	for {
-		next, complete := PlanMDA(st, 0.95, 256)
+		next, complete := Plan(st.state(), 0.95, 256)
 		if len(next) == 0 {
 			if !complete {
 				t.Fatalf("search stopped incomplete")
@@ -245,12 +243,12 @@ func mdaFinish(t *testing.T, st *MDAState, path func(p int) []string) int {
 			t.Fatalf("does not stop: %v", next)
 		}
 		for _, c := range next {
-			mdaAnswer(st, c.PathID, c.TTL, path)
+			st.answer(c.PathID, c.TTL, path)
 		}
 		probes += len(next)
 	}
-	tr := mdaTrace(st)
-	if partial := FillInferred(tr, st, 0.95); partial != nil {
+	tr := st.trace()
+	if partial := FillInferred(tr, st.state(), 0.95); partial != nil {
 		t.Errorf("partial rows %v", partial)
 	}
 	for _, f := range tr.Flows {
@@ -268,7 +266,7 @@ func mdaFinish(t *testing.T, st *MDAState, path func(p int) []string) int {
 	return probes
 }
 
-// nestedPath is the nested diamond of TestPlanMDAHopLevel: odd path IDs
+// nestedPath is the nested diamond of TestPlanHopLevel: odd path IDs
 // through b1 (then c1, c2 in turn), even ones through b2 (c3, c4), all
 // converging on r3 before the destination.
 func nestedPath(p int) []string {
@@ -291,7 +289,7 @@ func nestedPath(p int) []string {
 // first; the others are fresh flows probed at TTL 3 alone (TTL 1 is
 // known, TTL 2 is inferred from the vertex they reach, c1..c4 each seen
 // from one of b1, b2).
-func TestPlanMDAHopLevel(t *testing.T) {
+func TestPlanHopLevel(t *testing.T) {
 	st := mdaRows(true,
 		"r1 b1 c1 r3 dst", // 1
 		"- b2 c3",         // 2
@@ -305,7 +303,7 @@ func TestPlanMDAHopLevel(t *testing.T) {
 		"- b2",            // 10
 		"- b1",            // 11
 	)
-	next, _ := PlanMDA(st, 0.95, 256)
+	next, _ := Plan(st.state(), 0.95, 256)
 	if got := cellsAt(next, 3); !slices.Equal(got, idRange(6, 21)) {
 		t.Errorf("TTL 3: path IDs %v, want the known flows 6-11 and 10 fresh ones", got)
 	}
@@ -315,17 +313,17 @@ func TestPlanMDAHopLevel(t *testing.T) {
 		}
 	}
 	// Rows that cannot be completed yet are reported.
-	partial := FillInferred(mdaTrace(st), st, 0.95)
+	partial := FillInferred(st.trace(), st.state(), 0.95)
 	if want := idRange(2, 11); !slices.Equal(partial, want) {
 		t.Errorf("partial rows %v, want %v", partial, want)
 	}
 	for _, c := range next {
-		mdaAnswer(st, c.PathID, c.TTL, nestedPath)
+		st.answer(c.PathID, c.TTL, nestedPath)
 	}
 	st.Rounds++
 	mdaFinish(t, st, nestedPath)
-	tr := mdaTrace(st)
-	FillInferred(tr, st, 0.95)
+	tr := st.trace()
+	FillInferred(tr, st.state(), 0.95)
 	for _, f := range tr.Flows {
 		if f.PathID >= 12 && !f.Hops[1].Inferred {
 			t.Errorf("path ID %d: TTL 2 probed, want it inferred", f.PathID)
@@ -338,7 +336,7 @@ func TestPlanMDAHopLevel(t *testing.T) {
 // by): 4 chains a_k -> r3.k. r1's test sends 21 flows to TTL 2, and the
 // same flows at TTL 3 are the hop-level test of a1..a4 (n_4, not n_1 = 6
 // through each); then each r3.k needs one flow to see the destination.
-func TestPlanMDAChains(t *testing.T) {
+func TestPlanChains(t *testing.T) {
 	path := func(p int) []string {
 		k := (p-1)%4 + 1
 		return []string{"r1", fmt.Sprintf("a%d", k), fmt.Sprintf("r3.%d", k), "dst"}
@@ -352,7 +350,7 @@ func TestPlanMDAChains(t *testing.T) {
 		rows = append(rows, r)
 	}
 	st := mdaRows(true, rows...)
-	next, _ := PlanMDA(st, 0.95, 256)
+	next, _ := Plan(st.state(), 0.95, 256)
 	if got := cellsAt(next, 3); !slices.Equal(got, idRange(7, 21)) {
 		t.Errorf("TTL 3: path IDs %v, want 7-21", got)
 	}
@@ -364,7 +362,7 @@ func TestPlanMDAChains(t *testing.T) {
 		t.Errorf("TTL 4: path IDs %v, want 3", got)
 	}
 	for _, c := range next {
-		mdaAnswer(st, c.PathID, c.TTL, path)
+		st.answer(c.PathID, c.TTL, path)
 	}
 	st.Rounds++
 	if probes := len(next) + mdaFinish(t, st, path); probes != 15+3 {
@@ -376,14 +374,14 @@ func TestPlanMDAChains(t *testing.T) {
 // MDA-Lite's two per vertex would give, over the hop as a whole: a branch
 // the hash gives one flow in 22 passes without fresh flows hunting for its
 // second.
-func TestPlanMDAMeshingEvidence(t *testing.T) {
+func TestPlanMeshingEvidence(t *testing.T) {
 	rows := []string{"r1 a1 r3.1 dst", "- a4 r3.4"}
 	for p := 3; p <= 22; p++ {
 		k := p%3 + 1
 		rows = append(rows, fmt.Sprintf("- a%d r3.%d", k, k))
 	}
 	st := mdaRows(true, rows...)
-	next, _ := PlanMDA(st, 0.95, 256)
+	next, _ := Plan(st.state(), 0.95, 256)
 	for _, c := range next {
 		if c.TTL != 4 {
 			t.Errorf("plan %v: want only TTL 4 (r3.2, r3.3, r3.4 to the destination)", next)
@@ -398,7 +396,7 @@ func TestPlanMDAMeshingEvidence(t *testing.T) {
 // A successor reached from two vertices (meshing): no hop-level test and
 // no inference backwards. Each vertex is tested on its own (node control),
 // and a flow probed at TTL 3 alone is probed at TTL 2 to place it.
-func TestPlanMDAMeshing(t *testing.T) {
+func TestPlanMeshing(t *testing.T) {
 	st := mdaRows(true,
 		"r1 a1 b1 r3 dst", // 1
 		"- a2 b2",         // 2
@@ -413,7 +411,7 @@ func TestPlanMDAMeshing(t *testing.T) {
 		"- a1",            // 11
 		"- - b1",          // 12
 	)
-	next, _ := PlanMDA(st, 0.95, 256)
+	next, _ := Plan(st.state(), 0.95, 256)
 	if !slices.Contains(next, Cell{12, 2}) {
 		t.Errorf("plan %v, want {12 2} in it", next)
 	}
@@ -434,7 +432,7 @@ func TestPlanMDAMeshing(t *testing.T) {
 // seen at each vertex only (those placed by where they went do not count:
 // a successor of b1 that b2 shares unseen would pass b2's flows off as
 // b1's).
-func TestPlanMDANodeControl(t *testing.T) {
+func TestPlanNodeControl(t *testing.T) {
 	path := func(p int) []string {
 		switch {
 		case p%2 == 0:
@@ -459,16 +457,17 @@ func TestPlanMDANodeControl(t *testing.T) {
 	st := mdaRows(true, rows...)
 	// The flows probed at TTL 3 alone are placed at TTL 2 by where they
 	// went.
-	a := analyzeMDA(st, 0.95)
+	a := analyze(st.state(), 0.95)
+	defer a.release()
 	for p := 12; p <= 27; p++ {
-		if f := a.flows[a.byID[p]]; f.how[2] != mdaInferred || f.key[2].addr != mdaAddr(path(p)[1]) {
+		if f := a.flows[a.byID[p]]; f.how[2] != howInferred || f.key[2].addr != mdaAddr(path(p)[1]) {
 			t.Errorf("path ID %d: TTL 2 %v (%d), want %s inferred", p, f.key[2].addr, f.how[2], path(p)[1])
 		}
 	}
 	// 20 flows at TTL 3 pass the hop-level test (n_3), but b1 needs 11
 	// flows seen there, b2 6: the known ones, then fresh flows probed at
 	// TTL 2 first.
-	next, _ := PlanMDA(st, 0.95, 256)
+	next, _ := Plan(st.state(), 0.95, 256)
 	if got := cellsAt(next, 3); !slices.Equal(got, idRange(5, 11)) {
 		t.Errorf("TTL 3: path IDs %v, want the known flows 5-11", got)
 	}
@@ -476,7 +475,7 @@ func TestPlanMDANodeControl(t *testing.T) {
 		t.Errorf("TTL 2: path IDs %v, want fresh ones from 28", got)
 	}
 	for _, c := range next {
-		mdaAnswer(st, c.PathID, c.TTL, path)
+		st.answer(c.PathID, c.TTL, path)
 	}
 	st.Rounds++
 	mdaFinish(t, st, path)
@@ -485,7 +484,7 @@ func TestPlanMDANodeControl(t *testing.T) {
 // A vertex concluded to have one successor when it has two (the 5% chance
 // of the rule: r1 sent its first 6 flows to b2) makes flows inferred at b2
 // reach b1's successors; one of them is probed at TTL 2 to check.
-func TestPlanMDAChecksInference(t *testing.T) {
+func TestPlanChecksInference(t *testing.T) {
 	st := mdaRows(true,
 		"r1 b2 c3 r3 dst",
 		"- b2 c4",
@@ -496,12 +495,12 @@ func TestPlanMDAChecksInference(t *testing.T) {
 		"- - c1", // 7: inferred at b2, but no flow probed there reached c1
 		"- - c3",
 	)
-	next, _ := PlanMDA(st, 0.95, 256)
+	next, _ := Plan(st.state(), 0.95, 256)
 	if !slices.Contains(next, Cell{7, 2}) || slices.Contains(next, Cell{8, 2}) {
 		t.Errorf("plan %v, want {7 2} (and not {8 2}) in it", next)
 	}
-	st.Set(7, 2, MDAObs{Addr: mdaAddr("b1")})
-	next, _ = PlanMDA(st, 0.95, 256)
+	st.set(7, 2, "b1")
+	next, _ = Plan(st.state(), 0.95, 256)
 	// r1 has 2 successors now: every flow is probed at TTL 2.
 	if got := cellsAt(next, 2); !slices.Contains(got, 8) {
 		t.Errorf("after b1 showed up: TTL 2 path IDs %v, want 8 in them", got)
@@ -510,7 +509,7 @@ func TestPlanMDAChecksInference(t *testing.T) {
 
 // Flows through a silent router are followed beyond it, and a silence is
 // no evidence where other flows answered.
-func TestPlanMDASilence(t *testing.T) {
+func TestPlanSilence(t *testing.T) {
 	rows := []string{"r1 a1 r3 dst"}
 	for p := 2; p <= 21; p++ {
 		switch p % 4 {
@@ -521,7 +520,7 @@ func TestPlanMDASilence(t *testing.T) {
 		}
 	}
 	st := mdaRows(true, rows...)
-	next, _ := PlanMDA(st, 0.95, 256)
+	next, _ := Plan(st.state(), 0.95, 256)
 	// r1: 3 successors answered by 16 flows: done; the 5 silent flows are
 	// probed at TTL 3.
 	if got := cellsAt(next, 3); !slices.Equal(got, []int{4, 8, 12, 16, 20}) {
@@ -534,7 +533,7 @@ func TestPlanMDASilence(t *testing.T) {
 
 // A branch ending in an unreachable needs one flow, and ends the flows
 // inferred to take it.
-func TestPlanMDAUnreachable(t *testing.T) {
+func TestPlanUnreachable(t *testing.T) {
 	st := mdaRows(true,
 		"r1 a1 r3 dst",
 		"- a2 a2!",
@@ -548,12 +547,12 @@ func TestPlanMDAUnreachable(t *testing.T) {
 		"- a2",
 		"- a1 r3",
 	)
-	next, complete := PlanMDA(st, 0.95, 256)
+	next, complete := Plan(st.state(), 0.95, 256)
 	if next != nil || !complete {
 		t.Fatalf("plan %v, complete %v; want none, complete", next, complete)
 	}
-	tr := mdaTrace(st)
-	if partial := FillInferred(tr, st, 0.95); partial != nil {
+	tr := st.trace()
+	if partial := FillInferred(tr, st.state(), 0.95); partial != nil {
 		t.Errorf("partial rows %v", partial)
 	}
 	f := tr.Flows[3] // path ID 4
@@ -564,10 +563,10 @@ func TestPlanMDAUnreachable(t *testing.T) {
 
 // The destination not answering: the search stays within the TTLs that
 // answered, and stops.
-func TestPlanMDAUnreached(t *testing.T) {
+func TestPlanUnreached(t *testing.T) {
 	st := mdaRows(true, "r1 a1 r3 * * *")
 	for round := 0; ; round++ {
-		next, complete := PlanMDA(st, 0.95, 256)
+		next, complete := Plan(st.state(), 0.95, 256)
 		if next == nil {
 			if !complete {
 				t.Errorf("incomplete")
@@ -585,23 +584,8 @@ func TestPlanMDAUnreached(t *testing.T) {
 			if c.TTL == 3 {
 				name = "r3"
 			}
-			st.Set(c.PathID, c.TTL, MDAObs{Addr: mdaAddr(name)})
+			st.set(c.PathID, c.TTL, name)
 		}
 		st.Rounds++
-	}
-}
-
-func TestMDAStateSet(t *testing.T) {
-	var st MDAState
-	st.Set(3, 2, MDAObs{Addr: mdaAddr("x")})
-	st.Set(1, 1, MDAObs{})
-	st.Set(3, 4, MDAObs{Addr: simDst, Reached: true})
-	st.Set(0, 1, MDAObs{})
-	if len(st.Flows) != 2 || st.Flows[0].PathID != 3 || len(st.Flows[0].Hops) != 4 {
-		t.Fatalf("flows %+v", st.Flows)
-	}
-	h := st.Flows[0].Hops
-	if h[0].Probed || !h[1].Probed || h[2].Probed || !h[3].Probed || !h[3].Reached || !st.Flows[1].Hops[0].Probed {
-		t.Errorf("hops %+v", st.Flows)
 	}
 }
