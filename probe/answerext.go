@@ -68,8 +68,8 @@ func (r Rewrite) Names() []string {
 // per interface role, and routers send the incoming interface, sometimes
 // the outgoing one too.
 const (
-	AnswerLabels     = 4
-	AnswerInterfaces = 2
+	answerLabels     = 4
+	answerInterfaces = 2
 )
 
 // ExtFlag qualifies the extensions of a reply (AnswerExt.Flags, and a
@@ -90,11 +90,11 @@ const (
 // interface information objects, in the order of the reply. The zero value
 // is a reply without them. Slices returns them as a result keeps them.
 type AnswerExt struct {
-	Labels  [AnswerLabels]MPLSLabel
+	Labels  [answerLabels]MPLSLabel
 	NLabels uint8
 	NIfs    uint8
 	Flags   ExtFlag
-	Ifs     [AnswerInterfaces]IfObject
+	Ifs     [answerInterfaces]IfObject
 }
 
 // Empty says whether the reply carried no MPLS label and no interface
@@ -126,11 +126,11 @@ func (x *AnswerExt) decode(r *Reply) {
 	ParseExtensions(r.Extensions, &e)
 	for e.Next() {
 		switch e.Class() {
-		case ExtClassMPLS:
-			if e.CType() == ExtCTypeMPLSIncoming {
+		case extClassMPLS:
+			if e.CType() == extCTypeMPLSIncoming {
 				x.addLabels(&e)
 			}
-		case ExtClassInterface:
+		case extClassInterface:
 			x.addInterface(&e)
 		}
 	}
@@ -177,10 +177,10 @@ func (x *AnswerExt) addInterface(e *Extensions) {
 
 // udpQuote says whether r quotes a UDP probe (IPv4 or IPv6).
 func udpQuote(r *Reply) bool {
-	if len(r.Quote) >= IPv6HeaderLen && r.Quote[0]>>4 == 6 {
+	if len(r.Quote) >= ipv6HeaderLen && r.Quote[0]>>4 == 6 {
 		return r.Quote[6] == protoUDP
 	}
-	return len(r.Quote) >= IPv4HeaderLen && r.Quote[9] == protoUDP
+	return len(r.Quote) >= ipv4HeaderLen && r.Quote[9] == protoUDP
 }
 
 // rewrites returns how the probe quoted in r differs from what the spec
@@ -191,7 +191,7 @@ func (s *Spec) rewrites(r *Reply) Rewrite {
 	if r.QSrc.Is6() {
 		return s.rewrites6(r)
 	}
-	if len(r.Quote) < IPv4HeaderLen {
+	if len(r.Quote) < ipv4HeaderLen {
 		return 0
 	}
 	var rw Rewrite
@@ -201,15 +201,15 @@ func (s *Spec) rewrites(r *Reply) Rewrite {
 	if !udpQuote(r) {
 		return rw
 	}
-	if r.QTotalLen != Len || r.QUDPLen != UDPHeaderLen+PayloadLen {
+	if r.QTotalLen != Len || r.QUDPLen != udpHeaderLen+payloadLen {
 		rw |= RewriteLength
 	}
 	// The whole datagram is quoted (Linux routers quote all 30 bytes; RFC
 	// 792 requires 8 of UDP): its checksum must hold over the pseudo
 	// header of the quoted addresses.
 	qihl := int(r.Quote[0]&0x0f) * 4
-	if u := r.Quote[qihl:]; r.QUDPLen == UDPHeaderLen+PayloadLen && len(u) >= UDPHeaderLen+PayloadLen {
-		if fold(sum(u[:UDPHeaderLen+PayloadLen], pseudo(r.QSrc.As4(), r.QDst.As4(), UDPHeaderLen+PayloadLen))) != 0xffff {
+	if u := r.Quote[qihl:]; r.QUDPLen == udpHeaderLen+payloadLen && len(u) >= udpHeaderLen+payloadLen {
+		if fold(sum(u[:udpHeaderLen+payloadLen], pseudo(r.QSrc.As4(), r.QDst.As4(), udpHeaderLen+payloadLen))) != 0xffff {
 			rw |= RewriteChecksum
 		}
 	}

@@ -88,11 +88,11 @@ func natQuote(s *Spec, dst, to netip.Addr, path, ttl int, at time.Time, fix bool
 	q := testQuote(s, dst, path, ttl, at, 1)
 	copy(q[16:20], to.AsSlice())
 	q[10], q[11] = 0, 0
-	binary.BigEndian.PutUint16(q[10:], refChecksum(q[:IPv4HeaderLen]))
+	binary.BigEndian.PutUint16(q[10:], refChecksum(q[:ipv4HeaderLen]))
 	if fix {
 		// The checksum a NAT computes from scratch for the new pseudo
 		// header; RFC 1624's incremental update gives the same value.
-		u := q[IPv4HeaderLen:]
+		u := q[ipv4HeaderLen:]
 		u[6], u[7] = 0, 0
 		binary.BigEndian.PutUint16(u[6:], ^fold(sum(u, pseudo(s.Src.As4(), to.As4(), len(u)))))
 	}
@@ -108,7 +108,7 @@ func TestMatchRewrites(t *testing.T) {
 		q := testQuote(s, codecDst, 4, 6, sent, 1)
 		f(q)
 		q[10], q[11] = 0, 0
-		binary.BigEndian.PutUint16(q[10:], refChecksum(q[:IPv4HeaderLen]))
+		binary.BigEndian.PutUint16(q[10:], refChecksum(q[:ipv4HeaderLen]))
 		return q
 	}
 	te := func(q []byte) []byte { return testICMPError(rtrAddr, s.Src, ICMPTimeExceeded, 0, q) }
@@ -145,7 +145,7 @@ func TestMatchRewrites(t *testing.T) {
 			q := natQuote(s, codecDst, nat, 4, 6, sent, true)
 			q[1] = 0x20
 			q[10], q[11] = 0, 0
-			binary.BigEndian.PutUint16(q[10:], refChecksum(q[:IPv4HeaderLen]))
+			binary.BigEndian.PutUint16(q[10:], refChecksum(q[:ipv4HeaderLen]))
 			return q
 		}()), codecDst, RewriteDst | RewriteTOS, codecDst, true},
 	} {
@@ -211,7 +211,7 @@ func TestMatchExtensionsZeroAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocations per run, want 0", name, n)
 		}
 	}
-	if !m.Match(deep, recv, &r, &a) || a.Ext.NLabels != AnswerLabels || a.Ext.NIfs != AnswerInterfaces || a.Ext.Flags&ExtTruncated == 0 {
+	if !m.Match(deep, recv, &r, &a) || a.Ext.NLabels != answerLabels || a.Ext.NIfs != answerInterfaces || a.Ext.Flags&ExtTruncated == 0 {
 		t.Errorf("deep: %+v", a.Ext)
 	}
 	if !one.Match(nat, recv, &r, &a) || a.Rewrites != RewriteDst {

@@ -36,7 +36,7 @@ func refPseudo6(src, dst netip.Addr, next uint8, n int) []byte {
 
 // testIPv6 builds an IPv6 packet by hand.
 func testIPv6(src, dst netip.Addr, hlim, next uint8, payload []byte) []byte {
-	b := make([]byte, IPv6HeaderLen+len(payload))
+	b := make([]byte, ipv6HeaderLen+len(payload))
 	binary.BigEndian.PutUint32(b, 6<<28|0xabcde)
 	binary.BigEndian.PutUint16(b[4:], uint16(len(payload)))
 	b[6], b[7] = next, hlim
@@ -72,7 +72,7 @@ func testMatchReply6(s *Spec, dst netip.Addr, path, ttl, last int, at time.Time)
 	if ttl >= last {
 		return testICMPv6Error(dst, s.Src, ICMPv6Unreachable, CodeV6PortUnreachable, testQuote6(s, dst, path, ttl, at, uint8(ttl-last+1)))
 	}
-	return testICMPv6Error(rtrAddr6, s.Src, ICMPv6TimeExceeded, CodeV6HopLimitExceeded, testQuote6(s, dst, path, ttl, at, 1))
+	return testICMPv6Error(rtrAddr6, s.Src, ICMPv6TimeExceeded, codeV6HopLimitExceeded, testQuote6(s, dst, path, ttl, at, 1))
 }
 
 func TestEncode6(t *testing.T) {

@@ -191,8 +191,8 @@ func TestEncodeChecksumsAndFields(t *testing.T) {
 			}
 		}
 	}
-	if udpLen := withProto(codecSpec(), ProtoUDP).ProbeLen(); udpLen != 30 || LenTCP != 40 || LenICMP != 32 || MaxLen != 40 {
-		t.Fatalf("probe lengths: UDP %d TCP %d ICMP %d, max %d", udpLen, LenTCP, LenICMP, MaxLen)
+	if udpLen := withProto(codecSpec(), ProtoUDP).ProbeLen(); udpLen != 30 || lenTCP != 40 || lenICMP != 32 || MaxLen != 40 {
+		t.Fatalf("probe lengths: UDP %d TCP %d ICMP %d, max %d", udpLen, lenTCP, lenICMP, MaxLen)
 	}
 	t.Logf("%d probes checked", n)
 }
@@ -222,20 +222,20 @@ func checkProbe(t *testing.T, s *Spec, b []byte, dst netip.Addr, path, ttl int, 
 	if got, _ := netip.AddrFromSlice(h.Dst.To4()); got != dst {
 		t.Fatalf("%s: dst %v, want %v", where, h.Dst, dst)
 	}
-	if sum := refOnesSum(b[:IPv4HeaderLen]); sum != 0xffff {
+	if sum := refOnesSum(b[:ipv4HeaderLen]); sum != 0xffff {
 		t.Fatalf("%s: IP header sums to %#04x, want 0xffff", where, sum)
 	}
-	zeroed := append([]byte(nil), b[:IPv4HeaderLen]...)
+	zeroed := append([]byte(nil), b[:ipv4HeaderLen]...)
 	zeroed[10], zeroed[11] = 0, 0
 	if c := refChecksum(zeroed); int(c) != h.Checksum {
 		t.Fatalf("%s: IP checksum %#04x, independent %#04x", where, h.Checksum, c)
 	}
 
 	// UDP over the pseudo-header.
-	u := b[IPv4HeaderLen:]
+	u := b[ipv4HeaderLen:]
 	sport, dport := binary.BigEndian.Uint16(u[0:]), binary.BigEndian.Uint16(u[2:])
 	ulen, csum := binary.BigEndian.Uint16(u[4:]), binary.BigEndian.Uint16(u[6:])
-	if sport != s.BaseSrcPort+uint16(path) || dport != s.DstPort || ulen != UDPHeaderLen+PayloadLen {
+	if sport != s.BaseSrcPort+uint16(path) || dport != s.DstPort || ulen != udpHeaderLen+payloadLen {
 		t.Fatalf("%s: UDP %d->%d len %d", where, sport, dport, ulen)
 	}
 	if csum == 0 {
@@ -413,7 +413,7 @@ func TestEncodeScapy(t *testing.T) {
 						fmt.Fprintf(&in, "%x\n", b)
 						want = append(want, fmt.Sprintf("4 5 %d %d %d 0 0 %d 17 %v %v %d %d %d %d 1 1 1",
 							s.TOS, Len, IPID(s.Tag, ttl), ttl, s.Src, dst,
-							s.BaseSrcPort+uint16(path), s.DstPort, UDPHeaderLen+PayloadLen, s.Clock(at)))
+							s.BaseSrcPort+uint16(path), s.DstPort, udpHeaderLen+payloadLen, s.Clock(at)))
 					}
 				}
 			}
@@ -514,7 +514,7 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 		quote := append([]byte(nil), pkt...)
 		quote[8] = 1
 		binary.BigEndian.PutUint16(quote[10:], 0)
-		binary.BigEndian.PutUint16(quote[10:], refChecksum(quote[:IPv4HeaderLen]))
+		binary.BigEndian.PutUint16(quote[10:], refChecksum(quote[:ipv4HeaderLen]))
 		type reply struct {
 			pkt      []byte
 			from     netip.Addr
@@ -523,18 +523,18 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 		}
 		replies := []reply{
 			{testICMPError(rtrAddr, codecSrc, ICMPTimeExceeded, CodeTTLExceeded, quote), rtrAddr, ICMPTimeExceeded, true},
-			{testICMPError(rtrAddr, codecSrc, ICMPTimeExceeded, CodeTTLExceeded, quote[:IPv4HeaderLen+8]), rtrAddr, ICMPTimeExceeded, s.Proto != ProtoICMP},
+			{testICMPError(rtrAddr, codecSrc, ICMPTimeExceeded, CodeTTLExceeded, quote[:ipv4HeaderLen+8]), rtrAddr, ICMPTimeExceeded, s.Proto != ProtoICMP},
 		}
 		switch s.Proto {
 		case ProtoTCP:
-			seq := binary.BigEndian.Uint32(pkt[IPv4HeaderLen+4:])
+			seq := binary.BigEndian.Uint32(pkt[ipv4HeaderLen+4:])
 			flags := uint8(TCPFlagSYN | TCPFlagACK)
 			if proto&4 != 0 {
 				flags = TCPFlagRST | TCPFlagACK
 			}
 			replies = append(replies, reply{testTCPSegment(codecDst, codecSrc, s.DstPort, s.BaseSrcPort+uint16(p), uint32(rttNs), seq+1, flags), codecDst, TypeTCP, true})
 		case ProtoICMP:
-			replies = append(replies, reply{testEchoReply(codecDst, codecSrc, pkt[IPv4HeaderLen:]), codecDst, ICMPEchoReply, true})
+			replies = append(replies, reply{testEchoReply(codecDst, codecSrc, pkt[ipv4HeaderLen:]), codecDst, ICMPEchoReply, true})
 		}
 		for i, rp := range replies {
 			var r Reply

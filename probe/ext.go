@@ -30,15 +30,15 @@ import (
 
 // Extension object classes (IANA "ICMP Extension Object Classes").
 const (
-	ExtClassMPLS      = 1 // RFC 4950: MPLS label stack
-	ExtClassInterface = 2 // RFC 5837: interface information
+	extClassMPLS      = 1 // RFC 4950: MPLS label stack
+	extClassInterface = 2 // RFC 5837: interface information
 
 	// ExtCTypeMPLSIncoming is the c-type of RFC 4950's "incoming MPLS
 	// label stack", the only one defined for ExtClassMPLS.
-	ExtCTypeMPLSIncoming = 1
+	extCTypeMPLSIncoming = 1
 
 	// ExtVersion is the version of the extension structure (RFC 4884).
-	ExtVersion = 2
+	extVersion = 2
 )
 
 // Errors of the extension decoder. They are sentinels: decoding never
@@ -106,7 +106,7 @@ func ParseExtensions(b []byte, e *Extensions) error {
 	}
 	e.Version = b[0] >> 4
 	e.Checksum = binary.BigEndian.Uint16(b[2:])
-	if e.Version != ExtVersion {
+	if e.Version != extVersion {
 		e.err = ErrExtVersion
 		return e.err
 	}
@@ -192,7 +192,7 @@ type MPLSLabel struct {
 // returns dst unchanged. It allocates only when dst is out of capacity:
 // e.MPLS(buf[:0]) with a fixed-size buf does not.
 func (e *Extensions) MPLS(dst []MPLSLabel) []MPLSLabel {
-	if e.Class() != ExtClassMPLS || e.CType() != ExtCTypeMPLSIncoming {
+	if e.Class() != extClassMPLS || e.CType() != extCTypeMPLSIncoming {
 		return dst
 	}
 	// RFC 4950 section 7: "one or more MPLS Label Stack Entries"; Next has
@@ -316,7 +316,7 @@ const (
 // next one starts.
 func (e *Extensions) Interface(o *IfObject) error {
 	*o = IfObject{}
-	if e.Class() != ExtClassInterface {
+	if e.Class() != extClassInterface {
 		return ErrExtClass
 	}
 	ct := e.obj[3]

@@ -97,13 +97,13 @@ func decodeExt(b []byte) extDecoded {
 		if e.Len() != 4+len(e.Payload()) {
 			panic("length and payload disagree")
 		}
-		if it.class == ExtClassMPLS && it.ctype == ExtCTypeMPLSIncoming {
+		if it.class == extClassMPLS && it.ctype == extCTypeMPLSIncoming {
 			it.labels = e.MPLS([]MPLSLabel{})
 		} else if l := e.MPLS(nil); l != nil {
 			panic("labels from another object")
 		}
 		var info IfObject
-		if err := e.Interface(&info); it.class == ExtClassInterface {
+		if err := e.Interface(&info); it.class == extClassInterface {
 			it.ifi, it.ifErr = &info, err
 			if err != nil {
 				it.ifi = nil
@@ -147,7 +147,7 @@ func xnetItems(xs []icmp.Extension) []extItem {
 		switch x := x.(type) {
 		case *icmp.MPLSLabelStack:
 			it := extItem{class: uint8(x.Class), ctype: uint8(x.Type), len: 4 + 4*len(x.Labels)}
-			if x.Type == ExtCTypeMPLSIncoming {
+			if x.Type == extCTypeMPLSIncoming {
 				it.labels = []MPLSLabel{}
 				for _, l := range x.Labels {
 					it.labels = append(it.labels, MPLSLabel{uint32(l.Label), uint8(l.TC), l.S, uint8(l.TTL)})
@@ -205,7 +205,7 @@ type extTest struct {
 // and an MTU only with an ifIndex, and an IPv6 address only in ICMPv6: such
 // an object is marshaled for ICMPv6 and carried as a raw object.
 func xnetIf(r IfRole, index uint32, name string, mtu uint32, addr netip.Addr) (icmp.Extension, extItem) {
-	x := &icmp.InterfaceInfo{Class: ExtClassInterface}
+	x := &icmp.InterfaceInfo{Class: extClassInterface}
 	info := &IfObject{Role: r}
 	ct := int(r) << 6
 	if index > 0 {
@@ -227,7 +227,7 @@ func xnetIf(r IfRole, index uint32, name string, mtu uint32, addr netip.Addr) (i
 		ct |= ifCTypeAddr
 	}
 	x.Type = ct
-	it := extItem{class: ExtClassInterface, ctype: uint8(ct), ifi: info}
+	it := extItem{class: extClassInterface, ctype: uint8(ct), ifi: info}
 	if addr.Is6() {
 		b, err := x.Marshal(58)
 		if err != nil {
@@ -239,11 +239,11 @@ func xnetIf(r IfRole, index uint32, name string, mtu uint32, addr netip.Addr) (i
 }
 
 func xnetMPLS(labels []MPLSLabel) (icmp.Extension, extItem) {
-	x := &icmp.MPLSLabelStack{Class: ExtClassMPLS, Type: ExtCTypeMPLSIncoming}
+	x := &icmp.MPLSLabelStack{Class: extClassMPLS, Type: extCTypeMPLSIncoming}
 	for _, l := range labels {
 		x.Labels = append(x.Labels, icmp.MPLSLabel{Label: int(l.Label), TC: int(l.TC), S: l.S, TTL: int(l.TTL)})
 	}
-	return x, extItem{class: ExtClassMPLS, ctype: ExtCTypeMPLSIncoming, len: 4 + 4*len(labels), labels: labels}
+	return x, extItem{class: extClassMPLS, ctype: extCTypeMPLSIncoming, len: 4 + 4*len(labels), labels: labels}
 }
 
 func xnetRaw(class, ctype uint8, payload []byte) (icmp.Extension, extItem) {
@@ -334,8 +334,8 @@ func xnetExtTests(t testing.TB) []extTest {
 		add(pair(xnetIf(IfIncoming, uint32(n), testIfName(rng, n), 9000, extV4))...)
 	}
 	add(pair(xnetRaw(200, 7, []byte{1, 2, 3, 4}))...)
-	add(pair(xnetRaw(ExtClassMPLS, 2, []byte{0, 1, 0x01, 64}))...) // not an incoming stack
-	empty, emptyItem := xnetRaw(ExtClassMPLS, 1, nil)              // an empty stack
+	add(pair(xnetRaw(extClassMPLS, 2, []byte{0, 1, 0x01, 64}))...) // not an incoming stack
+	empty, emptyItem := xnetRaw(extClassMPLS, 1, nil)              // an empty stack
 	emptyItem.labels = []MPLSLabel{}
 	add(empty, emptyItem)
 	all := slices.Concat(
@@ -661,7 +661,7 @@ func TestExtensionsScapy(t *testing.T) {
 		if _, _, _, _, xs := xnetView(t, pkt); len(xs) != 0 {
 			t.Errorf("%s: x/net found %d objects", c.name, len(xs))
 		}
-		got := decodeExt(pkt[IPv4HeaderLen+8+c.Pad:])
+		got := decodeExt(pkt[ipv4HeaderLen+8+c.Pad:])
 		if got.checksumOK {
 			t.Errorf("%s: checksum OK", c.name)
 		}
@@ -685,7 +685,7 @@ func craftObject(n int, class, ctype uint8, payload ...byte) []byte {
 // craftExt returns a version 2 structure of objs with a checksum over
 // all of it.
 func craftExt(objs ...[]byte) []byte {
-	b := slices.Concat(append([][]byte{{ExtVersion << 4, 0, 0, 0}}, objs...)...)
+	b := slices.Concat(append([][]byte{{extVersion << 4, 0, 0, 0}}, objs...)...)
 	binary.BigEndian.PutUint16(b[2:], refChecksum(b))
 	return b
 }
@@ -826,7 +826,7 @@ func TestExtensionsInterfaceMalformed(t *testing.T) {
 		{"name past the object", ifCTypeName, []byte{8, 'a', 'b', 'c'}, IfObject{}, ErrExtInterface},
 		{"MTU missing", ifCTypeName | ifCTypeMTU, name, IfObject{Has: IfHasName, NameLen: 4, Name: nameOf("eth0")}, ErrExtInterface},
 	} {
-		b := craftExt(craftObject(-1, ExtClassInterface, tc.ctype, tc.payload...), craftObject(-1, 1, 1, 0, 0, 0x11, 1))
+		b := craftExt(craftObject(-1, extClassInterface, tc.ctype, tc.payload...), craftObject(-1, 1, 1, 0, 0, 0x11, 1))
 		var e Extensions
 		if err := ParseExtensions(b, &e); err != nil || !e.Next() {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -930,11 +930,11 @@ func (s *extSummary) decode(b []byte, e *Extensions) error {
 	_ = ParseExtensions(b, e)
 	for e.Next() {
 		switch e.Class() {
-		case ExtClassMPLS:
+		case extClassMPLS:
 			// Within the array's capacity MPLS appends in place; past
 			// it, the extra labels are dropped.
 			s.nl = min(len(e.MPLS(s.labels[:s.nl])), len(s.labels))
-		case ExtClassInterface:
+		case extClassInterface:
 			if s.ni < len(s.ifs) && e.Interface(&s.ifs[s.ni]) == nil {
 				s.ni++
 			}
@@ -1008,7 +1008,7 @@ func BenchmarkExtensions(b *testing.B) {
 	})
 	b.Run("x/net", func(b *testing.B) { // the oracle, for scale
 		b.ReportAllocs()
-		msg := pkt[IPv4HeaderLen:]
+		msg := pkt[ipv4HeaderLen:]
 		for b.Loop() {
 			if _, err := icmp.ParseMessage(1, msg); err != nil {
 				b.Fatal(err)
@@ -1026,7 +1026,7 @@ func extFuzzMessage(ext []byte) (msg, pkt []byte) {
 	m = append(m, make([]byte, 8+128-len(m))...)
 	m = fixICMPChecksum(append(m, ext...))
 	pkt = testIPv4(rtrAddr, codecSrc, 250, protoICMP, m)
-	return pkt[IPv4HeaderLen:], pkt
+	return pkt[ipv4HeaderLen:], pkt
 }
 
 // FuzzExtensions decodes arbitrary bytes as an extension structure, on
@@ -1057,7 +1057,7 @@ func FuzzExtensions(f *testing.F) {
 			}
 			end += e.Len()
 			n, want := len(e.MPLS(labels[:0])), 0
-			if e.Class() == ExtClassMPLS && e.CType() == ExtCTypeMPLSIncoming {
+			if e.Class() == extClassMPLS && e.CType() == extCTypeMPLSIncoming {
 				want = len(p) / 4
 			}
 			if n != want {
@@ -1077,7 +1077,7 @@ func FuzzExtensions(f *testing.F) {
 
 		// Behind a quote, with a right checksum (unless 0) so that the
 		// objects, not the checksum, decide what x/net accepts.
-		if len(b) >= 4 && b[0]>>4 == ExtVersion && binary.BigEndian.Uint16(b[2:]) != 0 {
+		if len(b) >= 4 && b[0]>>4 == extVersion && binary.BigEndian.Uint16(b[2:]) != 0 {
 			b = slices.Clone(b)
 			b[2], b[3] = 0, 0
 			binary.BigEndian.PutUint16(b[2:], Checksum(b))

@@ -74,12 +74,12 @@ import (
 
 // Layout of a probe.
 const (
-	IPv4HeaderLen = 20
-	UDPHeaderLen  = 8
-	PayloadLen    = 2
+	ipv4HeaderLen = 20
+	udpHeaderLen  = 8
+	payloadLen    = 2
 	// Len is the length of a whole UDP probe on the wire (without link
 	// layer); see also LenTCP, LenICMP and MaxLen.
-	Len = IPv4HeaderLen + UDPHeaderLen + PayloadLen
+	Len = ipv4HeaderLen + udpHeaderLen + payloadLen
 
 	// TagShift is where the run tag starts in the IP.ID.
 	TagShift = 6
@@ -193,10 +193,10 @@ func (s *Spec) Encode(b []byte, dst netip.Addr, pathID, ttl int, sent time.Time)
 	dst4 := dst.As4()
 	s.ipHeader(b, dst4, ttl, protoUDP, Len)
 
-	udp := b[IPv4HeaderLen:Len]
+	udp := b[ipv4HeaderLen:Len]
 	binary.BigEndian.PutUint16(udp[0:], s.BaseSrcPort+uint16(pathID))
 	binary.BigEndian.PutUint16(udp[2:], s.DstPort)
-	binary.BigEndian.PutUint16(udp[4:], UDPHeaderLen+PayloadLen)
+	binary.BigEndian.PutUint16(udp[4:], udpHeaderLen+payloadLen)
 	want := s.Clock(sent)
 	binary.BigEndian.PutUint16(udp[6:], want)
 	udp[8], udp[9] = 0, 0
@@ -204,7 +204,7 @@ func (s *Spec) Encode(b []byte, dst netip.Addr, pathID, ttl int, sent time.Time)
 	// and datagram 0xffff. With the payload word zero, that sum is
 	// S = fold(rest + want); a payload word P gives fold(S + P), so
 	// P = 0xffff - S (one's-complement subtraction) makes it 0xffff.
-	s0 := fold(sum(udp, pseudo(s.Src.As4(), dst4, UDPHeaderLen+PayloadLen)))
+	s0 := fold(sum(udp, pseudo(s.Src.As4(), dst4, udpHeaderLen+payloadLen)))
 	binary.BigEndian.PutUint16(udp[8:], 0xffff-s0)
 	return Len
 }

@@ -31,12 +31,12 @@ import (
 
 // Layout of an IPv6 probe.
 const (
-	IPv6HeaderLen = 40
+	ipv6HeaderLen = 40
 	// PayloadLen6 is the UDP payload of an IPv6 probe: the tag word and
 	// the checksum compensation.
-	PayloadLen6 = 4
+	payloadLen6 = 4
 	// Len6 is the length of an IPv6 probe on the wire.
-	Len6 = IPv6HeaderLen + UDPHeaderLen + PayloadLen6
+	Len6 = ipv6HeaderLen + udpHeaderLen + payloadLen6
 	// MaxProbeLen is the length of the longest probe of either family: a
 	// buffer of MaxProbeLen bytes holds any probe (MaxLen, any IPv4 one).
 	MaxProbeLen = max(MaxLen, Len6)
@@ -49,7 +49,7 @@ const (
 	ICMPv6Unreachable      = 1
 	ICMPv6TimeExceeded     = 3
 	CodeV6PortUnreachable  = 4
-	CodeV6HopLimitExceeded = 0
+	codeV6HopLimitExceeded = 0
 )
 
 // ErrNotIPv6 is returned by ParseReply6 for a packet that is not IPv6.
@@ -97,24 +97,24 @@ func (s *Spec) FlowLabel(pathID int) uint32 {
 func (s *Spec) encode6(b []byte, dst netip.Addr, pathID, ttl int, sent time.Time) int {
 	_ = b[Len6-1]
 	src, d := s.Src.As16(), dst.As16()
-	ip := b[:IPv6HeaderLen]
+	ip := b[:ipv6HeaderLen]
 	binary.BigEndian.PutUint32(ip[0:], 6<<28|uint32(s.TOS)<<20|s.FlowLabel(pathID))
-	binary.BigEndian.PutUint16(ip[4:], UDPHeaderLen+PayloadLen6)
+	binary.BigEndian.PutUint16(ip[4:], udpHeaderLen+payloadLen6)
 	ip[6] = protoUDP
 	ip[7] = uint8(ttl)
 	copy(ip[8:24], src[:])
 	copy(ip[24:40], d[:])
 
-	udp := b[IPv6HeaderLen:Len6]
+	udp := b[ipv6HeaderLen:Len6]
 	binary.BigEndian.PutUint16(udp[0:], s.BaseSrcPort+uint16(pathID))
 	binary.BigEndian.PutUint16(udp[2:], s.DstPort)
-	binary.BigEndian.PutUint16(udp[4:], UDPHeaderLen+PayloadLen6)
+	binary.BigEndian.PutUint16(udp[4:], udpHeaderLen+payloadLen6)
 	binary.BigEndian.PutUint16(udp[6:], s.Clock(sent))
 	binary.BigEndian.PutUint16(udp[8:], IPID(s.Tag, ttl))
 	udp[10], udp[11] = 0, 0
 	// As over IPv4: with the last word zero the datagram and its pseudo
 	// header sum to S, and the word 0xffff - S makes the sum 0xffff.
-	s0 := fold(sum(udp, pseudo6(&src, &d, UDPHeaderLen+PayloadLen6)))
+	s0 := fold(sum(udp, pseudo6(&src, &d, udpHeaderLen+payloadLen6)))
 	binary.BigEndian.PutUint16(udp[10:], 0xffff-s0)
 	return Len6
 }
@@ -136,7 +136,7 @@ func pseudo6(src, dst *[16]byte, length int) uint32 {
 // RFC 4884 length attribute (octet 4, in 64-bit words). It does not
 // allocate.
 func ParseReply6(b []byte, r *Reply) error {
-	if len(b) < IPv6HeaderLen {
+	if len(b) < ipv6HeaderLen {
 		return ErrShort
 	}
 	if b[0]>>4 != 6 {
@@ -146,13 +146,13 @@ func ParseReply6(b []byte, r *Reply) error {
 		return ErrNotICMP
 	}
 	// Trust the payload length over the frame length (link layers pad).
-	if pl := int(binary.BigEndian.Uint16(b[4:])); pl >= 8 && IPv6HeaderLen+pl < len(b) {
-		b = b[:IPv6HeaderLen+pl]
+	if pl := int(binary.BigEndian.Uint16(b[4:])); pl >= 8 && ipv6HeaderLen+pl < len(b) {
+		b = b[:ipv6HeaderLen+pl]
 	}
-	if len(b) < IPv6HeaderLen+8 {
+	if len(b) < ipv6HeaderLen+8 {
 		return ErrShort
 	}
-	icmp := b[IPv6HeaderLen:]
+	icmp := b[ipv6HeaderLen:]
 	*r = Reply{
 		From:     netip.AddrFrom16([16]byte(b[8:24])),
 		Dst:      netip.AddrFrom16([16]byte(b[24:40])),
@@ -165,19 +165,19 @@ func ParseReply6(b []byte, r *Reply) error {
 		return ErrNotError
 	}
 	q := icmp[8:]
-	if len(q) < IPv6HeaderLen || q[0]>>4 != 6 {
+	if len(q) < ipv6HeaderLen || q[0]>>4 != 6 {
 		return ErrNoQuote
 	}
 	if q[6] != protoUDP {
 		return ErrNotUDPQuote
 	}
-	if len(q) < IPv6HeaderLen+UDPHeaderLen+2 {
+	if len(q) < ipv6HeaderLen+udpHeaderLen+2 {
 		return ErrNoQuote
 	}
-	u := q[IPv6HeaderLen:]
+	u := q[ipv6HeaderLen:]
 	r.Proto = protoUDP
 	r.QTOS = q[0]<<4 | q[1]>>4
-	r.QTotalLen = IPv6HeaderLen + binary.BigEndian.Uint16(q[4:])
+	r.QTotalLen = ipv6HeaderLen + binary.BigEndian.Uint16(q[4:])
 	r.QTTL = q[7]
 	r.QSrc = netip.AddrFrom16([16]byte(q[8:24]))
 	r.QDst = netip.AddrFrom16([16]byte(q[24:40]))
@@ -196,19 +196,19 @@ func ParseReply6(b []byte, r *Reply) error {
 // rewrites6 is rewrites for the quote of an IPv6 probe: its traffic class,
 // its lengths and, when the whole datagram is quoted, its UDP checksum.
 func (s *Spec) rewrites6(r *Reply) Rewrite {
-	if len(r.Quote) < IPv6HeaderLen {
+	if len(r.Quote) < ipv6HeaderLen {
 		return 0
 	}
 	var rw Rewrite
 	if r.QTOS != s.TOS {
 		rw |= RewriteTOS
 	}
-	if r.QTotalLen != Len6 || r.QUDPLen != UDPHeaderLen+PayloadLen6 {
+	if r.QTotalLen != Len6 || r.QUDPLen != udpHeaderLen+payloadLen6 {
 		rw |= RewriteLength
 	}
-	if u := r.Quote[IPv6HeaderLen:]; r.QUDPLen == UDPHeaderLen+PayloadLen6 && len(u) >= UDPHeaderLen+PayloadLen6 {
+	if u := r.Quote[ipv6HeaderLen:]; r.QUDPLen == udpHeaderLen+payloadLen6 && len(u) >= udpHeaderLen+payloadLen6 {
 		src, dst := r.QSrc.As16(), r.QDst.As16()
-		if fold(sum(u[:UDPHeaderLen+PayloadLen6], pseudo6(&src, &dst, UDPHeaderLen+PayloadLen6))) != 0xffff {
+		if fold(sum(u[:udpHeaderLen+payloadLen6], pseudo6(&src, &dst, udpHeaderLen+payloadLen6))) != 0xffff {
 			rw |= RewriteChecksum
 		}
 	}

@@ -18,19 +18,19 @@ const (
 )
 
 // Protos lists the protocols by name, in the order of the constants.
-var Protos = []string{"udp", "tcp", "icmp"}
+var protoNames = []string{"udp", "tcp", "icmp"}
 
 // String returns the protocol's name: udp, tcp or icmp.
 func (p Proto) String() string {
-	if int(p) < len(Protos) {
-		return Protos[p]
+	if int(p) < len(protoNames) {
+		return protoNames[p]
 	}
 	return fmt.Sprintf("proto(%d)", uint8(p))
 }
 
 // ParseProto returns the protocol named s (udp, tcp or icmp).
 func ParseProto(s string) (Proto, error) {
-	for i, n := range Protos {
+	for i, n := range protoNames {
 		if s == n {
 			return Proto(i), nil
 		}
@@ -54,17 +54,17 @@ func (p Proto) HasPorts() bool { return p != ProtoICMP }
 
 // Layout of the TCP and ICMP probes.
 const (
-	TCPHeaderLen   = 20 // a SYN without options
-	ICMPHeaderLen  = 8
-	ICMPPayloadLen = 4 // the send clock and the checksum compensation
+	tcpHeaderLen   = 20 // a SYN without options
+	icmpHeaderLen  = 8
+	icmpPayloadLen = 4 // the send clock and the checksum compensation
 	// LenTCP and LenICMP are the lengths of a TCP and an ICMP probe on
 	// the wire; Len is a UDP probe's.
-	LenTCP  = IPv4HeaderLen + TCPHeaderLen
-	LenICMP = IPv4HeaderLen + ICMPHeaderLen + ICMPPayloadLen
+	lenTCP  = ipv4HeaderLen + tcpHeaderLen
+	lenICMP = ipv4HeaderLen + icmpHeaderLen + icmpPayloadLen
 	// MaxLen is the length of the longest IPv4 probe, whatever the
 	// protocol: a buffer of MaxLen bytes holds any IPv4 probe (and one of
 	// MaxProbeLen bytes any probe, IPv6 ones included).
-	MaxLen = LenTCP
+	MaxLen = lenTCP
 
 	protoTCP = 6
 
@@ -85,9 +85,9 @@ func (s *Spec) ProbeLen() int {
 	}
 	switch s.Proto {
 	case ProtoTCP:
-		return LenTCP
+		return lenTCP
 	case ProtoICMP:
-		return LenICMP
+		return lenICMP
 	}
 	return Len
 }
@@ -110,7 +110,7 @@ func (s *Spec) ICMPChecksum(pathID int) uint16 {
 // ipHeader writes the IPv4 header of a probe of length n and protocol
 // proto into b.
 func (s *Spec) ipHeader(b []byte, dst4 [4]byte, ttl int, proto uint8, n int) {
-	ip := b[:IPv4HeaderLen]
+	ip := b[:ipv4HeaderLen]
 	ip[0] = 0x45 // version 4, IHL 5
 	ip[1] = s.TOS
 	binary.BigEndian.PutUint16(ip[2:], uint16(n))
@@ -127,28 +127,28 @@ func (s *Spec) ipHeader(b []byte, dst4 [4]byte, ttl int, proto uint8, n int) {
 
 // encodeTCP writes a TCP SYN probe (see the package documentation).
 func (s *Spec) encodeTCP(b []byte, dst netip.Addr, pathID, ttl int, sent time.Time) int {
-	_ = b[LenTCP-1]
+	_ = b[lenTCP-1]
 	dst4 := dst.As4()
-	s.ipHeader(b, dst4, ttl, protoTCP, LenTCP)
-	t := b[IPv4HeaderLen:LenTCP]
+	s.ipHeader(b, dst4, ttl, protoTCP, lenTCP)
+	t := b[ipv4HeaderLen:lenTCP]
 	binary.BigEndian.PutUint16(t[0:], s.BaseSrcPort+uint16(pathID))
 	binary.BigEndian.PutUint16(t[2:], s.DstPort)
 	binary.BigEndian.PutUint32(t[4:], TCPSeq(s.Clock(sent), s.Tag, ttl))
 	binary.BigEndian.PutUint32(t[8:], 0) // acknowledgment number
-	t[12] = TCPHeaderLen / 4 << 4        // data offset, no options
+	t[12] = tcpHeaderLen / 4 << 4        // data offset, no options
 	t[13] = TCPFlagSYN
 	binary.BigEndian.PutUint16(t[14:], tcpWindow)
 	t[16], t[17], t[18], t[19] = 0, 0, 0, 0 // checksum, urgent pointer
-	binary.BigEndian.PutUint16(t[16:], ^fold(sum(t, pseudoProto(s.Src.As4(), dst4, protoTCP, TCPHeaderLen))))
-	return LenTCP
+	binary.BigEndian.PutUint16(t[16:], ^fold(sum(t, pseudoProto(s.Src.As4(), dst4, protoTCP, tcpHeaderLen))))
+	return lenTCP
 }
 
 // encodeICMP writes an ICMP echo request probe (see the package
 // documentation).
 func (s *Spec) encodeICMP(b []byte, dst netip.Addr, pathID, ttl int, sent time.Time) int {
-	_ = b[LenICMP-1]
-	s.ipHeader(b, dst.As4(), ttl, protoICMP, LenICMP)
-	m := b[IPv4HeaderLen:LenICMP]
+	_ = b[lenICMP-1]
+	s.ipHeader(b, dst.As4(), ttl, protoICMP, lenICMP)
+	m := b[ipv4HeaderLen:lenICMP]
 	m[0], m[1] = ICMPEcho, 0
 	binary.BigEndian.PutUint16(m[2:], s.ICMPChecksum(pathID))
 	binary.BigEndian.PutUint16(m[4:], s.BaseSrcPort+uint16(pathID))
@@ -158,5 +158,5 @@ func (s *Spec) encodeICMP(b []byte, dst netip.Addr, pathID, ttl int, sent time.T
 	// As for UDP: with the last word zero the message sums to S; the
 	// word 0xffff - S makes the sum 0xffff, a valid checksum.
 	binary.BigEndian.PutUint16(m[10:], 0xffff-fold(sum(m, 0)))
-	return LenICMP
+	return lenICMP
 }

@@ -29,7 +29,7 @@ func refPseudoProto(src, dst netip.Addr, proto uint8, n int) []byte {
 // testTCPSegment builds, by hand, an IPv4 TCP segment without options and
 // with a valid checksum.
 func testTCPSegment(from, to netip.Addr, sport, dport uint16, seq, ack uint32, flags uint8) []byte {
-	t := make([]byte, TCPHeaderLen)
+	t := make([]byte, tcpHeaderLen)
 	binary.BigEndian.PutUint16(t[0:], sport)
 	binary.BigEndian.PutUint16(t[2:], dport)
 	binary.BigEndian.PutUint32(t[4:], seq)
@@ -67,7 +67,7 @@ func checkIPHeader(t *testing.T, s *Spec, b []byte, dst netip.Addr, ttl int, pro
 	if got, _ := netip.AddrFromSlice(h.Dst.To4()); got != dst {
 		t.Fatalf("%s: dst %v, want %v", where, h.Dst, dst)
 	}
-	if sum := refOnesSum(b[:IPv4HeaderLen]); sum != 0xffff {
+	if sum := refOnesSum(b[:ipv4HeaderLen]); sum != 0xffff {
 		t.Fatalf("%s: IP header sums to %#04x, want 0xffff", where, sum)
 	}
 	return h
@@ -78,8 +78,8 @@ func checkIPHeader(t *testing.T, s *Spec, b []byte, dst netip.Addr, ttl int, pro
 func checkTCPProbe(t *testing.T, s *Spec, b []byte, dst netip.Addr, path, ttl int, at time.Time) flowKey {
 	t.Helper()
 	where := fmt.Sprintf("tcp path %d ttl %d t %v", path, ttl, at.Sub(s.Epoch))
-	h := checkIPHeader(t, s, b, dst, ttl, 6, LenTCP, where)
-	u := b[IPv4HeaderLen:]
+	h := checkIPHeader(t, s, b, dst, ttl, 6, lenTCP, where)
+	u := b[ipv4HeaderLen:]
 	sport, dport := binary.BigEndian.Uint16(u[0:]), binary.BigEndian.Uint16(u[2:])
 	seq, ack := binary.BigEndian.Uint32(u[4:]), binary.BigEndian.Uint32(u[8:])
 	if sport != s.BaseSrcPort+uint16(path) || dport != s.DstPort || ack != 0 {
@@ -103,8 +103,8 @@ func checkTCPProbe(t *testing.T, s *Spec, b []byte, dst netip.Addr, path, ttl in
 func checkICMPProbe(t *testing.T, s *Spec, b []byte, dst netip.Addr, path, ttl int, at time.Time) flowKey {
 	t.Helper()
 	where := fmt.Sprintf("icmp path %d ttl %d t %v", path, ttl, at.Sub(s.Epoch))
-	h := checkIPHeader(t, s, b, dst, ttl, 1, LenICMP, where)
-	m := b[IPv4HeaderLen:]
+	h := checkIPHeader(t, s, b, dst, ttl, 1, lenICMP, where)
+	m := b[ipv4HeaderLen:]
 	id, seq := binary.BigEndian.Uint16(m[4:]), binary.BigEndian.Uint16(m[6:])
 	csum := binary.BigEndian.Uint16(m[2:])
 	if m[0] != 8 || m[1] != 0 || id != s.BaseSrcPort+uint16(path) || seq != IPID(s.Tag, ttl) {
@@ -347,17 +347,17 @@ func testProtoReplies(s *Spec, dst netip.Addr, path, ttl int, at time.Time) (quo
 	q := append([]byte(nil), p...)
 	q[8] = 1
 	q[10], q[11] = 0, 0
-	binary.BigEndian.PutUint16(q[10:], refChecksum(q[:IPv4HeaderLen]))
+	binary.BigEndian.PutUint16(q[10:], refChecksum(q[:ipv4HeaderLen]))
 	quote = testICMPError(rtrAddr, s.Src, ICMPTimeExceeded, CodeTTLExceeded, q)
 	if s.Proto == ProtoTCP {
-		seq := binary.BigEndian.Uint32(p[IPv4HeaderLen+4:])
+		seq := binary.BigEndian.Uint32(p[ipv4HeaderLen+4:])
 		sport := s.BaseSrcPort + uint16(path)
 		direct = [][]byte{
 			testTCPSegment(dst, s.Src, s.DstPort, sport, 0x12345678, seq+1, TCPFlagSYN|TCPFlagACK),
 			testTCPSegment(dst, s.Src, s.DstPort, sport, 0, seq+1, TCPFlagRST|TCPFlagACK),
 		}
 	} else {
-		direct = [][]byte{testEchoReply(dst, s.Src, p[IPv4HeaderLen:])}
+		direct = [][]byte{testEchoReply(dst, s.Src, p[ipv4HeaderLen:])}
 	}
 	return quote, direct
 }
@@ -429,7 +429,7 @@ func TestMatchProtos(t *testing.T) {
 	mut := func(s *Spec, f func(*Spec)) *Spec { c := *s; f(&c); return &c }
 	echo := func(s *Spec, path, ttl int) []byte {
 		p := make([]byte, MaxLen)
-		return p[IPv4HeaderLen:s.Encode(p, codecDst, path, ttl, sent)]
+		return p[ipv4HeaderLen:s.Encode(p, codecDst, path, ttl, sent)]
 	}
 	for _, tc := range []struct {
 		name string
@@ -442,7 +442,7 @@ func TestMatchProtos(t *testing.T) {
 		{"tcp: FIN-ACK", tcp, testTCPSegment(codecDst, codecSrc, tcp.DstPort, sport, 1, seq+1, TCPFlagFIN|TCPFlagACK), ErrTCPFlags},
 		{"tcp: RST without ACK", tcp, testTCPSegment(codecDst, codecSrc, tcp.DstPort, sport, 1, seq+1, TCPFlagRST), ErrTCPFlags},
 		{"tcp: 19-byte header", tcp, testIPv4(codecDst, codecSrc, 61, protoTCP,
-			testTCPSegment(codecDst, codecSrc, tcp.DstPort, sport, 1, seq+1, TCPFlagSYN|TCPFlagACK)[IPv4HeaderLen:IPv4HeaderLen+19]), ErrShort},
+			testTCPSegment(codecDst, codecSrc, tcp.DstPort, sport, 1, seq+1, TCPFlagSYN|TCPFlagACK)[ipv4HeaderLen:ipv4HeaderLen+19]), ErrShort},
 		{"tcp: wrong destination port", tcp, testTCPSegment(codecDst, codecSrc, tcp.DstPort+1, sport, 1, seq+1, TCPFlagSYN|TCPFlagACK), nil},
 		{"tcp: source port = base", tcp, testTCPSegment(codecDst, codecSrc, tcp.DstPort, tcp.BaseSrcPort, 1, seq+1, TCPFlagSYN|TCPFlagACK), nil},
 		{"tcp: source port past the last path", tcp, testTCPSegment(codecDst, codecSrc, tcp.DstPort, tcp.BaseSrcPort+uint16(tcp.Paths)+1, 1, seq+1, TCPFlagSYN|TCPFlagACK), nil},
@@ -465,8 +465,8 @@ func TestMatchProtos(t *testing.T) {
 		{"icmp: quote of an echo reply", icmp, func() []byte {
 			p := make([]byte, MaxLen)
 			p = p[:icmp.Encode(p, codecDst, 3, 5, sent)]
-			p[IPv4HeaderLen] = ICMPEchoReply
-			fixICMPChecksum(p[IPv4HeaderLen:])
+			p[ipv4HeaderLen] = ICMPEchoReply
+			fixICMPChecksum(p[ipv4HeaderLen:])
 			return testICMPError(rtrAddr, codecSrc, ICMPTimeExceeded, 0, p)
 		}(), nil},
 		{"icmp: quote of another identifier", icmp, func() []byte {

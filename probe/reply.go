@@ -103,14 +103,14 @@ type Reply struct {
 // replies; and TCP segments with ACK and SYN or RST set (at least 20 bytes
 // of TCP header). It does not allocate.
 func ParseReply(b []byte, r *Reply) error {
-	if len(b) < IPv4HeaderLen {
+	if len(b) < ipv4HeaderLen {
 		return ErrShort
 	}
 	if b[0]>>4 != 4 {
 		return ErrNotIPv4
 	}
 	ihl := int(b[0]&0x0f) * 4
-	if ihl < IPv4HeaderLen || len(b) < ihl+8 {
+	if ihl < ipv4HeaderLen || len(b) < ihl+8 {
 		return ErrShort
 	}
 	if b[9] != protoICMP && b[9] != protoTCP {
@@ -135,7 +135,7 @@ func ParseReply(b []byte, r *Reply) error {
 			QID:      binary.BigEndian.Uint16(icmp[6:]),
 			QSeq:     binary.BigEndian.Uint32(icmp[4:]),
 		}
-		if len(icmp) >= ICMPHeaderLen+2 {
+		if len(icmp) >= icmpHeaderLen+2 {
 			r.QChecksum = binary.BigEndian.Uint16(icmp[8:])
 		}
 		return nil
@@ -149,11 +149,11 @@ func ParseReply(b []byte, r *Reply) error {
 	// the sixth octet of time-exceeded and unreachable messages.
 	r.Length = int(icmp[5]) * 4
 	q := icmp[8:]
-	if len(q) < IPv4HeaderLen || q[0]>>4 != 4 {
+	if len(q) < ipv4HeaderLen || q[0]>>4 != 4 {
 		return ErrNoQuote
 	}
 	qihl := int(q[0]&0x0f) * 4
-	if qihl < IPv4HeaderLen || len(q) < qihl+UDPHeaderLen {
+	if qihl < ipv4HeaderLen || len(q) < qihl+udpHeaderLen {
 		return ErrNoQuote
 	}
 	u := q[qihl:]
@@ -174,7 +174,7 @@ func ParseReply(b []byte, r *Reply) error {
 		r.QType = u[0]
 		r.QSrcPort = binary.BigEndian.Uint16(u[4:])
 		r.QSeq = binary.BigEndian.Uint32(u[4:])
-		if len(u) >= ICMPHeaderLen+2 {
+		if len(u) >= icmpHeaderLen+2 {
 			// The payload's clock, when the quote goes beyond the
 			// 8 bytes RFC 792 requires (Linux quotes the whole probe).
 			r.QChecksum = binary.BigEndian.Uint16(u[8:])
@@ -200,7 +200,7 @@ func ParseReply(b []byte, r *Reply) error {
 // (8-11) numbers, data offset (12), flags (13). A SYN-ACK (open port) or an
 // RST (closed port) answers a SYN with acknowledgment number SYN.seq+1.
 func parseTCPReply(t []byte, r *Reply) error {
-	if len(t) < TCPHeaderLen {
+	if len(t) < tcpHeaderLen {
 		return ErrShort
 	}
 	flags := t[13]

@@ -20,7 +20,7 @@ var rtrAddr = netip.MustParseAddr("203.0.113.5")
 
 // testIPv4 wraps payload in an IPv4 header (IHL 5, valid checksum).
 func testIPv4(src, dst netip.Addr, ttl, proto uint8, payload []byte) []byte {
-	b := make([]byte, IPv4HeaderLen+len(payload))
+	b := make([]byte, ipv4HeaderLen+len(payload))
 	b[0] = 0x45
 	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
 	binary.BigEndian.PutUint16(b[4:], 0xbeef)
@@ -28,8 +28,8 @@ func testIPv4(src, dst netip.Addr, ttl, proto uint8, payload []byte) []byte {
 	s, d := src.As4(), dst.As4()
 	copy(b[12:], s[:])
 	copy(b[16:], d[:])
-	binary.BigEndian.PutUint16(b[10:], refChecksum(b[:IPv4HeaderLen]))
-	copy(b[IPv4HeaderLen:], payload)
+	binary.BigEndian.PutUint16(b[10:], refChecksum(b[:ipv4HeaderLen]))
+	copy(b[ipv4HeaderLen:], payload)
 	return b
 }
 
@@ -50,14 +50,14 @@ func testQuote(s *Spec, dst netip.Addr, path, ttl int, at time.Time, arrival uin
 	s.Encode(q, dst, path, ttl, at)
 	q[8] = arrival
 	q[10], q[11] = 0, 0
-	binary.BigEndian.PutUint16(q[10:], refChecksum(q[:IPv4HeaderLen]))
+	binary.BigEndian.PutUint16(q[10:], refChecksum(q[:ipv4HeaderLen]))
 	return q
 }
 
 // withRouterAlert returns quote q with a 4-byte IP option (RFC 2113 router
 // alert) after its header: IHL 6.
 func withRouterAlert(q []byte) []byte {
-	o := append(append(append([]byte(nil), q[:IPv4HeaderLen]...), 0x94, 0x04, 0, 0), q[IPv4HeaderLen:]...)
+	o := append(append(append([]byte(nil), q[:ipv4HeaderLen]...), 0x94, 0x04, 0, 0), q[ipv4HeaderLen:]...)
 	o[0] = 0x46
 	binary.BigEndian.PutUint16(o[2:], binary.BigEndian.Uint16(q[2:])+4)
 	o[10], o[11] = 0, 0
@@ -414,7 +414,7 @@ func TestParseReplyCases(t *testing.T) {
 		if len(r.Quote) != tc.quote || len(r.Extensions) != tc.ext || r.Length != tc.length ||
 			!ok || p != tc.path || ttl != tc.ttl || r.QTTL != tc.quotedTTL || r.Type != tc.typ || r.Code != tc.code ||
 			r.From != tc.from || r.Dst != s.Src || r.Reached() != tc.reached || r.QDst != codecDst ||
-			r.QUDPLen != UDPHeaderLen+PayloadLen || r.QDstPort != s.DstPort ||
+			r.QUDPLen != udpHeaderLen+payloadLen || r.QDstPort != s.DstPort ||
 			(r.Quote[0] == 0x46) != tc.quotedIHL6 {
 			t.Errorf("%s: quote %d ext %d length %d match %d/%d/%v TTL %d type %d/%d from %v reached %v, reply %+v",
 				tc.name, len(r.Quote), len(r.Extensions), r.Length, p, ttl, ok, r.QTTL, r.Type, r.Code, r.From, r.Reached(), r)
@@ -436,7 +436,7 @@ func TestParseReplyXNetRandom(t *testing.T) {
 		if rng.IntN(4) == 0 {
 			q = withRouterAlert(q)
 		}
-		need := len(q) - PayloadLen // the quoted IP and UDP headers
+		need := len(q) - payloadLen // the quoted IP and UDP headers
 		n := need + rng.IntN(3)
 		if rng.IntN(2) == 0 {
 			n = max(need, 28+rng.IntN(300))
@@ -500,7 +500,7 @@ func TestParseReplyXNetRandom(t *testing.T) {
 		copy(m[8:], body)
 		pkt := testIPv4(rtrAddr, s.Src, 250, protoICMP, fixICMPChecksum(m))
 		if rng.IntN(10) == 0 {
-			cut := IPv4HeaderLen + 8 + need
+			cut := ipv4HeaderLen + 8 + need
 			pkt = pkt[:cut+rng.IntN(len(pkt)-cut+1)]
 		}
 		c := replyCase{name: fmt.Sprintf("random %d", i), pkt: pkt}
@@ -559,7 +559,7 @@ func checkReplySlices(t *testing.T, b []byte, r *Reply) {
 	if qo != ihl+8 {
 		t.Fatalf("quote at offset %d of the input, want %d", qo, ihl+8)
 	}
-	if len(r.Quote) < IPv4HeaderLen || len(r.Quote) < int(r.Quote[0]&0x0f)*4+UDPHeaderLen {
+	if len(r.Quote) < ipv4HeaderLen || len(r.Quote) < int(r.Quote[0]&0x0f)*4+udpHeaderLen {
 		t.Fatalf("quote of %d bytes is shorter than the header it was decoded from", len(r.Quote))
 	}
 	if r.Extensions == nil {
@@ -585,7 +585,7 @@ func TestParseReplyTruncated(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		// The shortest prefix holding the quoted UDP header.
-		need := IPv4HeaderLen + 8 + int(full.Quote[0]&0x0f)*4 + UDPHeaderLen
+		need := ipv4HeaderLen + 8 + int(full.Quote[0]&0x0f)*4 + udpHeaderLen
 		for n := 0; n <= len(c.pkt); n++ {
 			b := append([]byte(nil), c.pkt[:n]...) // exact capacity: overruns panic
 			var r Reply

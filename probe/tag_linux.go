@@ -12,7 +12,7 @@ import (
 )
 
 // TagLockDir is where runs on this host record the tags they hold.
-var TagLockDir = "/run/lock/traceflow-fast"
+var tagLockDir = "/run/lock/traceflow-fast"
 
 // ReserveTag picks a random run tag that no other traceflow-fast process on
 // this host holds, so that two runs at the same time never accept each
@@ -20,7 +20,7 @@ var TagLockDir = "/run/lock/traceflow-fast"
 // called (or the process exits). When the lock directory cannot be used it
 // falls back to an unreserved random tag.
 func ReserveTag() (tag uint16, release func(), err error) {
-	dir := TagLockDir
+	dir := tagLockDir
 	if err := os.MkdirAll(dir, 0o1777); err != nil {
 		dir = filepath.Join(os.TempDir(), "traceflow-fast")
 		if err := os.MkdirAll(dir, 0o1777); err != nil {
