@@ -103,7 +103,7 @@ func newLineLab6(t testing.TB) *lab {
 	for _, a := range [][3]string{
 		{"a", "va", "fd77:1::1/64"}, {"r", "ra", "fd77:1::2/64"}, {"r", "rb", "fd77:2::1/64"}, {"b", "vb", "fd77:2::2/64"},
 	} {
-		l.nsip(a[0], "addr", "add", a[2], "dev", a[1], "nodad")
+		l.AddAddr6(a[0], a[1], a[2])
 	}
 	l.nsip("a", "-6", "route", "add", "fd77::/16", "via", "fd77:1::2")
 	l.nsip("b", "-6", "route", "add", "default", "via", "fd77:2::1")

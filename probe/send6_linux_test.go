@@ -115,7 +115,7 @@ func TestTraceThroughRouter6(t *testing.T) {
 func TestTraceLoopback6(t *testing.T) {
 	l := newLab(t, "l")
 	l.exec("l", "sysctl", "-qw", "net.ipv6.icmp.ratelimit=0")
-	l.nsip("l", "addr", "add", "fd77:7::1/128", "dev", "lo", "nodad")
+	l.AddAddr6("l", "lo", "fd77:7::1/128")
 	dst := netip.MustParseAddr("fd77:7::1")
 	rt, got := trace6(t, l, "l", dst, 2, 2)
 	if rt.IfName != "lo" || rt.NextHop != dst || rt.Src != dst {

@@ -27,9 +27,9 @@ func newCacheLab6(tb testing.TB) *netnstest.Set {
 		s.Exec(n, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	}
 	s.Veth("a", "va", "02:74:66:00:0c:01", "10.77.1.1/24", "r", "ra", "02:74:66:00:0c:02", "10.77.1.2/24")
-	s.NSIP("a", "addr", "add", "fd77:1::1/64", "dev", "va", "nodad")
+	s.AddAddr6("a", "va", "fd77:1::1/64")
 	for _, gw := range []string{"fd77:1::2/64", "fd77:1::3/64"} {
-		s.NSIP("r", "addr", "add", gw, "dev", "ra", "nodad")
+		s.AddAddr6("r", "ra", gw)
 	}
 	for _, r := range [][]string{
 		{"fd77::/16", "via", "fd77:1::2"},
