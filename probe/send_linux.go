@@ -39,6 +39,10 @@ type Sender struct {
 	to   unix.RawSockaddrLinklayer
 	hdrs [SendBatch]unix.Mmsghdr
 	iovs [SendBatch]unix.Iovec
+	// now and sleep time the back-off on a full device queue: the
+	// system's clock, or a test's.
+	now   func() time.Time
+	sleep func(time.Duration)
 }
 
 // NewSender opens an AF_PACKET socket that sends to rt's next hop.
@@ -81,7 +85,7 @@ func newSender() (*Sender, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer); err != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
 	}
-	s := &Sender{fd: fd}
+	s := &Sender{fd: fd, now: time.Now, sleep: time.Sleep}
 	for i := range s.hdrs {
 		h := &s.hdrs[i].Hdr
 		h.Namelen = unix.SizeofSockaddrLinklayer
@@ -179,13 +183,13 @@ func (s *Sender) sendTo(to *unix.RawSockaddrLinklayer, pkts [][]byte) (int, erro
 			// The driver (or a veth peer's backlog) is full; it drains in
 			// microseconds. Back off exponentially from 10 µs to 1 ms.
 			if backoff == 0 {
-				stalled = time.Now()
-			} else if time.Since(stalled) > sendStall {
+				stalled = s.now()
+			} else if s.now().Sub(stalled) > sendStall {
 				s.release(n)
 				return done, os.NewSyscallError("sendmmsg", errno)
 			}
 			backoff = min(max(2*backoff, 10*time.Microsecond), time.Millisecond)
-			time.Sleep(backoff)
+			s.sleep(backoff)
 		default:
 			s.release(n)
 			return done, os.NewSyscallError("sendmmsg", errno)

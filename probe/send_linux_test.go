@@ -65,7 +65,7 @@ func newTraceRig(t *testing.T, l *lab, ns string, dst netip.Addr) *traceRig {
 		return err
 	})
 	t.Cleanup(func() { r.s.Close(); r.c.Close() })
-	r.spec = &probe.Spec{Src: r.rt.Src, BaseSrcPort: 33000, DstPort: 33434, Paths: 4, Tag: 321, Epoch: time.Now()}
+	r.spec = &probe.Spec{Src: r.rt.Src, BaseSrcPort: 33000, DstPort: 33434, Paths: 4, Tag: 321, Epoch: wallNow()}
 	if err := r.spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,15 +81,39 @@ type answer struct {
 	rtt     time.Duration
 }
 
+// answerWait bounds the wait for replies that the namespaces' kernels send
+// at once: it only stops a test whose replies never come.
+const answerWait = 30 * time.Second
+
+// wallNow is the time without its monotonic reading, as the kernel stamps
+// packets: the send clock and the RTTs of a Spec whose Epoch and send times
+// are such wall-clock times can be checked exactly against the kernel's
+// receive stamps (checkRTT).
+func wallNow() time.Time { return time.Now().Round(0) }
+
+// checkRTT checks the RTT decoded from a reply against what the test knows:
+// the probe was encoded at sent and the kernel stamped its reply at recv, so
+// the RTT is recv-sent plus the part of a ClockUnit that the send clock in
+// the probe truncated.
+func checkRTT(t *testing.T, h hop, rtt time.Duration, sent, recv time.Time) {
+	t.Helper()
+	if d := rtt - recv.Sub(sent); d < 0 || d >= probe.ClockUnit {
+		t.Errorf("path %d TTL %d: RTT %v; the probe was encoded %v before the kernel received its reply, "+
+			"so want that plus less than %v", h.path, h.ttl, rtt, recv.Sub(sent), probe.ClockUnit)
+	}
+}
+
 // trace sends one probe per (path, ttl) and collects the matching replies
-// until every probe is answered or 3 s pass.
+// until every probe is answered (or answerWait passes: hung).
 func (r *traceRig) trace(t *testing.T, dst netip.Addr, paths, maxTTL int) map[hop]answer {
 	t.Helper()
 	var pkts [][]byte
+	sent := map[hop]time.Time{}
 	for p := 1; p <= paths; p++ {
 		for ttl := 1; ttl <= maxTTL; ttl++ {
 			b := make([]byte, probe.Len)
-			r.spec.Encode(b, dst, p, ttl, time.Now())
+			sent[hop{p, ttl}] = wallNow()
+			r.spec.Encode(b, dst, p, ttl, sent[hop{p, ttl}])
 			pkts = append(pkts, b)
 		}
 	}
@@ -98,7 +122,7 @@ func (r *traceRig) trace(t *testing.T, dst netip.Addr, paths, maxTTL int) map[ho
 	}
 	got := map[hop]answer{}
 	var rep probe.Reply
-	if err := r.c.SetReadDeadline(time.Now().Add(3 * time.Second)); err != nil {
+	if err := r.c.SetReadDeadline(time.Now().Add(answerWait)); err != nil {
 		t.Fatal(err)
 	}
 	for len(got) < len(pkts) {
@@ -110,21 +134,18 @@ func (r *traceRig) trace(t *testing.T, dst netip.Addr, paths, maxTTL int) map[ho
 			if !ok {
 				return
 			}
-			if _, dup := got[hop{p, ttl}]; dup {
+			h := hop{p, ttl}
+			if _, dup := got[h]; dup {
 				t.Errorf("duplicate reply for path %d TTL %d", p, ttl)
 			}
-			got[hop{p, ttl}] = answer{rep.From, rep.Type, rep.Reached(), r.spec.RTT(rep.QChecksum, ts)}
+			got[h] = answer{rep.From, rep.Type, rep.Reached(), r.spec.RTT(rep.QChecksum, ts)}
+			checkRTT(t, h, got[h].rtt, sent[h], ts)
 		})
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("%d of %d probes answered: %v", len(got), len(pkts), got)
+			t.Fatalf("hung: %d of %d probes answered after %v: %v", len(got), len(pkts), answerWait, got)
 		}
 		if err != nil {
 			t.Fatal(err)
-		}
-	}
-	for h, a := range got {
-		if a.rtt <= 0 || a.rtt >= time.Second {
-			t.Errorf("path %d TTL %d: RTT %v; want in (0, 1s)", h.path, h.ttl, a.rtt)
 		}
 	}
 	return got
@@ -236,7 +257,7 @@ func TestTun(t *testing.T) {
 		t.Fatalf("Send = %d, %v", n, err)
 	}
 	buf := make([]byte, 2048)
-	if err := tun.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+	if err := tun.SetReadDeadline(time.Now().Add(answerWait)); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -255,7 +276,7 @@ func TestTun(t *testing.T) {
 	if _, err := tun.Write(reply); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+	if err := r.c.SetReadDeadline(time.Now().Add(answerWait)); err != nil {
 		t.Fatal(err)
 	}
 	var got []byte
@@ -378,26 +399,54 @@ func TestSendNoAlloc(t *testing.T) {
 }
 
 // TestSendStalled takes the sink's end of the veth down: the driver then
-// refuses every packet (ENOBUFS), Send retries for a while and gives up
-// with that error, and sends again once the link is back.
+// refuses every packet (ENOBUFS). Send backs off, 10 µs doubling up to
+// 1 ms, retries, and gives up with that error once the stall has lasted
+// SendStall; it sends again once the link is back. The back-off runs on a
+// virtual clock that only the Sender's naps move, so what is checked is
+// how long Send waited, not how long the machine took.
 func TestSendStalled(t *testing.T) {
 	l, s, pkts := newSinkLab(t)
+	now := time.Unix(1, 0)
+	var naps []time.Duration
+	probe.SetSendClock(s, func() time.Time { return now }, func(d time.Duration) {
+		naps = append(naps, d)
+		now = now.Add(d)
+	})
 	l.nsip("s", "link", "set", "vs", "down")
-	start := time.Now()
-	n, err := s.Send(pkts)
-	if d := time.Since(start); n != 0 || !errors.Is(err, unix.ENOBUFS) || d < 200*time.Millisecond || d > 2*time.Second {
-		t.Fatalf("Send on a link without carrier = %d, %v after %v; want 0, ENOBUFS after about 250 ms", n, err, d)
+	if n, err := s.Send(pkts); n != 0 || !errors.Is(err, unix.ENOBUFS) {
+		t.Fatalf("Send on a link without carrier = %d, %v; want 0, ENOBUFS", n, err)
+	} else {
+		t.Logf("%v after %d retries", err, len(naps))
 	}
-	t.Logf("%v", err)
+	var waited time.Duration
+	for i, d := range naps {
+		want := 10 * time.Microsecond
+		if i > 0 {
+			want = min(2*naps[i-1], time.Millisecond)
+		}
+		if d != want {
+			t.Fatalf("back-off %d: %v; want %v (naps %v)", i, d, want, naps)
+		}
+		waited += d
+	}
+	// It gives up at the first retry after SendStall: not before, and
+	// not a nap later.
+	if waited <= probe.SendStall || waited-naps[len(naps)-1] > probe.SendStall {
+		t.Errorf("Send gave up after %v of back-off (last nap %v); want the first retry past %v",
+			waited, naps[len(naps)-1], probe.SendStall)
+	}
+
+	probe.SetSendClock(s, time.Now, time.Sleep)
 	l.nsip("s", "link", "set", "vs", "up")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	// The carrier comes back asynchronously: poll, pacing the tries, and
+	// give up only if the link never carries again.
+	for deadline := time.Now().Add(answerWait); ; {
 		n, err := s.Send(pkts)
 		if err == nil && n == len(pkts) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Send after the link came back = %d, %v", n, err)
+			t.Fatalf("hung: Send after the link came back = %d, %v after %v", n, err, answerWait)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
