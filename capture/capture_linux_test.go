@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,8 +96,8 @@ type pkt struct {
 	ts time.Time
 }
 
-// collect reads until want returns true for the packets so far or the
-// deadline passes.
+// collect reads until done returns true for the packets so far, or the
+// deadline d passes (netnstest.Hung where only a hung test reaches it).
 func (r *rig) collect(t *testing.T, d time.Duration, done func([]pkt) bool) ([]pkt, error) {
 	t.Helper()
 	if err := r.c.SetReadDeadline(time.Now().Add(d)); err != nil {
@@ -124,6 +125,24 @@ func udpPayload(b []byte) []byte {
 
 func isICMP(b []byte) bool { return len(b) >= 20 && b[0]>>4 == 4 && b[9] == unix.IPPROTO_ICMP }
 
+func isICMPv6(b []byte) bool { return len(b) >= 40 && b[0]>>4 == 6 && b[6] == unix.IPPROTO_ICMPV6 }
+
+// answered is a done function for collect: true once the packets hold the
+// ICMP or ICMPv6 error that answers (quotes) the datagram carrying marker.
+// A datagram sent last and read back answered shows that what was sent
+// before it has been through lo: packets that should not be there would
+// have been read by then, without a guess at how long they could take.
+func answered(marker string) func([]pkt) bool {
+	return func(p []pkt) bool {
+		for _, x := range p {
+			if (isICMP(x.b) || isICMPv6(x.b)) && bytes.Contains(x.b, []byte(marker)) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 func TestReadBatch(t *testing.T) {
 	r := newRig(t, capture.Config{Ifindex: loIndex}, nil)
 	start := time.Now()
@@ -132,7 +151,7 @@ func TestReadBatch(t *testing.T) {
 		r.send(t, fmt.Appendf(nil, "tfx-%d", i))
 	}
 	udp, icmp := 0, 0
-	got, err := r.collect(t, 2*time.Second, func(p []pkt) bool {
+	got, err := r.collect(t, netnstest.Hung, func(p []pkt) bool {
 		udp, icmp = 0, 0
 		for _, x := range p {
 			if udpPayload(x.b) != nil {
@@ -148,11 +167,16 @@ func TestReadBatch(t *testing.T) {
 		t.Fatalf("after %d UDP and %d ICMP packets: %v", udp, icmp, err)
 	}
 	end := time.Now()
-	// Let any duplicate arrive: with PACKET_IGNORE_OUTGOING each packet on
-	// lo is seen once (arriving), not twice (leaving and arriving).
-	more, _ := r.collect(t, 100*time.Millisecond, func([]pkt) bool { return false })
-	if len(got)+len(more) != 2*n {
-		t.Errorf("got %d packets; want %d (each UDP datagram and its ICMP answer once)", len(got)+len(more), 2*n)
+	// With PACKET_IGNORE_OUTGOING each packet on lo is seen once
+	// (arriving), not twice (leaving and arriving): read on up to the
+	// answer to one more datagram, so that any duplicate is read too.
+	r.send(t, []byte("last"))
+	more, err := r.collect(t, netnstest.Hung, answered("last"))
+	if err != nil {
+		t.Fatalf("the answer to the last datagram: %v", err)
+	}
+	if len(got)+len(more) != 2*n+2 {
+		t.Errorf("got %d packets; want %d (each UDP datagram and its ICMP answer once)", len(got)+len(more), 2*n+2)
 	}
 	seen := map[string]bool{}
 	for _, x := range got {
@@ -172,16 +196,16 @@ func TestReadBatch(t *testing.T) {
 		}
 	}
 	rcv, drop, err := r.c.Stats()
-	if err != nil || rcv != 2*n || drop != 0 {
-		t.Errorf("Stats = %d, %d, %v; want %d, 0", rcv, drop, err, 2*n)
+	if err != nil || rcv != 2*n+2 || drop != 0 {
+		t.Errorf("Stats = %d, %d, %v; want %d, 0", rcv, drop, err, 2*n+2)
 	}
 	// Stats accumulate: the kernel resets its counters on every read.
 	r.send(t, []byte("one more"))
-	if _, err := r.collect(t, time.Second, func(p []pkt) bool { return len(p) >= 2 }); err != nil {
+	if _, err := r.collect(t, netnstest.Hung, answered("one more")); err != nil {
 		t.Fatal(err)
 	}
-	if rcv, _, _ := r.c.Stats(); rcv != 2*n+2 {
-		t.Errorf("Stats received %d; want %d", rcv, 2*n+2)
+	if rcv, _, _ := r.c.Stats(); rcv != 2*n+4 {
+		t.Errorf("Stats received %d; want %d", rcv, 2*n+4)
 	}
 }
 
@@ -192,24 +216,26 @@ func TestLargePackets(t *testing.T) {
 	for _, size := range []int{1500, 9000, 65000} {
 		payload := bytes.Repeat([]byte{byte(size)}, size)
 		r.send(t, payload)
-		got, err := r.collect(t, 2*time.Second, func(p []pkt) bool {
-			for _, x := range p {
-				if udpPayload(x.b) != nil {
-					return true
-				}
-			}
-			return false
+		// Read the datagram and its ICMP answer (576 bytes at most, RFC
+		// 1812), which arrives after it.
+		got, err := r.collect(t, netnstest.Hung, func(p []pkt) bool {
+			return slices.ContainsFunc(p, func(x pkt) bool { return isICMP(x.b) })
 		})
 		if err != nil {
 			t.Fatalf("%d bytes: %v", size, err)
 		}
+		udp := 0
 		for _, x := range got {
-			if p := udpPayload(x.b); p != nil && !bytes.Equal(p, payload) {
-				t.Errorf("%d-byte datagram captured as %d bytes", size, len(p))
+			if p := udpPayload(x.b); p != nil {
+				udp++
+				if !bytes.Equal(p, payload) {
+					t.Errorf("%d-byte datagram captured as %d bytes", size, len(p))
+				}
 			}
 		}
-		// Drain the ICMP answer (576 bytes at most, RFC 1812).
-		_, _ = r.collect(t, 50*time.Millisecond, func([]pkt) bool { return false })
+		if udp != 1 || len(got) != 2 {
+			t.Errorf("%d bytes: %d packets, %d of them UDP; want the datagram and its answer", size, len(got), udp)
+		}
 	}
 }
 
@@ -245,6 +271,51 @@ func htons(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(b[:])
 }
 
+// observer is a packet socket bound to lo for IPv4, without a filter, bound
+// before the Conn under test: the kernel hands a packet to the sockets
+// bound to one device and protocol in the reverse order of their binding,
+// so once the observer has a packet, the Conn's filter has run on it too.
+type observer int
+
+// newObserver opens an observer; call it inside netnstest.In, before
+// capture.Listen.
+func newObserver() (observer, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	tv := unix.NsecToTimeval(netnstest.Hung.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: loIndex}); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return observer(fd), nil
+}
+
+// await reads until the observer has seen n datagrams carrying payload and
+// n ICMP errors quoting them.
+func (o observer) await(payload string, n int) error {
+	buf := make([]byte, 1<<16)
+	udp, icmp := 0, 0
+	for udp < n || icmp < n {
+		m, _, err := unix.Recvfrom(int(o), buf, 0)
+		if err != nil {
+			return fmt.Errorf("observer, after %d datagrams %q and %d answers: %w", udp, payload, icmp, err)
+		}
+		switch b := buf[:m]; {
+		case bytes.Equal(udpPayload(b), []byte(payload)):
+			udp++
+		case isICMP(b) && bytes.Contains(b, []byte(payload)):
+			icmp++
+		}
+	}
+	return nil
+}
+
 // TestNothingQueuedBeforeFilter shows that Listen binds the socket with a
 // filter that drops everything, and that the caller's filter replaces it
 // with nothing queued in between: traffic that flows while Attach runs is
@@ -252,8 +323,9 @@ func htons(v uint16) uint16 {
 // with a filter that drops everything nothing is received at all.
 func TestNothingQueuedBeforeFilter(t *testing.T) {
 	// Traffic during Attach, under the drop-all filter: it must not be
-	// queued even though the filter then attached keeps everything.
-	during := func(udp int) func(fd int) error {
+	// queued even though the filter then attached keeps everything. The
+	// observer shows when the drop-all filter has seen all of it.
+	during := func(udp int, obs observer) func(fd int) error {
 		return func(fd int) error {
 			if err := boundWithDropAll(fd); err != nil {
 				return err
@@ -263,28 +335,41 @@ func TestNothingQueuedBeforeFilter(t *testing.T) {
 					return err
 				}
 			}
-			time.Sleep(50 * time.Millisecond) // let lo deliver them
+			if err := obs.await("before filter", 20); err != nil {
+				return err
+			}
 			return filter(0xffffffff)(fd)
 		}
 	}
-	t.Run("keep-all", func(t *testing.T) {
-		ns := newNS(t)
+	// listen opens the sending socket and the observer, then the Conn
+	// with attach.
+	listen := func(t *testing.T, attach func(udp int, obs observer) func(int) error) (*capture.Conn, int, observer) {
 		var c *capture.Conn
 		var udp int
-		netnstest.In(t, ns, func() (err error) {
+		var obs observer
+		netnstest.In(t, newNS(t), func() (err error) {
 			if udp, err = udpTo(); err != nil {
 				return err
 			}
-			c, err = capture.Listen(capture.Config{Ifindex: loIndex, Attach: during(udp)})
+			if obs, err = newObserver(); err != nil {
+				return err
+			}
+			c, err = capture.Listen(capture.Config{Ifindex: loIndex, Attach: attach(udp, obs)})
 			return err
 		})
-		defer unix.Close(udp)
-		defer c.Close()
-		if err := sendUDP(udp, []byte("after filter")); err != nil {
+		t.Cleanup(func() { c.Close(); unix.Close(udp); unix.Close(int(obs)) })
+		return c, udp, obs
+	}
+	t.Run("keep-all", func(t *testing.T) {
+		c, udp, _ := listen(t, during)
+		r := &rig{c: c, udp: udp}
+		r.send(t, []byte("after filter"))
+		// A datagram queued before the filter would be read before
+		// this answer.
+		got, err := r.collect(t, netnstest.Hung, answered("after filter"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		r := &rig{c: c, udp: udp}
-		got, _ := r.collect(t, 300*time.Millisecond, func([]pkt) bool { return false })
 		after := 0
 		for _, x := range got {
 			switch p := udpPayload(x.b); string(p) {
@@ -299,54 +384,34 @@ func TestNothingQueuedBeforeFilter(t *testing.T) {
 		}
 	})
 	t.Run("drop-all", func(t *testing.T) {
-		ns := newNS(t)
-		var c *capture.Conn
-		var udp int
-		netnstest.In(t, ns, func() (err error) {
-			if udp, err = udpTo(); err != nil {
-				return err
-			}
-			c, err = capture.Listen(capture.Config{Ifindex: loIndex, Attach: func(fd int) error {
-				if err := during(udp)(fd); err != nil {
+		c, udp, obs := listen(t, func(udp int, obs observer) func(int) error {
+			return func(fd int) error {
+				if err := during(udp, obs)(fd); err != nil {
 					return err
 				}
 				return filter(0)(fd) // replaces the keep-all filter
-			}})
-			return err
-		})
-		defer unix.Close(udp)
-		defer c.Close()
-		stop := make(chan struct{})
-		sent := make(chan int)
-		go func() {
-			n := 0
-			for {
-				select {
-				case <-stop:
-					sent <- n
-					return
-				default:
-				}
-				if err := sendUDP(udp, []byte("while reading")); err == nil {
-					n++
-				}
-				time.Sleep(time.Millisecond)
 			}
-		}()
-		r := &rig{c: c, udp: udp}
-		got, err := r.collect(t, 300*time.Millisecond, func([]pkt) bool { return false })
-		close(stop)
-		n := <-sent
-		if len(got) != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Errorf("drop-all filter: got %d packets, %v; want none and a deadline error", len(got), err)
+		})
+		const n = 50
+		for range n {
+			if err := sendUDP(udp, []byte("while reading")); err != nil {
+				t.Fatal(err)
+			}
 		}
+		if err := obs.await("while reading", n); err != nil {
+			t.Fatal(err)
+		}
+		// All of it has been through the filter: the kernel counted
+		// none as received, and nothing is queued.
 		if rcv, drop, err := c.Stats(); rcv != 0 || drop != 0 || err != nil {
 			t.Errorf("Stats = %d, %d, %v; want 0, 0", rcv, drop, err)
 		}
-		if n < 50 {
-			t.Errorf("only %d datagrams sent while reading", n)
+		r := &rig{c: c, udp: udp}
+		got, err := r.collect(t, 10*time.Millisecond, func([]pkt) bool { return false })
+		if len(got) != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("drop-all filter: got %d packets, %v; want none and a deadline error", len(got), err)
 		}
-		t.Logf("%d datagrams (and as many ICMP answers) flowed; %d received", n, len(got))
+		t.Logf("%d datagrams and as many ICMP answers flowed; %d received", n, len(got))
 	})
 }
 
@@ -372,15 +437,12 @@ func TestDeadlineAndClose(t *testing.T) {
 	r := newRig(t, capture.Config{Ifindex: loIndex}, nil)
 	noop := func([]byte, time.Time) {}
 
-	start := time.Now()
-	if err := r.c.SetReadDeadline(start.Add(50 * time.Millisecond)); err != nil {
+	// Nothing is sent: the read waits for the deadline and says so.
+	if err := r.c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := r.c.ReadBatch(noop); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("ReadBatch = %d, %v; want a deadline error", n, err)
-	}
-	if d := time.Since(start); d < 50*time.Millisecond || d > time.Second {
-		t.Errorf("deadline returned after %v", d)
 	}
 
 	if err := r.c.SetReadDeadline(time.Time{}); err != nil {
@@ -391,6 +453,8 @@ func TestDeadlineAndClose(t *testing.T) {
 		_, err := r.c.ReadBatch(noop)
 		errc <- err
 	}()
+	// Give ReadBatch time to block (it paces the test only: a ReadBatch
+	// that starts after Close returns net.ErrClosed as well).
 	time.Sleep(50 * time.Millisecond)
 	if err := r.c.Close(); err != nil {
 		t.Fatal(err)
@@ -400,8 +464,8 @@ func TestDeadlineAndClose(t *testing.T) {
 		if !errors.Is(err, net.ErrClosed) {
 			t.Errorf("ReadBatch after Close: %v; want net.ErrClosed", err)
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Close did not unblock ReadBatch")
+	case <-time.After(netnstest.Hung):
+		t.Fatal("hung: Close did not unblock ReadBatch")
 	}
 	if _, err := r.c.ReadBatch(noop); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("ReadBatch on a closed Conn: %v; want net.ErrClosed", err)
@@ -469,13 +533,17 @@ func TestReadBatchIPv6(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := r.collect(t, 2*time.Second, func(p []pkt) bool { return len(p) >= 2*n })
+	// The answer to a last IPv6 datagram comes after everything sent
+	// before it.
+	if err := unix.Sendto(udp6, []byte("v6-last"), 0, &unix.SockaddrInet6{Port: 9, Addr: [16]byte{15: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.collect(t, netnstest.Hung, answered("v6-last"))
 	if err != nil {
 		t.Fatalf("after %d packets: %v", len(got), err)
 	}
-	more, _ := r.collect(t, 100*time.Millisecond, func([]pkt) bool { return false })
 	udp, icmp := 0, 0
-	for _, x := range append(got, more...) {
+	for _, x := range got {
 		b := x.b
 		switch {
 		case len(b) < 48 || b[0]>>4 != 6:
@@ -488,8 +556,8 @@ func TestReadBatchIPv6(t *testing.T) {
 			t.Errorf("unexpected packet % x", b)
 		}
 	}
-	if udp != n || icmp != n {
-		t.Errorf("%d UDP datagrams and %d port unreachables; want %d of each", udp, icmp, n)
+	if udp != n+1 || icmp != n+1 {
+		t.Errorf("%d UDP datagrams and %d port unreachables; want %d of each", udp, icmp, n+1)
 	}
 }
 
@@ -526,18 +594,19 @@ func TestEBPFReplacesDropAll(t *testing.T) {
 	for i := range n {
 		r.send(t, fmt.Appendf(nil, "ebpf-%d", i))
 	}
-	got, err := r.collect(t, 2*time.Second, func(p []pkt) bool { return len(p) >= n })
+	// The answer to a last datagram comes after everything sent before it.
+	r.send(t, []byte("ebpf-last"))
+	got, err := r.collect(t, netnstest.Hung, answered("ebpf-last"))
 	if err != nil {
 		t.Fatalf("after %d packets: %v", len(got), err)
 	}
-	more, _ := r.collect(t, 100*time.Millisecond, func([]pkt) bool { return false })
-	for _, x := range append(got, more...) {
+	for _, x := range got {
 		if !isICMP(x.b) {
 			t.Errorf("the eBPF filter let a non-ICMP packet through: % x", x.b)
 		}
 	}
-	if len(got)+len(more) != n {
-		t.Errorf("%d packets; want the %d port unreachables", len(got)+len(more), n)
+	if len(got) != n+1 {
+		t.Errorf("%d packets; want the %d port unreachables", len(got), n+1)
 	}
 }
 
