@@ -440,7 +440,12 @@ func TestLabFormats(t *testing.T) {
 				t.Fatalf("nft %v: %v\n%s", cmd, err, stderr)
 			}
 		}
-		sargs := []string{"--paths", strconv.Itoa(paths), "--wait", "1", "--retries", "0", lab.Destination}
+		// TTL 3 is silent only once its probes time out, after --wait:
+		// the other hops must have answered by then, on however loaded
+		// a machine (with --retries 0, a reply later than --wait is
+		// lost). Each run lasts two --waits: path ID 1's, then the
+		// others'.
+		sargs := []string{"--paths", strconv.Itoa(paths), "--wait", "3", "--retries", "0", lab.Destination}
 		str, _ := traceJSON(t, l, sargs...)
 		for _, f := range str.Flows {
 			if got := hopAddrs(f); len(got) != 4 || got[2] != "*" || !f.Reached {

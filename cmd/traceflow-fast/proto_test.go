@@ -173,12 +173,13 @@ time.sleep(120)
 			if len(tr.Flows) != 16 {
 				t.Fatalf("%d flows, want 16", len(tr.Flows))
 			}
+			maxRTT := rttBound(t, out.stderr)
 			for _, f := range tr.Flows {
 				if !f.Reached || f.ReachedTTL != len(f.Hops) || f.ReachedTTL != 4 {
 					t.Errorf("path ID %d: reached=%v at %d with %d hops", f.PathID, f.Reached, f.ReachedTTL, len(f.Hops))
 				}
 				for _, h := range f.Hops {
-					if h.Addr == nil || h.RTT == nil || *h.RTT <= 0 || *h.RTT > 1000 {
+					if h.Addr == nil || h.RTT == nil || *h.RTT <= 0 || *h.RTT > maxRTT {
 						t.Errorf("path ID %d TTL %d: addr %v rtt %v", f.PathID, h.TTL, h.Addr, h.RTT)
 					}
 				}
