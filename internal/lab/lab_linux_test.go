@@ -61,8 +61,9 @@ func TestLocalPrefix(t *testing.T) {
 }
 
 // pingN sends n ICMP echo requests from the prober to dst and wants every
-// one answered within a second; with iputils' ping installed it also runs
-// `ping -c1 -W1 dst` in the prober namespace.
+// one answered; with iputils' ping installed it also runs `ping -c1 dst` in
+// the prober namespace. The answers come at once: the deadlines, 30 s, only
+// stop a hung test.
 func pingN(t *testing.T, l *Lab, dst string, n int) {
 	t.Helper()
 	var conn net.PacketConn
@@ -86,7 +87,7 @@ func pingN(t *testing.T, l *Lab, dst string, n int) {
 		}
 	}
 	if _, err := exec.LookPath("ping"); err == nil {
-		if out, _, err := l.Run("prober", "ping", "-n", "-c1", "-W1", dst); err != nil {
+		if out, _, err := l.Run("prober", "ping", "-n", "-c1", "-W30", dst); err != nil {
 			t.Fatalf("ping %s: %v\n%s", dst, err, out)
 		}
 	}
@@ -94,7 +95,7 @@ func pingN(t *testing.T, l *Lab, dst string, n int) {
 
 func awaitEcho(conn net.PacketConn, dst string, id uint16, seq int) error {
 	buf := make([]byte, 1500)
-	if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
 		return err
 	}
 	for {
@@ -176,145 +177,198 @@ func checkPaths(t *testing.T, l *Lab, dst string, want [][]string, echo bool) {
 }
 
 // traceFlows sends every (flow, TTL) probe from the prober, resending the
-// unanswered ones a few times, and returns per flow the responders from TTL
-// 1 up to the first that answered with port unreachable (echo: an echo
-// reply), the destination.
+// unanswered ones until all are answered, and returns per flow the
+// responders from TTL 1 up to the first that answered with port
+// unreachable (echo: an echo reply), the destination.
 func traceFlows(l *Lab, dst string, maxTTL int, echo bool) ([][]string, error) {
-	dstIP := netip.MustParseAddr(dst)
-	v6 := dstIP.Is6()
+	ft := &flowTracer{dst: netip.MustParseAddr(dst), maxTTL: maxTTL, echo: echo,
+		answers: map[flowKey]flowAnswer{}, more: make(chan struct{}, 1)}
+	defer ft.close()
+	if err := ft.open(l); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ft.read()
+	}()
+	// Every probe of the lab is answered (its routers answer at any rate):
+	// send the unanswered ones, wait for their answers, and send again
+	// those still missing after a second (lost on a loaded machine), until
+	// all are answered or a minute has passed (hung).
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		sent, err := ft.sendMissing()
+		if err != nil {
+			return nil, err
+		}
+		if sent == 0 {
+			break
+		}
+		ft.await(time.Second)
+	}
+	ft.icmp.Close()
+	<-done
+	return ft.paths()
+}
+
+type flowKey struct{ flow, ttl int }
+
+type flowAnswer struct {
+	from    string
+	unreach bool
+}
+
+// flowTracer is the state of traceFlows: the prober's sockets, and the
+// answers that its reading goroutine records.
+type flowTracer struct {
+	dst    netip.Addr
+	maxTTL int
+	echo   bool
+	icmp   net.PacketConn
+	udp    []*net.UDPConn // per flow, unless echo
+
+	mu      sync.Mutex
+	answers map[flowKey]flowAnswer
+	more    chan struct{} // signalled on every answer
+}
+
+// open opens the ICMP socket that sends echo requests and reads every
+// answer, and, for UDP probes, one socket per flow, in the prober.
+func (ft *flowTracer) open(l *Lab) error {
 	icmpNet, icmpAddr, udpNet, src := "ip4:icmp", "0.0.0.0", "udp4", ProberAddr
-	if v6 {
+	if ft.dst.Is6() {
 		icmpNet, icmpAddr, udpNet, src = "ip6:ipv6-icmp", "::", "udp6", ProberAddr6
 	}
-	var icmp net.PacketConn
-	udp := make([]*net.UDPConn, flows)
-	if echo {
-		udp = nil
+	if !ft.echo {
+		ft.udp = make([]*net.UDPConn, flows)
 	}
 	err := l.InNS("prober", func() error {
 		var err error
-		if icmp, err = net.ListenPacket(icmpNet, icmpAddr); err != nil {
+		if ft.icmp, err = net.ListenPacket(icmpNet, icmpAddr); err != nil {
 			return err
 		}
-		for i := range udp {
+		for i := range ft.udp {
 			addr := &net.UDPAddr{IP: net.ParseIP(src), Port: firstPort + i}
-			if udp[i], err = net.ListenUDP(udpNet, addr); err != nil {
+			if ft.udp[i], err = net.ListenUDP(udpNet, addr); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	defer func() {
-		if icmp != nil {
-			icmp.Close()
-		}
-		for _, c := range udp {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := forceRcvBuf(icmp, 8<<20); err != nil {
-		return nil, err
-	}
+	return forceRcvBuf(ft.icmp, 8<<20)
+}
 
-	type key struct{ flow, ttl int }
-	type answer struct {
-		from    string
-		unreach bool
+func (ft *flowTracer) close() {
+	if ft.icmp != nil {
+		ft.icmp.Close()
 	}
-	var (
-		mu      sync.Mutex
-		answers = map[key]answer{}
-		last    = time.Now()
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := icmp.ReadFrom(buf)
-			if err != nil {
-				return // closed
-			}
-			parse := parseReply
-			if v6 {
-				parse = parseReply6
-			}
-			flow, ttl, unreach, ok := parse(buf[:n], dstIP, maxTTL, echo)
-			if !ok {
+	for _, c := range ft.udp {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// read records the answers until the ICMP socket is closed.
+func (ft *flowTracer) read() {
+	parse := parseReply
+	if ft.dst.Is6() {
+		parse = parseReply6
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := ft.icmp.ReadFrom(buf)
+		if err != nil {
+			return // closed
+		}
+		flow, ttl, unreach, ok := parse(buf[:n], ft.dst, ft.maxTTL, ft.echo)
+		if !ok {
+			continue
+		}
+		ft.mu.Lock()
+		ft.answers[flowKey{flow, ttl}] = flowAnswer{from.String(), unreach}
+		ft.mu.Unlock()
+		select {
+		case ft.more <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (ft *flowTracer) answered(f, ttl int) bool {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	_, ok := ft.answers[flowKey{f, ttl}]
+	return ok
+}
+
+// sendMissing sends the probes not answered yet and returns how many.
+func (ft *flowTracer) sendMissing() (int, error) {
+	v6 := ft.dst.Is6()
+	payload := make([]byte, ft.maxTTL)
+	to := &net.UDPAddr{IP: ft.dst.AsSlice(), Port: dstPort}
+	echoTo := &net.IPAddr{IP: ft.dst.AsSlice()}
+	sent := 0
+	for ttl := 1; ttl <= ft.maxTTL; ttl++ {
+		for f := range flows {
+			if ft.answered(f, ttl) {
 				continue
 			}
-			mu.Lock()
-			answers[key{flow, ttl}] = answer{from.String(), unreach}
-			last = time.Now()
-			mu.Unlock()
-		}
-	}()
-
-	payload := make([]byte, maxTTL)
-	to := &net.UDPAddr{IP: dstIP.AsSlice(), Port: dstPort}
-	echoTo := &net.IPAddr{IP: dstIP.AsSlice()}
-	for round := 0; round < 4; round++ {
-		sent := 0
-		for ttl := 1; ttl <= maxTTL; ttl++ {
-			for f := range flows {
-				mu.Lock()
-				_, ok := answers[key{f, ttl}]
-				mu.Unlock()
-				if ok {
-					continue
+			var err error
+			if ft.echo {
+				if err := setTTL(ft.icmp.(syscall.Conn), ttl, v6); err != nil {
+					return sent, err
 				}
-				var err error
-				if echo {
-					if err := setTTL(icmp.(syscall.Conn), ttl, v6); err != nil {
-						return nil, err
-					}
-					_, err = icmp.WriteTo(echoRequest(firstPort+f, ttl, v6), echoTo)
-				} else {
-					if err := setTTL(udp[f], ttl, v6); err != nil {
-						return nil, err
-					}
-					_, err = udp[f].WriteToUDP(payload[:ttl], to)
+				_, err = ft.icmp.WriteTo(echoRequest(firstPort+f, ttl, v6), echoTo)
+			} else {
+				if err := setTTL(ft.udp[f], ttl, v6); err != nil {
+					return sent, err
 				}
-				if err != nil {
-					return nil, fmt.Errorf("send flow %d TTL %d: %w", f, ttl, err)
-				}
-				sent++
+				_, err = ft.udp[f].WriteToUDP(payload[:ttl], to)
 			}
-		}
-		if sent == 0 {
-			break
-		}
-		// Wait for the answers: until all came or none for 200 ms.
-		mu.Lock()
-		last = time.Now()
-		mu.Unlock()
-		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-			mu.Lock()
-			all, quiet := len(answers) == flows*maxTTL, time.Since(last) > 200*time.Millisecond
-			mu.Unlock()
-			if all || quiet {
-				break
+			if err != nil {
+				return sent, fmt.Errorf("send flow %d TTL %d: %w", f, ttl, err)
 			}
+			sent++
 		}
 	}
-	icmp.Close()
-	<-done
+	return sent, nil
+}
 
+// await waits until every probe is answered, or for d at the most.
+func (ft *flowTracer) await(d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		ft.mu.Lock()
+		n := len(ft.answers)
+		ft.mu.Unlock()
+		if n >= flows*ft.maxTTL {
+			return
+		}
+		select {
+		case <-ft.more:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// paths returns per flow the responders from TTL 1 up to the destination.
+func (ft *flowTracer) paths() ([][]string, error) {
+	dst := ft.dst.String()
 	paths := make([][]string, flows)
 	for f := range paths {
 		for ttl := 1; ; ttl++ {
-			if ttl > maxTTL {
-				return nil, fmt.Errorf("flow %d (port %d): no port unreachable by TTL %d: %v", f, firstPort+f, maxTTL, paths[f])
+			if ttl > ft.maxTTL {
+				return nil, fmt.Errorf("flow %d (port %d): no port unreachable by TTL %d: %v", f, firstPort+f, ft.maxTTL, paths[f])
 			}
-			a, ok := answers[key{f, ttl}]
+			a, ok := ft.answers[flowKey{f, ttl}]
 			if !ok {
-				return nil, fmt.Errorf("flow %d (port %d): TTL %d never answered (%d of %d probes answered)", f, firstPort+f, ttl, len(answers), flows*maxTTL)
+				return nil, fmt.Errorf("flow %d (port %d): TTL %d never answered (%d of %d probes answered)", f, firstPort+f, ttl, len(ft.answers), flows*ft.maxTTL)
 			}
 			paths[f] = append(paths[f], a.from)
 			if a.unreach {
