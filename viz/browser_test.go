@@ -344,7 +344,8 @@ func hover(t *testing.T, b *browser, id string, dx, dy float64) string {
 	  return [r.left + p.x, r.top + p.y];
 	})()`, id))
 	xy[0], xy[1] = xy[0]+dx, xy[1]+dy
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	// The limits only stop a hung browser; a loaded machine may be slow.
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
 	for _, step := range []float64{-3, 0} { // a move onto the node, from beside it
 		if err := chromedp.Do(ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, xy[0]+step, xy[1])); err != nil {
@@ -354,7 +355,7 @@ func hover(t *testing.T, b *browser, id string, dx, dy float64) string {
 	tip, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => {
 	  const el = document.querySelector('div.vis-tooltip');
 	  return el && el.style.visibility !== 'hidden' && el.innerText.length > 0 ? el.innerText : null;
-	})()`, chromedp.WithPollingTimeout(5*time.Second)))
+	})()`, chromedp.WithPollingTimeout(30*time.Second)))
 	if err != nil {
 		t.Fatalf("no tooltip on hovering %s at %v: %v", id, xy, err)
 	}

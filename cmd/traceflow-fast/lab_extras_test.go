@@ -137,8 +137,10 @@ type extTrace struct {
 
 type rttMillis struct{ Min, Avg, Max float64 }
 
-func (r *rttMillis) ok() bool {
-	return r != nil && 0 < r.Min && r.Min <= r.Avg && r.Avg <= r.Max && r.Max < 1000
+// ok says whether the RTTs are in order and none is longer than maxRTT
+// (rttBound).
+func (r *rttMillis) ok(maxRTT float64) bool {
+	return r != nil && 0 < r.Min && r.Min <= r.Avg && r.Avg <= r.Max && r.Max <= maxRTT
 }
 
 func traceExt(t *testing.T, l *lab.Lab, args ...string) (extTrace, runOutput) {
@@ -215,12 +217,12 @@ func TestLabICMPExtensions(t *testing.T) {
 		t.Errorf("%d distinct paths, want 4", len(tr.UniquePaths))
 	}
 	for _, up := range tr.UniquePaths {
-		if !up.Reached || !up.RTT.ok() {
+		if !up.Reached || !up.RTT.ok(maxRTT) {
 			t.Errorf("path IDs %v: rtt_ms %+v", up.PathIDs, up.RTT)
 		}
 	}
 	for _, n := range tr.Graph.Nodes {
-		if n.Addr != nil && !n.RTT.ok() {
+		if n.Addr != nil && !n.RTT.ok(maxRTT) {
 			t.Errorf("node %s TTL %d: rtt_ms %+v", *n.Addr, n.TTL, n.RTT)
 		}
 	}
