@@ -316,52 +316,55 @@ func (o observer) await(payload string, n int) error {
 	return nil
 }
 
+// duringAttach is an Attach for Listen that sends traffic while the
+// drop-all filter is on, which must not be queued even though the filter
+// it then attaches keeps everything. The observer shows when the drop-all
+// filter has seen all of it.
+func duringAttach(udp int, obs observer) func(fd int) error {
+	return func(fd int) error {
+		if err := boundWithDropAll(fd); err != nil {
+			return err
+		}
+		for range 20 {
+			if err := sendUDP(udp, []byte("before filter")); err != nil {
+				return err
+			}
+		}
+		if err := obs.await("before filter", 20); err != nil {
+			return err
+		}
+		return filter(0xffffffff)(fd)
+	}
+}
+
+// listenObserved opens, in a new namespace, the sending socket and the
+// observer, then a Conn on lo with attach.
+func listenObserved(t *testing.T, attach func(udp int, obs observer) func(int) error) (*capture.Conn, int, observer) {
+	var c *capture.Conn
+	var udp int
+	var obs observer
+	netnstest.In(t, newNS(t), func() (err error) {
+		if udp, err = udpTo(); err != nil {
+			return err
+		}
+		if obs, err = newObserver(); err != nil {
+			return err
+		}
+		c, err = capture.Listen(capture.Config{Ifindex: loIndex, Attach: attach(udp, obs)})
+		return err
+	})
+	t.Cleanup(func() { c.Close(); unix.Close(udp); unix.Close(int(obs)) })
+	return c, udp, obs
+}
+
 // TestNothingQueuedBeforeFilter shows that Listen binds the socket with a
 // filter that drops everything, and that the caller's filter replaces it
 // with nothing queued in between: traffic that flows while Attach runs is
 // never seen, even when the filter attached then keeps every packet; and
 // with a filter that drops everything nothing is received at all.
 func TestNothingQueuedBeforeFilter(t *testing.T) {
-	// Traffic during Attach, under the drop-all filter: it must not be
-	// queued even though the filter then attached keeps everything. The
-	// observer shows when the drop-all filter has seen all of it.
-	during := func(udp int, obs observer) func(fd int) error {
-		return func(fd int) error {
-			if err := boundWithDropAll(fd); err != nil {
-				return err
-			}
-			for range 20 {
-				if err := sendUDP(udp, []byte("before filter")); err != nil {
-					return err
-				}
-			}
-			if err := obs.await("before filter", 20); err != nil {
-				return err
-			}
-			return filter(0xffffffff)(fd)
-		}
-	}
-	// listen opens the sending socket and the observer, then the Conn
-	// with attach.
-	listen := func(t *testing.T, attach func(udp int, obs observer) func(int) error) (*capture.Conn, int, observer) {
-		var c *capture.Conn
-		var udp int
-		var obs observer
-		netnstest.In(t, newNS(t), func() (err error) {
-			if udp, err = udpTo(); err != nil {
-				return err
-			}
-			if obs, err = newObserver(); err != nil {
-				return err
-			}
-			c, err = capture.Listen(capture.Config{Ifindex: loIndex, Attach: attach(udp, obs)})
-			return err
-		})
-		t.Cleanup(func() { c.Close(); unix.Close(udp); unix.Close(int(obs)) })
-		return c, udp, obs
-	}
 	t.Run("keep-all", func(t *testing.T) {
-		c, udp, _ := listen(t, during)
+		c, udp, _ := listenObserved(t, duringAttach)
 		r := &rig{c: c, udp: udp}
 		r.send(t, []byte("after filter"))
 		// A datagram queued before the filter would be read before
@@ -384,9 +387,9 @@ func TestNothingQueuedBeforeFilter(t *testing.T) {
 		}
 	})
 	t.Run("drop-all", func(t *testing.T) {
-		c, udp, obs := listen(t, func(udp int, obs observer) func(int) error {
+		c, udp, obs := listenObserved(t, func(udp int, obs observer) func(int) error {
 			return func(fd int) error {
-				if err := during(udp, obs)(fd); err != nil {
+				if err := duringAttach(udp, obs)(fd); err != nil {
 					return err
 				}
 				return filter(0)(fd) // replaces the keep-all filter

@@ -564,16 +564,7 @@ func TestFaultNoise(t *testing.T) {
 			cmd.Wait()
 		}
 	}()
-	// The noise is under way once its answers come in.
-	for deadline := time.Now().Add(hung); ; time.Sleep(10 * time.Millisecond) {
-		now := icmpIn(t, l, "prober")
-		if now["InEchoReps"] > before["InEchoReps"] && now["InTimeExcds"] > before["InTimeExcds"] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hung: no echo reply or no time exceeded for the pings after %v (ICMP in: %v, before: %v)", hung, now, before)
-		}
-	}
+	awaitNoise(t, l, before)
 
 	var wg sync.WaitGroup
 	outs := make([]runOutput, 2)
@@ -610,6 +601,21 @@ func TestFaultNoise(t *testing.T) {
 	}
 	after := icmpIn(t, l, "prober")
 	t.Logf("the prober received %d echo replies and %d time exceeded during the run", after["InEchoReps"]-before["InEchoReps"], after["InTimeExcds"]-before["InTimeExcds"])
+}
+
+// awaitNoise returns once the prober has received echo replies and time
+// exceeded since its ICMP counters were before: the pings are under way.
+func awaitNoise(t *testing.T, l *lab.Lab, before map[string]int) {
+	t.Helper()
+	for deadline := time.Now().Add(hung); ; time.Sleep(10 * time.Millisecond) {
+		now := icmpIn(t, l, "prober")
+		if now["InEchoReps"] > before["InEchoReps"] && now["InTimeExcds"] > before["InTimeExcds"] {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hung: no echo reply or no time exceeded for the pings after %v (ICMP in: %v, before: %v)", hung, now, before)
+		}
+	}
 }
 
 // icmpIn returns the ICMP input counters of a lab node (the Icmp lines of

@@ -440,11 +440,8 @@ func TestLabFormats(t *testing.T) {
 				t.Fatalf("nft %v: %v\n%s", cmd, err, stderr)
 			}
 		}
-		// TTL 3 is silent only once its probes time out, after --wait:
-		// the other hops must have answered by then, on however loaded
-		// a machine (with --retries 0, a reply later than --wait is
-		// lost). Each run lasts two --waits: path ID 1's, then the
-		// others'.
+		// The other hops' replies have until TTL 3 times out (--retries
+		// 0: a later one is lost); on a loaded machine, 1 s was not enough.
 		sargs := []string{"--paths", strconv.Itoa(paths), "--wait", "3", "--retries", "0", lab.Destination}
 		str, _ := traceJSON(t, l, sargs...)
 		for _, f := range str.Flows {
