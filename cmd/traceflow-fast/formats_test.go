@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -429,41 +430,54 @@ func TestLabFormats(t *testing.T) {
 		checkAtlasAgainstJSON(t, out.stdout, tr, paths)
 	})
 
-	t.Run("silent", func(t *testing.T) {
-		// r3 answers TTL 3; make it drop the time-exceeded messages it sends.
-		for _, cmd := range [][]string{
-			{"add", "table", "ip", "tfsilent"},
-			{"add", "chain", "ip", "tfsilent", "out", "{ type filter hook output priority 0 ; }"},
-			{"add", "rule", "ip", "tfsilent", "out", "icmp", "type", "time-exceeded", "drop"},
-		} {
-			if _, stderr, err := l.Run("r3", "nft", cmd...); err != nil {
-				t.Fatalf("nft %v: %v\n%s", cmd, err, stderr)
-			}
-		}
-		// The other hops' replies have until TTL 3 times out (--retries
-		// 0: a later one is lost); on a loaded machine, 1 s was not enough.
-		sargs := []string{"--paths", strconv.Itoa(paths), "--wait", "3", "--retries", "0", lab.Destination}
-		str, _ := traceJSON(t, l, sargs...)
-		for _, f := range str.Flows {
-			if got := hopAddrs(f); len(got) != 4 || got[2] != "*" || !f.Reached {
-				t.Fatalf("path ID %d: hops %q reached %v, want TTL 3 silent and the destination at 4", f.PathID, got, f.Reached)
-			}
-		}
+	t.Run("silent", func(t *testing.T) { checkSilentHop(t, l, paths, perTTL(3)) })
+}
 
-		out := traceIn(t, l, append([]string{"--format", "atlas"}, sargs...)...)
+// checkSilentHop makes r3, which answers TTL 3, drop the time exceeded it
+// sends, and traces the diamond in the json, atlas and dot formats at once
+// (each run tells its replies from the others' by its run tag, see
+// TestFaultNoise): TTL 3 is silent, every other hop answers, and the
+// atlas and dot outputs agree with the JSON one.
+func checkSilentHop(t *testing.T, l *lab.Lab, paths int, wantDOT map[int][]string) {
+	t.Helper()
+	for _, cmd := range [][]string{
+		{"add", "table", "ip", "tfsilent"},
+		{"add", "chain", "ip", "tfsilent", "out", "{ type filter hook output priority 0 ; }"},
+		{"add", "rule", "ip", "tfsilent", "out", "icmp", "type", "time-exceeded", "drop"},
+	} {
+		if _, stderr, err := l.Run("r3", "nft", cmd...); err != nil {
+			t.Fatalf("nft %v: %v\n%s", cmd, err, stderr)
+		}
+	}
+	// The other hops' replies have until TTL 3 times out (with --retries
+	// 0, a later one is lost): 1 s was not always enough on a loaded
+	// machine. A run lasts two --waits, path ID 1's then the others'.
+	sargs := []string{"--paths", strconv.Itoa(paths), "--wait", "3", "--retries", "0", lab.Destination}
+	formats := []string{"json", "atlas", "dot"}
+	outs := make([]runOutput, len(formats))
+	var wg sync.WaitGroup
+	for i, format := range formats {
+		wg.Go(func() { outs[i] = traceIn(t, l, append([]string{"--format", format}, sargs...)...) })
+	}
+	wg.Wait()
+	for i, out := range outs {
 		if out.code != exitOK {
-			t.Fatalf("atlas: exit %d, stderr:\n%s", out.code, out.stderr)
+			t.Fatalf("%s: exit %d, stderr:\n%s", formats[i], out.code, out.stderr)
 		}
-		checkAtlasAgainstJSON(t, out.stdout, str, paths)
-		if n := strings.Count(out.stdout, `{"hop":3,"result":[{"x":"*"}]}`); n != paths {
-			t.Errorf(`%d records with {"x":"*"} at hop 3, want %d`, n, paths)
+	}
+	var str formatTrace
+	if err := json.Unmarshal([]byte(strings.TrimSpace(outs[0].stdout)), &str); err != nil {
+		t.Fatalf("json: %v\n%s", err, outs[0].stdout)
+	}
+	for _, f := range str.Flows {
+		if got := hopAddrs(f); len(got) != 4 || got[2] != "*" || !f.Reached {
+			t.Fatalf("path ID %d: hops %q reached %v, want TTL 3 silent and the destination at 4", f.PathID, got, f.Reached)
 		}
-
-		out = traceIn(t, l, append([]string{"--format", "dot"}, sargs...)...)
-		if out.code != exitOK {
-			t.Fatalf("dot: exit %d, stderr:\n%s", out.code, out.stderr)
-		}
-		dotSVG(t, out.stdout)
-		checkDOT(t, out.stdout, perTTL(3), paths)
-	})
+	}
+	checkAtlasAgainstJSON(t, outs[1].stdout, str, paths)
+	if n := strings.Count(outs[1].stdout, `{"hop":3,"result":[{"x":"*"}]}`); n != paths {
+		t.Errorf(`%d records with {"x":"*"} at hop 3, want %d`, n, paths)
+	}
+	dotSVG(t, outs[2].stdout)
+	checkDOT(t, outs[2].stdout, wantDOT, paths)
 }
