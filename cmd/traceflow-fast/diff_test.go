@@ -286,7 +286,7 @@ func TestLabDiffExpect(t *testing.T) {
 	traceTo := func(name string, extra ...string) (string, runOutput) {
 		t.Helper()
 		path := filepath.Join(dir, name)
-		args := append([]string{"--paths", "32", "--format", "json", "--wait", "0.5", "--output", path, lab.Destination}, extra...)
+		args := append([]string{"--paths", "32", "--format", "json", "--wait", waitAnswered, "--output", path, lab.Destination}, extra...)
 		return path, traceIn(t, l, args...)
 	}
 

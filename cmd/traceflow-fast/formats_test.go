@@ -374,7 +374,7 @@ func TestLabFormats(t *testing.T) {
 	lab.RequireRoot(t)
 	l := lab.Up(t, "diamond4")
 	const paths = 16
-	args := []string{"--paths", strconv.Itoa(paths), "--wait", "0.5", lab.Destination}
+	args := []string{"--paths", strconv.Itoa(paths), "--wait", waitAnswered, lab.Destination}
 	expected := l.ExpectedPaths()
 	perTTL := func(silentTTL int) map[int][]string {
 		m := map[int][]string{}

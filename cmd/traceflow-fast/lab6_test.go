@@ -62,7 +62,7 @@ func TestLabIPv6(t *testing.T) {
 		t.Run(tc.topo+"/"+tc.paths, func(t *testing.T) {
 			t.Parallel()
 			l := lab.Up(t, tc.topo)
-			out := traceIn(t, l, "--paths", tc.paths, "--format", "json", "--wait", "0.5", lab.Destination6)
+			out := traceIn(t, l, "--paths", tc.paths, "--format", "json", "--wait", waitAnswered, lab.Destination6)
 			if out.code != exitOK {
 				t.Fatalf("exit %d, stderr:\n%s", out.code, out.stderr)
 			}
@@ -105,7 +105,7 @@ func TestLabIPv6(t *testing.T) {
 			}
 
 			// The same branches as over IPv4.
-			out4 := traceIn(t, l, "--paths", tc.paths, "--format", "json", "--wait", "0.5", lab.Destination)
+			out4 := traceIn(t, l, "--paths", tc.paths, "--format", "json", "--wait", waitAnswered, lab.Destination)
 			if out4.code != exitOK {
 				t.Fatalf("IPv4: exit %d, stderr:\n%s", out4.code, out4.stderr)
 			}
@@ -114,7 +114,7 @@ func TestLabIPv6(t *testing.T) {
 			}
 
 			// The JSON speaks IPv6: addresses, ICMPv6 types and codes.
-			tr, _ := traceJSON(t, l, "--paths", "4", "--wait", "0.5", lab.Destination6)
+			tr, _ := traceJSON(t, l, "--paths", "4", "--wait", waitAnswered, lab.Destination6)
 			if tr.Destination != lab.Destination6 || tr.Source != lab.ProberAddr6 {
 				t.Errorf("destination %q source %q", tr.Destination, tr.Source)
 			}
@@ -142,7 +142,7 @@ func TestLabIPv6(t *testing.T) {
 func TestLabIPv6Formats(t *testing.T) {
 	lab.RequireRoot(t)
 	l := lab.Up(t, "diamond4")
-	out := traceIn(t, l, "-6", "--paths", "4", "--format", "atlas", "--wait", "0.5", lab.Destination6)
+	out := traceIn(t, l, "-6", "--paths", "4", "--format", "atlas", "--wait", waitAnswered, lab.Destination6)
 	if out.code != exitOK {
 		t.Fatalf("exit %d: %s", out.code, out.stderr)
 	}
@@ -220,7 +220,7 @@ func TestLabIPv6Bulk(t *testing.T) {
 	l := lab.Up(t, "diamond4", lab.WithLocalPrefix(prefix))
 	targets := writeFile(t, "targets6.txt", "# a /120 and some of it again\n"+prefix+"\nfd00:21::7\nfd00:21::80/121\n")
 	exclude := writeFile(t, "exclude6.txt", "fd00:21::f0/124\n")
-	out := traceIn(t, l, "-f", targets, "--exclude", exclude, "--paths", "8", "--rate", "0", "--format", "json", "--wait", "0.5")
+	out := traceIn(t, l, "-f", targets, "--exclude", exclude, "--paths", "8", "--rate", "0", "--format", "json", "--wait", waitAnswered)
 	if out.code != exitOK {
 		t.Fatalf("exit %d: %s", out.code, out.stderr)
 	}
@@ -274,10 +274,7 @@ func TestLabIPv6Rewrites(t *testing.T) {
 	}
 }
 `)
-		// Every probe is answered, so the run ends with the last answer;
-		// a generous --wait only keeps a reply that a loaded machine
-		// delays from being taken as lost (or late).
-		tr, _ := traceExt(t, l, "--paths", "8", "--wait", "5", lab.Destination6)
+		tr, _ := traceExt(t, l, "--paths", "8", "--wait", waitAnswered, lab.Destination6)
 		for _, f := range tr.Flows {
 			if !f.Reached || len(f.Hops) != 4 {
 				t.Errorf("path ID %d: reached %v with %d hops", f.PathID, f.Reached, len(f.Hops))
@@ -306,10 +303,7 @@ func TestLabIPv6Rewrites(t *testing.T) {
 	}
 }
 `)
-		// Every probe is answered, so the run ends with the last answer;
-		// a generous --wait only keeps a reply that a loaded machine
-		// delays from being taken as lost (or late).
-		out := traceIn(t, l, "--format", "json", "--paths", "8", "--wait", "5", lab.Destination6)
+		out := traceIn(t, l, "--format", "json", "--paths", "8", "--wait", waitAnswered, lab.Destination6)
 		if out.code != exitOK || !strings.Contains(out.stderr, " late=0 ") {
 			t.Fatalf("exit %d:\n%s", out.code, out.stderr)
 		}

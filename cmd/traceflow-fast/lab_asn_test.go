@@ -37,7 +37,7 @@ type asnResult struct {
 // cross two AS paths: as-path-relax multipath.
 func TestLabASN(t *testing.T) {
 	l := lab.Up(t, "diamond4")
-	out := traceIn(t, l, "--paths", "32", "--format", "json", "--wait", "0.5",
+	out := traceIn(t, l, "--paths", "32", "--format", "json", "--wait", waitAnswered,
 		"--asn-db", "testdata/lab-asn.pfx2as", "--ixp-db", "testdata/lab-ixp.txt", lab.Destination)
 	if out.code != exitOK {
 		t.Fatalf("exit %d: %s", out.code, out.stderr)
@@ -93,7 +93,7 @@ func TestLabASN(t *testing.T) {
 	}
 
 	// DOT: an AS line in the labels, the IXP beside the AS of a4.
-	out = traceIn(t, l, "--paths", "32", "--format", "dot", "--wait", "0.5",
+	out = traceIn(t, l, "--paths", "32", "--format", "dot", "--wait", waitAnswered,
 		"--asn-db", "testdata/lab-asn.pfx2as", "--ixp-db", "testdata/lab-ixp.txt", lab.Destination)
 	if out.code != exitOK {
 		t.Fatalf("dot: exit %d: %s", out.code, out.stderr)
@@ -105,7 +105,7 @@ func TestLabASN(t *testing.T) {
 	}
 
 	// Atlas: the AS under "traceflow" in each reply.
-	out = traceIn(t, l, "--paths", "32", "--format", "atlas", "--wait", "0.5",
+	out = traceIn(t, l, "--paths", "32", "--format", "atlas", "--wait", waitAnswered,
 		"--asn-db", "testdata/lab-asn.pfx2as", "--ixp-db", "testdata/lab-ixp.txt", lab.Destination)
 	if out.code != exitOK {
 		t.Fatalf("atlas: exit %d: %s", out.code, out.stderr)

@@ -180,7 +180,7 @@ func TestLabICMPExtensions(t *testing.T) {
 	}
 	// 32 path IDs: the chance that none takes a1 is (3/4)^32 = 1e-4.
 	pcap := filepath.Join(t.TempDir(), "ext.pcap")
-	args := []string{"--paths", "32", "--wait", "0.5", lab.Destination}
+	args := []string{"--paths", "32", "--wait", waitAnswered, lab.Destination}
 	tr, jout := traceExt(t, l, append([]string{"--pcap", pcap}, args...)...)
 	maxRTT := rttBound(t, jout.stderr)
 
@@ -319,10 +319,7 @@ func TestLabRewrites(t *testing.T) {
 	}
 }
 `)
-		// Every probe is answered, so the run ends with the last answer;
-		// a generous --wait only keeps a reply that a loaded machine
-		// delays from being taken as lost (or late).
-		args := []string{"--paths", "8", "--wait", "5", lab.Destination}
+		args := []string{"--paths", "8", "--wait", waitAnswered, lab.Destination}
 		tr, _ := traceExt(t, l, args...)
 		for _, f := range tr.Flows {
 			if !f.Reached || len(f.Hops) != 4 {
@@ -358,10 +355,7 @@ func TestLabRewrites(t *testing.T) {
 	}
 }
 `)
-		// Every probe is answered, so the run ends with the last answer;
-		// a generous --wait only keeps a reply that a loaded machine
-		// delays from being taken as lost (or late).
-		out := traceIn(t, l, "--format", "json", "--paths", "8", "--wait", "5", lab.Destination)
+		out := traceIn(t, l, "--format", "json", "--paths", "8", "--wait", waitAnswered, lab.Destination)
 		if out.code != exitOK {
 			t.Fatalf("exit %d:\n%s", out.code, out.stderr)
 		}

@@ -147,7 +147,7 @@ func TestLabTopologies(t *testing.T) {
 		t.Run(tc.topo+"/"+tc.paths, func(t *testing.T) {
 			t.Parallel()
 			l := lab.Up(t, tc.topo)
-			out := traceIn(t, l, "--paths", tc.paths, "--format", "json", "--wait", "0.5", lab.Destination)
+			out := traceIn(t, l, "--paths", tc.paths, "--format", "json", "--wait", waitAnswered, lab.Destination)
 			if out.code != exitOK {
 				t.Fatalf("exit %d, stderr:\n%s", out.code, out.stderr)
 			}
@@ -254,7 +254,7 @@ func TestLabConcurrentRunsSeeOnlyTheirReplies(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Several rounds each, so that the two runs overlap in time.
-			outs[i] = traceIn(t, l, "--paths", "64", "--format", "json", "--wait", "0.3", lab.Destination, "--ttl", "8")
+			outs[i] = traceIn(t, l, "--paths", "64", "--format", "json", "--wait", waitAnswered, lab.Destination, "--ttl", "8")
 		}()
 	}
 	wg.Wait()

@@ -102,7 +102,7 @@ func TestLabPcap(t *testing.T) {
 	l := lab.Up(t, "diamond4")
 	const paths, srcPort, dstPort = 16, 33452, 33452
 	file := filepath.Join(t.TempDir(), "trace.pcap")
-	tr, out := traceJSON(t, l, "--paths", strconv.Itoa(paths), "--wait", "0.5", "--pcap", file, lab.Destination)
+	tr, out := traceJSON(t, l, "--paths", strconv.Itoa(paths), "--wait", waitAnswered, "--pcap", file, lab.Destination)
 	m := pcapDoneLine.FindStringSubmatch(out.stderr)
 	if m == nil {
 		t.Fatalf("no summary log line in:\n%s", out.stderr)

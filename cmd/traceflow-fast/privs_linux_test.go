@@ -127,7 +127,7 @@ func TestUnprivilegedWithFileCaps(t *testing.T) {
 					if out, err := exec.Command(setcap, args...).CombinedOutput(); err != nil && tc.caps != "" {
 						t.Fatalf("setcap %s: %v: %s", strings.Join(args, " "), err, out)
 					}
-					out := runAsNobody(t, l, exe, "--paths", "16", "--format", "json", "--wait", "0.5", lab.Destination)
+					out := runAsNobody(t, l, exe, "--paths", "16", "--format", "json", "--wait", waitAnswered, lab.Destination)
 					if tc.caps == "" {
 						if out.code != exitError || !strings.Contains(out.stderr, "CAP_NET_RAW") {
 							t.Fatalf("without capabilities: exit %d, want %d and a word on CAP_NET_RAW; stderr:\n%s",
@@ -200,7 +200,7 @@ func TestLabIPv6Unprivileged(t *testing.T) {
 	if _, stderr, err := l.Run("prober", "ip", "-6", "neigh", "flush", "dev", "to-r1"); err != nil {
 		t.Fatalf("flush: %v: %s", err, stderr)
 	}
-	out := runAsNobody(t, l, exe, "--format", "json", "--wait", "0.5", lab.Destination6)
+	out := runAsNobody(t, l, exe, "--format", "json", "--wait", waitAnswered, lab.Destination6)
 	if out.code != exitOK {
 		t.Fatalf("exit %d, stderr:\n%s", out.code, out.stderr)
 	}

@@ -154,7 +154,7 @@ time.sleep(120)
 		{"icmp other identifiers", []string{"--protocol", "icmp", "--srcport", "50000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := traceIn(t, l, append(tc.args, "--paths", "16", "--format", "json", "--wait", "0.5", lab.Destination)...)
+			out := traceIn(t, l, append(tc.args, "--paths", "16", "--format", "json", "--wait", waitAnswered, lab.Destination)...)
 			if out.code != exitOK {
 				t.Fatalf("exit %d, stderr:\n%s", out.code, out.stderr)
 			}

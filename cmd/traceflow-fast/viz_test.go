@@ -186,7 +186,7 @@ func TestLabViz(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "trace.html")
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		cmd := l.Command(ctx, "prober", bin, "--paths", "16", "--wait", "0.5", "--format", "viz", "--output", out, lab.Destination)
+		cmd := l.Command(ctx, "prober", bin, "--paths", "16", "--wait", waitAnswered, "--format", "viz", "--output", out, lab.Destination)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
@@ -221,7 +221,7 @@ func TestLabViz(t *testing.T) {
 	t.Run("serve", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		cmd := l.Command(ctx, "prober", bin, "--paths", "16", "--wait", "0.5", "--format", "viz", "--bind", "127.0.0.1:0", lab.Destination)
+		cmd := l.Command(ctx, "prober", bin, "--paths", "16", "--wait", waitAnswered, "--format", "viz", "--bind", "127.0.0.1:0", lab.Destination)
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

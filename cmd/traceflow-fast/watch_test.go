@@ -16,6 +16,12 @@ import (
 // machine however loaded.
 const hung = 60 * time.Second
 
+// waitAnswered is the --wait of the lab traces in which every probe is
+// answered: such a run ends with its last answer, so a generous --wait
+// costs nothing, and a reply that a loaded machine delays is not taken for
+// a silent hop (or a late reply).
+const waitAnswered = "5"
+
 // lineLog is an io.Writer for a command's output that keeps it all and lets
 // a test wait for the lines it needs while the command runs.
 type lineLog struct {
