@@ -480,7 +480,10 @@ func TestFaultSilentRouter(t *testing.T) {
 }
 `, "nft", "-f", "-")
 	start := time.Now()
-	out := traceIn(t, l, "--paths", "16", "--wait", "0.3", "--format", "json", lab.Destination)
+	// Every other hop must answer before its probe and its retry time
+	// out: --wait 1 leaves a loaded machine time (0.3 did not always),
+	// though the silent hop then takes 2 s a round.
+	out := traceIn(t, l, "--paths", "16", "--wait", "1", "--format", "json", lab.Destination)
 	if out.code != exitOK {
 		t.Fatalf("exit %d\n%s", out.code, out.stderr)
 	}
@@ -569,8 +572,8 @@ func TestFaultNoise(t *testing.T) {
 	var wg sync.WaitGroup
 	outs := make([]runOutput, 2)
 	for i, args := range [][]string{
-		{"--paths", "64", "--wait", "0.3", "--ttl", "8", "--format", "json", lab.Destination},
-		{"--format", "json", "--wait", "0.3", lab.Destination}, // --paths auto
+		{"--paths", "64", "--wait", waitAnswered, "--ttl", "8", "--format", "json", lab.Destination},
+		{"--format", "json", "--wait", waitAnswered, lab.Destination}, // --paths auto
 	} {
 		wg.Go(func() { outs[i] = traceIn(t, l, args...) })
 	}
