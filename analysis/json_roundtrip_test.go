@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -232,5 +233,31 @@ func schemaMDA(m *MDA, written bool) *MDA {
 func TestJSONRoundTripReference(t *testing.T) {
 	for name, tr := range referenceTraces(t) {
 		t.Run(name, func(t *testing.T) { checkJSONRoundTrip(t, tr) })
+	}
+}
+
+// TestMillisEnds checks that the longest durations WriteJSON writes read
+// back as the longest a Duration holds, and that longer ones are errors.
+func TestMillisEnds(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"9223372036854.775":  math.MaxInt64,
+		"-9223372036854.775": math.MinInt64,
+		"0.0005":             500,
+	} {
+		var m millis
+		if err := m.UnmarshalJSON([]byte(in)); err != nil || time.Duration(m) != want {
+			t.Errorf("%s ms: %d ns, %v; want %d ns", in, int64(m), err, int64(want))
+		}
+	}
+	for _, d := range []time.Duration{math.MaxInt64, math.MinInt64} {
+		if got := jsonMillis(d); got != d {
+			t.Errorf("%d ns: written %s, read back as %d ns", int64(d), appendMillis(nil, d), int64(got))
+		}
+	}
+	for _, in := range []string{"9223372036854.777", "-9223372036854.777", "1e300", "NaN", `"1"`} {
+		var m millis
+		if err := m.UnmarshalJSON([]byte(in)); err == nil {
+			t.Errorf("%s ms: read as %d ns, want an error", in, int64(m))
+		}
 	}
 }
