@@ -167,7 +167,9 @@ func TestWriteDOTLongLabelsAndUnreached(t *testing.T) {
 	if n := strings.Count(two.String(), "digraph "); n != 2 {
 		t.Errorf("%d digraphs, want 2", n)
 	}
-	runDot(t, two.String())
+	if n := bytes.Count(runDot(t, two.String()), []byte("<svg")); n != 2 {
+		t.Errorf("dot drew %d graphs, want 2", n)
+	}
 }
 
 func TestWriteDOTEmpty(t *testing.T) {

@@ -251,10 +251,27 @@ func TestProtoScapy(t *testing.T) {
 	if i != len(cases) {
 		t.Fatalf("scapy printed %d lines for %d cases\n%s", i, len(cases), stderr.Bytes())
 	}
+	checkReplyKinds(t, cases, kinds)
+	t.Logf("scapy agrees on %d probes and their replies: %v", len(cases), kinds)
+}
+
+// checkReplyKinds checks that TestProtoScapy checked every kind of reply
+// (counted in kinds by "protocol: kind") of each protocol, one for each
+// case of the protocol.
+func checkReplyKinds(t *testing.T, cases []scapyProtoCase, kinds map[string]int) {
+	t.Helper()
 	if len(kinds) < 3*5+8+6 {
 		t.Fatalf("only %d kinds of replies: %v", len(kinds), kinds)
 	}
-	t.Logf("scapy agrees on %d probes and their replies: %v", len(cases), kinds)
+	perProto := map[string]int{}
+	for _, c := range cases {
+		perProto[c.Proto]++
+	}
+	for k, n := range kinds {
+		if proto, _, _ := strings.Cut(k, ": "); n != perProto[proto] || n == 0 {
+			t.Errorf("%s: %d replies checked, want one per %s case (%d)", k, n, proto, perProto[proto])
+		}
+	}
 }
 
 func mustHex(t *testing.T, s string) []byte {
