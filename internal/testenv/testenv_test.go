@@ -40,9 +40,9 @@ func ruleChild(t *testing.T, what string) {
 }
 
 type childRun struct {
-	what  string
-	ci    bool
-	short bool
+	what   string
+	ci     bool
+	short  bool
 	nobody bool // run as user nobody (from root), or as ourselves
 }
 
