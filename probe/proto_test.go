@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // refPseudoProto is the IPv4 pseudo-header of a segment of protocol proto.
@@ -158,19 +160,12 @@ func needScapy(t *testing.T, mods ...string) string {
 		mods = []string{"scapy.layers.inet"}
 	}
 	const py = "/usr/bin/python3"
-	skip := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI: "+format, args...)
-		}
-		t.Skipf(format, args...)
-	}
 	if _, err := os.Stat(py); err != nil {
-		skip("no %s: %v", py, err)
+		testenv.Skipf(t, "no %s: %v", py, err)
 	}
 	for _, m := range mods {
 		if out, err := exec.Command(py, "-c", "import "+m).CombinedOutput(); err != nil {
-			skip("%s has no %s (apt-get install python3-scapy): %v: %s", py, m, err, out)
+			testenv.Skipf(t, "%s has no %s (apt-get install python3-scapy): %v: %s", py, m, err, out)
 		}
 	}
 	return py

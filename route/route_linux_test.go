@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 	"github.com/traceflow-fast/traceflow-fast/route"
 )
 
@@ -221,9 +222,7 @@ func TestLookupErrors(t *testing.T) {
 // TestLookupNoDeadline checks that an unresolvable next hop does not
 // block forever when the context has no deadline.
 func TestLookupNoDeadline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for route.ResolveTimeout")
-	}
+	testenv.SkipIfShort(t, "waits for route.ResolveTimeout")
 	l := newLineLab(t)
 	var err error
 	start := time.Now()
