@@ -67,6 +67,7 @@ test: deps build check-generate ## run every test, lab tests included, in both b
 	$(GO) test -tags $(TAGS) -count=1 -timeout 9m $(PKGS)
 	$(GO) test -count=1 -timeout 9m $(UNTAGGED)
 	$(GO) test -count=1 -timeout 9m $(UNTAGGED_CMD)
+	$(GO) test -race -count=1 -timeout 5m ./tracer/...
 
 .PHONY: demo
 demo: deps build ## raise the 4-way diamond lab, trace it with 16 path IDs, tear it down
