@@ -4,12 +4,19 @@ GO       ?= go
 BIN      := bin/traceflow-fast
 PKGS     := ./...
 # Debian packages the tests and the lab need.
-TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev graphviz tshark chromium libcap2-bin
+# scamper is traced beside in the lab (TestFaultNoise): its replies must not be taken for ours.
+TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev graphviz tshark chromium libcap2-bin scamper bsdutils
 # The browser view (--format viz) inlines vis-network, which viz/package-lock.json
 # pins and `make viz-deps` installs with npm; builds with TAGS embed it.
 TAGS     := visnetwork
 VIZ_LIB  := viz/node_modules/vis-network/standalone/umd/vis-network.min.js
-BENCH_DEBS := scamper dublin-traceroute zmap linux-perf
+BENCH_DEBS := dublin-traceroute zmap linux-perf
+# Without TAGS, viz has no library to embed: `make test` tests again, in
+# that build, the packages that import viz. Of the command's tests only those
+# of --format viz (named *Viz*) differ: its lab tests run a binary built
+# without the tag (lab_test.go) in both passes.
+UNTAGGED := ./viz/... ./output/...
+UNTAGGED_CMD := -run Viz ./cmd/traceflow-fast
 
 .DEFAULT_GOAL := help
 
@@ -54,10 +61,13 @@ bench-deps: deps ## also install the peer tools compared in the benchmarks
 	fi
 
 .PHONY: test
-test: deps build check-generate ## run every test, lab tests included (as root; CI=true makes skips fail)
+test: deps build check-generate ## run every test, lab tests included, in both builds (as root; CI=true makes skips fail)
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags $(TAGS) $(PKGS)
 	$(GO) test -tags $(TAGS) -count=1 -timeout 9m $(PKGS)
+	$(GO) test -count=1 -timeout 9m $(UNTAGGED)
+	$(GO) test -count=1 -timeout 9m $(UNTAGGED_CMD)
+	$(GO) test -race -count=1 -timeout 5m ./tracer/...
 
 .PHONY: demo
 demo: deps build ## raise the 4-way diamond lab, trace it with 16 path IDs, tear it down

@@ -5,12 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // dotTrace is 8 path IDs through a 4-way diamond (10.1.{1..4}.1 at TTL 2)
@@ -41,13 +42,7 @@ func dotTrace(name string) *Trace {
 // dot the test is skipped, or fails with CI=true.
 func runDot(t *testing.T, src string) []byte {
 	t.Helper()
-	path, err := exec.LookPath("dot")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dot (Debian package graphviz) not in PATH (CI=true: failing instead of skipping)")
-		}
-		t.Skip("dot (Debian package graphviz) not in PATH")
-	}
+	path := testenv.RequireTool(t, "dot", "graphviz")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "-Tsvg")
@@ -167,7 +162,9 @@ func TestWriteDOTLongLabelsAndUnreached(t *testing.T) {
 	if n := strings.Count(two.String(), "digraph "); n != 2 {
 		t.Errorf("%d digraphs, want 2", n)
 	}
-	runDot(t, two.String())
+	if n := bytes.Count(runDot(t, two.String()), []byte("<svg")); n != 2 {
+		t.Errorf("dot drew %d graphs, want 2", n)
+	}
 }
 
 func TestWriteDOTEmpty(t *testing.T) {

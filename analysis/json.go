@@ -100,12 +100,25 @@ func (m millis) MarshalJSON() ([]byte, error) {
 	return strconv.AppendFloat(nil, float64(m)/float64(time.Millisecond), 'f', 3, 64), nil
 }
 
+// maxMillis is the longest Duration in milliseconds, as the float64 that
+// its text, 9223372036854.775, reads as.
+const maxMillis = float64(math.MaxInt64) / float64(time.Millisecond)
+
 func (m *millis) UnmarshalJSON(b []byte) error {
 	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsInf(f, 0) || math.Abs(f) > float64(math.MaxInt64/int64(time.Millisecond)) {
+	if err != nil || math.IsNaN(f) || math.Abs(f) > maxMillis {
 		return fmt.Errorf("bad milliseconds %s", b)
 	}
-	*m = millis(math.Round(f * float64(time.Millisecond)))
+	// At the ends of the range, f in nanoseconds rounds to ±2^63: the
+	// longest durations WriteJSON writes read back as the longest.
+	switch ns := math.Round(f * float64(time.Millisecond)); {
+	case ns >= math.MaxInt64:
+		*m = math.MaxInt64
+	case ns <= math.MinInt64:
+		*m = math.MinInt64
+	default:
+		*m = millis(ns)
+	}
 	return nil
 }
 

@@ -7,11 +7,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
 // jsonSeeds returns records as WriteJSON writes them: those of
@@ -59,19 +61,70 @@ func jsonSeedTraces(tb testing.TB) []*Trace {
 	return []*Trace{d, partial, v6, asn, perPacket}
 }
 
-// allocBound is the most bytes ReadJSON may allocate for an input of n
-// bytes: a constant plus a constant factor, whatever the bytes say. The
-// factor covers encoding/json's decoding (a 3-byte "{}," in "flows" or
-// "nodes" becomes a struct of about 90 bytes, then a Flow, with the
-// slices' growth on top) and the silent hops that sparse TTLs imply (at
-// most one Hop of 96 bytes per byte of the line). Without that last bound
-// 24 bytes could claim 255 hops, 24 KiB.
+// Bounds on what ReadJSON may make of an input of n bytes, whatever the
+// bytes say: a constant plus a constant factor.
+//
+// allocBound bounds the bytes of the traces it returns (traceBytesHeld).
+// The factor covers a 3-byte "{}," in "flows", which becomes a Flow, and
+// the silent hops that sparse TTLs imply (at most one Hop of 96 bytes per
+// byte of the line). Without that last bound 24 bytes could claim 255
+// hops, 24 KiB. What encoding/json allocates on the way is linear in the
+// input, and bounded in number by allocsBound.
 func allocBound(n int) uint64 { return 64<<10 + 512*uint64(n) }
 
-// FuzzReadJSON checks that no input makes ReadJSON panic or allocate more
-// than allocBound, that it yields either a Trace or an error (and stops
-// after an error), and that what it accepts can be compared (DiffTraces),
-// written as encoding/json writes it (writeJSONRef), and read again.
+// allocsBound bounds the number of allocations (testing.AllocsPerRun).
+func allocsBound(n int) float64 { return 256 + float64(n) }
+
+// traceBytesHeld returns the bytes t holds: its structs, slices and
+// strings.
+func traceBytesHeld(t *Trace) uint64 {
+	n := uint64(unsafe.Sizeof(*t)) + uint64(len(t.Name)+len(t.Protocol))
+	if t.MDA != nil {
+		n += uint64(unsafe.Sizeof(*t.MDA)) + 8*uint64(len(t.MDA.Incomplete))
+	}
+	for _, pp := range t.PerPacket {
+		n += uint64(unsafe.Sizeof(pp)) + uint64(unsafe.Sizeof(netip.Addr{}))*uint64(len(pp.Addrs))
+	}
+	for _, f := range t.Flows {
+		n += uint64(unsafe.Sizeof(f))
+		for _, h := range f.Hops {
+			n += uint64(unsafe.Sizeof(h)) + uint64(len(h.IXP)+len(h.Hostname)) +
+				uint64(unsafe.Sizeof(probe.MPLSLabel{}))*uint64(len(h.MPLS))
+			for _, in := range h.Interfaces {
+				n += uint64(unsafe.Sizeof(in)) + uint64(len(in.Name))
+			}
+		}
+	}
+	return n
+}
+
+// readAllJSON reads every trace of in, checking that ReadJSON yields a
+// trace or an error each time, and stops after an error.
+func readAllJSON(t *testing.T, in []byte) []*Trace {
+	var traces []*Trace
+	failed := false
+	for tr, err := range ReadJSON(bytes.NewReader(in)) {
+		if failed {
+			t.Fatal("ReadJSON went on after an error")
+		}
+		if (tr == nil) == (err == nil) {
+			t.Fatalf("ReadJSON yielded trace %v and error %v", tr, err)
+		}
+		if err != nil {
+			failed = true
+			continue
+		}
+		traces = append(traces, tr)
+	}
+	return traces
+}
+
+// FuzzReadJSON checks that no input makes ReadJSON panic, allocate more
+// than allocsBound times or return traces larger than allocBound, that it
+// yields either a Trace or an error (and stops after an error), and that
+// what it accepts is a Trace like any other: WriteJSON writes it as
+// encoding/json does, ReadJSON reads that back as the same trace field by
+// field, and DiffTraces finds no change between the two.
 func FuzzReadJSON(f *testing.F) {
 	seeds := jsonSeeds(f)
 	for _, s := range seeds {
@@ -82,32 +135,24 @@ func FuzzReadJSON(f *testing.F) {
 	f.Add([]byte(`{"flows":[{"path_id":1,"hops":[{"ttl":3,"addr":"10.0.0.1"}]}]}`))
 
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		var traces []*Trace
-		failed := false
-		for tr, err := range ReadJSON(bytes.NewReader(in)) {
-			if failed {
-				t.Fatal("ReadJSON went on after an error")
+		traces := readAllJSON(t, in)
+		allocs := testing.AllocsPerRun(1, func() {
+			for range ReadJSON(bytes.NewReader(in)) {
 			}
-			if (tr == nil) == (err == nil) {
-				t.Fatalf("ReadJSON yielded trace %v and error %v", tr, err)
-			}
-			if err != nil {
-				failed = true
-				continue
-			}
-			traces = append(traces, tr)
+		})
+		if limit := allocsBound(len(in)); allocs > limit {
+			t.Fatalf("ReadJSON allocated %v times for %d bytes of input, more than %v", allocs, len(in), limit)
 		}
-		runtime.ReadMemStats(&after)
-		if got, limit := after.TotalAlloc-before.TotalAlloc, allocBound(len(in)); got > limit {
-			t.Fatalf("ReadJSON allocated %d bytes for %d bytes of input, more than %d", got, len(in), limit)
+		held := uint64(0)
+		for _, tr := range traces {
+			held += traceBytesHeld(tr)
+		}
+		if limit := allocBound(len(in)); held > limit {
+			t.Fatalf("ReadJSON returned traces of %d bytes for %d bytes of input, more than %d", held, len(in), limit)
 		}
 
-		// What was read is a Trace like any other: `traceflow-fast
-		// diff` can compare it, and it survives WriteJSON and ReadJSON.
-		if len(traces) > 0 {
-			DiffTraces(traces, traces[1:], DiffOptions{})
+		if d := DiffTraces(traces, traces, DiffOptions{}); d.Changed() {
+			t.Fatalf("DiffTraces of traces with themselves: %+v", d.Destinations)
 		}
 		for _, tr := range traces {
 			tr.UniquePaths()
@@ -115,20 +160,7 @@ func FuzzReadJSON(f *testing.F) {
 			if !checkWriteJSON(t, "read trace", tr) {
 				return
 			}
-			var b bytes.Buffer
-			if err := WriteJSON(&b, tr, Options{}); err != nil {
-				continue // e.g. an MDA confidence that overflows
-			}
-			n := 0
-			for _, err := range ReadJSON(&b) {
-				if err != nil {
-					t.Fatalf("reading back what WriteJSON wrote: %v\n%s", err, b.Bytes())
-				}
-				n++
-			}
-			if n != 1 {
-				t.Fatalf("read back %d traces, want 1", n)
-			}
+			checkJSONRoundTrip(t, tr)
 		}
 	})
 }

@@ -60,6 +60,13 @@ var oddStrings = []string{
 // traces of the other tests, the corpus records, hand-made traces that set
 // every optional field, and random ones.
 func TestWriteJSONReference(t *testing.T) {
+	for name, tr := range referenceTraces(t) {
+		checkWriteJSON(t, name, tr)
+	}
+}
+
+// referenceTraces returns the traces of TestWriteJSONReference by name.
+func referenceTraces(t *testing.T) map[string]*Trace {
 	traces := map[string]*Trace{}
 	add := func(name string, tr *Trace) {
 		if _, dup := traces[name]; dup {
@@ -108,10 +115,7 @@ func TestWriteJSONReference(t *testing.T) {
 	for i := range 500 {
 		add(fmt.Sprint("random ", i), randomTrace(rng, ""))
 	}
-
-	for name, tr := range traces {
-		checkWriteJSON(t, name, tr)
-	}
+	return traces
 }
 
 // diamondTrace builds flows through a diamond: hop 1 a, hop 2 one of the
@@ -296,16 +300,16 @@ func randomTrace(rng *rand.Rand, s string) *Trace {
 	return tr
 }
 
-// FuzzWriteJSON checks WriteJSON against encoding/json on random traces
-// that use the fuzzer's string for names, host names, IXP names,
-// interface names and an IPv6 zone.
+// FuzzWriteJSON checks WriteJSON against encoding/json, and ReadJSON
+// against WriteJSON (checkJSONRoundTrip), on the traces the fuzzer's bytes
+// describe (traceFromBytes). Its seeds, in testdata/fuzz/FuzzWriteJSON,
+// are traces of the other tests (writeJSONSeeds) and what fuzzing found.
 func FuzzWriteJSON(f *testing.F) {
-	for i, s := range oddStrings {
-		f.Add(uint64(i), s)
-	}
-	f.Fuzz(func(t *testing.T, seed uint64, s string) {
-		rng := rand.New(rand.NewPCG(seed, 0))
-		checkWriteJSON(t, "random trace", randomTrace(rng, s))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		tr := traceFromBytes(in)
+		if checkWriteJSON(t, "trace", tr) {
+			checkJSONRoundTrip(t, tr)
+		}
 	})
 }
 

@@ -145,23 +145,23 @@ func TestEncodeChecksumsAndFields(t *testing.T) {
 				var pathKey flowKey
 				for ttl := 1; ttl <= MaxTTL; ttl++ {
 					for _, at := range codecTimes(s) {
-						n := s.ProbeLen()
-						b := make([]byte, n+4)
-						copy(b[n:], "\xde\xad\xbe\xef")
-						if got := s.Encode(b, dst, path, ttl, at); got != n {
-							t.Fatalf("%v: Encode returned %d, want %d", s.Proto, got, n)
+						plen := s.ProbeLen()
+						b := make([]byte, plen+4)
+						copy(b[plen:], "\xde\xad\xbe\xef")
+						if got := s.Encode(b, dst, path, ttl, at); got != plen {
+							t.Fatalf("%v: Encode returned %d, want %d", s.Proto, got, plen)
 						}
-						if !bytes.Equal(b[n:], []byte("\xde\xad\xbe\xef")) {
+						if !bytes.Equal(b[plen:], []byte("\xde\xad\xbe\xef")) {
 							t.Fatalf("%v: Encode wrote past ProbeLen", s.Proto)
 						}
 						var k flowKey
 						switch s.Proto {
 						case ProtoTCP:
-							k = checkTCPProbe(t, s, b[:n], dst, path, ttl, at)
+							k = checkTCPProbe(t, s, b[:plen], dst, path, ttl, at)
 						case ProtoICMP:
-							k = checkICMPProbe(t, s, b[:n], dst, path, ttl, at)
+							k = checkICMPProbe(t, s, b[:plen], dst, path, ttl, at)
 						default:
-							k = checkProbe(t, s, b[:n], dst, path, ttl, at)
+							k = checkProbe(t, s, b[:plen], dst, path, ttl, at)
 						}
 						n++
 						if path == 1 && ttl == 1 {
@@ -193,6 +193,15 @@ func TestEncodeChecksumsAndFields(t *testing.T) {
 	}
 	if udpLen := withProto(codecSpec(), ProtoUDP).ProbeLen(); udpLen != 30 || lenTCP != 40 || lenICMP != 32 || MaxLen != 40 {
 		t.Fatalf("probe lengths: UDP %d TCP %d ICMP %d, max %d", udpLen, lenTCP, lenICMP, MaxLen)
+	}
+	// Every probe of every spec, destination, path ID, TTL and send time
+	// went through its checker.
+	want := 0
+	for _, s := range protoSpecs() {
+		want += len(dsts) * s.Paths * MaxTTL * len(codecTimes(s))
+	}
+	if want < 10000 || n != want {
+		t.Fatalf("%d probes checked, want %d (and at least 10000)", n, want)
 	}
 	t.Logf("%d probes checked", n)
 }
@@ -438,12 +447,18 @@ func TestEncodeScapy(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("scapy printed %d lines for %d probes\n%s", len(got), len(want), stderr.Bytes())
 	}
+	compared := 0
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("probe %d: scapy says\n  %s\nwant\n  %s", i, got[i], want[i])
 		}
+		compared++
 	}
-	t.Logf("scapy agrees on %d probes", len(want))
+	// 2 destinations, 3 path IDs, 4 TTLs, every send time, every spec.
+	if n := len(codecSpecs()) * 2 * 3 * 4 * len(codecTimes(codecSpec())); compared != n {
+		t.Fatalf("compared %d probes with scapy, want %d", compared, n)
+	}
+	t.Logf("scapy agrees on %d probes", compared)
 }
 
 func TestEncodeAllocs(t *testing.T) {

@@ -399,6 +399,10 @@ func TestExtensionsXNet(t *testing.T) {
 	if len(layouts) < 4 {
 		t.Errorf("only %d layouts", len(layouts))
 	}
+	// The 300-odd sets, each behind 3 layouts at least.
+	if len(tests) < 900 {
+		t.Errorf("only %d messages compared with x/net", len(tests))
+	}
 }
 
 // TestExtensionsXNetICMPv6 decodes the extension structures of ICMPv6
@@ -441,6 +445,10 @@ func TestExtensionsXNetICMPv6(t *testing.T) {
 				n++
 			}
 		}
+	}
+	// 4 roles, 3 names, 3 addresses.
+	if n != 4*3*3 {
+		t.Errorf("compared %d messages with x/net, want %d", n, 4*3*3)
 	}
 }
 
@@ -669,6 +677,15 @@ func TestExtensionsScapy(t *testing.T) {
 		stats["checksum "+c.Sum]++
 	}
 	t.Logf("%d messages built by scapy: %v", len(cs), stats)
+	// Every case was compared: with x/net (4 layouts) or as a wrong
+	// checksum (2 kinds), each kind more than once.
+	total := 0
+	for _, n := range stats {
+		total += n
+	}
+	if total != len(cs) || len(cs) < 300 || len(stats) != 6 {
+		t.Errorf("compared %d of %d scapy messages, %d kinds (want all, at least 300, 6 kinds)", total, len(cs), len(stats))
+	}
 }
 
 // Hand-built structures for the malformed cases.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // refPseudoProto is the IPv4 pseudo-header of a segment of protocol proto.
@@ -158,19 +160,12 @@ func needScapy(t *testing.T, mods ...string) string {
 		mods = []string{"scapy.layers.inet"}
 	}
 	const py = "/usr/bin/python3"
-	skip := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI: "+format, args...)
-		}
-		t.Skipf(format, args...)
-	}
 	if _, err := os.Stat(py); err != nil {
-		skip("no %s: %v", py, err)
+		testenv.Skipf(t, "no %s: %v", py, err)
 	}
 	for _, m := range mods {
 		if out, err := exec.Command(py, "-c", "import "+m).CombinedOutput(); err != nil {
-			skip("%s has no %s (apt-get install python3-scapy): %v: %s", py, m, err, out)
+			testenv.Skipf(t, "%s has no %s (apt-get install python3-scapy): %v: %s", py, m, err, out)
 		}
 	}
 	return py
@@ -251,10 +246,27 @@ func TestProtoScapy(t *testing.T) {
 	if i != len(cases) {
 		t.Fatalf("scapy printed %d lines for %d cases\n%s", i, len(cases), stderr.Bytes())
 	}
+	checkReplyKinds(t, cases, kinds)
+	t.Logf("scapy agrees on %d probes and their replies: %v", len(cases), kinds)
+}
+
+// checkReplyKinds checks that TestProtoScapy checked every kind of reply
+// (counted in kinds by "protocol: kind") of each protocol, one for each
+// case of the protocol.
+func checkReplyKinds(t *testing.T, cases []scapyProtoCase, kinds map[string]int) {
+	t.Helper()
 	if len(kinds) < 3*5+8+6 {
 		t.Fatalf("only %d kinds of replies: %v", len(kinds), kinds)
 	}
-	t.Logf("scapy agrees on %d probes and their replies: %v", len(cases), kinds)
+	perProto := map[string]int{}
+	for _, c := range cases {
+		perProto[c.Proto]++
+	}
+	for k, n := range kinds {
+		if proto, _, _ := strings.Cut(k, ": "); n != perProto[proto] || n == 0 {
+			t.Errorf("%s: %d replies checked, want one per %s case (%d)", k, n, proto, perProto[proto])
+		}
+	}
 }
 
 func mustHex(t *testing.T, s string) []byte {

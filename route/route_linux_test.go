@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 	"github.com/traceflow-fast/traceflow-fast/route"
 )
 
@@ -248,9 +249,7 @@ func asked(ctx context.Context, ns, addr, dev string) {
 // TestLookupNoDeadline checks that an unresolvable next hop does not
 // block forever when the context has no deadline.
 func TestLookupNoDeadline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for route.ResolveTimeout")
-	}
+	testenv.SkipIfShort(t, "waits for route.ResolveTimeout")
 	l := newLineLab(t)
 	var err error
 	netnstest.InWithin(t, l.NS("a"), netnstest.Hung, func() error {

@@ -13,6 +13,10 @@
 #                                    packet; for measuring raw send rates
 #   lab.sh down PREFIX               remove every namespace named PREFIX-*
 #
+# up and sink claim PREFIX by creating PREFIX-prober first, which fails if
+# the name exists: of two runs given one prefix, one builds its lab and the
+# other exits with status 17, having built and removed nothing.
+#
 # Every topology: the prober is 10.0.0.2 on its link to r1 (10.0.0.1); the
 # destination namespace holds 10.99.0.1 and every router routes 10.99.0.0/20
 # towards it. With LAB_LOCAL_PREFIX=CIDR set for `up`, the destination also
@@ -257,6 +261,22 @@ require_root() {
 check_prefix() {
 	[[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9_.]{0,30}$ ]] ||
 		die "bad prefix '$1' (letters, digits, '_' and '.', at most 31 characters)"
+}
+
+# claim PREFIX: creates PREFIX-prober, the lab's first namespace, or exits
+# 17 (EEXIST) if namespaces PREFIX-* exist. `ip netns add` fails when the
+# name exists, so two runs cannot both claim one prefix; the loser must not
+# remove anything, so callers set their cleanup trap only after claim.
+claim() {
+	local err
+	if [[ -z $(namespaces "$1") ]] && err=$(ip netns add "$1-prober" 2>&1); then
+		return 0
+	fi
+	if [[ -n $(namespaces "$1") ]]; then
+		echo "lab.sh: namespaces $1-* exist already (lab.sh down $1)" >&2
+		exit 17
+	fi
+	die "ip netns add $1-prober: $err"
 }
 
 # namespaces PREFIX: prints the namespaces named PREFIX-*.
@@ -509,8 +529,7 @@ cmd_up() {
 			die "LAB_LOCAL_PREFIX='$LAB_LOCAL_PREFIX' is not an IPv4 or IPv6 CIDR"
 		[[ $LAB_LOCAL_PREFIX == "$DST_PREFIX" ]] || prefixes+=("$LAB_LOCAL_PREFIX")
 	fi
-	[[ -z $(namespaces "$prefix") ]] ||
-		die "namespaces $prefix-* exist already (lab.sh down $prefix)"
+	claim "$prefix"
 
 	# From here on, any failure removes what was built.
 	UP_OK=0
@@ -521,7 +540,7 @@ cmd_up() {
 	local node idx=0 role i seed
 	local -A seeds=()
 	for node in "${NODES[@]}"; do
-		ip netns add "$prefix-$node"
+		[[ $node == prober ]] || ip netns add "$prefix-$node"
 	done
 	for node in "${NODES[@]}"; do
 		role=router
@@ -585,13 +604,11 @@ cmd_sink() {
 	check_prefix "$prefix"
 	require_root sink
 	[[ $cidr =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$ ]] || die "'$cidr' is not an IPv4 CIDR"
-	[[ -z $(namespaces "$prefix") ]] ||
-		die "namespaces $prefix-* exist already (lab.sh down $prefix)"
+	claim "$prefix"
 	UP_OK=0
 	# shellcheck disable=SC2064 # expand prefix now
 	trap "[[ \$UP_OK == 1 ]] || { echo 'lab.sh: sink failed, removing $prefix-*' >&2; cmd_down '$prefix'; }" EXIT
 	trap 'exit 130' INT TERM
-	ip netns add "$prefix-prober"
 	ip netns add "$prefix-sink"
 	ip -n "$prefix-prober" link add to-sink index 100 type veth peer name to-prober index 101 netns "$prefix-sink"
 	ip -n "$prefix-sink" addr add 10.0.0.1/24 dev to-prober

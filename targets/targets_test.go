@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // fakeHosts is the DNS of the tests.
@@ -809,9 +811,7 @@ func TestResolveCanceled(t *testing.T) {
 // TestMillion reads a file of 1,000,000 distinct addresses, in a shuffled
 // order and some twice.
 func TestMillion(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
-	}
+	testenv.SkipIfShort(t, "reads a million addresses")
 	const n = 1_000_000
 	var file bytes.Buffer
 	addr := func(i uint64) netip.Addr { return u32(0x0a000000 + 3*i).addr() } // never adjacent

@@ -85,7 +85,8 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) (Summary, error) {
 	scanCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := t.newRun(sink, cancel)
-	t.start = t.cfg.Clock.Now()
+	start := t.cfg.Clock.Now()
+	t.start.Store(&start)
 	t.sc.Store(r.sc)
 	t.logStart()
 
@@ -106,7 +107,7 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) (Summary, error) {
 	sendErr := t.net.Close()
 	g.Wait()
 
-	sum := Summary{Stats: t.Stats(), Skips: r.skips, Duration: t.cfg.Clock.Now().Sub(t.start)}
+	sum := Summary{Stats: t.Stats(), Skips: r.skips, Duration: t.cfg.Clock.Now().Sub(start)}
 	switch {
 	case ctx.Err() != nil:
 		return sum, ctx.Err()
@@ -168,7 +169,7 @@ func (r *run) receive(quit <-chan struct{}) error {
 	if t.total == 1 {
 		// One destination: every reply of the run is for it, so one
 		// that quotes another destination shows a NAT on the way.
-		m.Dst = t.dsts.(*peeked).first[0].Addr
+		m.Dst = t.only
 	}
 	log := t.cfg.Capture
 	var rep probe.Reply

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,12 +91,13 @@ type Tracer struct {
 	first   Route
 	dsts    Targets
 	total   int64
+	only    netip.Addr // the first destination: the only one when total is 1
 
 	running   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 	sc        atomic.Pointer[scanner]
-	start     time.Time
+	start     atomic.Pointer[time.Time] // when Run began
 
 	done, reached, partial, skipped, replies atomic.Int64
 	received, unmatched, dropped             atomic.Int64
@@ -188,7 +190,7 @@ func (t *Tracer) firstRoute(ctx context.Context, dsts Targets) error {
 	if !t.first.Src.IsValid() {
 		return firstErr
 	}
-	t.dsts, t.total = p, dsts.Len()
+	t.dsts, t.total, t.only = p, dsts.Len(), p.first[0].Addr
 	return nil
 }
 
@@ -206,10 +208,13 @@ func (t *Tracer) Config() Config { return t.cfg }
 // from any goroutine.
 func (t *Tracer) Stats() Stats {
 	s := Stats{
-		Total: t.total, Start: t.start,
-		Done: t.done.Load(), Reached: t.reached.Load(), Partial: t.partial.Load(),
+		Total: t.total,
+		Done:  t.done.Load(), Reached: t.reached.Load(), Partial: t.partial.Load(),
 		Skipped: t.skipped.Load(), Replies: t.replies.Load(),
 		Received: t.received.Load(), Unmatched: t.unmatched.Load(), Dropped: t.dropped.Load(),
+	}
+	if start := t.start.Load(); start != nil {
+		s.Start = *start
 	}
 	if sc := t.sc.Load(); sc != nil {
 		s.Sent, s.Retries, s.Late = sc.Sent(), sc.Retries(), sc.Late()

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // The browser tests open the page in headless Debian Chromium (package
@@ -33,14 +34,6 @@ import (
 // visnetwork build embeds.
 const libPath = "node_modules/vis-network/standalone/umd/vis-network.min.js"
 
-func skipOrFail(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: failing instead of skipping)")
-	}
-	t.Skip(msg)
-}
-
 // library returns the built-in library, or the one in viz/node_modules.
 func library(t testing.TB) string {
 	t.Helper()
@@ -49,7 +42,7 @@ func library(t testing.TB) string {
 	}
 	b, err := os.ReadFile(libPath)
 	if err != nil {
-		skipOrFail(t, "vis-network is not built in and not installed: run make viz-deps ("+err.Error()+")")
+		testenv.Skip(t, "vis-network is not built in and not installed: run make viz-deps ("+err.Error()+")")
 	}
 	return string(b)
 }
@@ -62,7 +55,7 @@ func chromium(t testing.TB) string {
 		path = "/usr/bin/chromium"
 	}
 	if _, err := exec.LookPath(path); err != nil {
-		skipOrFail(t, "the browser tests need Chromium (Debian package chromium): "+err.Error())
+		testenv.Skip(t, "the browser tests need Chromium (Debian package chromium): "+err.Error())
 	}
 	return path
 }

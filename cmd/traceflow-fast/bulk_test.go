@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // bulkPrefix is answered by the destination namespace of the bulk labs.
@@ -232,10 +233,7 @@ func TestLabBulkBadTargets(t *testing.T) {
 // and cleared at the end; results stay whole JSON lines.
 func TestLabProgressBar(t *testing.T) {
 	lab.RequireRoot(t)
-	script, err := exec.LookPath("script")
-	if err != nil {
-		t.Skip("needs script(1) (Debian bsdutils)")
-	}
+	script := testenv.RequireTool(t, "script", "bsdutils")
 	l := lab.Up(t, "diamond4", lab.WithLocalPrefix(bulkPrefix))
 	bin, err := binary()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // Fault-injection tests: the lab's routers lose packets, limit their ICMP
@@ -550,7 +551,7 @@ func TestFaultNoise(t *testing.T) {
 	if _, err := exec.LookPath("scamper"); err == nil {
 		noise = append(noise, []string{"scamper", "-p", "1000", "-O", "text", "-c", "tracelb -P udp-sport -W 15 -w 1", "-i", lab.Destination})
 	} else {
-		t.Log("no scamper in PATH: tracing beside a second traceflow-fast and pings only")
+		testenv.SkipPart(t, "not tracing beside scamper, which is not in PATH (Debian package scamper): beside a second traceflow-fast and pings only")
 	}
 	var cmds []*exec.Cmd
 	for _, n := range noise {

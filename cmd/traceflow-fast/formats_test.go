@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -18,24 +17,8 @@ import (
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
-
-// requireTool returns the path of a tool the test needs; without it the
-// test is skipped, or fails with CI=true (a check that always skips in CI
-// checks nothing).
-func requireTool(t *testing.T, name, debPackage string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := name + " (Debian package " + debPackage + ") not in PATH"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: failing instead of skipping)")
-	}
-	t.Skip(msg)
-	return ""
-}
 
 // formatFlow is a flow of the JSON output, decoded independently of the
 // analysis package.
@@ -274,7 +257,7 @@ func checkAtlasAgainstJSON(t *testing.T, stdout string, tr formatTrace, paths in
 // without a warning.
 func dotSVG(t *testing.T, src string) string {
 	t.Helper()
-	dot := requireTool(t, "dot", "graphviz")
+	dot := testenv.RequireTool(t, "dot", "graphviz")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dot, "-Tsvg")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // extResponder builds internal/lab/extresponder once per test process,
@@ -165,7 +166,7 @@ func traceExt(t *testing.T, l *lab.Lab, args ...string) (extTrace, runOutput) {
 // --pcap capture. Latency comes along: every path and hop has its RTTs.
 func TestLabICMPExtensions(t *testing.T) {
 	lab.RequireRoot(t)
-	tshark := requireTool(t, "tshark", "tshark")
+	tshark := testenv.RequireTool(t, "tshark", "tshark")
 	l := lab.Up(t, "diamond4")
 	nftIn(t, l, "a1", `table ip tfext {
 	chain pre {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
@@ -40,7 +41,7 @@ var pcapFields = []string{
 // traceflow-fast's own decoder.
 func tsharkRows(t *testing.T, file string) []pcapRow {
 	t.Helper()
-	tshark := requireTool(t, "tshark", "tshark")
+	tshark := testenv.RequireTool(t, "tshark", "tshark")
 	args := []string{"-r", file, "-n", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"}
 	for _, f := range pcapFields {
 		args = append(args, "-e", f)

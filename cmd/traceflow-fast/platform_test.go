@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // TestNeedLinux runs the command as it behaves on other systems: a trace
@@ -48,16 +50,8 @@ func TestNeedLinux(t *testing.T) {
 // for systems other than Linux: every platform-specific file must have its
 // counterpart there. It needs only the Go toolchain.
 func TestOtherSystemsBuild(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the module three times")
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no go command: %v (CI=true: failing instead of skipping)", err)
-		}
-		t.Skipf("no go command: %v", err)
-	}
+	testenv.SkipIfShort(t, "builds the module three times")
+	gobin := testenv.RequireTool(t, "go", "golang-go")
 	root := moduleRoot(t, gobin)
 	for _, sys := range []string{"darwin", "freebsd", "windows"} {
 		t.Run(sys, func(t *testing.T) {

@@ -76,14 +76,7 @@ func runAsNobody(t *testing.T, l *lab.Lab, exe string, args ...string) runOutput
 // are run: the test build and one as the Makefile builds it (CGO_ENABLED=0).
 func TestUnprivilegedWithFileCaps(t *testing.T) {
 	lab.RequireRoot(t)
-	setcap, err := exec.LookPath("setcap")
-	if err != nil {
-		msg := "needs setcap (Debian package libcap2-bin): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: failing instead of skipping)")
-		}
-		t.Skip(msg)
-	}
+	setcap := testenv.RequireTool(t, "setcap", "libcap2-bin")
 	// Whether eBPF socket filters load without CAP_BPF here: then the
 	// cap_net_raw run needs no fallback.
 	unprivBPF := false
@@ -176,14 +169,7 @@ func mentionsClassic(stderr string) bool {
 // CAP_NET_ADMIN.
 func TestLabIPv6Unprivileged(t *testing.T) {
 	lab.RequireRoot(t)
-	setcap, err := exec.LookPath("setcap")
-	if err != nil {
-		msg := "needs setcap (Debian package libcap2-bin): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: failing instead of skipping)")
-		}
-		t.Skip(msg)
-	}
+	setcap := testenv.RequireTool(t, "setcap", "libcap2-bin")
 	unprivBPF := false
 	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_bpf_disabled"); err == nil {
 		unprivBPF = strings.TrimSpace(string(b)) == "0"

@@ -37,8 +37,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -47,6 +45,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // Destination is the address of the destination namespace in every topology.
@@ -90,6 +91,7 @@ type Option func(*config)
 
 type config struct {
 	localPrefix string
+	newPrefix   func() string // the prefixes to try, in turn
 }
 
 // WithLocalPrefix makes the destination answer every address of cidr
@@ -105,7 +107,8 @@ func WithLocalPrefix(cidr string) Option {
 
 // RequireRoot skips the test unless it runs as root on a machine with ip
 // (iproute2) and nft (nftables). With CI=true in the environment it fails the
-// test instead: a lab test that always skips in CI tests nothing.
+// test instead (testenv.Skip): a lab test that always skips in CI tests
+// nothing.
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	var missing []string
@@ -117,25 +120,24 @@ func RequireRoot(t testing.TB) {
 			missing = append(missing, tool+" in PATH")
 		}
 	}
-	if len(missing) == 0 {
-		return
+	if len(missing) > 0 {
+		testenv.Skip(t, "network lab needs "+strings.Join(missing, ", "))
 	}
-	msg := "network lab needs " + strings.Join(missing, ", ")
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: failing instead of skipping)")
-	}
-	t.Skip(msg)
 }
 
-// Up builds the named topology under a fresh random prefix ("tf" + 6 hex
-// digits) with scripts/lab.sh and returns once the prober reaches
-// Destination. The lab is removed when the test and its subtests end, pass or
-// fail; on failure the routes and addresses of every namespace are logged
-// first.
+// Up builds the named topology with scripts/lab.sh under a prefix of its
+// own, netnstest.Prefix("l"): "tfx" + the test process's PID + "l" + 6
+// random hex digits, and returns once the prober reaches Destination.
+// lab.sh claims a prefix by creating its first namespace, which fails if
+// the name exists: should the prefix be taken after all (a PID reused
+// since a killed run left its labs), Up tries a fresh one. Labs that test
+// processes now gone left behind are removed first (netnstest.Sweep). The
+// lab is removed when the test and its subtests end, pass or fail; on
+// failure the routes and addresses of every namespace are logged first.
 func Up(t testing.TB, topology string, opts ...Option) *Lab {
 	t.Helper()
 	RequireRoot(t)
-	var cfg config
+	cfg := config{newPrefix: func() string { return netnstest.Prefix("l") }}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -151,41 +153,61 @@ func Up(t testing.TB, topology string, opts ...Option) *Lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix, err := newPrefix()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &Lab{
-		Prefix:      prefix,
-		Topology:    topology,
-		LocalPrefix: cfg.localPrefix,
-		script:      script,
-		paths:       paths,
-		paths6:      paths6,
-	}
-	// Registered before `up` so that even a half-built lab goes away.
-	t.Cleanup(func() {
-		if t.Failed() {
-			l.dump(t)
+	sweep()
+	l := &Lab{Topology: topology, LocalPrefix: cfg.localPrefix, script: script, paths: paths, paths6: paths6}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		l.Prefix = cfg.newPrefix()
+		taken, err := l.up()
+		if taken && attempt < maxAttempts {
+			t.Logf("lab prefix %s is taken: trying another", l.Prefix)
+			continue
 		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab %s: %v", l.Prefix, err)
+		if !taken {
+			// Even a half-built lab goes away (lab.sh removes it unless it
+			// was killed).
+			t.Cleanup(func() {
+				if t.Failed() {
+					l.dump(t)
+				}
+				if err := l.Down(); err != nil {
+					t.Errorf("lab %s: %v", l.Prefix, err)
+				}
+			})
 		}
-	})
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	t.Logf("lab %s (%s) up in %v", l.Prefix, topology, time.Since(start).Round(time.Millisecond))
+	return l
+}
 
+// maxAttempts bounds the prefixes Up tries.
+const maxAttempts = 3
+
+// exitTaken is the exit status of `lab.sh up` and `lab.sh sink` when
+// namespaces of the prefix exist already: they then built and removed
+// nothing.
+const exitTaken = 17
+
+// up runs `lab.sh up` for l. taken says that the prefix was taken: nothing
+// was built.
+func (l *Lab) up() (taken bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, "up", topology, prefix)
+	cmd := exec.CommandContext(ctx, "bash", l.script, "up", l.Topology, l.Prefix)
 	// Set it even when empty: an inherited LAB_LOCAL_PREFIX must not leak in.
-	cmd.Env = append(os.Environ(), "LAB_LOCAL_PREFIX="+cfg.localPrefix)
+	cmd.Env = append(os.Environ(), "LAB_LOCAL_PREFIX="+l.LocalPrefix)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("lab.sh up %s %s: %v\n%s", topology, prefix, err, stderr.String())
+		var ee *exec.ExitError
+		taken = errors.As(err, &ee) && ee.ExitCode() == exitTaken
+		return taken, fmt.Errorf("lab.sh up %s %s: %w\n%s", l.Topology, l.Prefix, err, stderr.String())
 	}
-	t.Logf("lab %s (%s) up in %v", prefix, topology, time.Since(start).Round(time.Millisecond))
-	return l
+	return false, nil
 }
 
 // Down removes every namespace of the lab. It is idempotent; Up's cleanup
@@ -332,14 +354,6 @@ func describe(script string, args ...string) ([][]string, error) {
 		return nil, fmt.Errorf("lab.sh describe %s: no paths", what)
 	}
 	return paths, nil
-}
-
-func newPrefix() (string, error) {
-	b := make([]byte, 3)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "tf" + hex.EncodeToString(b), nil
 }
 
 // namespaces lists the namespaces named prefix-*.

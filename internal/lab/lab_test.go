@@ -1,13 +1,17 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
 )
 
 // Numbers of paths and the TTL of the destination, per topology: a check of
@@ -132,10 +136,7 @@ func TestUpFailureCleansUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix, err := newPrefix()
-	if err != nil {
-		t.Fatal(err)
-	}
+	prefix := netnstest.Prefix("l")
 	t.Cleanup(func() { _ = exec.Command("bash", script, "down", prefix).Run() })
 	for _, c := range []struct{ topo, local string }{
 		{"diamond4", "10.0.0.0/8"}, // fails after the namespaces exist
@@ -151,5 +152,94 @@ func TestUpFailureCleansUp(t *testing.T) {
 		if left, _ := namespaces(prefix); len(left) > 0 {
 			t.Errorf("up %s with LAB_LOCAL_PREFIX=%q failed but left %v:\n%s", c.topo, c.local, left, out)
 		}
+	}
+}
+
+// Two `lab.sh up` of one prefix at once: one builds the lab, the other
+// exits 17 and leaves that lab whole; so does a `lab.sh sink` after them.
+func TestUpSamePrefix(t *testing.T) {
+	RequireRoot(t)
+	t.Parallel()
+	script, err := Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := netnstest.Prefix("l")
+	t.Cleanup(func() { _ = exec.Command("bash", script, "down", prefix).Run() })
+	codes := make([]int, 2)
+	outs := make([][]byte, 2)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			outs[i], codes[i] = runScript(t, script, "up", "line", prefix)
+		})
+	}
+	wg.Wait()
+	slices.Sort(codes)
+	if !slices.Equal(codes, []int{0, exitTaken}) {
+		t.Fatalf("exit statuses %v, want 0 and %d:\n%s\n%s", codes, exitTaken, outs[0], outs[1])
+	}
+	out, code := runScript(t, script, "sink", prefix)
+	if code != exitTaken {
+		t.Errorf("sink on a taken prefix: exit %d, want %d:\n%s", code, exitTaken, out)
+	}
+	want := []string{prefix + "-dst", prefix + "-prober", prefix + "-r1", prefix + "-r2"}
+	if got, err := namespaces(prefix); err != nil || !slices.Equal(sorted(got), want) {
+		t.Errorf("namespaces %v (%v), want the lab whole: %v", got, err, want)
+	}
+	if out, err := exec.Command("ip", "-n", prefix+"-prober", "-br", "addr", "show", "to-r1").CombinedOutput(); err != nil || !strings.Contains(string(out), ProberAddr+"/24") {
+		t.Errorf("the prober after the second up: %v\n%s", err, out)
+	}
+}
+
+// runScript runs lab.sh and returns its output and exit status.
+func runScript(t *testing.T, script string, args ...string) ([]byte, int) {
+	out, err := exec.Command("bash", append([]string{script}, args...)...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out, 0
+	case errors.As(err, &ee):
+		return out, ee.ExitCode()
+	}
+	t.Errorf("lab.sh %v: %v", args, err)
+	return out, -1
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// Up given a prefix that is taken builds its lab under another and leaves
+// the namespace that took it alone.
+func TestUpTakenPrefix(t *testing.T) {
+	RequireRoot(t)
+	t.Parallel()
+	taken := netnstest.Prefix("l")
+	if out, err := exec.Command("ip", "netns", "add", taken+"-prober").CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", taken+"-prober").Run() })
+	var tried []string
+	l := Up(t, "line", func(c *config) {
+		c.newPrefix = func() string {
+			p := taken
+			if len(tried) > 0 {
+				p = netnstest.Prefix("l")
+			}
+			tried = append(tried, p)
+			return p
+		}
+	})
+	if len(tried) != 2 || l.Prefix != tried[1] {
+		t.Fatalf("prefixes tried %v, lab under %s: want the taken one, then a fresh one", tried, l.Prefix)
+	}
+	if _, _, err := l.Run("prober", "ip", "-br", "addr"); err != nil {
+		t.Error(err)
+	}
+	if got, err := namespaces(taken); err != nil || !slices.Equal(got, []string{taken + "-prober"}) {
+		t.Errorf("namespaces of the taken prefix: %v (%v), want its prober alone, untouched", got, err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
 )
 
 // InNS runs fn on the calling goroutine's OS thread switched into the
@@ -53,3 +55,7 @@ func setns(f *os.File) error {
 	}
 	return nil
 }
+
+// sweep removes the labs, and the other namespaces of tests, that test
+// processes now gone left behind.
+func sweep() { netnstest.Sweep() }

@@ -11,3 +11,6 @@ import (
 func (l *Lab) InNS(ns string, fn func() error) error {
 	return fmt.Errorf("lab: network namespaces not implemented on %s", runtime.GOOS)
 }
+
+// sweep does nothing: no network namespaces here.
+func sweep() {}

@@ -1,56 +1,48 @@
 package netnstest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 )
 
 // NeedRoot skips the test when it cannot build namespaces, and fails it
 // when CI=true, where a skip would hide that nothing was tested.
 func NeedRoot(t testing.TB) {
 	t.Helper()
-	why := ""
 	if os.Geteuid() != 0 {
-		why = "needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build network namespaces"
+		testenv.Skip(t, "needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build network namespaces")
 	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs iproute2's ip: " + err.Error()
+		testenv.Skip(t, "needs iproute2's ip: "+err.Error())
 	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
 }
 
-// ours matches the names New gives; the group is the PID of the creator.
-var ours = regexp.MustCompile(`^tfx([0-9]+)[a-z][0-9a-f]{6}-`)
-
-// Sweep removes the namespaces that New made for test processes that no
-// longer exist (killed by a timeout before their cleanups ran).
+// Sweep removes the namespaces that tests made (named by [Prefix], or by
+// internal/lab, which uses it) for test processes that no longer exist:
+// killed by a timeout, say, before their cleanups ran. The namespaces of a
+// process still running, this one or a test of another package running
+// beside it, are left alone. New and lab.Up call it.
 func Sweep() {
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
-		m := ours.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
+		if pid := Creator(e.Name()); pid != 0 && gone(pid) {
+			_ = exec.Command("ip", "netns", "del", e.Name()).Run()
 		}
-		if pid, _ := strconv.Atoi(m[1]); pid == os.Getpid() || unix.Kill(pid, 0) == nil {
-			continue
-		}
-		_ = exec.Command("ip", "netns", "del", e.Name()).Run()
 	}
+}
+
+// gone says whether no process pid exists. A process of another user
+// exists (EPERM) as much as one of ours.
+func gone(pid int) bool {
+	return pid != os.Getpid() && errors.Is(unix.Kill(pid, 0), unix.ESRCH)
 }
 
 // Set is a group of namespaces made by one call of New. Its methods call
@@ -66,14 +58,12 @@ type Set struct {
 // lowercase letter (see the package documentation).
 func New(t testing.TB, tag string, names ...string) *Set {
 	t.Helper()
-	if len(tag) != 1 || tag[0] < 'a' || tag[0] > 'z' {
+	if !validTag(tag) {
 		t.Fatalf("netnstest: tag %q is not one lowercase letter", tag)
 	}
 	NeedRoot(t)
 	Sweep()
-	var r [3]byte
-	_, _ = rand.Read(r[:])
-	s := &Set{t: t, prefix: fmt.Sprintf("tfx%d%s%s", os.Getpid(), tag, hex.EncodeToString(r[:]))}
+	s := &Set{t: t, prefix: Prefix(tag)}
 	for _, n := range names {
 		ns := s.NS(n)
 		t.Cleanup(func() {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestSet(t *testing.T) {
 	t.Run("build", func(t *testing.T) {
 		s := New(t, "z", "a", "b")
 		names = []string{s.NS("a"), s.NS("b")}
-		if !ours.MatchString(s.NS("a")) || !strings.HasPrefix(s.NS("a"), s.Prefix()+"-") {
+		if Creator(s.NS("a")) != os.Getpid() || !strings.HasPrefix(s.NS("a"), s.Prefix()+"-") {
 			t.Errorf("name %q does not follow the package's pattern", s.NS("a"))
 		}
 		s.Veth("a", "va", "02:74:66:0e:00:01", "10.66.0.1/24", "b", "vb", "02:74:66:0e:00:02", "10.66.0.2/24")
@@ -88,28 +89,43 @@ func TestSet(t *testing.T) {
 	}
 }
 
+// TestSweep leaves namespaces of this process and of a process that
+// exists (init), and removes those of a process that cannot exist (a PID
+// above pid_max), in every naming scheme Sweep knows.
 func TestSweep(t *testing.T) {
 	s := New(t, "z", "live")
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
 		t.Fatal(err)
 	}
-	dead := fmt.Sprintf("tfx%dz%s-stale", cmd.Process.Pid, "0a1b2c")
-	if unix.Kill(cmd.Process.Pid, 0) == nil {
-		t.Skipf("pid %d reused already", cmd.Process.Pid)
+	pidMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.IP("netns", "add", dead)
-	t.Cleanup(func() {
-		if exists(dead) {
-			_ = exec.Command("ip", "netns", "del", dead).Run()
-		}
-	})
+	dead := []string{
+		fmt.Sprintf("tfx%dz0a1b2c-stale", pidMax+1),
+		fmt.Sprintf("tfx%dl0a1b2c-prober", pidMax+1), // internal/lab's
+		fmt.Sprintf("cb%d-0a1b2c-bpf", pidMax+1),
+	}
+	kept := []string{s.NS("live"), "tfx1z0a1b2c-init"}
+	for _, ns := range append(dead, kept[1:]...) {
+		s.IP("netns", "add", ns)
+		t.Cleanup(func() {
+			if exists(ns) {
+				_ = exec.Command("ip", "netns", "del", ns).Run()
+			}
+		})
+	}
 	Sweep()
-	if exists(dead) {
-		t.Errorf("Sweep left %s, whose process is gone", dead)
+	for _, ns := range dead {
+		if exists(ns) {
+			t.Errorf("Sweep left %s, whose process cannot exist", ns)
+		}
 	}
-	if !exists(s.NS("live")) {
-		t.Errorf("Sweep removed %s, a namespace of this process", s.NS("live"))
+	for _, ns := range kept {
+		if !exists(ns) {
+			t.Errorf("Sweep removed %s, a namespace of a process that exists", ns)
+		}
 	}
 }
 

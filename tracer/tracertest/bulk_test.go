@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
 )
@@ -14,9 +15,7 @@ import (
 // 100µs of virtual time; every probe is answered once, by the hop the
 // ground truth names.
 func TestBulk(t *testing.T) {
-	if testing.Short() {
-		t.Skip("98,256 probes: not in -short")
-	}
+	testenv.SkipIfShort(t, "98,256 probes")
 	const paths, ttls, batch = 6, 4, 64
 	r := newRig(t, tracertest.Diamond(4), &tracertest.Options{Seed: 3}, probe.ProtoUDP, tracertest.DstAddr)
 	r.spec.Paths = paths

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
 )
@@ -186,9 +187,7 @@ func checkFlow(t *testing.T, name string, id int, p tracertest.Path, byTTL map[i
 // The ground truth of the lab topologies is what scripts/lab.sh describe
 // says of the lab, over IPv4 and IPv6.
 func TestAllPathsAsLab(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash to run scripts/lab.sh")
-	}
+	testenv.RequireTool(t, "bash", "bash")
 	for _, name := range []string{"line", "diamond4", "diamond8", "unequal", "nested"} {
 		for _, six := range []bool{false, true} {
 			args := []string{"../../scripts/lab.sh", "describe", name}
