@@ -197,6 +197,18 @@ func (c *Collector) Rows(dst [][]Probe) [][]Probe {
 	return dst
 }
 
+// From returns the address of the first answer to probe (pathID, ttl);
+// false while it has none.
+func (c *Collector) From(pathID, ttl int) (netip.Addr, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pathID < 1 || pathID > len(c.probed) || ttl < 1 || ttl > c.maxTTL {
+		return netip.Addr{}, false
+	}
+	p := &c.cells[(pathID-1)*c.maxTTL+ttl-1]
+	return p.addr, p.Answered()
+}
+
 // Details records what the first answer to the probe (pathID, ttl) said
 // beyond its Hop: the reply's TTL on arrival, the probe's TTL as quoted,
 // and the reply's size in bytes. Call it after Reply returned true.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -156,6 +157,7 @@ func (t *Tracer) newRun(sink Sink, cancel context.CancelCauseFunc) *run {
 	if c.Adaptive() {
 		r.sc.More = r.more
 	}
+	r.sc.Prev = func(slot, path, ttl int) (netip.Addr, bool) { return r.slots[slot].col.From(path, ttl) }
 	r.debug = t.log.Enabled(context.Background(), slog.LevelDebug)
 	return r
 }

@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"context"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +63,10 @@ type scanner struct {
 	// Linger is how long an interrupted run still waits for the replies
 	// to probes in flight (default 500 ms, at most Schedule.Timeout).
 	Linger time.Duration
+	// Prev, when set, paces probes by the budget of the hop they expire
+	// at (see budgets): it returns the address that answered probe
+	// (slot, path, ttl), false while none did.
+	Prev func(slot, path, ttl int) (netip.Addr, bool)
 
 	sent, retries, late atomic.Int64
 
@@ -81,6 +86,12 @@ type scanner struct {
 	last          time.Time
 	// srtt is the smoothed round-trip time of the answers.
 	srtt time.Duration
+	// The hops' budgets, with Prev; gateWake is when the first probe
+	// the gate held back may go.
+	budgets  *budgets
+	gateWake time.Time
+	now      time.Time // of the probes being handed out
+	limited  atomic.Int64
 }
 
 // Sent returns how many probes (retries included) were sent so far; it may
@@ -111,6 +122,7 @@ func (r *scanner) Run(ctx context.Context) error {
 		r.drain()
 		t := r.Clock.Now()
 		q.Expire(t)
+		r.unblock(t)
 		ahead := r.ahead()
 		demand := r.admit(ahead)
 		r.refill(t)
@@ -160,6 +172,64 @@ func (r *scanner) init() {
 	r.tokens, r.last = min(r.burst, float64(r.Batch)), r.Clock.Now()
 	r.timer = r.Clock.NewTimer()
 	r.exhausted = false
+	if r.Prev != nil {
+		r.budgets = newBudgets(r.Schedule.Timeout)
+		r.q.Gate, r.q.Settled = r.gate, r.settled
+	}
+}
+
+// hop is the budget key of probe (slot, path, ttl), and whether it is
+// blind: the address before it is not known yet. All probes leave by one
+// next hop, so the first answer of any path ID is TTL 1's of all.
+func (r *scanner) hop(slot int32, path, ttl int) (k budgetKey, blind bool) {
+	k.ttl = uint8(ttl)
+	if ttl == 1 {
+		return k, false
+	}
+	prev, ok := r.Prev(int(slot), path, ttl-1)
+	if !ok && ttl == 2 {
+		prev, ok = r.Prev(int(slot), 1, 1)
+	}
+	k.prev = prev
+	return k, !ok
+}
+
+// gate is the scheduler's Gate: a probe goes when its hop has a token.
+func (r *scanner) gate(slot int32, path, ttl int) (ok, blind bool) {
+	k, blind := r.hop(slot, path, ttl)
+	ok, wake := r.budgets.take(k, r.now)
+	if !ok && (r.gateWake.IsZero() || wake.Before(r.gateWake)) {
+		r.gateWake = wake
+	}
+	return ok, blind
+}
+
+// settled is the scheduler's Settled: answers and silences feed the
+// budget of the hop the probe was paced by.
+func (r *scanner) settled(slot int32, path, ttl int, blind, answered bool) bool {
+	k := budgetKey{ttl: uint8(ttl)}
+	if !blind {
+		k, _ = r.hop(slot, path, ttl)
+	}
+	now := r.Clock.Now()
+	if answered {
+		r.budgets.answer(k, now)
+		return false
+	}
+	again := r.budgets.silent(k, now)
+	if again {
+		r.limited.Add(1)
+	}
+	return again
+}
+
+// unblock hands the probes the gate held back to the scheduler again once
+// the first of them may go.
+func (r *scanner) unblock(now time.Time) {
+	if r.q.Blocked() && !now.Before(r.gateWake) {
+		r.gateWake = time.Time{}
+		r.q.Unblock()
+	}
 }
 
 func (r *scanner) done(slot int) {
@@ -262,6 +332,7 @@ func (r *scanner) sendReady() error {
 			}
 		}
 		t := r.Clock.Now()
+		r.now = t
 		before := q.Retries()
 		r.refs = q.Ready(t, r.refs[:0], n)
 		if len(r.refs) == 0 {
@@ -295,6 +366,12 @@ func (r *scanner) wait(ctx context.Context) error {
 		pay := time.Duration(max(need, 1) / r.Rate * float64(time.Second))
 		if wait < 0 || pay < wait {
 			wait = pay
+		}
+	}
+	if q.Blocked() && !r.gateWake.IsZero() {
+		// Wake when a hop's budget lets a held probe go.
+		if d := max(r.gateWake.Sub(r.Clock.Now()), 0); wait < 0 || d < wait {
+			wait = d
 		}
 	}
 	var fire <-chan time.Time

@@ -24,9 +24,10 @@ type schedule struct {
 
 // ProbeRef names one probe: a destination slot, a path ID and a TTL.
 type probeRef struct {
-	Slot int32
-	Path uint16
-	TTL  uint8
+	Slot  int32
+	Path  uint16
+	TTL   uint8
+	blind bool // paced without knowing the hop before it (see sched.Gate)
 }
 
 // plan is what More asks for a destination whose probes are all settled:
@@ -41,7 +42,8 @@ type plan struct {
 }
 
 // Probe cell states, in the low two bits of a cell byte; bit 2 marks a cell
-// asked for explicitly (Plan.Cells); the bits above count the sends.
+// asked for explicitly (Plan.Cells), bit 3 one last sent blind (see
+// sched.Gate); the bits above count the sends.
 const (
 	stUnsent uint8 = iota
 	stInFlight
@@ -50,7 +52,9 @@ const (
 
 	stMask       = 3
 	cellExplicit = 4
-	attemptShift = 3
+	cellBlind    = 8
+	attemptShift = 4
+	maxSends     = 1<<(8-attemptShift) - 1
 )
 
 func cellState(c uint8) uint8    { return c & stMask }
@@ -82,6 +86,7 @@ type slot struct {
 	pending int
 	cursor  int // round-robin position over path IDs
 	scouted bool
+	blocked bool // in the blocked list: the gate refused its probes
 }
 
 // queued probe timeouts and retries.
@@ -140,6 +145,20 @@ type sched struct {
 	// More, when set, is asked what a destination whose probes are all
 	// settled needs next; an empty Plan finishes it.
 	More func(slot int) plan
+	// Gate, when set, says whether probe (slot, path, ttl) may go now
+	// (the budget of the hop it expires at), and whether it goes blind
+	// (paced without knowing the hop before it). A destination whose
+	// probes the gate refuses waits, and so does a refused retry, until
+	// Unblock.
+	Gate func(slot int32, path, ttl int) (ok, blind bool)
+	// Settled, when set, is told of the first answer to a probe and of
+	// each of its timeouts; for a timeout it says whether the silence is
+	// one that the hop's budget explains, which is then sent again
+	// (budgetRetries times at most) beyond Schedule.Retries.
+	Settled func(slot int32, path, ttl int, blind, answered bool) (again bool)
+
+	blocked  []int32      // destinations the gate held back
+	deferred []retryEntry // retries the gate held back
 }
 
 // NewSched returns a scheduler for up to window destinations at once.
@@ -159,8 +178,9 @@ func newSched(s schedule, window int) *sched {
 	if s.MaxPaths < s.Paths {
 		s.MaxPaths = s.Paths
 	}
-	// A cell counts its sends in 5 bits.
-	s.Retries = min(max(s.Retries, 0), 1<<(8-attemptShift)-2)
+	// A cell counts its sends in 4 bits, retries for the budget
+	// included.
+	s.Retries = min(max(s.Retries, 0), maxSends-1-budgetRetries)
 	window = max(window, 1)
 	q := &sched{
 		s:      s,
@@ -279,7 +299,7 @@ func (q *sched) hasWork(sl *slot) bool {
 
 func (q *sched) enqueue(i int32) {
 	sl := &q.slots[i]
-	if sl.queued || !q.hasWork(sl) {
+	if sl.queued || sl.blocked || !q.hasWork(sl) {
 		return
 	}
 	sl.queued = true
@@ -295,31 +315,15 @@ func (q *sched) readyCount() int { return q.rlen + len(q.retry) }
 
 // Ready appends to out, up to max probes, the probes to send now and marks
 // them sent at now. Retries go first, then one new probe per destination in
-// turn.
+// turn. Probes the Gate refuses wait for Unblock.
 func (q *sched) Ready(now time.Time, out []probeRef, max int) []probeRef {
 	ns := q.clock(now)
 	for len(q.retry) > 0 && len(out) < max {
 		r := q.retry[len(q.retry)-1]
 		q.retry = q.retry[:len(q.retry)-1]
-		sl := &q.slots[r.slot]
-		if sl.gen != r.gen || !sl.inUse {
-			continue
+		if ref, ok := q.retryReady(r, ns); ok {
+			out = append(out, ref)
 		}
-		c := sl.cells[r.cell]
-		if cellState(c) != stUnsent {
-			continue // a late reply to the earlier send answered it
-		}
-		path, ttl := int(r.cell)/q.s.MaxTTL+1, int(r.cell)%q.s.MaxTTL+1
-		if c&cellExplicit == 0 && ttl > int(sl.paths[path-1].limit) {
-			// No longer needed: the destination turned out closer.
-			sl.cells[r.cell] = c&^stMask | stSilent
-			q.settle(r.slot, path)
-			q.enqueue(r.slot)
-			continue
-		}
-		out = append(out, probeRef{Slot: r.slot, Path: uint16(path), TTL: uint8(ttl)})
-		q.mark(r.slot, r.cell, ns)
-		q.resent++
 	}
 	for q.rlen > 0 && len(out) < max {
 		i := q.ready[q.rhead]
@@ -330,33 +334,78 @@ func (q *sched) Ready(now time.Time, out []probeRef, max int) []probeRef {
 		if !sl.inUse {
 			continue
 		}
-		if ref, ok := q.next(i, sl); ok {
+		ref, ok, refused := q.next(i, sl)
+		if ok {
 			out = append(out, ref)
-			q.mark(i, int32(q.cellIndex(int(ref.Path), int(ref.TTL))), ns)
+			q.mark(i, int32(q.cellIndex(int(ref.Path), int(ref.TTL))), ns, ref.blind)
+		} else if refused {
+			sl.blocked = true
+			q.blocked = append(q.blocked, i)
+			continue
 		}
 		q.enqueue(i)
 	}
 	return out
 }
 
-// next picks slot i's next new probe: explicit ones first, then the path
-// IDs in turn.
-func (q *sched) next(i int32, sl *slot) (probeRef, bool) {
-	for sl.explAt < len(sl.expl) {
-		c := sl.expl[sl.explAt]
-		sl.explAt++
-		idx := q.cellIndex(c.PathID, c.TTL)
-		if cellState(sl.cells[idx]) != stUnsent || cellAttempts(sl.cells[idx]) > 0 {
-			// Already probed: nothing to send; it was never counted,
-			// but it may have been the last thing the slot waited for.
-			if sl.explAt == len(sl.expl) && sl.pending == 0 && sl.explOut == 0 {
-				q.markIdle(i)
-			}
-			continue
+// retryReady hands out retry r, unless it is no longer needed or the gate
+// holds it back.
+func (q *sched) retryReady(r retryEntry, ns int64) (probeRef, bool) {
+	sl := &q.slots[r.slot]
+	if sl.gen != r.gen || !sl.inUse {
+		return probeRef{}, false
+	}
+	c := sl.cells[r.cell]
+	if cellState(c) != stUnsent {
+		return probeRef{}, false // a late reply to the earlier send answered it
+	}
+	path, ttl := int(r.cell)/q.s.MaxTTL+1, int(r.cell)%q.s.MaxTTL+1
+	if c&cellExplicit == 0 && ttl > int(sl.paths[path-1].limit) {
+		// No longer needed: the destination turned out closer.
+		sl.cells[r.cell] = c&^stMask | stSilent
+		q.settle(r.slot, path)
+		q.enqueue(r.slot)
+		return probeRef{}, false
+	}
+	ok, blind := q.gate(r.slot, path, ttl)
+	if !ok {
+		q.deferred = append(q.deferred, r)
+		return probeRef{}, false
+	}
+	q.mark(r.slot, r.cell, ns, blind)
+	q.resent++
+	return probeRef{Slot: r.slot, Path: uint16(path), TTL: uint8(ttl)}, true
+}
+
+func (q *sched) gate(slot int32, path, ttl int) (ok, blind bool) {
+	if q.Gate == nil {
+		return true, false
+	}
+	return q.Gate(slot, path, ttl)
+}
+
+// Blocked says whether the gate holds probes back.
+func (q *sched) Blocked() bool { return len(q.blocked) > 0 || len(q.deferred) > 0 }
+
+// Unblock hands the probes the gate held back to Ready again.
+func (q *sched) Unblock() {
+	for _, i := range q.blocked {
+		if sl := &q.slots[i]; sl.blocked {
+			sl.blocked = false
+			q.enqueue(i)
 		}
-		sl.cells[idx] |= cellExplicit
-		sl.explOut++
-		return probeRef{Slot: i, Path: uint16(c.PathID), TTL: uint8(c.TTL)}, true
+	}
+	q.blocked = q.blocked[:0]
+	q.retry = append(q.retry, q.deferred...)
+	q.deferred = q.deferred[:0]
+}
+
+// next picks slot i's next new probe: explicit ones first, then the path
+// IDs in turn, passing over those the gate refuses (refused says it did,
+// when nothing else was left).
+func (q *sched) next(i int32, sl *slot) (ref probeRef, ok, refused bool) {
+	if ref, ok, refused = q.nextExplicit(i, sl); ok {
+		return ref, true, false
 	}
 	n := len(sl.paths)
 	for range n {
@@ -367,21 +416,61 @@ func (q *sched) next(i int32, sl *slot) (probeRef, bool) {
 			continue
 		}
 		ttl := int(p.next)
-		p.next++
 		idx := q.cellIndex(pi+1, ttl)
 		if cellState(sl.cells[idx]) != stUnsent || cellAttempts(sl.cells[idx]) > 0 {
+			p.next++
 			continue // probed explicitly already
 		}
-		return probeRef{Slot: i, Path: uint16(pi + 1), TTL: uint8(ttl)}, true
+		pass, blind := q.gate(i, pi+1, ttl)
+		if !pass {
+			refused = true
+			continue
+		}
+		p.next++
+		return probeRef{Slot: i, Path: uint16(pi + 1), TTL: uint8(ttl), blind: blind}, true, false
 	}
-	return probeRef{}, false
+	return probeRef{}, false, refused
 }
 
-func (q *sched) mark(i int32, cell int32, ns int64) {
+// nextExplicit picks slot i's next explicit probe (Plan.Cells) that the
+// gate lets go. The ones before sl.explAt are done with; the ones refused
+// stay after it, in turn.
+func (q *sched) nextExplicit(i int32, sl *slot) (ref probeRef, ok, refused bool) {
+	for k := sl.explAt; k < len(sl.expl); k++ {
+		c := sl.expl[k]
+		idx := q.cellIndex(c.PathID, c.TTL)
+		if cellState(sl.cells[idx]) != stUnsent || cellAttempts(sl.cells[idx]) > 0 {
+			// Already probed: nothing to send; it was never counted,
+			// but it may have been the last thing the slot waited for.
+			sl.expl[k], sl.expl[sl.explAt] = sl.expl[sl.explAt], sl.expl[k]
+			sl.explAt++
+			if sl.explAt == len(sl.expl) && sl.pending == 0 && sl.explOut == 0 {
+				q.markIdle(i)
+			}
+			continue
+		}
+		pass, blind := q.gate(i, c.PathID, c.TTL)
+		if !pass {
+			refused = true
+			continue
+		}
+		sl.expl[k], sl.expl[sl.explAt] = sl.expl[sl.explAt], sl.expl[k]
+		sl.explAt++
+		sl.cells[idx] |= cellExplicit
+		sl.explOut++
+		return probeRef{Slot: i, Path: uint16(c.PathID), TTL: uint8(c.TTL), blind: blind}, true, false
+	}
+	return probeRef{}, false, refused
+}
+
+func (q *sched) mark(i int32, cell int32, ns int64, blind bool) {
 	sl := &q.slots[i]
 	c := sl.cells[cell]
 	att := cellAttempts(c) + 1
 	sl.cells[cell] = att<<attemptShift | c&cellExplicit | stInFlight
+	if blind {
+		sl.cells[cell] |= cellBlind
+	}
 	q.sent++
 	if q.qlen == len(q.queue) {
 		q.growQueue()
@@ -430,6 +519,9 @@ func (q *sched) Answer(i, path, ttl int, reached, stop bool) bool {
 		sl.explOut--
 	}
 	sl.cells[idx] = c&^stMask | stAnswered
+	if q.Settled != nil {
+		q.Settled(int32(i), path, ttl, c&cellBlind != 0, true)
+	}
 	p := &sl.paths[path-1]
 	if ttl > int(p.answered) {
 		p.answered = int16(ttl)
@@ -478,7 +570,9 @@ func (q *sched) Expire(now time.Time) {
 		q.pop()
 		path, ttl := int(cell)/q.s.MaxTTL+1, int(cell)%q.s.MaxTTL+1
 		explicit := c&cellExplicit != 0
-		if int(cellAttempts(c)) <= q.s.Retries && (explicit || ttl <= int(sl.paths[path-1].limit)) {
+		again := q.Settled != nil && q.Settled(slotIdx, path, ttl, c&cellBlind != 0, false)
+		sends := int(cellAttempts(c))
+		if (sends <= q.s.Retries || again && sends <= q.s.Retries+budgetRetries) && (explicit || ttl <= int(sl.paths[path-1].limit)) {
 			sl.cells[cell] = c&^stMask | stUnsent
 			q.retry = append(q.retry, retryEntry{slot: slotIdx, gen: sl.gen, cell: cell})
 			continue
@@ -660,9 +754,12 @@ func (q *sched) Abandon(done func(slot int)) {
 			q.release(int32(i))
 		}
 		q.slots[i].queued = false
+		q.slots[i].blocked = false
 	}
 	q.idle = q.idle[:0]
 	q.retry = q.retry[:0]
+	q.blocked = q.blocked[:0]
+	q.deferred = q.deferred[:0]
 	q.rlen = 0
 	q.qlen = 0
 }

@@ -760,8 +760,10 @@ func TestSchedRetriesCapped(t *testing.T) {
 	s := schedule{Paths: 1, MaxTTL: 1, GapLimit: 1, Timeout: time.Millisecond, Retries: 40}
 	m := &netModel{dist: func(int, int) int { return 5 }, silent: map[int]bool{1: true}}
 	q, _, order := drive(t, s, 1, 1, m, time.Millisecond, nil)
-	if len(order) != 1 || q.Sent() != 31 {
-		t.Errorf("finished %v after %d sends, want 1 + 30 retries", order, q.Sent())
+	// A cell counts its sends in 4 bits, budgetRetries of them kept for
+	// the hops' budgets.
+	if want := maxSends - budgetRetries; len(order) != 1 || q.Sent() != want {
+		t.Errorf("finished %v after %d sends, want 1 + %d retries", order, q.Sent(), want-1)
 	}
 }
 
