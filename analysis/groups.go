@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -492,7 +493,9 @@ func (gg *GroupGraph) destinationsOn(l *GroupLink) int {
 
 // Where names the addresses of g in a few words: the addresses themselves
 // when there are at most max, else its prefixes when there are at most max,
-// else "within" at most max prefixes that hold them (and others).
+// else "within" at most max prefixes that hold them (and others): the
+// fewest whose addresses are no more than twice those of the smallest max
+// (the two /21 of a /20 are "within" the /20, two /24 far apart are not).
 func (g *DestinationGroup) Where(max int) string {
 	if len(g.Members) <= max {
 		addrs := make([]string, len(g.Members))
@@ -504,7 +507,25 @@ func (g *DestinationGroup) Where(max int) string {
 	if len(g.Prefixes) <= max {
 		return PrefixText(g.Prefixes)
 	}
-	return "within " + PrefixText(SummarizePrefixes(g.Prefixes, max))
+	best := SummarizePrefixes(g.Prefixes, max)
+	limit := 2 * prefixSize(best)
+	for k := 1; k < len(best); k++ {
+		if s := SummarizePrefixes(g.Prefixes, k); prefixSize(s) <= limit {
+			best = s
+			break
+		}
+	}
+	return "within " + PrefixText(best)
+}
+
+// prefixSize is the number of addresses in ps (disjoint), as a float: an
+// IPv6 prefix may hold more than an int counts.
+func prefixSize(ps []netip.Prefix) float64 {
+	n := 0.0
+	for _, p := range ps {
+		n += math.Ldexp(1, p.Addr().BitLen()-p.Bits())
+	}
+	return n
 }
 
 // Label is what a view writes on the node of g: for one destination, its

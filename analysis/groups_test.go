@@ -132,7 +132,7 @@ func TestBuildGroupGraph(t *testing.T) {
 				i, memberAddrs(g), g.Prefixes, g.Label(), paths, g.Reached, g.TTL, w.members, w.prefixes, w.label, w.paths, w.reached)
 		}
 	}
-	if got := gg.Groups[0].Where(2); got != "within 10.21.0.0/29, 10.21.0.8/30" {
+	if got := gg.Groups[0].Where(2); got != "within 10.21.0.0/28" {
 		t.Errorf("Where(2) = %q", got)
 	}
 
@@ -243,5 +243,21 @@ func TestBuildGroupGraphEdges(t *testing.T) {
 	}
 	if gg := BuildGroupGraph(nil); gg.Destinations != 0 || len(gg.Groups) != 0 || len(gg.Links()) != 0 {
 		t.Errorf("no traces: %+v", gg)
+	}
+}
+
+func TestDestinationGroupWhere(t *testing.T) {
+	g := DestinationGroup{Members: make([]Member, 5), Prefixes: prefixes("10.21.0.0/24", "10.21.2.0/24", "10.21.4.0/24", "192.168.7.0/24")}
+	for max, want := range map[int]string{
+		4: "10.21.0.0/24, 10.21.2.0/24, 10.21.4.0/24, 192.168.7.0/24",
+		// Not 0.0.0.0/0: the fewest prefixes at most twice the size of
+		// the smallest three.
+		3: "within 10.21.0.0/21, 192.168.7.0/24",
+		2: "within 10.21.0.0/21, 192.168.7.0/24",
+		1: "within 0.0.0.0/0",
+	} {
+		if got := g.Where(max); got != want {
+			t.Errorf("Where(%d) = %q, want %q", max, got, want)
+		}
 	}
 }

@@ -222,3 +222,11 @@ func thousands(n int) string {
 	}
 	return b.String()
 }
+
+// counted is plural with thousands separators: "4,094 destinations".
+func counted(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return thousands(n) + " " + many
+}
