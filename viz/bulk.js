@@ -8,16 +8,20 @@
   var byId = {};
   data.nodes.forEach(function (n) { byId[n.id] = n; });
 
-  // The members of the groups of several are parsed when first needed: to
-  // open a group, or to search.
-  var membersData = null;
+  // The members of a group of several are parsed when first needed: to
+  // open the group down to them, or to search.
+  var membersData = {}, parsed = 0;
   function members(gi) {
     var g = groups[gi];
     if (g.member) return [g.member];
-    if (!membersData) membersData = JSON.parse(document.getElementById('tf-members').textContent);
+    if (!membersData[gi]) {
+      membersData[gi] = JSON.parse(document.getElementById('tf-members-' + gi).textContent);
+      parsed++;
+    }
     return membersData[gi];
   }
-  window.tfMembersParsed = function () { return membersData !== null; };
+  // tfMembersParsed says how many groups' members were parsed.
+  window.tfMembersParsed = function () { return parsed; };
 
   function plural(n, one, many) { return n === 1 ? '1 ' + one : count(n) + ' ' + many; }
   function idCount(r) {

@@ -460,7 +460,7 @@ const (
 	markTitle   = "<!--TF:TITLE-->"
 	markLibrary = "/*TF:VIS-NETWORK*/"
 	markData    = "/*TF:DATA*/"
-	markMembers = "/*TF:MEMBERS*/"
+	markMembers = "<!--TF:MEMBERS-->"
 	markView    = "/*TF:VIEW*/"
 )
 
@@ -508,19 +508,29 @@ func render(d *Data, lib string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fill(title(d), lib, data, []byte("null"), unionJS)
+	return fill(title(d), lib, data, nil, unionJS)
 }
 
 // renderBulk fills the page template with the library and the grouped
-// view bk, its members apart.
+// view bk, the members of each group apart.
 func renderBulk(bk *Bulk, lib string) ([]byte, error) {
 	data, err := scriptJSON(bk)
 	if err != nil {
 		return nil, err
 	}
-	members, err := scriptJSON(bk.Members)
-	if err != nil {
-		return nil, err
+	// The members of each group in an element of their own: opening a
+	// group parses its members only.
+	var members []byte
+	for gi, ms := range bk.Members {
+		if ms == nil {
+			continue
+		}
+		js, err := scriptJSON(ms)
+		if err != nil {
+			return nil, err
+		}
+		members = fmt.Appendf(members, `<script type="application/json" id="tf-members-%d">`, gi)
+		members = append(append(members, js...), "</script>\n"...)
 	}
 	return fill(fmt.Sprintf("traceflow-fast to %d destinations", bk.Destinations), lib, data, members, bulkJS)
 }
