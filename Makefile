@@ -87,6 +87,10 @@ bench: bench-deps build ## Go benchmarks, then the lab comparisons with scamper 
 bench-bulk: bench-deps build ## 4,094 destinations through the diamond lab, against scamper (PATHS=16|auto, RUNS=3, PERF=1)
 	scripts/bench-bulk.sh
 
+.PHONY: bench-viz
+bench-viz: deps build ## the browser view of 254 to 65,534 destinations in headless Chromium: size, load, long tasks (BENCHTIME=3x)
+	scripts/bench-viz.sh
+
 .PHONY: bench-send
 bench-send: bench-deps build ## raw send rate into a sink, against zmap (TTL=4, RUNS=3)
 	scripts/bench-send.sh

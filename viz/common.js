@@ -81,6 +81,7 @@
     network.once('afterDrawing', function () {
       place();
       window.tfRenderMs = Math.round(performance.now() - t0);
+      window.tfReadyMs = Math.round(performance.now()); // since the navigation
       window.tfReady = true;
       document.body.setAttribute('data-ready', 'true');
     });

@@ -46,7 +46,11 @@ type Browser struct {
 	mu  sync.Mutex
 	// requests are the URLs the tab asked for, file:// ones included.
 	requests []string
+	close    func()
 }
+
+// Close stops the browser before the test ends.
+func (b *Browser) Close() { b.close() }
 
 // New starts Chromium in a fresh profile, with the flags that keep it from
 // reaching out on its own (background networking, component updates,
@@ -74,12 +78,14 @@ func New(t testing.TB, width, height int) *Browser {
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("use-mock-keychain", true),
 		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("enable-precise-memory-info", true), // performance.memory, for the benchmarks
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(width, height),
 	}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
+	b := &Browser{Ctx: ctx}
+	b.close = sync.OnceFunc(func() {
 		// Close the browser gracefully, so that it stops its helpers.
 		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 		defer ccancel()
@@ -89,11 +95,11 @@ func New(t testing.TB, width, height int) *Browser {
 		cancel()
 		acancel()
 	})
+	t.Cleanup(b.close)
 	start := time.Now()
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting %s: %v", path, err)
 	}
-	b := &Browser{Ctx: ctx}
 	requests := chromedp.Events(ctx, network.RequestWillBeSent)
 	go func() {
 		for ev, err := range requests {
