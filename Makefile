@@ -74,7 +74,7 @@ demo: deps build ## raise the 4-way diamond lab, trace it with 16 path IDs, tear
 	@scripts/demo.sh
 
 .PHONY: viz-screenshot
-viz-screenshot: deps build ## trace the diamond lab with --format viz and screenshot the page to docs/viz-demo.png
+viz-screenshot: deps build ## trace the diamond lab and scan its /20 with --format viz, and screenshot the pages to docs/viz-demo.png and docs/viz-bulk.png
 	@GO=$(GO) scripts/viz-screenshot.sh
 
 .PHONY: bench

@@ -34,4 +34,4 @@ else
 	echo "# synthetic scans only (the lab's need root and bin/traceflow-fast: make build)"
 fi
 VIZ_BENCH_JSON="$json" "${GO:-go}" test -tags visnetwork -count=1 -run '^$' -bench BulkPage \
-	-benchtime "${BENCHTIME:-3x}" -timeout 30m ./viz | grep -v -e '^    ' -e '^--- BENCH'
+	-benchtime "${BENCHTIME:-3x}" -timeout 30m ./viz | grep -v -e '^    ' -e $'^\t' -e '^--- BENCH'

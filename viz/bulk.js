@@ -86,9 +86,12 @@
     lines.push(isOpen ? 'click to close' : 'click to list them');
     return lines.join('\n');
   }
-  // The label of a group, where its destinations are and how many, on
-  // lines of their own to keep the node narrow.
-  function groupLabel(g) { return g.label.replace(' - ', '\n'); }
+  // The label of a group: where its destinations are and how many (on two
+  // lines when long), then how many were reached.
+  function groupLabel(g) {
+    var lines = g.label.split('\n');
+    return lines[0].length > 34 ? g.label.replace(' - ', '\n') : g.label;
+  }
   function mark(label, isOpen) { return (isOpen ? '\u25be ' : '\u25b8 ') + label; }
   var GROUP_COLOR = { background: '#dcedc8', border: '#2e7d32', highlight: { background: '#fff59d', border: '#f57f17' }, hover: { background: '#dcedc8', border: '#222' } };
   function groupStyle(g, gi) {
@@ -98,9 +101,9 @@
       return one;
     }
     var s = {
-      id: g.id, label: mark(groupLabel(g), false), level: g.level, title: groupTitle(g, false), borderWidth: 3,
+      id: g.id, label: mark(groupLabel(g), false), level: g.level, title: groupTitle(g, false), borderWidth: 3, widthConstraint: { maximum: 400 },
       shadow: { enabled: true, color: 'rgba(46, 125, 50, 0.45)', size: 0, x: 5, y: 5 },
-      font: { size: 14, color: '#1b5e20' }, color: GROUP_COLOR
+      font: { color: '#1b5e20' }, color: GROUP_COLOR
     };
     if (g.reached === 0) unreached(s);
     return s;
@@ -138,7 +141,8 @@
   var nodes = new vis.DataSet(data.nodes.map(function (n) { return nodeStyle(n, routerTitle(n)); }).concat(groups.map(groupStyle)));
   var edges = new vis.DataSet(edgeList);
   var options = networkOptions(big);
-  options.layout.hierarchical.levelSeparation = 240; // room for the groups' labels
+  // Room for the groups' labels.
+  options.layout.hierarchical.levelSeparation = 240;
   var network = new vis.Network(document.getElementById('tf-graph'), { nodes: nodes, edges: edges }, options);
   window.tfData = data;
   window.tfNetwork = network;

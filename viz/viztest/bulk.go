@@ -84,7 +84,7 @@ func CheckBulk(t testing.TB, b *Browser, search string) Bulk {
 		t.Errorf("a second click left %d nodes, want %d", n, st.Nodes)
 	}
 
-	out.Tooltip = checkLinkTooltip(t, b)
+	out.Tooltip = HoverLink(t, b)
 	out.Found = checkSearch(t, b, search)
 	return out
 }
@@ -121,10 +121,11 @@ func checkSearch(t testing.TB, b *Browser, addr string) string {
 	return found
 }
 
-// checkLinkTooltip hovers the middle of a link between two routers, the
-// only link between them, and returns its tooltip, which must count the
-// destinations it carries.
-func checkLinkTooltip(t testing.TB, b *Browser) string {
+// HoverLink hovers the middle of a link between two routers of the page of
+// several destinations, the only link between them (the lowest in the
+// window, where its tooltip hides the least), and returns its tooltip,
+// which must count the destinations it carries and name the first.
+func HoverLink(t testing.TB, b *Browser) string {
 	t.Helper()
 	xy := Eval[*[2]float64](t, b, `(() => {
 	  const net = window.tfNetwork, d = window.tfData, router = {};
@@ -132,13 +133,14 @@ func checkLinkTooltip(t testing.TB, b *Browser) string {
 	  const count = {};
 	  d.edges.forEach(e => { const k = e.from + '>' + e.to; count[k] = (count[k] || 0) + 1; });
 	  const el = document.getElementById('tf-graph').getBoundingClientRect();
+	  let best = null;
 	  for (const e of d.edges) {
 	    if (!router[e.from] || !router[e.to] || count[e.from + '>' + e.to] !== 1) continue;
 	    const p = net.getPositions([e.from, e.to]);
 	    const m = net.canvasToDOM({ x: (p[e.from].x + p[e.to].x) / 2, y: (p[e.from].y + p[e.to].y) / 2 });
-	    if (net.getEdgeAt(m) === e.id) return [el.left + m.x, el.top + m.y];
+	    if (net.getEdgeAt(m) === e.id && m.y < el.height && (best === null || m.y > best[1] - el.top)) best = [el.left + m.x, el.top + m.y];
 	  }
-	  return null;
+	  return best;
 	})()`)
 	if xy == nil {
 		t.Error("no link between two routers to hover")
