@@ -3,7 +3,9 @@ package viz
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -295,5 +297,56 @@ func TestRenderBulk(t *testing.T) {
 	t.Logf("%d KiB without the library", (len(page)-len(fakeLib))>>10)
 	if bytes.Count(page, []byte("10.21.15.254")) != 1 {
 		t.Error("the last destination is not listed once")
+	}
+}
+
+// TestBuildBulkIPv6 groups 300 IPv6 destinations: prefixes and blocks of
+// 128-bit addresses.
+func TestBuildBulkIPv6(t *testing.T) {
+	var ts []*analysis.Trace
+	for i := range 300 {
+		dst := fmt.Sprintf("fd00:21::%x", i+1)
+		ts = append(ts, trace(dst, dst, flow(1, dst, "fd00::1", "fd00:1:1::2", dst), flow(2, dst, "fd00::1", "fd00:1:2::2", dst)))
+	}
+	bk := BuildBulk(ts)
+	if len(bk.Groups) != 1 || bk.Groups[0].Label != "fd00:21::/119 - 300 destinations\n300 reached" || bk.Nodes[1].ID != "fd00::1" {
+		t.Fatalf("groups %+v, nodes %+v", bk.Groups, bk.Nodes)
+	}
+	checkBlocks(t, bk, 0)
+	if b := bk.Groups[0].Blocks[0]; b.Label != "fd00:21::/125\n7 destinations" {
+		t.Errorf("first block %+v", b)
+	}
+}
+
+// TestNewHandlerBulk serves the page of several destinations, the same
+// WriteHTML writes, and the union graph at /nodes.json.
+func TestNewHandlerBulk(t *testing.T) {
+	ts := scanTraces(300)
+	h, err := NewHandler(ts)
+	if !Available() {
+		if !errors.Is(err, ErrNoLibrary) || h != nil {
+			t.Fatalf("without the library: %v, %v", h, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := WriteHTML(&want, ts); err != nil {
+		t.Fatal(err)
+	}
+	for path, check := range map[string]func([]byte) bool{
+		"/": func(b []byte) bool { return bytes.Equal(b, want.Bytes()) },
+		"/nodes.json": func(b []byte) bool {
+			var d Data
+			return json.Unmarshal(b, &d) == nil && len(d.Destinations) == 300 && len(d.Nodes[1].Via) == 300
+		},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 || !check(rec.Body.Bytes()) {
+			t.Errorf("GET %s: %d, %d bytes", path, rec.Code, rec.Body.Len())
+		}
 	}
 }
