@@ -74,7 +74,7 @@ demo: deps build ## raise the 4-way diamond lab, trace it with 16 path IDs, tear
 	@scripts/demo.sh
 
 .PHONY: viz-screenshot
-viz-screenshot: deps build ## trace the diamond lab with --format viz and screenshot the page to docs/viz-demo.png
+viz-screenshot: deps build ## trace the diamond lab and scan its /20 with --format viz, and screenshot the pages to docs/viz-demo.png and docs/viz-bulk.png
 	@GO=$(GO) scripts/viz-screenshot.sh
 
 .PHONY: bench
@@ -86,6 +86,10 @@ bench: bench-deps build ## Go benchmarks, then the lab comparisons with scamper 
 .PHONY: bench-bulk
 bench-bulk: bench-deps build ## 4,094 destinations through the diamond lab, against scamper (PATHS=16|auto, RUNS=3, PERF=1)
 	scripts/bench-bulk.sh
+
+.PHONY: bench-viz
+bench-viz: deps build ## the browser view of 254 to 65,534 destinations in headless Chromium: size, load, long tasks (BENCHTIME=3x)
+	scripts/bench-viz.sh
 
 .PHONY: bench-send
 bench-send: bench-deps build ## raw send rate into a sink, against zmap (TTL=4, RUNS=3)

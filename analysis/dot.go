@@ -34,8 +34,8 @@ const dotEdgeLabelMax = 24
 //     ("in eth0"), a line of the rewrites the probes show ("tos
 //     rewritten"); the tooltip has every field of them.
 //
-// Each call writes one digraph; several destinations make several digraphs
-// in one file, which `dot -Tsvg -O` renders one file each.
+// Each call writes one digraph; WriteGroupDOT draws several destinations in
+// one.
 func WriteDOT(w io.Writer, t *Trace, opts Options) error {
 	_ = opts
 	g := BuildGraph(t)
@@ -62,7 +62,11 @@ func dotHeader(b *strings.Builder, t *Trace, maxTTL int) {
 	b.WriteString("\tlabelloc=t;\n\trankdir=LR;\n\tnewrank=true;\n\tranksep=0.6;\n\tnodesep=0.25;\n")
 	b.WriteString("\tnode [shape=box, style=rounded, fontname=\"Helvetica\", fontsize=10];\n")
 	b.WriteString("\tedge [fontname=\"Helvetica\", fontsize=9, color=\"#555555\"];\n")
+	dotAxis(b, maxTTL)
+}
 
+// dotAxis writes the TTL axis up to maxTTL: headings chained in rank order.
+func dotAxis(b *strings.Builder, maxTTL int) {
 	b.WriteString("\t{\n\t\tnode [shape=plaintext, style=\"\", fontcolor=\"#555555\"];\n")
 	b.WriteString("\t\tttl_0 [label=\"source\"];\n")
 	for ttl := 1; ttl <= maxTTL; ttl++ {

@@ -32,8 +32,10 @@ type Options struct {
 
 // Writer writes each destination's result as soon as it is finished, as
 // one write of whole records, so that memory does not grow with the target
-// list and a crash loses only what was in progress. The browser view needs
-// every result: those are kept. It is a tracer.Sink.
+// list and a crash loses only what was in progress. The browser view and
+// DOT draw every result at once (several destinations grouped by their
+// router paths): those are kept, and written by Finish. It is a
+// tracer.Sink.
 type Writer struct {
 	o    Options
 	ln   net.Listener // --format viz without --output: where it is served
@@ -50,7 +52,7 @@ type Writer struct {
 // without capabilities may not create files in a user's directory, nor
 // listen on a port below 1024).
 func Open(o Options) (*Writer, error) {
-	rw := &Writer{o: o, keep: o.Format == "viz" || o.Keep}
+	rw := &Writer{o: o, keep: o.Format == "viz" || o.Format == "dot" || o.Keep}
 	switch {
 	case o.Format == "viz" && o.Output == "":
 		ln, err := net.Listen("tcp", o.Bind)
@@ -82,7 +84,7 @@ func (rw *Writer) Result(t *analysis.Trace) error {
 	if rw.keep {
 		rw.kept = append(rw.kept, t)
 	}
-	if rw.w == nil {
+	if rw.w == nil || rw.o.Format == "dot" {
 		return nil
 	}
 	rw.buf.Reset()
@@ -92,8 +94,6 @@ func (rw *Writer) Result(t *analysis.Trace) error {
 	switch rw.o.Format {
 	case "json":
 		err = analysis.WriteJSON(b, t, opts)
-	case "dot":
-		err = analysis.WriteDOT(b, t, opts)
 	case "atlas":
 		err = analysis.WriteAtlas(b, t, analysis.AtlasOptions{})
 	case "horiz":
@@ -128,13 +128,18 @@ func (rw *Writer) Finish() error {
 		rw.ln = nil
 		return serveViz(rw.o.Stderr, rw.kept, ln)
 	}
-	if rw.o.Format == "viz" {
+	switch rw.o.Format {
+	case "viz":
 		rw.buf.Reset()
 		if err := viz.WriteHTML(&rw.buf, rw.kept); err != nil {
 			return fmt.Errorf("%s: %w", rw.o.Output, err)
 		}
 		if _, err := rw.file.Write(rw.buf.Bytes()); err != nil {
 			return fmt.Errorf("%s: %w", rw.o.Output, err)
+		}
+	case "dot":
+		if err := rw.writeDOT(); err != nil {
+			return err
 		}
 	}
 	if rw.file != nil {
@@ -143,6 +148,28 @@ func (rw *Writer) Finish() error {
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("%s: %w", rw.o.Output, err)
 		}
+	}
+	return nil
+}
+
+// writeDOT writes the digraph of one destination, or of several grouped
+// by their router paths.
+func (rw *Writer) writeDOT() error {
+	rw.buf.Reset()
+	var err error
+	switch len(rw.kept) {
+	case 0:
+		return nil
+	case 1:
+		err = analysis.WriteDOT(&rw.buf, rw.kept[0], analysis.Options{Dedup: rw.o.Dedup})
+	default:
+		err = analysis.WriteGroupDOT(&rw.buf, rw.kept)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := rw.w.Write(rw.buf.Bytes()); err != nil {
+		return fmt.Errorf("writing results: %w", err)
 	}
 	return nil
 }

@@ -6,21 +6,18 @@ import (
 	"fmt"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/internal/testenv"
+	"github.com/traceflow-fast/traceflow-fast/viz/viztest"
 )
 
 // The browser tests open the page in headless Debian Chromium (package
@@ -47,150 +44,15 @@ func library(t testing.TB) string {
 	return string(b)
 }
 
-// chromium returns the browser's path: $CHROMIUM, or Debian's.
-func chromium(t testing.TB) string {
-	t.Helper()
-	path := os.Getenv("CHROMIUM")
-	if path == "" {
-		path = "/usr/bin/chromium"
-	}
-	if _, err := exec.LookPath(path); err != nil {
-		testenv.Skip(t, "the browser tests need Chromium (Debian package chromium): "+err.Error())
-	}
-	return path
-}
+// browser is headless Chromium with its network off (viztest).
+type browser = viztest.Browser
 
-// browser is one headless Chromium with its network off.
-type browser struct {
-	ctx context.Context
-	mu  sync.Mutex
-	// requests are the URLs the tab asked for, file:// ones included.
-	requests []string
-}
-
-// newBrowser starts Chromium in a fresh profile, with the flags that keep it
-// from reaching out on its own (background networking, component updates,
-// sync), and turns the network of its tab off. The browser is stopped when
-// the test ends.
-func newBrowser(t testing.TB, width, height int) *browser {
-	t.Helper()
-	path := chromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox, // as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-breakpad", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("no-pings", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(width, height),
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		// Close the browser gracefully, so that it stops its helpers.
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		defer ccancel()
-		if err := chromedp.Cancel(cctx); err != nil {
-			t.Logf("closing chromium: %v", err)
-		}
-		cancel()
-		acancel()
-	})
-	start := time.Now()
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", path, err)
-	}
-	b := &browser{ctx: ctx}
-	requests := chromedp.Events(ctx, network.RequestWillBeSent)
-	go func() {
-		for ev, err := range requests {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.requests = append(b.requests, ev.Request.URL)
-			b.mu.Unlock()
-		}
-	}()
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	offline := []*network.Conditions{{Offline: true, DownloadThroughput: -1, UploadThroughput: -1}}
-	if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: offline}); err != nil {
-		t.Fatalf("network off: %v", err)
-	}
-	if _, err := chromedp.Call(ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: true, DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
-		t.Fatalf("network off: %v", err)
-	}
-	t.Logf("chromium started in %v", time.Since(start).Round(time.Millisecond))
-	return b
-}
-
-// open writes page to a file, opens it by its file:// URL and waits at most
-// timeout for the graph to be drawn. It fails the test when the page
-// recorded an error or asked for anything but its own file.
-func (b *browser) open(t *testing.T, page []byte, timeout time.Duration) {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "trace.html")
-	if err := os.WriteFile(file, page, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	url := "file://" + file
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
-		t.Fatalf("open %s: %v", url, err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("window.tfReady === true", chromedp.WithPollingTimeout(timeout))); err != nil {
-		errs, _ := chromedp.Run(b.ctx, chromedp.Evaluate[[]string]("window.tfErrors || []"))
-		t.Fatalf("the graph was not drawn within %v: %v (page errors %q)", timeout, err, errs)
-	}
-	if online, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool]("navigator.onLine")); err != nil || online {
-		t.Errorf("the page is online (%v): its network should be off", err)
-	}
-	renderMS, _ := chromedp.Run(b.ctx, chromedp.Evaluate[int]("window.tfRenderMs"))
-	t.Logf("%d KiB page drawn in %v (script: %d ms)", len(page)>>10, time.Since(start).Round(time.Millisecond), renderMS)
-	errs, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string]("window.tfErrors"))
-	if err != nil || len(errs) > 0 {
-		t.Errorf("page errors %q (%v)", errs, err)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !slices.Contains(b.requests, url) {
-		t.Errorf("the request monitor missed the page itself: %q", b.requests)
-	}
-	for _, u := range b.requests {
-		if u != url && !strings.HasPrefix(u, "data:") {
-			t.Errorf("the page asked for %s", u)
-		}
-	}
-	b.requests = nil
-}
+func newBrowser(t testing.TB, width, height int) *browser { return viztest.New(t, width, height) }
 
 // eval evaluates a JavaScript expression and decodes its value into T.
 func eval[T any](t *testing.T, b *browser, expr string) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("%s: %v", expr, err)
-	}
-	return v
+	return viztest.Eval[T](t, b, expr)
 }
 
 type drawnEdge struct {
@@ -244,7 +106,7 @@ func TestBrowserDiamond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.open(t, page, 30*time.Second)
+	b.Open(t, page, 30*time.Second)
 
 	got := eval[drawn](t, b, drawnJS)
 	if want := nodeIDs(d); !slices.Equal(got.Nodes, want) {
@@ -331,28 +193,9 @@ func TestBrowserDiamond(t *testing.T) {
 // returns the text of the tooltip that appears.
 func hover(t *testing.T, b *browser, id string, dx, dy float64) string {
 	t.Helper()
-	xy := eval[[2]float64](t, b, fmt.Sprintf(`(() => {
-	  const net = window.tfNetwork, p = net.canvasToDOM(net.getPositions([%q])[%[1]q]);
-	  const r = document.getElementById('tf-graph').getBoundingClientRect();
-	  return [r.left + p.x, r.top + p.y];
-	})()`, id))
-	xy[0], xy[1] = xy[0]+dx, xy[1]+dy
-	// The limits only stop a hung browser; a loaded machine may be slow.
-	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
-	defer cancel()
-	for _, step := range []float64{-3, 0} { // a move onto the node, from beside it
-		if err := chromedp.Do(ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, xy[0]+step, xy[1])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tip, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => {
-	  const el = document.querySelector('div.vis-tooltip');
-	  return el && el.style.visibility !== 'hidden' && el.innerText.length > 0 ? el.innerText : null;
-	})()`, chromedp.WithPollingTimeout(30*time.Second)))
-	if err != nil {
-		t.Fatalf("no tooltip on hovering %s at %v: %v", id, xy, err)
-	}
-	return tip
+	xy := viztest.NodeXY(t, b, id)
+	b.Move(t, xy[0]+dx, xy[1]+dy)
+	return b.Tooltip(t)
 }
 
 func TestBrowserUnionOf5000Nodes(t *testing.T) {
@@ -368,7 +211,7 @@ func TestBrowserUnionOf5000Nodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Generous: it takes a few seconds; the point is that it finishes.
-	b.open(t, page, 90*time.Second)
+	b.Open(t, page, 90*time.Second)
 
 	counts := eval[[3]int](t, b, `[tfNetwork.body.data.nodes.length, tfNetwork.body.data.edges.length, tfNetwork.body.nodeIndices.length]`)
 	if counts != [3]int{5000, len(d.Edges), 5000} {
@@ -382,7 +225,7 @@ func TestBrowserUnionOf5000Nodes(t *testing.T) {
 	}
 
 	// The search box focuses a destination and selects its nodes.
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.Ctx, 20*time.Second)
 	defer cancel()
 	start := time.Now()
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("tf-search"), "host1000.example\n")); err != nil {
@@ -420,8 +263,9 @@ func TestBrowserUnionOf5000Nodes(t *testing.T) {
 	}
 }
 
-// TestScreenshot screenshots the page of the diamond, with a tooltip shown,
-// into a temporary PNG. With $VIZ_SCREENSHOT_HTML and $VIZ_SCREENSHOT_PNG
+// TestScreenshot screenshots the page of the diamond, with a tooltip shown
+// (on the page of several destinations, its largest group opened), into a
+// temporary PNG. With $VIZ_SCREENSHOT_HTML and $VIZ_SCREENSHOT_PNG
 // set (make viz-screenshot) it screenshots that page into that file.
 func TestScreenshot(t *testing.T) {
 	in, out := os.Getenv("VIZ_SCREENSHOT_HTML"), os.Getenv("VIZ_SCREENSHOT_PNG")
@@ -436,9 +280,12 @@ func TestScreenshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const width, height = 1100, 640
+	width, height := 1100, 640
+	if bytes.Contains(page, []byte(`,"groups":[`)) {
+		height = 760 // the groups of a bulk scan, one above the other
+	}
 	b := newBrowser(t, width, height)
-	b.open(t, page, 30*time.Second)
+	b.Open(t, page, 30*time.Second)
 	// In a small graph, show the tooltip of the highest hop of the second
 	// TTL, where there is room above it; vis-network draws it above and
 	// right of the pointer, so point at the node's upper right, to leave its
@@ -450,10 +297,16 @@ func TestScreenshot(t *testing.T) {
 	  tfData.nodes.forEach(n => { if (n.level === 2 && !n.silent && (best === null || pos[n.id].y < pos[best].y)) best = n.id; });
 	  return best;
 	})()`)
-	if id != nil {
+	switch {
+	case eval[bool](t, b, "!!tfData.groups"):
+		// Several destinations: the largest group opened by a click.
+		g := eval[string](t, b, "tfData.groups.reduce((a, g) => g.count > a.count ? g : a).id")
+		xy := viztest.NodeXY(t, b, g)
+		b.Click(t, xy[0], xy[1])
+	case id != nil:
 		hover(t, b, *id, 28, -7)
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.Ctx, 20*time.Second)
 	defer cancel()
 	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
@@ -15,25 +16,21 @@ import (
 const contentSecurityPolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 // NewHandler returns the handler of the browser view of traces, as the
-// original traceflow served it: the page at /, and the data it draws at
-// /nodes.json. The page is rendered once, here.
+// original traceflow served it: the page at / (rendered once, here, the
+// same page WriteHTML writes), and the union graph of Build at /nodes.json
+// (built at the first request).
 func NewHandler(traces []*analysis.Trace) (http.Handler, error) {
 	if !Available() {
 		return nil, ErrNoLibrary
 	}
-	d := Build(traces)
-	page, err := render(d, visNetworkJS)
+	page, err := renderTraces(traces, visNetworkJS)
 	if err != nil {
 		return nil, err
 	}
-	data, err := d.JSON()
-	if err != nil {
-		return nil, err
-	}
-	return newHandler(page, data), nil
+	return newHandler(page, sync.OnceValues(func() ([]byte, error) { return Build(traces).JSON() })), nil
 }
 
-func newHandler(page, data []byte) http.Handler {
+func newHandler(page []byte, data func() ([]byte, error)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -44,11 +41,16 @@ func newHandler(page, data []byte) http.Handler {
 		w.Write(page)
 	})
 	mux.HandleFunc("GET /nodes.json", func(w http.ResponseWriter, r *http.Request) {
+		b, err := data()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
-		w.Write(data)
+		w.Write(b)
 		w.Write([]byte("\n"))
 	})
 	return mux

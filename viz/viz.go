@@ -11,12 +11,16 @@
 // passes it). A plain `go build` needs neither npm nor node_modules: it
 // compiles, and WriteHTML and NewHandler return ErrNoLibrary.
 //
-// The graph is the union of the graphs of analysis.BuildGraph: hops are
-// nodes, laid out left to right by TTL from the source to the destination;
-// an address that answered at the same TTL towards several destinations is
-// one node, and each silent hop is a placeholder node of its own. Links are
-// coloured per distinct path. The data the page draws is also served as
-// /nodes.json.
+// For one destination the page draws Build's graph: hops are nodes, laid
+// out left to right by TTL from the source to the destination, each silent
+// hop a placeholder node of its own, and links coloured per distinct path.
+// For several (a bulk scan) it draws BuildBulk's grouped view: the routers
+// once, and a node per group of destinations that share their router paths,
+// labelled with their prefixes and count, which a click opens (into blocks
+// of one prefix, then into its destinations) and closes; the destinations
+// are embedded apart and parsed only when a group is opened or searched, so
+// that the page stays small and opens at once. Build's union graph of the
+// traces is also served as /nodes.json.
 package viz
 
 import (
@@ -439,32 +443,49 @@ func addrString(a netip.Addr) string {
 //go:embed page.html
 var pageTemplate string
 
-// The markers in page.html that the library and the data replace.
+// The scripts of the two views: common.js, then union.js (the union graph
+// of Data) or bulk.js (the groups of Bulk).
+var (
+	//go:embed common.js
+	commonJS string
+	//go:embed union.js
+	unionJS string
+	//go:embed bulk.js
+	bulkJS string
+)
+
+// The markers in page.html that the library, the data and the view
+// replace.
 const (
+	markTitle   = "<!--TF:TITLE-->"
 	markLibrary = "/*TF:VIS-NETWORK*/"
 	markData    = "/*TF:DATA*/"
-	markTitle   = "<!--TF:TITLE-->"
+	markMembers = "<!--TF:MEMBERS-->"
+	markView    = "/*TF:VIEW*/"
 )
 
 // JSON returns d as the page embeds it and /nodes.json serves it: <, > and &
 // are escaped, so it can stand inside a script element.
-func (d *Data) JSON() ([]byte, error) {
+func (d *Data) JSON() ([]byte, error) { return scriptJSON(d) }
+
+// scriptJSON encodes v with <, > and & escaped.
+func scriptJSON(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(true)
-	if err := enc.Encode(d); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
-// WriteHTML writes the page that draws traces (several make a union graph
-// with a search box) to w.
+// WriteHTML writes the page that draws traces to w: for one destination its
+// graph; for several the grouped view of BuildBulk, with a search box.
 func WriteHTML(w io.Writer, traces []*analysis.Trace) error {
 	if !Available() {
 		return ErrNoLibrary
 	}
-	page, err := render(Build(traces), visNetworkJS)
+	page, err := renderTraces(traces, visNetworkJS)
 	if err != nil {
 		return err
 	}
@@ -472,30 +493,77 @@ func WriteHTML(w io.Writer, traces []*analysis.Trace) error {
 	return err
 }
 
-// render fills the page template with the library and the data.
+// renderTraces renders the page of traces: Build's graph for one, the
+// grouped view for several.
+func renderTraces(traces []*analysis.Trace, lib string) ([]byte, error) {
+	if len(traces) > 1 {
+		return renderBulk(BuildBulk(traces), lib)
+	}
+	return render(Build(traces), lib)
+}
+
+// render fills the page template with the library and the union graph d.
 func render(d *Data, lib string) ([]byte, error) {
 	data, err := d.JSON()
 	if err != nil {
 		return nil, err
 	}
+	return fill(title(d), lib, data, nil, unionJS)
+}
+
+// renderBulk fills the page template with the library and the grouped
+// view bk, the members of each group apart.
+func renderBulk(bk *Bulk, lib string) ([]byte, error) {
+	data, err := scriptJSON(bk)
+	if err != nil {
+		return nil, err
+	}
+	// The members of each group in an element of their own: opening a
+	// group parses its members only.
+	var members []byte
+	for gi, ms := range bk.Members {
+		if ms == nil {
+			continue
+		}
+		js, err := scriptJSON(ms)
+		if err != nil {
+			return nil, err
+		}
+		members = fmt.Appendf(members, `<script type="application/json" id="tf-members-%d">`, gi)
+		members = append(append(members, js...), "</script>\n"...)
+	}
+	return fill(fmt.Sprintf("traceflow-fast to %d destinations", bk.Destinations), lib, data, members, bulkJS)
+}
+
+// fill puts the title, the library, the data, the members and the view
+// script in the page template.
+func fill(title, lib string, data, members []byte, view string) ([]byte, error) {
 	// Nothing in the inlined script may end its script element.
 	lib = strings.ReplaceAll(lib, "</script", `<\/script`)
 	lib = strings.ReplaceAll(lib, "<!--", `<\!--`)
-	head, rest, ok1 := strings.Cut(pageTemplate, markTitle)
-	mid, rest, ok2 := strings.Cut(rest, markLibrary)
-	mid2, tail, ok3 := strings.Cut(rest, markData)
-	if !ok1 || !ok2 || !ok3 {
-		return nil, errors.New("viz: page template lacks a marker")
+	parts := make([]string, 0, 6)
+	rest := pageTemplate
+	for _, mark := range []string{markTitle, markLibrary, markData, markMembers, markView} {
+		before, after, ok := strings.Cut(rest, mark)
+		if !ok {
+			return nil, errors.New("viz: page template lacks a marker")
+		}
+		parts, rest = append(parts, before), after
 	}
 	var b bytes.Buffer
-	b.Grow(len(pageTemplate) + len(lib) + len(data) + 256)
-	b.WriteString(head)
-	b.WriteString(htmlEscape(title(d)))
-	b.WriteString(mid)
+	b.Grow(len(pageTemplate) + len(lib) + len(data) + len(members) + len(commonJS) + len(view) + 256)
+	b.WriteString(parts[0])
+	b.WriteString(htmlEscape(title))
+	b.WriteString(parts[1])
 	b.WriteString(lib)
-	b.WriteString(mid2)
+	b.WriteString(parts[2])
 	b.Write(data)
-	b.WriteString(tail)
+	b.WriteString(parts[3])
+	b.Write(members)
+	b.WriteString(parts[4])
+	b.WriteString(commonJS)
+	b.WriteString(view)
+	b.WriteString(rest)
 	return b.Bytes(), nil
 }
 

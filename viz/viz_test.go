@@ -429,7 +429,7 @@ func TestServe(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, newHandler(page, data)) }()
+	go func() { done <- Serve(ctx, ln, newHandler(page, func() ([]byte, error) { return data, nil })) }()
 	base := "http://" + ln.Addr().String()
 	client := &http.Client{Timeout: 30 * time.Second} // stops a hung request only
 	get := func(path string) (*http.Response, []byte) {

@@ -103,7 +103,7 @@ func traceFlags() []cli.Flag {
 		&cli.IntFlag{Name: "window", Usage: "the most destinations traced at once; new ones start as the sender needs work", DefaultText: "as many as fit in about 100 MiB"},
 		&cli.Uint64Flag{Name: "seed", Usage: "seed of the random destination order", DefaultText: "random"},
 		&cli.BoolFlag{Name: "progress", Value: true, Usage: "show progress on standard error (a bar on a terminal, a line every 10 s otherwise)"},
-		&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination), dot (Graphviz digraph per destination), atlas (RIPE Atlas traceroute results, a JSON line per destination and path ID), viz (the hop graph as one self-contained HTML page; served on --bind unless --output is given)"},
+		&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination), dot (a Graphviz digraph; several destinations are grouped by their router paths), atlas (RIPE Atlas traceroute results, a JSON line per destination and path ID), viz (the hop graph as one self-contained HTML page; served on --bind unless --output is given)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `FILE` instead of standard output"},
 		&cli.StringFlag{Name: "pcap", Usage: "write every probe sent and every packet received to `FILE` (pcap, raw IP, kernel receive timestamps)"},
 		&cli.BoolFlag{Name: "dedup", Usage: "print each distinct path once, with the path IDs that took it"},
