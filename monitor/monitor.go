@@ -36,6 +36,7 @@ import (
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/annotate"
+	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 )
 
@@ -192,7 +193,7 @@ func (m *Monitor) checkFamily(ts []tracer.Target) error {
 
 // Targets returns the destinations as the engine takes them, each when it
 // is due: hand it to tracer.Open.
-func (m *Monitor) Targets() tracer.Targets { return targets{m} }
+func (m *Monitor) Targets() tracer.Targets { return dueTargets{m} }
 
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Monitor) Handler() http.Handler {
@@ -423,3 +424,14 @@ type sysTimer struct{ t *time.Timer }
 func (s sysTimer) C() <-chan time.Time   { return s.t.C }
 func (s sysTimer) Reset(d time.Duration) { s.t.Reset(d) }
 func (s sysTimer) Stop()                 { s.t.Stop() }
+
+// List returns the destinations of set, named as it names them: a
+// Config.Load reading target files returns it.
+func List(set *targets.Set) []tracer.Target {
+	ts := make([]tracer.Target, set.Len())
+	for i := range ts {
+		a := set.At(uint64(i))
+		ts[i] = tracer.Target{Addr: a, Name: set.Name(a)}
+	}
+	return ts
+}

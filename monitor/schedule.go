@@ -56,19 +56,19 @@ func (q *queue) Pop() any {
 	return d
 }
 
-// targets is the Monitor as the engine's tracer.Targets: Next hands out
+// dueTargets is the Monitor as the engine's tracer.Targets: Next hands out
 // each destination when it is due. The engine calls it from one goroutine
 // at a time.
-type targets struct{ m *Monitor }
+type dueTargets struct{ m *Monitor }
 
 // Len is -1: the destinations never run out.
-func (targets) Len() int64 { return -1 }
+func (dueTargets) Len() int64 { return -1 }
 
 // Next waits for the next destination due, and marks it in flight. While
 // tracer.Open looks for the first route, it returns false once every
 // destination was handed out, so that Open fails rather than waits when
 // none has a route.
-func (ts targets) Next(ctx context.Context) (tracer.Target, bool) {
+func (ts dueTargets) Next(ctx context.Context) (tracer.Target, bool) {
 	m := ts.m
 	for {
 		m.mu.Lock()

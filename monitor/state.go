@@ -45,19 +45,31 @@ type stateDest struct {
 	Seen        int        `json:"seen,omitempty"`
 }
 
+// A StateError is a state file that cannot be read, or that is not a state
+// file of this program, or is damaged: it is never replaced silently.
+type StateError struct {
+	File   string
+	Reason string
+}
+
+func (e *StateError) Error() string {
+	return e.File + ": " + e.Reason + "; move it away or name another file"
+}
+
 // loadState reads the state file name; a file that does not exist is an
-// empty state. A file that is not a state file of this program, or is
-// damaged, is an error (in one line): it is never replaced silently.
+// empty state. Any other failure is a *StateError, in one line.
 func loadState(name string) (map[netip.Addr]stateDest, error) {
 	b, err := os.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[netip.Addr]stateDest{}, nil
 	}
+	refuse := func(why string) error { return &StateError{File: name, Reason: why} }
 	if err != nil {
-		return nil, err
-	}
-	refuse := func(why string) error {
-		return fmt.Errorf("%s: %s; move it away or name another file", name, why)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, refuse(err.Error())
 	}
 	var probe struct {
 		Format  *string `json:"format"`
