@@ -55,6 +55,21 @@ func (s *snapshot) longest() int {
 	return n
 }
 
+// samePaths says whether s and o hold the same distinct paths, whatever
+// their path IDs, and reach the destination alike: then diff finds no
+// change, and is not needed (the common case, by far).
+func (s *snapshot) samePaths(o *snapshot) bool {
+	if s.Reached != o.Reached || len(s.Paths) != len(o.Paths) {
+		return false
+	}
+	for _, p := range s.Paths {
+		if !slices.ContainsFunc(o.Paths, func(q snapshotPath) bool { return q.Reached == p.Reached && slices.Equal(q.Hops, p.Hops) }) {
+			return false
+		}
+	}
+	return true
+}
+
 // trace rebuilds a Trace of the snapshot's paths, one flow per path ID,
 // for analysis.DiffTraces: it finds in it the distinct paths, reachability
 // and AS paths of the run the snapshot was taken of.
@@ -120,12 +135,16 @@ func (d *detector) observe(s *snapshot, t tracer.Target, opts *detectOptions) (v
 		d.known = s
 		return baseline, nil, 1
 	}
+	if s.samePaths(d.known) {
+		d.candidate, d.seen = nil, 0
+		return same, nil, 0
+	}
 	dd := diff(d.known, s, t, opts.ignore)
 	if dd.Status == analysis.Unchanged {
 		d.candidate, d.seen = nil, 0
 		return same, nil, 0
 	}
-	if d.candidate != nil && diff(d.candidate, s, t, opts.ignore).Status == analysis.Unchanged {
+	if d.candidate != nil && (s.samePaths(d.candidate) || diff(d.candidate, s, t, opts.ignore).Status == analysis.Unchanged) {
 		d.seen++
 	} else {
 		d.candidate, d.seen = s, 1
