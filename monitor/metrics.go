@@ -15,7 +15,7 @@ import (
 )
 
 // The metrics and their bounds. Series labelled by destination exist for
-// the destinations monitored, and go away with them: at most 6 per
+// the destinations monitored, and go away with them: at most 5 per
 // destination, plus its hop RTT series, at most Config.HopSeries (the
 // lowest TTLs first). The rest have no label, or the event type (4 values).
 type metrics struct {

@@ -325,3 +325,24 @@ func TestHopSeries(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// Over IPv6 the same: a baseline, then a branch withdrawn is a change.
+func TestIPv6(t *testing.T) {
+	s := startSim(t, simOptions{
+		topo: tracertest.Diamond(4), seed: 11, cfg: tracer.Config{Paths: 16},
+		mon: monitor.Config{Load: load("fd00:99::1"), Interval: 5 * time.Second},
+		onEvent: func(s *sim, e event) {
+			if e.Type == monitor.Baseline {
+				if err := s.net.SetRoute("r1", "fd00:99::/64", "a1", "a2", "a3"); err != nil {
+					t.Error(err)
+				}
+			}
+		},
+	})
+	s.await("a path change", func(es []event, _ []run) bool { return len(es) == 2 })
+	es, _ := s.snapshot()
+	if len(es[0].Paths) != 4 || es[1].Type != monitor.PathChange || len(es[1].Removed) != 1 ||
+		es[1].Removed[0].String() != "fd00::1 fd00:1:4::2 fd00:2:4::2 fd00:99::1" {
+		t.Errorf("events %+v", es)
+	}
+}
