@@ -92,6 +92,10 @@ bench-bulk: bench-deps build ## 4,094 destinations through the diamond lab, agai
 bench-send: bench-deps build ## raw send rate into a sink, against zmap (TTL=4, RUNS=3)
 	scripts/bench-send.sh
 
+.PHONY: bench-monitor
+bench-monitor: build ## the monitor over 1,000 destinations every 5 s: RSS, CPU and probes per cycle (CYCLES=100)
+	scripts/bench-monitor.sh
+
 .PHONY: bench-memory
 bench-memory: build ## peak RSS of a scan of 1,048,574 destinations
 	scripts/bench-memory.sh
