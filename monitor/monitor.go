@@ -149,6 +149,9 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	m.metrics = newMetrics(max(cfg.HopSeries, 0), m.stats)
 	if cfg.State != "" {
 		st, err := loadState(cfg.State)
+		if err == nil {
+			err = checkWritable(cfg.State)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -97,6 +97,21 @@ func loadState(name string) (map[netip.Addr]stateDest, error) {
 	return out, nil
 }
 
+// checkWritable makes sure the state file name can be written where it
+// will be: beside it, for the rename, in its directory.
+func checkWritable(name string) error {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return &StateError{File: name, Reason: "cannot be written in its directory (" + err.Error() + ")"}
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // saveState writes sf to the file name atomically.
 func saveState(name string, sf *stateFile) error {
 	b, err := json.Marshal(sf)

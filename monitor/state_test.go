@@ -111,6 +111,12 @@ func TestStateRefused(t *testing.T) {
 			}
 		})
 	}
+	// A file that cannot be written where it is named fails at once, not
+	// when the monitor stops.
+	if _, err := monitor.New(context.Background(), monitor.Config{Load: load(dst), State: filepath.Join(dir, "no-such-dir", "state")}); err == nil ||
+		!strings.Contains(err.Error(), "cannot be written") {
+		t.Errorf("New with a state file in a missing directory: %v", err)
+	}
 	// A file that does not exist yet is an empty state.
 	if _, err := monitor.New(context.Background(), monitor.Config{Load: load(dst), State: filepath.Join(dir, "new")}); err != nil {
 		t.Errorf("New with a state file to create: %v", err)
