@@ -5,7 +5,8 @@ BIN      := bin/traceflow-fast
 PKGS     := ./...
 # Debian packages the tests and the lab need.
 # scamper is traced beside in the lab (TestFaultNoise): its replies must not be taken for ours.
-TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev graphviz tshark chromium libcap2-bin scamper bsdutils
+# prometheus scrapes the monitor in the lab; its promtool checks the metrics and the alert rules.
+TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev graphviz tshark chromium libcap2-bin scamper bsdutils prometheus
 # The browser view (--format viz) inlines vis-network, which viz/package-lock.json
 # pins and `make viz-deps` installs with npm; builds with TAGS embed it.
 TAGS     := visnetwork
@@ -94,6 +95,10 @@ bench-viz: deps build ## the browser view of 254 to 65,534 destinations in headl
 .PHONY: bench-send
 bench-send: bench-deps build ## raw send rate into a sink, against zmap (TTL=4, RUNS=3)
 	scripts/bench-send.sh
+
+.PHONY: bench-monitor
+bench-monitor: build ## the monitor over 1,000 destinations every 5 s: RSS, CPU and probes per cycle (CYCLES=100)
+	scripts/bench-monitor.sh
 
 .PHONY: bench-memory
 bench-memory: build ## peak RSS of a scan of 1,048,574 destinations

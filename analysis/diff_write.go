@@ -77,6 +77,15 @@ func WriteDiff(w io.Writer, d *Diff, style DiffStyle) error {
 	return err
 }
 
+// WriteDestDiff writes one destination of a Diff as WriteDiff does, without
+// the last line that counts the destinations.
+func WriteDestDiff(w io.Writer, dd *DestDiff, style DiffStyle) error {
+	var b strings.Builder
+	writeDestDiff(&b, dd, style.words())
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
 func destLabel(dd *DestDiff) string {
 	a := addrText(dd.Destination)
 	if dd.Name == "" || dd.Name == a {
@@ -246,35 +255,7 @@ func WriteDiffJSON(w io.Writer, d *Diff, style DiffStyle) error {
 		Destinations: make([]jsonDestDiff, len(d.Destinations)),
 	}
 	for i := range d.Destinations {
-		dd := &d.Destinations[i]
-		jd.Destinations[i] = jsonDestDiff{
-			Destination:   dd.Destination,
-			Name:          dd.Name,
-			Status:        dd.Status.String(),
-			ReachedBefore: dd.ReachedBefore,
-			ReachedAfter:  dd.ReachedAfter,
-			PathsBefore:   dd.PathsBefore,
-			PathsAfter:    dd.PathsAfter,
-			LengthsBefore: nonNil(dd.LengthsBefore),
-			LengthsAfter:  nonNil(dd.LengthsAfter),
-			Unchanged:     jsonDiffPaths(dd.Same),
-			Removed:       jsonDiffPaths(dd.Removed),
-			Added:         jsonDiffPaths(dd.Added),
-			Changed:       make([]jsonPathChange, len(dd.Changed)),
-			ASPathsBefore: dd.ASPathsBefore,
-			ASPathsAfter:  dd.ASPathsAfter,
-			PartialBefore: dd.PartialBefore,
-			PartialAfter:  dd.PartialAfter,
-		}
-		for j, c := range dd.Changed {
-			jc := jsonPathChange{Before: jsonDiffPathOf(c.Before), After: jsonDiffPathOf(c.After), Hops: make([]jsonHopChange, len(c.Hops))}
-			for k, h := range c.Hops {
-				jc.Hops[k] = jsonHopChange{TTL: h.TTL,
-					Before: hopChangeJSON(h.Before, h.TTL, len(c.Before.Hops)),
-					After:  hopChangeJSON(h.After, h.TTL, len(c.After.Hops))}
-			}
-			jd.Destinations[i].Changed[j] = jc
-		}
+		jd.Destinations[i] = jsonDestDiffOf(&d.Destinations[i])
 	}
 	jd.Summary = diffSummary(d, style)
 	var b bytes.Buffer
@@ -285,6 +266,65 @@ func WriteDiffJSON(w io.Writer, d *Diff, style DiffStyle) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// jsonDestDiffOf is the JSON form of one destination of a Diff.
+func jsonDestDiffOf(dd *DestDiff) jsonDestDiff {
+	jd := jsonDestDiff{
+		Destination:   dd.Destination,
+		Name:          dd.Name,
+		Status:        dd.Status.String(),
+		ReachedBefore: dd.ReachedBefore,
+		ReachedAfter:  dd.ReachedAfter,
+		PathsBefore:   dd.PathsBefore,
+		PathsAfter:    dd.PathsAfter,
+		LengthsBefore: nonNil(dd.LengthsBefore),
+		LengthsAfter:  nonNil(dd.LengthsAfter),
+		Unchanged:     jsonDiffPaths(dd.Same),
+		Removed:       jsonDiffPaths(dd.Removed),
+		Added:         jsonDiffPaths(dd.Added),
+		Changed:       make([]jsonPathChange, len(dd.Changed)),
+		ASPathsBefore: dd.ASPathsBefore,
+		ASPathsAfter:  dd.ASPathsAfter,
+		PartialBefore: dd.PartialBefore,
+		PartialAfter:  dd.PartialAfter,
+	}
+	for j, c := range dd.Changed {
+		jc := jsonPathChange{Before: jsonDiffPathOf(c.Before), After: jsonDiffPathOf(c.After), Hops: make([]jsonHopChange, len(c.Hops))}
+		for k, h := range c.Hops {
+			jc.Hops[k] = jsonHopChange{TTL: h.TTL,
+				Before: hopChangeJSON(h.Before, h.TTL, len(c.Before.Hops)),
+				After:  hopChangeJSON(h.After, h.TTL, len(c.After.Hops))}
+		}
+		jd.Changed[j] = jc
+	}
+	return jd
+}
+
+// MarshalJSON gives dd as one destination of WriteDiffJSON's
+// "destinations": a program that reports one destination's changes (a
+// monitor's events) writes them as `traceflow-fast diff --format json`
+// does.
+func (dd DestDiff) MarshalJSON() ([]byte, error) {
+	return marshalNoEscape(jsonDestDiffOf(&dd))
+}
+
+// MarshalJSON gives p as a path of WriteDiffJSON: "hops" (null for a
+// silent hop), "reached", "path_ids" and "as_path" when known.
+func (p DiffPath) MarshalJSON() ([]byte, error) {
+	return marshalNoEscape(jsonDiffPathOf(p))
+}
+
+// marshalNoEscape is json.Marshal without escaping <, > and &, as the
+// writers encode.
+func marshalNoEscape(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // diffSummary is the last line of WriteDiff.

@@ -293,6 +293,9 @@ func (r *run) skip(tg Target, err error) {
 		r.skips = append(r.skips, Skip{Target: tg, Err: err})
 		r.t.log.Warn("skipped", "dst", tg.name(), "err", err)
 	}
+	if s, ok := r.sink.(SkipSink); ok {
+		s.Skipped(tg, err)
+	}
 }
 
 func (r *run) send(link int, pkts [][]byte) error {

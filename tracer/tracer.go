@@ -27,6 +27,17 @@ type SinkFunc func(t *analysis.Trace) error
 // Result calls f(t).
 func (f SinkFunc) Result(t *analysis.Trace) error { return f(t) }
 
+// SkipSink is a Sink that is also told of every destination that could not
+// be traced (no route, or a route from another source address), which gets
+// no result: a program that waits for each destination's result before
+// yielding it again (a monitor) learns that it will not come. Run calls
+// Skipped from the goroutine that schedules the probes, which is not the
+// one that calls Result; it must not block.
+type SkipSink interface {
+	Sink
+	Skipped(t Target, err error)
+}
+
 // Stats are the live counters of a run.
 type Stats struct {
 	// Total is the number of destinations, -1 when not known (a stream).

@@ -61,7 +61,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{diffCommand(stdout, stderr)},
+		Commands:        []*cli.Command{diffCommand(stdout, stderr), monitorCommand(stdout, stderr)},
 		Flags:           traceFlags(),
 		Action: func(c *cli.Context) error {
 			if err := needLinux(); err != nil {
@@ -123,6 +123,12 @@ func traceFlags() []cli.Flag {
 
 // parseOptions validates every flag and names the bad one.
 func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
+	return parseWith(c, stdout, stderr, parseFormat, parseExpect)
+}
+
+// parseWith reads the flags that every run of the engine has, then those
+// of more parsers.
+func parseWith(c *cli.Context, stdout, stderr io.Writer, more ...func(*cli.Context, *options) error) (*options, error) {
 	o := &options{
 		out: output.Options{Format: c.String("format"), Output: c.String("output"), Bind: c.String("bind"),
 			Dedup: c.Bool("dedup"), Stdout: stdout, Stderr: stderr},
@@ -137,11 +143,15 @@ func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
 		progress:    c.Bool("progress"),
 	}
 	if len(o.dsts) == 0 && len(o.files) == 0 {
-		return nil, fmt.Errorf("no destination given (usage: %s)", strings.ReplaceAll(c.App.UsageText, "\n", " or "))
+		usage := c.App.UsageText
+		if c.Command != nil && c.Command.UsageText != "" {
+			usage = c.Command.UsageText // a subcommand's
+		}
+		return nil, fmt.Errorf("no destination given (usage: %s)", strings.ReplaceAll(usage, "\n", " or "))
 	}
-	for _, parse := range []func(*cli.Context, *options) error{
-		parseRanges, parsePaths, parseProtocol, parseTiming, parseScan, parseSource, parseFormat, parseAnnotations, parseExpect,
-	} {
+	for _, parse := range append([]func(*cli.Context, *options) error{
+		parseRanges, parsePaths, parseProtocol, parseTiming, parseScan, parseSource, parseAnnotations,
+	}, more...) {
 		if err := parse(c, o); err != nil {
 			return nil, err
 		}

@@ -17,7 +17,10 @@ import (
 const (
 	maxFunc        = 150 // lines of any function, anywhere
 	maxCommandFunc = 80  // lines of a function of the command
-	maxCommand     = 800 // lines of the command, which only wires packages together
+	// Lines of the command, which only wires packages together. It grows
+	// with its subcommands' flags (monitor takes a trace's and its own),
+	// while their logic stays in packages.
+	maxCommand = 980
 )
 
 // root is the module's directory.

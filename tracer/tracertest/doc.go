@@ -21,7 +21,7 @@
 // of (Node.Local, like Linux's `ip route add local PREFIX dev lo`), so one
 // node stands for thousands of destinations. A router sends a packet
 // towards the nodes that can reach its destination, or by the routes that
-// Topology.Route sets. With several next hops it picks one by a hash of
+// Topology.Route sets (Network.SetRoute changes them while a run goes on). With several next hops it picks one by a hash of
 // the flow, seeded per router so that nested balancers do not polarize:
 // addresses, protocol and ports, the flow label over IPv6, the identifier
 // of an ICMP echo request (as the lab's nftables rule does). A PerPacket

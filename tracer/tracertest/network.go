@@ -1,11 +1,13 @@
 package tracertest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -322,3 +324,36 @@ func (n *Network) buf() []byte {
 
 // release returns a reply's buffer.
 func (n *Network) release(b []byte) { n.free = append(n.free, b) }
+
+// SetRoute replaces the next hops of node towards prefix while the network
+// runs, as `ip route replace` does on a router: packets sent from then on
+// to an address of prefix (longest prefix first) go to one of the nodes
+// via, to which node must have links; an empty via makes prefix
+// unreachable from node. It is Topology.Route for a network already made,
+// to change a path in the middle of a run.
+func (n *Network) SetRoute(node, prefix string, via ...string) error {
+	p, err := netip.ParsePrefix(prefix)
+	if err != nil {
+		return fmt.Errorf("tracertest: node %s: %w", node, err)
+	}
+	p = p.Masked()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	i, ok := n.w.byName[node]
+	if !ok {
+		return fmt.Errorf("tracertest: no node %s", node)
+	}
+	r := simRoute{prefix: p}
+	for _, v := range via {
+		l := n.w.linkTo(i, v)
+		if l < 0 {
+			return fmt.Errorf("tracertest: route of %s to %v via %s: no link %s-%s", node, p, v, node, v)
+		}
+		r.links = append(r.links, l)
+	}
+	sn := &n.w.nodes[i]
+	sn.routes = slices.DeleteFunc(sn.routes, func(x simRoute) bool { return x.prefix == p })
+	sn.routes = append(sn.routes, r)
+	slices.SortStableFunc(sn.routes, func(a, b simRoute) int { return cmp.Compare(b.prefix.Bits(), a.prefix.Bits()) })
+	return nil
+}
