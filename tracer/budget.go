@@ -12,15 +12,43 @@ import (
 // whose budget is spent gets no answer, and that silence is not a path,
 // nor a lost packet worth sending again at once: it is a question asked
 // too fast. budgets learns, per hop, how fast its routers answer, and
-// paces the probes that expire there to that rate, the way congestion
-// control paces a sender: no pace until silences show a limit, then the
-// rate the hop answered at, raised while it keeps answering and cut when
-// it falls silent again.
+// paces the probes that expire there, the way congestion control paces a
+// sender:
+//
+//   - a hop starts with a window of a few probes awaited at once, one more
+//     for each answer (TCP's slow start), and no pace; a probe unanswered
+//     after a round trip or two stops counting as awaited;
+//   - a hop with steady traffic is judged every 100 ms on the probes it
+//     was sent a round trip before: when it answered too few of them, it
+//     is paced at a little more than the rate it answered at, and a paced
+//     hop that answers nearly all is let go faster;
+//   - a hop with too little traffic to judge that way is judged by its
+//     timeouts, on the outcomes of the probes it was sent over the last
+//     periods: when it answered fewer than its share (by more than chance
+//     explains), it is paced at a quarter of the rate it answered or was
+//     sent at, then 0.7 times slower at each step with such silences and
+//     1.5 times faster at each step without (a step: a period, or the
+//     time a few probes take at the pace, if longer).
+//
+// Loss looks like a budget at first: probes go unanswered. The two differ
+// in what a slower pace does: it raises the share a limited hop answers,
+// and leaves a lossy hop's share where it was. So each cut is a trial: the
+// probes sent after it are followed until each has its answer or timeout,
+// and when the share answered did not rise (within two standard errors)
+// while the hop answered most of them, the silences were loss. The hop's
+// pace is given back, and the share it answers at becomes its base: the
+// limits above are judged against that share from then on.
+//
+// A silence the budget explains is sent again once the hop has a token
+// (see sched.Settled), instead of going down as a star.
 //
 // A hop is keyed by its TTL and the address that answered the TTL before
 // it on the probe's flow (the source for TTL 1): the successors of one
-// router. A probe sent before that address is known is "blind": it is
-// paced with the other blind probes of its TTL.
+// router. A probe sent before that address is known is "blind", paced
+// with the other blind probes of its TTL. Every probe also passes the
+// budget of its TTL as a whole: the routers of a TTL may be one router
+// answering from the address of each link a probe came in by, with one
+// budget (see scanner.gate).
 
 // budgetKey names a hop: the TTL and the address before it.
 type budgetKey struct {
@@ -30,18 +58,67 @@ type budgetKey struct {
 
 // budget is what is known of one hop's answers.
 type budget struct {
-	rate   float64 // probes a second; +Inf until silences show a limit
+	rate   float64 // probes a second; +Inf until a limit shows
 	tokens float64
 	last   time.Time // of the last refill
 
-	// Answers in the current and the previous second, for the rate
-	// the hop answers at.
-	binStart   time.Time
-	bin, prior int
+	// Probes sent, and of them those answered, in bins of budgetBin by
+	// the time they were sent.
+	sent, got, lost [budgetBins]int32
+	head            int       // the current bin
+	headStart       time.Time // when it began
+
 	answered   bool      // the hop ever answered
 	lastAnswer time.Time // when it last did
-	silence    float64   // smoothed share of probes that got no answer
-	lastCut    time.Time
+	// Answers by the time they came, in the current period and the one
+	// before: the rate a hop answers at when a first pace is set.
+	ansCur, ansPrev int
+	ansStart        time.Time
+	lastCut         time.Time
+	lastExplained   time.Time // the last silence the budget explained
+	// A window on the probes awaited, as in TCP's slow start: before
+	// the first answers, a hop takes a few probes at once, and one more
+	// for each answer, until a cut paces it (see awaited).
+	window    float64
+	judged    bool // the last span had traffic enough to judge
+	cut       bool // the window was cut: it grows slowly since
+	lastRaise time.Time
+
+	// base is the share of probes the hop answers when no budget is in
+	// the way: 1, until a trial shows loss.
+	base  float64
+	trial trial
+	// Outcomes and answers by the period their probes were sent in:
+	// the share before a cut, counted once every probe sent then has
+	// had its answer or timeout.
+	hist [budgetHist]outcomes
+}
+
+// outcomes counts the probes sent in one period that had their outcome,
+// and those answered.
+type outcomes struct {
+	period int64 // since the Unix epoch, in periods
+	n, got int32
+}
+
+// trial follows the probes sent after a cut: a limited hop answers more of
+// them than before, a lossy one as many.
+type trial struct {
+	on      bool
+	since   time.Time // the cut
+	until   time.Time // the last probe it follows was sent then
+	sends   int       // probes sent since the cut, up to budgetTrial
+	before  float64   // the share answered before the cut...
+	beforeN int       // ...of this many probes
+	// For a trial the timeouts started, the outcomes of the probes sent
+	// in the periods from..from+budgetBefore-1, before the cut's own.
+	from      int64
+	beforeGot int
+	n, got    int     // outcomes of the probes it follows, and answers
+	rate      float64 // the pace and window before the cut, given back
+	window    float64 // if the cut did not help
+	wasCut    bool
+	judged    bool // the bins started it
 }
 
 // budgets holds the budget of every hop of a run. It is used from the
@@ -49,22 +126,54 @@ type budget struct {
 type budgets struct {
 	m map[budgetKey]*budget
 	// period is how long a silence takes to show (the probes' timeout):
-	// the rate is cut at most once a period.
+	// the rate is cut at most once a period on timeouts.
 	period time.Duration
+	// lag is how long answers take to come back (the smoothed round
+	// trip): sends are compared with the answers that follow them.
+	lag time.Duration
 }
 
-// Pacing constants.
+// Pacing constants. A hop's rate is followed two ways: from the answers
+// to what was sent a round trip before, over a few bins of budgetBin
+// (quick, for hops that take many probes), and from timeouts (slow, for
+// hops that take a few).
 const (
-	budgetMinRate  = 0.5  // probes a second a hop is never paced below
-	budgetSilent   = 0.3  // smoothed silence above which silences are the limit's
-	budgetSmooth   = 0.2  // weight of a probe's outcome in the smoothed silence
-	budgetCut      = 0.7  // a cut keeps this share of the rate
-	budgetRaise    = 0.01 // an answer raises the rate by this share...
-	budgetRaiseMin = 0.05 // ...and at least this many probes a second
-	budgetBurst    = 20 * time.Millisecond
+	budgetBin       = 100 * time.Millisecond
+	budgetBins      = 8
+	budgetSpan      = 4    // bins compared
+	budgetSample    = 32   // probes sent over the span before it is judged
+	budgetDelivered = 0.8  // answered share under which the hop is limited
+	budgetFull      = 0.95 // answered share over which a paced hop may go faster
+	budgetGain      = 1.1  // pace at this multiple of the rate answered at
+	budgetProbe     = 1.25 // raise the pace of a hop answering everything
+	budgetMinRate   = 0.5  // probes a second a hop is never paced below
+	budgetMaxRate   = 1e6  // nor above: it is let go
+	budgetFirst     = 0.25 // the first pace from timeouts: this share of the rate answered (or sent) at
+	budgetCut       = 0.7  // a period with silences keeps this share of the pace...
+	budgetRaise     = 1.5  // ...one without raises it by this factor
+	budgetBaseGain  = 0.05 // weight of a judged span's share in a base that rises
+	budgetBurst     = 20 * time.Millisecond
+	budgetWindow    = 4 // probes a hop takes at once before its first answer
 	// budgetRetries is how often a probe whose silence a budget explains
 	// is sent again, beyond the run's retries, once the hop has tokens.
 	budgetRetries = 3
+	// A trial follows the budgetTrial probes sent after its cut (or
+	// those sent over budgetTrialPeriods periods, if fewer), and is
+	// judged when all have had their answer or timeout: answers come
+	// back sooner than silences, and judging on the first outcomes
+	// would see more answers than there are. The cut helped when the
+	// share rose budgetHelped times, or to near the base.
+	budgetTrial        = 16
+	budgetTrialMin     = 4
+	budgetTrialLoss    = 12 // outcomes after the cut a verdict of loss needs
+	budgetJudgeSlow    = 8  // outcomes the timeouts need to judge a hop
+	budgetStepProbes   = 4  // probes at the pace between two changes of it
+	budgetBefore       = 6  // periods before the cut a trial compares with
+	budgetTrialPeriods = 8
+	budgetHist         = 16 // periods of outcomes kept: a trial's and two before
+	budgetHelped       = 1.2
+	budgetLossy        = 0.55
+	budgetMinBase      = 0.1
 )
 
 func newBudgets(period time.Duration) *budgets {
@@ -74,92 +183,410 @@ func newBudgets(period time.Duration) *budgets {
 func (bs *budgets) get(k budgetKey) *budget {
 	b := bs.m[k]
 	if b == nil {
-		b = &budget{rate: math.Inf(1)}
+		b = &budget{rate: math.Inf(1), window: budgetWindow, base: 1}
 		bs.m[k] = b
 	}
 	return b
 }
 
-// take spends a token of hop k if it has one. When it has none, wake is
-// when it will.
-func (bs *budgets) take(k budgetKey, now time.Time) (ok bool, wake time.Time) {
-	b := bs.m[k]
-	if b == nil || math.IsInf(b.rate, 1) {
-		return true, time.Time{}
+// roll moves b's bins on to now, judging the hop's answers at each bin
+// that ends.
+func (bs *budgets) roll(b *budget, now time.Time) {
+	if b.headStart.IsZero() {
+		b.headStart = now
+		return
 	}
-	burst := max(1, b.rate*budgetBurst.Seconds())
-	if b.last.IsZero() {
-		b.tokens = burst
-	} else if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = min(burst, b.tokens+dt*b.rate)
-	}
-	b.last = now
-	if b.tokens >= 1-1e-9 {
-		b.tokens = max(b.tokens-1, 0)
-		return true, time.Time{}
-	}
-	// At least a microsecond on: a timer must have somewhere to go.
-	return false, now.Add(max(time.Microsecond, time.Duration((1-b.tokens)/b.rate*float64(time.Second))))
-}
-
-// answer records that a probe of hop k was answered at now.
-func (bs *budgets) answer(k budgetKey, now time.Time) {
-	b := bs.get(k)
-	b.count(now)
-	b.bin++
-	b.answered, b.lastAnswer = true, now
-	b.silence -= budgetSmooth * b.silence
-	if !math.IsInf(b.rate, 1) {
-		b.rate += max(budgetRaiseMin, b.rate*budgetRaise)
+	for steps := 0; now.Sub(b.headStart) >= budgetBin; steps++ {
+		if steps == budgetBins {
+			// Idle for longer than the bins hold: start afresh.
+			b.sent, b.got, b.lost = [budgetBins]int32{}, [budgetBins]int32{}, [budgetBins]int32{}
+			b.headStart = now
+			return
+		}
+		bs.judge(b, now)
+		b.head = (b.head + 1) % budgetBins
+		b.sent[b.head], b.got[b.head], b.lost[b.head] = 0, 0, 0
+		b.headStart = b.headStart.Add(budgetBin)
 	}
 }
 
-// silent records that a probe of hop k timed out at now, and says whether
-// the hop's budget explains it: the hop answered within the last two
-// periods, and most of its probes lately did not get an answer. Such a
-// silence paces the hop (or cuts its pace, at most once a period).
-func (bs *budgets) silent(k budgetKey, now time.Time) (explained bool) {
-	b := bs.get(k)
-	b.count(now)
-	b.silence += budgetSmooth * (1 - b.silence)
-	if !b.answered || now.Sub(b.lastAnswer) > 2*bs.period || b.silence < budgetSilent {
+// judge looks at the probes sent over the last span of bins whose answers
+// are in (a round trip back): a hop that answered too few of them is paced
+// at a little more than the rate it answered at; a paced hop that answered
+// nearly all of them may go faster.
+func (bs *budgets) judge(b *budget, now time.Time) {
+	lag := min(int((2*bs.lag+budgetBin-1)/budgetBin), budgetBins-budgetSpan)
+	var sent, got int32
+	busy := 0
+	for i := range budgetSpan {
+		k := (b.head - lag - i + 2*budgetBins) % budgetBins
+		sent += b.sent[k]
+		got += b.got[k]
+		if b.sent[k] > 0 {
+			busy++
+		}
+	}
+	// A burst in one bin says how deep the hop's bucket is, not how
+	// fast it fills: judge steady traffic only. A hop that is not judged
+	// is paced by its timeouts and answers (see silent and answer).
+	b.judged = sent >= budgetSample && busy >= budgetSpan-1 && b.answered
+	if !b.judged {
+		return
+	}
+	share := float64(got) / float64(sent)
+	delivered := float64(got) / (budgetSpan * budgetBin.Seconds())
+	switch {
+	case b.trial.on && b.trial.judged:
+		// Wait for the trial's verdict before cutting again.
+	case share < budgetDelivered*b.base:
+		b.startTrial(now, bs.period, share, int(sent), true)
+		if math.IsInf(b.rate, 1) {
+			b.tokens = 0
+		}
+		b.rate = max(budgetMinRate, delivered*budgetGain)
+	case share > budgetFull*b.base && !math.IsInf(b.rate, 1):
+		if b.rate *= budgetProbe; b.rate > budgetMaxRate {
+			b.rate = math.Inf(1)
+		}
+	}
+	if share > b.base {
+		// Loss that eases: the base follows, slowly, for a judged
+		// span is a small sample.
+		b.base += budgetBaseGain * (min(1, share) - b.base)
+	}
+}
+
+// startTrial begins the trial of a cut made at now, the hop having
+// answered share of its probes before it.
+// A trial the bins started (judged) holds them back until its verdict;
+// one the timeouts started gives way to the bins.
+func (b *budget) startTrial(now time.Time, period time.Duration, share float64, n int, judged bool) {
+	t := trial{on: true, since: now, before: share, beforeN: n, rate: b.rate, window: b.window, wasCut: b.cut, judged: judged}
+	if !judged {
+		ks := now.UnixNano() / int64(period)
+		t.from = ks - budgetBefore
+		t.beforeN, t.beforeGot = b.outcomes(t.from, ks-1)
+	}
+	if b.trial.on {
+		// A trial replacing another: give back what was before both.
+		t.rate, t.window, t.wasCut = b.trial.rate, b.trial.window, b.trial.wasCut
+	}
+	b.trial = t
+}
+
+// count adds the outcome of a probe sent at sent to the trial, and judges
+// it when it has outcomes enough: a cut after which the hop answered no
+// larger share was made for loss, not a budget, and is undone.
+func (bs *budgets) count(b *budget, now, sent time.Time, answered bool) {
+	k := sent.UnixNano() / int64(bs.period)
+	h := &b.hist[k%budgetHist]
+	if h.period != k {
+		*h = outcomes{period: k}
+	}
+	h.n++
+	if answered {
+		h.got++
+	}
+	t := &b.trial
+	if !t.on {
+		return
+	}
+	if !t.judged && k >= t.from && k < t.from+budgetBefore {
+		// An outcome of a probe sent before the cut, come since.
+		t.beforeN++
+		if answered {
+			t.beforeGot++
+		}
+	}
+	if !sent.Before(t.since) && (t.until.IsZero() || !sent.After(t.until)) {
+		t.n++
+		if answered {
+			t.got++
+		}
+	}
+	if t.until.IsZero() && now.Sub(t.since) >= bs.trialSpan(b) {
+		t.until = now
+	}
+	if t.until.IsZero() || now.Sub(t.until) < bs.period+bs.lag {
+		return
+	}
+	t.on = false
+	if !t.judged {
+		// The share before the cut, from the periods before its
+		// own: every probe sent then has had its outcome by now.
+		if t.beforeN < budgetTrialMin {
+			return // too few to say: the cut stands
+		}
+		t.before = float64(t.beforeGot) / float64(t.beforeN)
+	}
+	if t.n < budgetTrialLoss {
+		return // too few to say: the cut stands
+	}
+	if !t.lossy(b.base) {
+		return
+	}
+	b.base = max(budgetMinBase, min(b.base, float64(t.got+int(t.before*float64(t.beforeN)+0.5))/float64(t.n+t.beforeN)))
+	b.rate, b.window, b.cut = t.rate, t.window, t.wasCut
+}
+
+// short says whether got answers of n probes are fewer than the hop's base
+// share explains: under budgetDelivered of it, by more than two standard
+// deviations of the answers a hop losing 1-base of its probes would give
+// (none, for a hop that loses nothing).
+func (b *budget) short(n, got int) bool {
+	sd := math.Sqrt(float64(n) * b.base * (1 - b.base))
+	return float64(got) < budgetDelivered*b.base*float64(n)-2*sd
+}
+
+// recent sums the outcomes of the probes sent over the last periods, back
+// from the current one until there are budgetTrial of them or
+// budgetBefore+budgetBefore periods are counted. The latest periods are not
+// all in: answers come before silences, so their share is if anything too
+// high, and a cut on it too late rather than too soon.
+func (b *budget) recent(now time.Time, period time.Duration) (n, got int) {
+	kn := now.UnixNano() / int64(period)
+	for k := kn; k > kn-2*budgetBefore && n < budgetTrial; k-- {
+		dn, dg := b.outcomes(k, k)
+		n, got = n+dn, got+dg
+	}
+	return n, got
+}
+
+// outcomes sums the outcomes of the probes sent in periods from..to.
+func (b *budget) outcomes(from, to int64) (n, got int) {
+	for k := from; k <= to; k++ {
+		if h := &b.hist[(k%budgetHist+budgetHist)%budgetHist]; h.period == k {
+			n, got = n+int(h.n), got+int(h.got)
+		}
+	}
+	return n, got
+}
+
+// lossy gives the trial's verdict: the hop answered about the share it
+// answered before the cut (within two standard errors of the difference),
+// and most of its probes: a limit the cut did not reach could look the
+// same, but would not answer most. A share that rose, one that fell (the
+// share before the cut held a burst), one near the base from well below
+// it, or one under half, is a budget's: the cut stands.
+func (t *trial) lossy(base float64) bool {
+	after := float64(t.got) / float64(t.n)
+	if after < budgetLossy*base || after >= budgetFull*base && t.before < budgetDelivered*base {
 		return false
 	}
+	pooled := (float64(t.got) + t.before*float64(t.beforeN)) / float64(t.n+t.beforeN)
+	se := math.Sqrt(pooled * (1 - pooled) * (1/float64(t.n) + 1/float64(max(1, t.beforeN))))
+	return math.Abs(after-t.before) <= 2*se || after < budgetHelped*t.before && after > t.before
+}
+
+// step is how often the timeouts may change a hop's pace: once a period,
+// or once in the time a few probes take at the pace, if longer: the
+// outcome of a change must show before the next.
+func (bs *budgets) step(b *budget) time.Duration {
+	if math.IsInf(b.rate, 1) || b.rate <= 0 {
+		return bs.period
+	}
+	return max(bs.period, min(10*time.Second, time.Duration(budgetStepProbes/b.rate*float64(time.Second))))
+}
+
+// trialSpan is how long a trial follows the probes sent after its cut, at
+// most: budgetTrialPeriods periods, or the time budgetTrial probes take
+// at the hop's pace if longer (up to a minute).
+func (bs *budgets) trialSpan(b *budget) time.Duration {
+	d := budgetTrialPeriods * bs.period
+	if !math.IsInf(b.rate, 1) && b.rate > 0 {
+		d = max(d, min(time.Minute, time.Duration(budgetTrial/b.rate*float64(time.Second))))
+	}
+	return d
+}
+
+// sending counts a probe sent at now into b's trial.
+func (b *budget) sending(now time.Time) {
+	if t := &b.trial; t.on && t.until.IsZero() {
+		if t.sends++; t.sends == budgetTrial {
+			t.until = now
+		}
+	}
+}
+
+// take spends a token of hop k, and a place in its window, if it has them.
+// When it has none, wake is when it may have: a token's time, or the
+// period in which an answer or a timeout frees a place.
+func (bs *budgets) take(k budgetKey, now time.Time) (ok bool, wake time.Time) {
+	b := bs.get(k)
+	if b.live(now, bs.period) && float64(bs.awaited(b, now)) >= b.window {
+		return false, now.Add(max(time.Millisecond, bs.period/16))
+	}
+	if !math.IsInf(b.rate, 1) {
+		burst := max(1, b.rate*budgetBurst.Seconds())
+		if b.last.IsZero() {
+			b.tokens = burst
+		} else if dt := now.Sub(b.last).Seconds(); dt > 0 {
+			b.tokens = min(burst, b.tokens+dt*b.rate)
+		}
+		b.last = now
+		if b.tokens < 1-1e-9 {
+			// At least a microsecond on: a timer must have somewhere to go.
+			return false, now.Add(max(time.Microsecond, time.Duration((1-b.tokens)/b.rate*float64(time.Second))))
+		}
+		b.tokens = max(b.tokens-1, 0)
+	}
+	bs.roll(b, now)
+	b.sent[b.head]++
+	b.sending(now)
+	return true, time.Time{}
+}
+
+// give gives back what take spent.
+func (bs *budgets) give(k budgetKey) {
+	b := bs.get(k)
+	b.sent[b.head]--
+	if t := &b.trial; t.on && t.until.IsZero() && t.sends > 0 {
+		t.sends--
+	}
+	if !math.IsInf(b.rate, 1) {
+		b.tokens++
+	}
+}
+
+// settle records the outcome of a probe of hop k sent at sent: answered,
+// or timed out. For a timeout it says whether the hop's budget explains it
+// (see silent).
+func (bs *budgets) settle(k budgetKey, now, sent time.Time, answered bool) (explained bool) {
+	b := bs.get(k)
+	bs.count(b, now, sent, answered)
+	if answered {
+		bs.answer(b, now, sent)
+		return false
+	}
+	return bs.silent(b, now, sent)
+}
+
+// answer records that a probe of b's hop was answered at now.
+func (bs *budgets) answer(b *budget, now, sent time.Time) {
+	bs.roll(b, now)
+	if k, ok := b.bin(sent); ok {
+		b.got[k]++
+	}
+	if b.cut {
+		b.window += 1 / b.window // congestion avoidance: one more a window
+	} else {
+		b.window++ // slow start: one more an answer
+	}
+	b.answered, b.lastAnswer = true, now
+	switch el := now.Sub(b.ansStart); {
+	case el >= 2*bs.period:
+		b.ansPrev, b.ansCur, b.ansStart = 0, 0, now
+	case el >= bs.period:
+		b.ansPrev, b.ansCur, b.ansStart = b.ansCur, 0, b.ansStart.Add(bs.period)
+	}
+	b.ansCur++
+	if !math.IsInf(b.rate, 1) && !b.judged && !b.trial.on && now.Sub(b.lastCut) >= bs.step(b) && now.Sub(b.lastRaise) >= bs.step(b) {
+		// A period without silences the budget explains: the pace may
+		// have been set by too little traffic, not by the hop.
+		if b.rate *= budgetRaise; b.rate > budgetMaxRate {
+			b.rate = math.Inf(1)
+		}
+		b.lastRaise = now
+	}
+}
+
+// silent records that a probe of b's hop timed out at now, and says whether
+// the hop's budget explains it: the hop answered within the last two
+// periods, and most of its probes lately did not get an answer. Such a
+// silence halves the hop's window, and paces a hop the bins do not judge
+// (too little traffic): first at half the rate it answered at, then a
+// little slower at each period with such silences (and faster at each
+// period without; see answer).
+func (bs *budgets) silent(b *budget, now, sent time.Time) (explained bool) {
+	bs.roll(b, now)
+	if k, ok := b.bin(sent); ok {
+		b.lost[k]++
+	}
+	if !b.answered || now.Sub(b.lastAnswer) > 2*bs.period {
+		return false
+	}
+	if n, got := b.recent(now, bs.period); n < budgetJudgeSlow || !b.short(n, got) {
+		// Too few outcomes to say, or the hop answered its share of
+		// them: a silence, not its budget.
+		return false
+	}
+	b.lastExplained = now
+	if now.Sub(b.lastCut) < bs.step(b) || b.trial.on {
+		return true
+	}
+	b.lastCut = now
+	if b.judged {
+		return true // the bins pace it
+	}
+	b.startTrial(now, bs.period, 0, 0, false) // the share before is counted at the verdict
+	b.cut = true
 	switch {
 	case math.IsInf(b.rate, 1):
-		// The first sign of a limit: pace at the rate the hop answered
-		// at over the last second or two.
-		b.rate = max(budgetMinRate, b.answerRate(now))
-		b.tokens, b.last, b.lastCut = 0, now, now
-	case now.Sub(b.lastCut) >= bs.period:
+		// Half the rate it answered at, and a cut of the rate it was
+		// sent at: a trial of a pace that changes nothing says nothing.
+		b.rate = bs.answerRate(b, now) * budgetFirst
+		if sent := b.sendRate(); sent > 0 {
+			b.rate = min(b.rate, sent*budgetFirst)
+		}
+		b.rate = max(budgetMinRate, b.rate)
+		b.tokens, b.last = 0, now
+	default:
 		b.rate = max(budgetMinRate, b.rate*budgetCut)
-		b.lastCut = now
 	}
 	return true
 }
 
-// count moves the one-second answer bins on to now.
-func (b *budget) count(now time.Time) {
-	switch d := now.Sub(b.binStart); {
-	case b.binStart.IsZero() || d >= 2*time.Second:
-		b.binStart, b.bin, b.prior = now, 0, 0
-	case d >= time.Second:
-		b.binStart, b.prior, b.bin = b.binStart.Add(time.Second), b.bin, 0
+// bin returns the bin of a probe sent at sent, if the bins still hold it.
+func (b *budget) bin(sent time.Time) (int, bool) {
+	if !sent.Before(b.headStart) {
+		return b.head, true
 	}
+	back := int(b.headStart.Sub(sent)/budgetBin) + 1
+	return (b.head - back + budgetBins) % budgetBins, back < budgetBins
 }
 
-// answerRate estimates the answers a second of the last second or two.
-func (b *budget) answerRate(now time.Time) float64 {
-	span := 1 + min(now.Sub(b.binStart).Seconds(), 1)
-	return float64(b.bin+b.prior) / span
+// awaited counts the probes of b's hop sent lately that have had no
+// outcome: those of the current bin and of the bins a round trip or two
+// back. An older probe with no answer is most likely lost, and holds no
+// place in the window until its timeout (a hop would otherwise stop for a
+// whole timeout whenever its window filled with silences).
+func (bs *budgets) awaited(b *budget, now time.Time) int32 {
+	bs.roll(b, now)
+	back := min(budgetBins-1, int((2*bs.lag+budgetBin-1)/budgetBin)+1)
+	var n int32
+	for i := range back + 1 {
+		k := (b.head - i + budgetBins) % budgetBins
+		n += max(0, b.sent[k]-b.got[k]-b.lost[k])
+	}
+	return n
 }
 
-// paced says whether hop k is paced (its budget showed a limit), and at
-// what rate.
-func (bs *budgets) paced(k budgetKey) (rate float64, ok bool) {
-	b := bs.m[k]
-	if b == nil || math.IsInf(b.rate, 1) {
-		return 0, false
+// live says whether the window applies to the hop: it answered lately (a
+// hop that never answers, or stopped, holds no budget to spare), and the
+// bins do not judge it (they pace it).
+func (b *budget) live(now time.Time, period time.Duration) bool {
+	return !b.judged && !b.cut && b.answered && now.Sub(b.lastAnswer) <= 2*period
+}
+
+// sendRate is the rate the hop was sent probes at over the bins.
+func (b *budget) sendRate() float64 {
+	var n int32
+	for _, v := range b.sent {
+		n += v
 	}
-	return b.rate, true
+	return float64(n) / (budgetBins * budgetBin.Seconds())
+}
+
+// answerRate is the rate the hop answered at over the last period or two.
+func (bs *budgets) answerRate(b *budget, now time.Time) float64 {
+	el := now.Sub(b.ansStart)
+	if el >= 2*bs.period {
+		return 0
+	}
+	n := b.ansCur
+	if el < bs.period {
+		n += b.ansPrev
+		el += bs.period
+	}
+	return float64(n) / el.Seconds()
 }

@@ -91,7 +91,11 @@ type scanner struct {
 	budgets  *budgets
 	gateWake time.Time
 	now      time.Time // of the probes being handed out
-	limited  atomic.Int64
+	sentAt   time.Time // when the probe of the answer being recorded was sent
+	// got holds the answer being recorded: received into the scanner,
+	// not into a variable whose address would move it to the heap.
+	got     probe.Answer
+	limited atomic.Int64
 }
 
 // Sent returns how many probes (retries included) were sent so far; it may
@@ -100,6 +104,9 @@ func (r *scanner) Sent() int64 { return r.sent.Load() }
 
 // Retries returns how many of the probes sent were retries.
 func (r *scanner) Retries() int64 { return r.retries.Load() }
+
+// Limited returns how many silences a hop's ICMP budget explained.
+func (r *scanner) Limited() int64 { return r.limited.Load() }
 
 // Late returns how many answers came for destinations no longer in
 // progress.
@@ -194,10 +201,18 @@ func (r *scanner) hop(slot int32, path, ttl int) (k budgetKey, blind bool) {
 	return k, !ok
 }
 
-// gate is the scheduler's Gate: a probe goes when its hop has a token.
+// gate is the scheduler's Gate: a probe goes when its hop has a token,
+// and so has its TTL as a whole (the routers of one TTL may be one router
+// answering from several addresses, with one budget).
 func (r *scanner) gate(slot int32, path, ttl int) (ok, blind bool) {
 	k, blind := r.hop(slot, path, ttl)
-	ok, wake := r.budgets.take(k, r.now)
+	wide := budgetKey{ttl: k.ttl}
+	ok, wake := r.budgets.take(wide, r.now)
+	if ok && k != wide {
+		if ok, wake = r.budgets.take(k, r.now); !ok {
+			r.budgets.give(wide)
+		}
+	}
 	if !ok && (r.gateWake.IsZero() || wake.Before(r.gateWake)) {
 		r.gateWake = wake
 	}
@@ -205,18 +220,20 @@ func (r *scanner) gate(slot int32, path, ttl int) (ok, blind bool) {
 }
 
 // settled is the scheduler's Settled: answers and silences feed the
-// budget of the hop the probe was paced by.
-func (r *scanner) settled(slot int32, path, ttl int, blind, answered bool) bool {
+// budgets of the hop and of its TTL the probe was paced by.
+func (r *scanner) settled(slot int32, path, ttl int, blind, answered bool, sent time.Time) bool {
 	k := budgetKey{ttl: uint8(ttl)}
 	if !blind {
 		k, _ = r.hop(slot, path, ttl)
 	}
 	now := r.Clock.Now()
-	if answered {
-		r.budgets.answer(k, now)
-		return false
+	if sent.IsZero() {
+		sent = r.sentAt // an answer's: its arrival less its round trip (see answer)
 	}
-	again := r.budgets.silent(k, now)
+	again := r.budgets.settle(k, now, sent, answered)
+	if wide := (budgetKey{ttl: k.ttl}); k != wide && r.budgets.settle(wide, now, sent, answered) {
+		again = true
+	}
 	if again {
 		r.limited.Add(1)
 	}
@@ -386,8 +403,8 @@ func (r *scanner) wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case a := <-r.Answers:
-		r.answer(&a)
+	case r.got = <-r.Answers:
+		r.answer(&r.got)
 		// Take whatever else is queued before sending again.
 		r.drain()
 	case <-wake:
@@ -415,8 +432,8 @@ func (r *scanner) linger() {
 		}
 		r.timer.Reset(deadline.Sub(now))
 		select {
-		case a := <-r.Answers:
-			r.answer(&a)
+		case r.got = <-r.Answers:
+			r.answer(&r.got)
 		case <-r.timer.C():
 		}
 	}
@@ -426,8 +443,8 @@ func (r *scanner) linger() {
 func (r *scanner) drain() {
 	for {
 		select {
-		case a := <-r.Answers:
-			r.answer(&a)
+		case r.got = <-r.Answers:
+			r.answer(&r.got)
 		default:
 			return
 		}
@@ -448,6 +465,10 @@ func (r *scanner) answer(a *probe.Answer) {
 			r.srtt += (a.RTT - r.srtt) / 8
 		}
 	}
+	if r.budgets != nil {
+		r.budgets.lag = r.srtt
+	}
+	r.sentAt = a.Received.Add(-a.RTT)
 	first := q.Answer(slot, int(a.Path), int(a.TTL), a.Reached(), a.Stops())
 	if a.Reached() && a.QTTL > 1 && a.QTTL <= a.TTL {
 		// The destination is nearer than this probe's TTL: the

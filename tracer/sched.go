@@ -154,8 +154,10 @@ type sched struct {
 	// Settled, when set, is told of the first answer to a probe and of
 	// each of its timeouts; for a timeout it says whether the silence is
 	// one that the hop's budget explains, which is then sent again
-	// (budgetRetries times at most) beyond Schedule.Retries.
-	Settled func(slot int32, path, ttl int, blind, answered bool) (again bool)
+	// (budgetRetries times at most) beyond Schedule.Retries. sent is
+	// when a timed-out probe was sent; zero for an answer (its round
+	// trip says).
+	Settled func(slot int32, path, ttl int, blind, answered bool, sent time.Time) (again bool)
 
 	blocked  []int32      // destinations the gate held back
 	deferred []retryEntry // retries the gate held back
@@ -520,7 +522,7 @@ func (q *sched) Answer(i, path, ttl int, reached, stop bool) bool {
 	}
 	sl.cells[idx] = c&^stMask | stAnswered
 	if q.Settled != nil {
-		q.Settled(int32(i), path, ttl, c&cellBlind != 0, true)
+		q.Settled(int32(i), path, ttl, c&cellBlind != 0, true, time.Time{})
 	}
 	p := &sl.paths[path-1]
 	if ttl > int(p.answered) {
@@ -570,7 +572,8 @@ func (q *sched) Expire(now time.Time) {
 		q.pop()
 		path, ttl := int(cell)/q.s.MaxTTL+1, int(cell)%q.s.MaxTTL+1
 		explicit := c&cellExplicit != 0
-		again := q.Settled != nil && q.Settled(slotIdx, path, ttl, c&cellBlind != 0, false)
+		sent := q.base.Add(time.Duration(t.expiry) - q.s.Timeout)
+		again := q.Settled != nil && q.Settled(slotIdx, path, ttl, c&cellBlind != 0, false, sent)
 		sends := int(cellAttempts(c))
 		if (sends <= q.s.Retries || again && sends <= q.s.Retries+budgetRetries) && (explicit || ttl <= int(sl.paths[path-1].limit)) {
 			sl.cells[cell] = c&^stMask | stUnsent

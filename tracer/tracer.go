@@ -49,6 +49,10 @@ type Stats struct {
 	// Sent counts the probes sent, Retries included; Replies the first
 	// answers to them.
 	Sent, Retries, Replies int64
+	// Limited counts the silences of hops whose routers were answering
+	// slower than they were asked (their ICMP rate limits): such probes
+	// go again, beyond Retries, once the hop is paced below its rate.
+	Limited int64
 	// Received counts the packets the receive side passed, Unmatched
 	// those that answered no probe of the run (more than a few means a
 	// receive filter that is too lax), Late the answers that came for
@@ -81,6 +85,7 @@ type Summary struct {
 func (s Summary) LogValue() slog.Value {
 	return slog.GroupValue(slog.Int64("destinations", s.Total), slog.Int64("reached", s.Reached), slog.Int64("skipped", s.Skipped),
 		slog.Int64("partial", s.Partial), slog.Int64("probes", s.Sent), slog.Int64("retries", s.Retries),
+		slog.Int64("rate_limited", s.Limited),
 		slog.Int64("replies", s.Replies), slog.Int64("received", s.Received), slog.Int64("dropped", s.Dropped),
 		slog.Int64("unmatched", s.Unmatched), slog.Int64("late", s.Late), slog.Duration("duration", s.Duration.Round(time.Microsecond)),
 		slog.Int64("probes_per_s", int64(float64(s.Sent)/max(s.Duration.Seconds(), 1e-9))))
@@ -228,7 +233,7 @@ func (t *Tracer) Stats() Stats {
 		s.Start = *start
 	}
 	if sc := t.sc.Load(); sc != nil {
-		s.Sent, s.Retries, s.Late = sc.Sent(), sc.Retries(), sc.Late()
+		s.Sent, s.Retries, s.Late, s.Limited = sc.Sent(), sc.Retries(), sc.Late(), sc.Limited()
 	}
 	return s
 }

@@ -1,0 +1,74 @@
+package tracer_test
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/tracer"
+	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
+)
+
+// perSourceDiamond is the 4-way diamond with Linux's default per-source
+// limit on every router (a burst of 6, then one answer a second to each
+// source); the destination answers without limit.
+func perSourceDiamond() *tracertest.Topology {
+	topo := tracertest.Diamond(4)
+	for _, n := range topo.Nodes() {
+		if n.Name != tracertest.Source && n.Name != "dst" {
+			n.RateLimit = tracertest.RateLimit{Interval: time.Second}
+		}
+	}
+	return topo
+}
+
+// Behind routers answering one probe a second, an adaptive run finds the 4
+// paths there are, and no more: the silences the limits cause are paced
+// out, not taken for paths of their own.
+func TestRateLimitedRoutersGiveTheTruePaths(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		r := run(t, perSourceDiamond(), seed, tracer.Config{}, tracer.Addrs(tracertest.DstAddr))
+		if r.err != nil || len(r.results) != 1 {
+			t.Fatalf("seed %d: %v, %d results", seed, r.err, len(r.results))
+		}
+		tr := r.results[0]
+		got := found(tr)
+		want := slices.Compact(r.truth(t, tracertest.DstAddr, len(tr.Flows)))
+		t.Logf("seed %d: %d paths, %d probes, %d retries, %v virtual", seed, len(got), tr.ProbesSent, r.sum.Retries, r.sum.Duration.Round(time.Millisecond))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("seed %d: found\n%v\nwant\n%v", seed, got, want)
+		}
+		if tr.ProbesSent > 120 {
+			t.Errorf("seed %d: %d probes for 4 paths of 4 hops", seed, tr.ProbesSent)
+		}
+	}
+}
+
+// Loss is not a limit: with r1's links losing 20% of the packets each way,
+// a scan of 62 destinations is not paced down for it. It takes its retries
+// and finishes within a few of its timeouts, as it does with no pacing at
+// all (about 2 s of the simulator's time).
+func TestLossIsNotPacedLikeALimit(t *testing.T) {
+	var dsts []netip.Addr
+	for i := 1; i <= 62; i++ {
+		dsts = append(dsts, netip.AddrFrom4([4]byte{10, 99, 0, byte(i)}))
+	}
+	for seed := uint64(1); seed <= 1; seed++ {
+		topo := tracertest.Diamond(4)
+		for j := 1; j <= 4; j++ {
+			topo.Edge("r1", fmt.Sprintf("a%d", j)).Loss = 0.2
+		}
+		r := run(t, topo, seed, tracer.Config{Paths: 16, Retries: 3, Wait: 200 * time.Millisecond}, tracer.Addrs(dsts...))
+		if r.err != nil || len(r.results) != len(dsts) {
+			t.Fatalf("seed %d: %v, %d results", seed, r.err, len(r.results))
+		}
+		t.Logf("seed %d: %d probes, %d retries, %d limited, %v virtual", seed, r.sum.Sent, r.sum.Retries, r.sum.Limited, r.sum.Duration.Round(time.Millisecond))
+		// With no pacing: 1.6 to 1.7 s. A loss taken for a limit paced
+		// such scans down to tens of seconds.
+		if r.sum.Duration > 6*time.Second {
+			t.Errorf("seed %d: %v of the simulator's time for 62 destinations through a lossy router", seed, r.sum.Duration)
+		}
+	}
+}
