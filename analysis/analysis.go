@@ -141,6 +141,26 @@ type Trace struct {
 	// HasASN says that an AS database was consulted: hop ASNs are set
 	// (0 = not in the database), and unique paths carry their AS path.
 	HasASN bool
+
+	// RateLimits lists the hops of the trace's paths whose routers
+	// answered slower than they were asked (ICMP rate limits), as the run
+	// knew them when the destination finished; nil when none did.
+	RateLimits []RateLimit
+}
+
+// RateLimit is what a run learnt of the ICMP budget of the routers at a
+// TTL: of those after one address (the hop before them), or of all the
+// routers at the TTL as one (After invalid), the routers of one TTL being
+// possibly one router answering from several addresses.
+type RateLimit struct {
+	TTL   int
+	After netip.Addr // the hop before, the source for TTL 1; invalid for the TTL as a whole
+	// Pace is the rate, in probes a second, that the probes expiring
+	// there were held to; 0 when they no longer were.
+	Pace float64
+	// Silences counts the probes that went unanswered there because
+	// the routers' budget was spent, and went again once it was not.
+	Silences int
 }
 
 // MDA tells how an adaptive run chose its number of path IDs.

@@ -44,6 +44,16 @@ type jsonTrace struct {
 	// (Trace.ASPaths) and whether there are several.
 	ASPaths          *[][]uint32 `json:"as_paths,omitempty"`
 	ASPathDivergence *bool       `json:"as_path_divergence,omitempty"`
+
+	// The hops whose routers' ICMP rate limits paced the probes.
+	RateLimits []jsonRateLimit `json:"rate_limits,omitempty"`
+}
+
+type jsonRateLimit struct {
+	TTL      int         `json:"ttl"`
+	After    *netip.Addr `json:"after"` // null: every router of the TTL
+	Pace     float64     `json:"pace_per_s"`
+	Silences int         `json:"silences"`
 }
 
 type jsonMDA struct {
@@ -220,6 +230,13 @@ func decodeTrace(b []byte) (*Trace, error) {
 		Partial:     jt.Partial,
 	}
 	t.PerPacket = perPacketFromJSON(jt.Graph)
+	for _, rl := range jt.RateLimits {
+		r := RateLimit{TTL: rl.TTL, Pace: rl.Pace, Silences: rl.Silences}
+		if rl.After != nil {
+			r.After = *rl.After
+		}
+		t.RateLimits = append(t.RateLimits, r)
+	}
 	t.HasASN = jt.ASPaths != nil || jt.ASPathDivergence != nil
 	if jt.MDA != nil {
 		t.MDA = &MDA{Confidence: jt.MDA.Confidence / 100, MaxPaths: jt.MDA.MaxPaths, Complete: jt.MDA.Complete, Incomplete: jt.MDA.Incomplete}

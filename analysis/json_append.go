@@ -104,7 +104,39 @@ func appendTraceJSON(b []byte, t *Trace) ([]byte, error) {
 		}
 		b = appendKeyBool(b, `,"as_path_divergence":`, len(asPaths) > 1)
 	}
+	if len(t.RateLimits) > 0 {
+		b = append(b, `,"rate_limits":[`...)
+		for i := range t.RateLimits {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = appendRateLimitJSON(b, &t.RateLimits[i]); !ok {
+				_, err := json.Marshal(t.RateLimits[i].Pace)
+				return b, err
+			}
+		}
+		b = append(b, ']')
+	}
 	return append(b, "}\n"...), nil
+}
+
+// appendRateLimitJSON appends rl as a jsonRateLimit; false when its pace
+// is not a number JSON can hold.
+func appendRateLimitJSON(b []byte, rl *RateLimit) ([]byte, bool) {
+	b = appendKeyInt(b, `{"ttl":`, int64(rl.TTL))
+	b = append(b, `,"after":`...)
+	if rl.After.IsValid() {
+		b = appendAddrJSON(b, rl.After)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"pace_per_s":`...)
+	b, ok := appendFloatJSON(b, rl.Pace)
+	if !ok {
+		return b, false
+	}
+	b = appendKeyInt(b, `,"silences":`, int64(rl.Silences))
+	return append(b, '}'), true
 }
 
 // appendFlowJSON appends f as a jsonFlow.

@@ -40,6 +40,11 @@ func jsonSeedTraces(tb testing.TB) []*Trace {
 	partial := collect(tb, sparse)
 	partial.Partial = true
 	partial.MDA = &MDA{Confidence: 0.95, MaxPaths: 256}
+	partial.RateLimits = []RateLimit{
+		{TTL: 1, After: testSrc, Pace: 12.5, Silences: 3},
+		{TTL: 2, Silences: 1},
+		{TTL: 2, After: netip.MustParseAddr("10.0.0.1"), Pace: 0.7, Silences: 9},
+	}
 
 	c := NewCollector(netip.MustParseAddr("2001:db8::1"), `odd "name" <&>`, netip.Addr{}, 2, 4, 1000, 2000)
 	c.Reply(1, 2, netip.MustParseAddr("2001:db8::ff"), 1234567*time.Nanosecond, 3, 1, false)
@@ -85,6 +90,7 @@ func traceBytesHeld(t *Trace) uint64 {
 	for _, pp := range t.PerPacket {
 		n += uint64(unsafe.Sizeof(pp)) + uint64(unsafe.Sizeof(netip.Addr{}))*uint64(len(pp.Addrs))
 	}
+	n += uint64(unsafe.Sizeof(RateLimit{})) * uint64(len(t.RateLimits))
 	for _, f := range t.Flows {
 		n += uint64(unsafe.Sizeof(f))
 		for _, h := range f.Hops {

@@ -80,6 +80,14 @@ func writeJSONRef(w io.Writer, t *Trace, opts Options) error {
 	if t.MDA != nil {
 		jt.MDA = &jsonMDA{Confidence: t.MDA.Confidence * 100, MaxPaths: t.MDA.MaxPaths, Complete: t.MDA.Complete, Incomplete: t.MDA.Incomplete}
 	}
+	for _, rl := range t.RateLimits {
+		jr := jsonRateLimit{TTL: rl.TTL, Pace: rl.Pace, Silences: rl.Silences}
+		if rl.After.IsValid() {
+			after := rl.After
+			jr.After = &after
+		}
+		jt.RateLimits = append(jt.RateLimits, jr)
+	}
 
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

@@ -239,6 +239,7 @@ func (c *traceCodec) trace(t *Trace) {
 		}
 		c.mda(t.MDA)
 	}
+	c.rateLimits(t)
 }
 
 func bit(b bool, v uint8) uint8 {
@@ -408,6 +409,23 @@ func (c *traceCodec) perPacket(t *Trace) {
 	}
 }
 
+// rateLimits walks t.RateLimits (last, so that the inputs written before
+// it was read the same).
+func (c *traceCodec) rateLimits(t *Trace) {
+	n := len(t.RateLimits)
+	c.count(&n, maxGenPP)
+	if !c.enc && n > 0 {
+		t.RateLimits = make([]RateLimit, n)
+	}
+	for i := range n {
+		rl := &t.RateLimits[i]
+		c.int(&rl.TTL)
+		c.addr(&rl.After)
+		c.f64(&rl.Pace)
+		c.int(&rl.Silences)
+	}
+}
+
 func (c *traceCodec) mda(m *MDA) {
 	c.f64(&m.Confidence)
 	c.int(&m.MaxPaths)
@@ -465,7 +483,7 @@ func TestTraceBytes(t *testing.T) {
 // withinGenCaps reports whether t has no more flows, hops, labels,
 // interfaces and per-packet hops than traceFromBytes makes.
 func withinGenCaps(t *Trace) bool {
-	if len(t.Flows) > maxGenFlows || len(t.PerPacket) > maxGenPP || t.MDA != nil && len(t.MDA.Incomplete) > maxGenPP {
+	if len(t.Flows) > maxGenFlows || len(t.PerPacket) > maxGenPP || len(t.RateLimits) > maxGenPP || t.MDA != nil && len(t.MDA.Incomplete) > maxGenPP {
 		return false
 	}
 	for _, pp := range t.PerPacket {

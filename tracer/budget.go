@@ -76,6 +76,7 @@ type budget struct {
 	ansStart        time.Time
 	lastCut         time.Time
 	lastExplained   time.Time // the last silence the budget explained
+	explained       int       // silences the budget explained
 	// A window on the probes awaited, as in TCP's slow start: before
 	// the first answers, a hop takes a few probes at once, and one more
 	// for each answer, until a cut paces it (see awaited).
@@ -510,7 +511,7 @@ func (bs *budgets) silent(b *budget, now, sent time.Time) (explained bool) {
 		// them: a silence, not its budget.
 		return false
 	}
-	b.lastExplained = now
+	b.lastExplained, b.explained = now, b.explained+1
 	if now.Sub(b.lastCut) < bs.step(b) || b.trial.on {
 		return true
 	}
@@ -559,6 +560,20 @@ func (bs *budgets) awaited(b *budget, now time.Time) int32 {
 		n += max(0, b.sent[k]-b.got[k]-b.lost[k])
 	}
 	return n
+}
+
+// report says what is known of hop k's budget: the pace its probes are
+// held to (0 when none), and the silences the budget explained; ok is false
+// for a hop never paced nor silenced by its budget.
+func (bs *budgets) report(k budgetKey) (pace float64, silences int, ok bool) {
+	b := bs.m[k]
+	if b == nil || math.IsInf(b.rate, 1) && b.explained == 0 {
+		return 0, 0, false
+	}
+	if !math.IsInf(b.rate, 1) {
+		pace = b.rate
+	}
+	return pace, b.explained, true
 }
 
 // live says whether the window applies to the hop: it answered lately (a

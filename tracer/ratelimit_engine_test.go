@@ -43,6 +43,26 @@ func TestRateLimitedRoutersGiveTheTruePaths(t *testing.T) {
 		if tr.ProbesSent > 120 {
 			t.Errorf("seed %d: %d probes for 4 paths of 4 hops", seed, tr.ProbesSent)
 		}
+		// The result says which hops were paced: some hop behind the
+		// first router (its successors at TTL 2, or r3 at TTL 3), and
+		// the run's summary lists them all.
+		t.Logf("seed %d: rate limits %+v", seed, tr.RateLimits)
+		paced := false
+		for _, rl := range tr.RateLimits {
+			if rl.TTL < 1 || rl.TTL > 3 || rl.Pace < 0 || rl.Silences < 0 {
+				t.Errorf("seed %d: rate limit %+v: not a hop of the diamond's routers", seed, rl)
+			}
+			paced = paced || rl.Pace > 0 || rl.Silences > 0
+		}
+		if !paced || len(r.sum.RateLimits) < len(tr.RateLimits) {
+			t.Errorf("seed %d: rate limits %+v, summary's %+v", seed, tr.RateLimits, r.sum.RateLimits)
+		}
+	}
+	// Without the limits, nothing is paced and nothing is reported.
+	r := run(t, tracertest.Diamond(4), 1, tracer.Config{}, tracer.Addrs(tracertest.DstAddr))
+	if len(r.results) != 1 || r.results[0].RateLimits != nil || r.sum.RateLimits != nil || r.sum.Limited != 0 {
+		t.Errorf("unlimited diamond: %d results, rate limits %+v, summary's %+v, %d silences explained",
+			len(r.results), r.results[0].RateLimits, r.sum.RateLimits, r.sum.Limited)
 	}
 }
 

@@ -108,7 +108,12 @@ func (t *Tracer) Run(ctx context.Context, sink Sink) (Summary, error) {
 	sendErr := t.net.Close()
 	g.Wait()
 
-	sum := Summary{Stats: t.Stats(), Skips: r.skips, Duration: t.cfg.Clock.Now().Sub(start)}
+	sum := Summary{Stats: t.Stats(), Skips: r.skips, Duration: t.cfg.Clock.Now().Sub(start), RateLimits: r.sc.allRateLimits()}
+	if r.debug {
+		for _, rl := range sum.RateLimits {
+			t.log.Debug("rate limit", "ttl", rl.TTL, "after", rl.After, "pace_per_s", rl.Pace, "silences", rl.Silences)
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		return sum, ctx.Err()
@@ -331,6 +336,7 @@ func (r *run) finish(slot int, partial bool) {
 		// the destinations never reached, it has no result.
 		return
 	}
+	tr.RateLimits = r.sc.rateLimits(tr)
 	if t.cfg.Adaptive() {
 		// Rows get the hops the search implies without probing
 		// them; path IDs that stay incomplete are not rows.

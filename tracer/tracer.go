@@ -77,6 +77,12 @@ type Summary struct {
 	Skips []Skip
 	// Duration is how long the run took.
 	Duration time.Duration
+	// RateLimits lists every hop of the run whose routers answered
+	// slower than they were asked (their ICMP rate limits): the pace its
+	// probes were held to at the end (0 when no longer), and the
+	// silences its budget explained. For TTL 1, After is invalid: the
+	// source. The routers of a TTL as a whole also have an invalid After.
+	RateLimits []analysis.RateLimit
 }
 
 // LogValue gives the summary as the attributes of a log line:
@@ -85,10 +91,21 @@ type Summary struct {
 func (s Summary) LogValue() slog.Value {
 	return slog.GroupValue(slog.Int64("destinations", s.Total), slog.Int64("reached", s.Reached), slog.Int64("skipped", s.Skipped),
 		slog.Int64("partial", s.Partial), slog.Int64("probes", s.Sent), slog.Int64("retries", s.Retries),
-		slog.Int64("rate_limited", s.Limited),
+		slog.Int64("rate_limited", s.Limited), slog.Int("paced_hops", s.paced()),
 		slog.Int64("replies", s.Replies), slog.Int64("received", s.Received), slog.Int64("dropped", s.Dropped),
 		slog.Int64("unmatched", s.Unmatched), slog.Int64("late", s.Late), slog.Duration("duration", s.Duration.Round(time.Microsecond)),
 		slog.Int64("probes_per_s", int64(float64(s.Sent)/max(s.Duration.Seconds(), 1e-9))))
+}
+
+// paced counts the hops of RateLimits paced at the end.
+func (s Summary) paced() int {
+	n := 0
+	for _, rl := range s.RateLimits {
+		if rl.Pace > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // MaxSkips bounds the skipped destinations that a Summary lists and that

@@ -50,6 +50,12 @@ type faultResult struct {
 	MDA *struct {
 		Complete bool `json:"complete"`
 	} `json:"mda"`
+	RateLimits []struct {
+		TTL      int      `json:"ttl"`
+		After    *string  `json:"after"`
+		Pace     *float64 `json:"pace_per_s"`
+		Silences int      `json:"silences"`
+	} `json:"rate_limits"`
 }
 
 // parseFaultResults decodes JSON Lines; every line must be whole.
@@ -405,6 +411,16 @@ func TestFaultRateLimit(t *testing.T) {
 	}
 	if len(r.UniquePaths) != 4 {
 		t.Errorf("%d distinct paths, want the diamond's 4", len(r.UniquePaths))
+	}
+	// The result names the hops the limits paced: TTLs of the diamond's
+	// routers (1 to 3), each with its pace and the silences waited out.
+	if len(r.RateLimits) == 0 {
+		t.Errorf("no rate_limits in the result, though the routers held back %d answers", limited)
+	}
+	for _, rl := range r.RateLimits {
+		if rl.TTL < 1 || rl.TTL > 3 || rl.Pace == nil || *rl.Pace < 0 || rl.Silences < 0 {
+			t.Errorf("rate limit %+v: not a hop of the diamond's routers", rl)
+		}
 	}
 	if c.silent > 0 {
 		checkRateLimited(t, r)
