@@ -25,10 +25,11 @@ import (
 //   - a hop with too little traffic to judge that way is judged by its
 //     timeouts, on the outcomes of the probes it was sent over the last
 //     periods: when it answered fewer than its share (by more than chance
-//     explains), it is paced at a quarter of the rate it answered or was
-//     sent at, then 0.7 times slower at each step with such silences and
-//     1.5 times faster at each step without (a step: a period, or the
-//     time a few probes take at the pace, if longer).
+//     explains), it is paced at a quarter of the rate it answered at (0.7
+//     of it when it answered most: loss looks so, and a deep cut would
+//     slow its trial), then 0.7 times slower at each step with such
+//     silences and 1.5 times faster at each step without (a step: a
+//     period, or the time a few probes take at the pace, if longer).
 //
 // Loss looks like a budget at first: probes go unanswered. The two differ
 // in what a slower pace does: it raises the share a limited hop answers,
@@ -108,7 +109,7 @@ type trial struct {
 	on      bool
 	since   time.Time // the cut
 	until   time.Time // the last probe it follows was sent then
-	sends   int       // probes sent since the cut, up to budgetTrial
+	sends   int       // probes sent since the cut, up to size()
 	before  float64   // the share answered before the cut...
 	beforeN int       // ...of this many probes
 	// For a trial the timeouts started, the outcomes of the probes sent
@@ -152,7 +153,6 @@ const (
 	budgetFirst     = 0.25 // the first pace from timeouts: this share of the rate answered (or sent) at
 	budgetCut       = 0.7  // a period with silences keeps this share of the pace...
 	budgetRaise     = 1.5  // ...one without raises it by this factor
-	budgetBaseGain  = 0.05 // weight of a judged span's share in a base that rises
 	budgetBurst     = 20 * time.Millisecond
 	budgetWindow    = 4 // probes a hop takes at once before its first answer
 	// budgetRetries is how often a probe whose silence a budget explains
@@ -166,10 +166,11 @@ const (
 	// share rose budgetHelped times, or to near the base.
 	budgetTrial        = 16
 	budgetTrialMin     = 4
-	budgetTrialLoss    = 12 // outcomes after the cut a verdict of loss needs
-	budgetJudgeSlow    = 8  // outcomes the timeouts need to judge a hop
-	budgetStepProbes   = 4  // probes at the pace between two changes of it
-	budgetBefore       = 6  // periods before the cut a trial compares with
+	budgetTrialLoss    = 12  // of budgetTrial outcomes, those a verdict of loss needs
+	budgetJudgeSlow    = 8   // outcomes the timeouts need to judge a hop
+	budgetFewShare     = 0.4 // under this share of its base, a hop answered few
+	budgetStepProbes   = 4   // probes at the pace between two changes of it
+	budgetBefore       = 6   // periods before the cut a trial compares with
 	budgetTrialPeriods = 8
 	budgetHist         = 16 // periods of outcomes kept: a trial's and two before
 	budgetHelped       = 1.2
@@ -250,10 +251,11 @@ func (bs *budgets) judge(b *budget, now time.Time) {
 			b.rate = math.Inf(1)
 		}
 	}
-	if share > b.base {
-		// Loss that eases: the base follows, slowly, for a judged
-		// span is a small sample.
-		b.base += budgetBaseGain * (min(1, share) - b.base)
+	if sd := math.Sqrt(b.base * (1 - b.base) / float64(sent)); share > b.base+2*sd {
+		// Loss that eased: the span answered more than chance
+		// explains. (A base that followed every span above it would
+		// creep up on noise alone, and take loss for a limit again.)
+		b.base = min(1, share)
 	}
 }
 
@@ -320,7 +322,7 @@ func (bs *budgets) count(b *budget, now, sent time.Time, answered bool) {
 		}
 		t.before = float64(t.beforeGot) / float64(t.beforeN)
 	}
-	if t.n < budgetTrialLoss {
+	if t.n < t.size()*budgetTrialLoss/budgetTrial {
 		return // too few to say: the cut stands
 	}
 	if !t.lossy(b.base) {
@@ -395,15 +397,25 @@ func (bs *budgets) step(b *budget) time.Duration {
 func (bs *budgets) trialSpan(b *budget) time.Duration {
 	d := budgetTrialPeriods * bs.period
 	if !math.IsInf(b.rate, 1) && b.rate > 0 {
-		d = max(d, min(time.Minute, time.Duration(budgetTrial/b.rate*float64(time.Second))))
+		d = max(d, min(time.Minute, time.Duration(float64(b.trial.size())/b.rate*float64(time.Second))))
 	}
 	return d
+}
+
+// size is the number of probes a trial follows: budgetTrial, or twice as
+// many for one the bins started: their hop is busy, the probes come fast,
+// and the share before the cut was counted on many.
+func (t *trial) size() int {
+	if t.judged {
+		return 2 * budgetTrial
+	}
+	return budgetTrial
 }
 
 // sending counts a probe sent at now into b's trial.
 func (b *budget) sending(now time.Time) {
 	if t := &b.trial; t.on && t.until.IsZero() {
-		if t.sends++; t.sends == budgetTrial {
+		if t.sends++; t.sends == t.size() {
 			t.until = now
 		}
 	}
@@ -506,7 +518,8 @@ func (bs *budgets) silent(b *budget, now, sent time.Time) (explained bool) {
 	if !b.answered || now.Sub(b.lastAnswer) > 2*bs.period {
 		return false
 	}
-	if n, got := b.recent(now, bs.period); n < budgetJudgeSlow || !b.short(n, got) {
+	n, got := b.recent(now, bs.period)
+	if n < budgetJudgeSlow || !b.short(n, got) {
 		// Too few outcomes to say, or the hop answered its share of
 		// them: a silence, not its budget.
 		return false
@@ -523,13 +536,22 @@ func (bs *budgets) silent(b *budget, now, sent time.Time) (explained bool) {
 	b.cut = true
 	switch {
 	case math.IsInf(b.rate, 1):
-		// Half the rate it answered at, and a cut of the rate it was
-		// sent at: a trial of a pace that changes nothing says nothing.
-		b.rate = bs.answerRate(b, now) * budgetFirst
-		if sent := b.sendRate(); sent > 0 {
-			b.rate = min(b.rate, sent*budgetFirst)
+		// A quarter of the rate it answered at, for a hop that
+		// answered few (a router's budget for this source, as Linux's
+		// one a second); 0.7 of it for one that answered most (as
+		// loss would): its trial then comes sooner.
+		depth := budgetFirst
+		if float64(got) >= budgetFewShare*b.base*float64(n) {
+			depth = budgetCut
 		}
-		b.rate = max(budgetMinRate, b.rate)
+		// The rate it answered at: the rate it was sent at over the
+		// bins times the share it answered lately, or else the answers
+		// of the last periods.
+		answered := b.sendRate() * float64(got) / float64(n)
+		if answered == 0 {
+			answered = bs.answerRate(b, now)
+		}
+		b.rate = max(budgetMinRate, answered*depth)
 		b.tokens, b.last = 0, now
 	default:
 		b.rate = max(budgetMinRate, b.rate*budgetCut)

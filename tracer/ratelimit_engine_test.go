@@ -69,13 +69,17 @@ func TestRateLimitedRoutersGiveTheTruePaths(t *testing.T) {
 // Loss is not a limit: with r1's links losing 20% of the packets each way,
 // a scan of 62 destinations is not paced down for it. It takes its retries
 // and finishes within a few of its timeouts, as it does with no pacing at
-// all (about 2 s of the simulator's time).
+// all: 1.6 to 1.7 s of the simulator's time, against tens of seconds when
+// loss was taken for a limit. The simulator's time depends a little on how
+// the engine's goroutines interleave (a loaded machine saw one run take
+// 9.5 s), so the median of three seeds is held to the bound.
 func TestLossIsNotPacedLikeALimit(t *testing.T) {
 	var dsts []netip.Addr
 	for i := 1; i <= 62; i++ {
 		dsts = append(dsts, netip.AddrFrom4([4]byte{10, 99, 0, byte(i)}))
 	}
-	for seed := uint64(1); seed <= 1; seed++ {
+	var took []time.Duration
+	for seed := uint64(1); seed <= 3; seed++ {
 		topo := tracertest.Diamond(4)
 		for j := 1; j <= 4; j++ {
 			topo.Edge("r1", fmt.Sprintf("a%d", j)).Loss = 0.2
@@ -85,10 +89,10 @@ func TestLossIsNotPacedLikeALimit(t *testing.T) {
 			t.Fatalf("seed %d: %v, %d results", seed, r.err, len(r.results))
 		}
 		t.Logf("seed %d: %d probes, %d retries, %d limited, %v virtual", seed, r.sum.Sent, r.sum.Retries, r.sum.Limited, r.sum.Duration.Round(time.Millisecond))
-		// With no pacing: 1.6 to 1.7 s. A loss taken for a limit paced
-		// such scans down to tens of seconds.
-		if r.sum.Duration > 6*time.Second {
-			t.Errorf("seed %d: %v of the simulator's time for 62 destinations through a lossy router", seed, r.sum.Duration)
-		}
+		took = append(took, r.sum.Duration)
+	}
+	slices.Sort(took)
+	if took[1] > 6*time.Second {
+		t.Errorf("62 destinations through a lossy router took %v of the simulator's time (median of 3 seeds)", took)
 	}
 }
