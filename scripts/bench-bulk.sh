@@ -56,21 +56,7 @@ for ((i = 1; i <= runs; i++)); do
 	read -r swall suser ssys srss < <(tail -1 "$tmp/t2")
 	# Text output: a "tracelb from S to D, ..., N probes, 95%" line per
 	# destination, then its paths, "10.0.0.1 -> (b1, b2, ...) -> ...".
-	read -r sprobes sfull sdsts < <(python3 - "$tmp/sc.txt" <<'PY'
-import re, sys
-probes = full = dsts = 0
-for line in open(sys.argv[1]):
-    m = re.match(r"tracelb from \S+ to \S+, .*?(\d+) probes", line)
-    if m:
-        dsts += 1
-        probes += int(m.group(1))
-        continue
-    m = re.match(r"10\.0\.0\.1 -> \(([^)]*)\)", line)
-    if m and len(m.group(1).split(",")) >= 4:
-        full += 1
-print(probes, full, dsts)
-PY
-)
+	read -r sprobes sfull sdsts < <(scripts/tracelb-count.py "$tmp/sc.txt")
 	printf ' | scamper %d/%d, %d probes, wall %ss, CPU %.2fs, %d MiB | wall ratio %.1fx\n' \
 		"$sfull" "$sdsts" "$sprobes" "$swall" "$(awk -v a="$suser" -v b="$ssys" 'BEGIN{print a+b}')" $((srss / 1024)) \
 		"$(awk -v a="$swall" -v b="$wall" 'BEGIN{print a/b}')"

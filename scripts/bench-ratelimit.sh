@@ -56,21 +56,7 @@ sc_text() {
 	local label=$1
 	shift
 	/usr/bin/time -f "%e" -o "$tmp/t" ip netns exec "$prefix-prober" scamper "$@" >"$tmp/sc.txt" 2>/dev/null || true
-	read -r probes full dsts < <(python3 - "$tmp/sc.txt" <<'PY'
-import re, sys
-probes = full = dsts = 0
-for line in open(sys.argv[1]):
-    m = re.match(r"tracelb from \S+ to \S+, .*?(\d+) probes", line)
-    if m:
-        dsts += 1
-        probes += int(m.group(1))
-        continue
-    m = re.match(r"10\.0\.0\.1 -> \(([^)]*)\)", line)
-    if m and len(m.group(1).split(",")) >= 4:
-        full += 1
-print(probes, full, dsts)
-PY
-)
+	read -r probes full dsts < <(scripts/tracelb-count.py "$tmp/sc.txt")
 	printf '%s: %d/%d destinations with 4 branches, %d probes, wall %ss\n' "$label" "$full" "$dsts" "$probes" "$(cat "$tmp/t")"
 }
 
