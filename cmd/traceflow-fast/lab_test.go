@@ -65,14 +65,17 @@ type runOutput struct {
 	code           int
 }
 
-// traceIn runs the command in the lab's prober namespace.
+// traceIn runs the command in the lab's prober namespace. A run that has
+// not ended in 3 minutes is killed: a hang, not a slow machine (the lossy
+// and rate-limited labs pace their probes, and a loaded machine has taken
+// 45 s over a scan that takes 5 alone).
 func traceIn(t *testing.T, l *lab.Lab, args ...string) runOutput {
 	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := l.Command(ctx, "prober", bin, args...)
 	var stdout, stderr bytes.Buffer
