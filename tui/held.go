@@ -7,8 +7,9 @@ import (
 )
 
 // held is a writer that holds back what is written to it while the view
-// covers the terminal, and writes it through once released: results and
-// logs reach the screen after the view is gone, in the order written.
+// covers the terminal (from hold to release), and writes it through
+// otherwise: results and logs reach the screen after the view is gone, in
+// the order written.
 type held struct {
 	mu      sync.Mutex
 	w       io.Writer
@@ -17,7 +18,14 @@ type held struct {
 	last    string // the last complete line written while holding
 }
 
-func newHeld(w io.Writer) *held { return &held{w: w, holding: true} }
+func newHeld(w io.Writer) *held { return &held{w: w} }
+
+// hold starts holding back what is written.
+func (h *held) hold() {
+	h.mu.Lock()
+	h.holding = true
+	h.mu.Unlock()
+}
 
 func (h *held) Write(p []byte) (int, error) {
 	h.mu.Lock()

@@ -123,16 +123,18 @@ func TestRenderMarksDivergeAndConverge(t *testing.T) {
 func TestHeldWriter(t *testing.T) {
 	var out bytes.Buffer
 	h := newHeld(&out)
+	h.Write([]byte("zero\n"))
+	h.hold()
 	h.Write([]byte("time=x level=INFO msg=one\n"))
 	h.Write([]byte("two\nthree"))
-	if out.Len() != 0 || h.lastLine() != "time=x level=INFO msg=one" || trimTime(h.lastLine()) != "level=INFO msg=one" {
+	if out.String() != "zero\n" || h.lastLine() != "time=x level=INFO msg=one" || trimTime(h.lastLine()) != "level=INFO msg=one" {
 		t.Fatalf("held: %q written, last line %q", out.String(), h.lastLine())
 	}
 	if err := h.release(); err != nil {
 		t.Fatal(err)
 	}
 	h.Write([]byte("\nfour\n"))
-	if got := out.String(); got != "time=x level=INFO msg=one\ntwo\nthree\nfour\n" {
+	if got := out.String(); got != "zero\ntime=x level=INFO msg=one\ntwo\nthree\nfour\n" {
 		t.Errorf("released: %q", got)
 	}
 }

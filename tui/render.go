@@ -119,11 +119,11 @@ func header(s *Snapshot, v *View, rows []Row, l layout) []string {
 			ids[id] = true
 		}
 	}
-	counts := fmt.Sprintf("%d distinct paths among %d path IDs", len(rows), len(ids))
+	counts := fmt.Sprintf("[%s]  %d distinct paths among %d path IDs", state, len(rows), len(ids))
 	if v.ByID {
-		counts = fmt.Sprintf("%d path IDs", len(rows))
+		counts = fmt.Sprintf("[%s]  %d path IDs", state, len(rows))
 	}
-	counts += fmt.Sprintf("  sent %d  replies %d  [%s]", s.Sent, s.Replies, state)
+	counts += fmt.Sprintf("  sent %d  replies %d", s.Sent, s.Replies)
 	ttl := pad("TTL", labelWidth)
 	for c := v.Left; c < min(v.Left+l.cols, max(l.ttls, 1)); c++ {
 		ttl += pad(strconv.Itoa(c+1), l.cell)
@@ -189,7 +189,7 @@ func footer(v *View, rows int, l layout) string {
 	keys := "q quit  p pause  d " + map[bool]string{false: "path IDs", true: "distinct paths"}[v.ByID] + "  arrows scroll  ? help"
 	where := fmt.Sprintf("rows %d-%d/%d TTLs %d-%d/%d", min(v.Top+1, rows), min(v.Top+l.rowsShow, rows), rows,
 		min(v.Left+1, l.ttls), min(v.Left+l.cols, l.ttls), l.ttls)
-	line := keys + "  " + where
+	line := where + "  " + keys
 	if v.Log != "" {
 		line += "  | " + v.Log
 	}

@@ -39,8 +39,9 @@ var ErrNotTerminal = errors.New("not a terminal")
 // otherwise. It checks that the view can be shown: standard input, output
 // and error (out.Stdout, out.Stderr) are a terminal, and the run is not a
 // bulk scan, which it does not show. It then sets cfg.Observer to the
-// view's state, and holds back what is written to out.Stdout and
-// out.Stderr (results without --output, and logs) until the view is gone.
+// view's state, and replaces out.Stdout and out.Stderr with writers that
+// hold back what is written to them (results without --output, and logs)
+// while the view is up.
 func Open(on bool, cfg *tracer.Config, out *output.Options, bulk bool) (*Session, error) {
 	if !on {
 		return nil, nil
@@ -90,6 +91,8 @@ func (s *Session) Run(ctx context.Context, run RunFunc, sink tracer.Sink) (trace
 		ctx = s.Context(ctx)
 	}
 	defer s.cancel()
+	s.stdout.hold()
+	s.stderr.hold()
 	scr, err := enter(s.in, s.out)
 	if err != nil {
 		s.release()
