@@ -2,11 +2,15 @@ package tui
 
 import (
 	"bytes"
+	"context"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/traceflow-fast/traceflow-fast/analysis"
+	"github.com/traceflow-fast/traceflow-fast/analysis/asn"
+	"github.com/traceflow-fast/traceflow-fast/annotate"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 )
 
@@ -136,5 +140,30 @@ func TestHeldWriter(t *testing.T) {
 	h.Write([]byte("\nfour\n"))
 	if got := out.String(); got != "zero\ntime=x level=INFO msg=one\ntwo\nthree\nfour\n" {
 		t.Errorf("released: %q", got)
+	}
+}
+
+// Once the result is annotated, the hops show their AS (and host name):
+// the view draws what annotate added, at the hops it belongs to.
+func TestRenderShowsAnnotations(t *testing.T) {
+	r := simulate(t, "diamond4", tracer.Config{Paths: 16})
+	db, err := asn.Read(strings.NewReader("10.0.0.0\t24\t64500\n10.99.0.0\t20\t64599\n"), asn.Pfx2AS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	(&annotate.Annotator{ASN: db}).Apply(context.Background(), []*analysis.Trace{r.trace})
+	for _, v := range []View{{}, {ByID: true}} {
+		rows := readScreen(t, r.state.Snapshot(0), v, 120, 40)
+		if len(rows) == 0 {
+			t.Fatal("no rows shown")
+		}
+		for _, row := range rows {
+			for ttl := range row.hops {
+				want := map[int]string{1: "AS64500", 4: "AS64599"}[ttl]
+				if row.names[ttl] != want {
+					t.Errorf("%s TTL %d (%s): %q after the address, want %q", row.label, ttl, row.hops[ttl], row.names[ttl], want)
+				}
+			}
+		}
 	}
 }

@@ -37,6 +37,7 @@ const (
 	labelWidth = 8
 	minCell    = 18
 	maxCell    = 42
+	maxNamed   = 30 // the widest a name makes a hop
 )
 
 // layout is where things go on a screen of a size.
@@ -52,7 +53,11 @@ func newLayout(rows []Row, width, height int) layout {
 	for i := range rows {
 		l.ttls = max(l.ttls, len(rows[i].Hops))
 		for _, h := range rows[i].Hops {
-			l.cell = max(l.cell, len(h.Addr.String())+3)
+			w := len(h.Addr.String()) + 3
+			if h.Name != "" {
+				w = min(w+1+len(h.Name), maxNamed)
+			}
+			l.cell = max(l.cell, w)
 		}
 	}
 	l.cell = min(l.cell, maxCell, width-labelWidth)
@@ -147,7 +152,8 @@ func rowLinesOf(row *Row, r int, v *View, l layout) []string {
 	for t := v.Left; t < min(v.Left+l.cols, len(row.Hops)); t++ {
 		c := hopCell(row, t)
 		for i := range lines {
-			lines[i] += pad(c[i], l.cell)
+			// A gap of one column at least: a name is cut short.
+			lines[i] += pad(pad(c[i], l.cell-1), l.cell)
 		}
 	}
 	return lines
@@ -167,6 +173,9 @@ func hopCell(row *Row, t int) [rowLines]string {
 	switch {
 	case h.Addr.IsValid():
 		c[0] = conv + h.Addr.String() + div
+		if h.Name != "" {
+			c[0] += " " + h.Name
+		}
 	case h.Sent == 0 && !h.Inferred:
 		c[0] = " ."
 	default:

@@ -3,7 +3,10 @@ package tui
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
 
 // Row is a line of the view: a distinct path (the path IDs that took it)
@@ -92,6 +95,7 @@ func finalRows(s *Snapshot, byID bool) []Row {
 	for i := range s.Flows {
 		live[s.Flows[i].PathID] = &s.Flows[i]
 	}
+	names := hopNames(s.Final)
 	var rows []Row
 	add := func(ids []int, addrs []netip.Addr, reached bool) {
 		r := Row{PathIDs: ids, Hops: make([]HopStats, len(addrs)), Reached: reached}
@@ -106,7 +110,7 @@ func finalRows(s *Snapshot, byID bool) []Row {
 			}
 		}
 		for t, a := range addrs {
-			r.Hops[t].Addr = a
+			r.Hops[t].Addr, r.Hops[t].Name = a, names[a]
 		}
 		rows = append(rows, r)
 	}
@@ -163,4 +167,29 @@ func mark(rows []Row) {
 			}
 		}
 	}
+}
+
+// hopNames returns what the annotations of t say of each address: its
+// host name, origin AS and IXP, as far as known.
+func hopNames(t *analysis.Trace) map[netip.Addr]string {
+	names := make(map[netip.Addr]string)
+	for _, f := range t.Flows {
+		for _, h := range f.Hops {
+			if !h.Addr.IsValid() || names[h.Addr] != "" {
+				continue
+			}
+			var parts []string
+			if h.Hostname != "" {
+				parts = append(parts, h.Hostname)
+			}
+			if h.ASN != 0 {
+				parts = append(parts, "AS"+strconv.FormatUint(uint64(h.ASN), 10))
+			}
+			if h.IXP != "" {
+				parts = append(parts, h.IXP)
+			}
+			names[h.Addr] = strings.Join(parts, " ")
+		}
+	}
+	return names
 }

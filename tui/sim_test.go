@@ -74,6 +74,7 @@ func (r *simRun) truth(t *testing.T, paths int) []string {
 type screenRow struct {
 	label string
 	hops  map[int]string // by TTL: the address with its marks, "*" or "."
+	names map[int]string // by TTL: what follows the address
 	stats map[int]string // by TTL: the loss and average line
 }
 
@@ -143,13 +144,16 @@ func readLines(t *testing.T, lines []string, cell int, rows map[string]*screenRo
 		}
 		r := rows[label]
 		if r == nil {
-			r = &screenRow{label: label, hops: make(map[int]string), stats: make(map[int]string)}
+			r = &screenRow{label: label, hops: make(map[int]string), names: make(map[int]string), stats: make(map[int]string)}
 			rows[label] = r
 		}
-		hops := strings.Fields(cut(lines[i], labelWidth))
-		for c, h := range hops {
-			r.hops[ttls[c]] = h
-			r.stats[ttls[c]] = strings.TrimSpace(pad(cut(lines[i+1], labelWidth+c*cell), cell))
+		for c, ttl := range ttls {
+			f := strings.Fields(pad(cut(lines[i], labelWidth+c*cell), cell))
+			if len(f) == 0 {
+				continue // the row ends before this TTL
+			}
+			r.hops[ttl], r.names[ttl] = f[0], strings.Join(f[1:], " ")
+			r.stats[ttl] = strings.TrimSpace(pad(cut(lines[i+1], labelWidth+c*cell), cell))
 		}
 	}
 }

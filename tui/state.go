@@ -30,7 +30,8 @@ type HopStats struct {
 	// Round-trip times of the answers: the last, their sum (Avg divides
 	// it by Recv), the best and the worst.
 	Last, Sum, Best, Worst time.Duration
-	Inferred               bool // not probed: implied by the MDA search
+	Inferred               bool   // not probed: implied by the MDA search
+	Name                   string // host name, AS and IXP of Addr, once the result's annotations give them
 }
 
 // Loss is the share of the probes sent that got no answer, in percent.
