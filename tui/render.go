@@ -28,11 +28,11 @@ const (
 )
 
 // Geometry of the screen: the title, counts and TTL lines above the rows,
-// the keys' line below; a row takes rowLines lines, its label labelWidth
+// the keys' line and the last log line below; a row takes rowLines lines, its label labelWidth
 // columns, a hop at least minCell (a gap included).
 const (
 	headLines  = 3
-	footLines  = 1
+	footLines  = 2
 	rowLines   = 3
 	labelWidth = 8
 	minCell    = 18
@@ -92,7 +92,7 @@ func Render(s *Snapshot, v View, width, height int) []string {
 	for len(out) < height-footLines {
 		out = append(out, "")
 	}
-	out = append(out[:height-footLines], footer(&v, len(rows), l))
+	out = append(out[:height-footLines], footer(&v, len(rows), l), v.Log)
 	return fit(out, width, height)
 }
 
@@ -193,16 +193,12 @@ func hopCell(row *Row, t int) [rowLines]string {
 	return c
 }
 
-// footer is the keys, and where the scroll is.
+// footer is where the scroll is, and the keys.
 func footer(v *View, rows int, l layout) string {
 	keys := "q quit  p pause  d " + map[bool]string{false: "path IDs", true: "distinct paths"}[v.ByID] + "  arrows scroll  ? help"
 	where := fmt.Sprintf("rows %d-%d/%d TTLs %d-%d/%d", min(v.Top+1, rows), min(v.Top+l.rowsShow, rows), rows,
 		min(v.Left+1, l.ttls), min(v.Left+l.cols, l.ttls), l.ttls)
-	line := where + "  " + keys
-	if v.Log != "" {
-		line += "  | " + v.Log
-	}
-	return line
+	return where + "  " + keys
 }
 
 // helpLines is the help screen.

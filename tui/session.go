@@ -142,18 +142,17 @@ func (s *Session) loop(ctx context.Context, scr *screen, ended <-chan string) {
 	defer tick.Stop()
 	var v View
 	snap := s.state.Snapshot(0)
-	seen, dirty, over := uint64(0), true, false
+	seen, dirty, over := uint64(0), false, false
+	scr.draw(Render(snap, v, scr.w, scr.h))
 	for {
-		if dirty {
-			scr.draw(Render(snap, v, scr.w, scr.h))
-			dirty = false
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case status := <-ended:
 			v.Status, over, dirty = status, true, true
-			snap = s.state.Snapshot(v.Dest)
+			if !v.Paused {
+				snap = s.state.Snapshot(v.Dest)
+			}
 		case b, ok := <-keys:
 			if !ok {
 				keys = nil // no more input: quit with a signal
@@ -178,6 +177,12 @@ func (s *Session) loop(ctx context.Context, scr *screen, ended <-chan string) {
 			}
 			if log != v.Log {
 				v.Log, dirty = log, true
+			}
+			// Drawn on the ticks only: keys held down or a flood of
+			// answers redraw no more than once a frame.
+			if dirty {
+				scr.draw(Render(snap, v, scr.w, scr.h))
+				dirty = false
 			}
 		}
 	}
