@@ -249,3 +249,31 @@ func checkStats(t *testing.T, r *simRun, id int, row *screenRow) {
 		}
 	}
 }
+
+// With --paths auto, the finished destination's rows are its result's
+// distinct paths, the hops the search implies included (shown without
+// probes: "(inferred)" when none was sent).
+func TestRenderAdaptiveRunShowsTheResult(t *testing.T) {
+	for _, topo := range []string{"diamond8", "nested", "meshed"} {
+		r := simulate(t, topo, tracer.Config{})
+		var want []string
+		for _, up := range r.trace.UniquePaths() {
+			want = append(want, strings.TrimSuffix(tracertest.Path{Hops: up.Hops, Reached: up.Reached}.String(), " !"))
+		}
+		slices.Sort(want)
+		rows := readScreen(t, r.state.Snapshot(0), View{}, 80, 24)
+		if got := screenPaths(rows); !slices.Equal(got, want) {
+			t.Errorf("%s: rows shown\n  %s\nwant the result's distinct paths\n  %s", topo, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		used := 0
+		for _, f := range r.trace.Flows {
+			used = max(used, f.PathID)
+		}
+		truth := r.truth(t, used)
+		for _, p := range want {
+			if !slices.Contains(truth, p) {
+				t.Errorf("%s: path %s shown, not one the simulator's path IDs 1..%d take", topo, p, used)
+			}
+		}
+	}
+}
