@@ -23,7 +23,7 @@ type simRun struct {
 	trace *analysis.Trace
 }
 
-func simulate(t *testing.T, topology string, cfg tracer.Config) *simRun {
+func simulate(t testing.TB, topology string, cfg tracer.Config) *simRun {
 	t.Helper()
 	topo, err := tracertest.ByName(topology)
 	if err != nil {
