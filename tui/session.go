@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/term"
@@ -98,6 +99,10 @@ func (s *Session) Run(ctx context.Context, run RunFunc, sink tracer.Sink) (trace
 		s.release()
 		return tracer.Summary{}, fmt.Errorf("--tui: %w", err)
 	}
+	// Should run panic, the terminal is given back all the same.
+	var once sync.Once
+	restore := func() { once.Do(scr.restore) }
+	defer restore()
 	ended := make(chan string, 1)
 	closed := make(chan struct{})
 	go func() {
@@ -111,7 +116,7 @@ func (s *Session) Run(ctx context.Context, run RunFunc, sink tracer.Sink) (trace
 	}))
 	ended <- endStatus(ctx, runErr)
 	<-closed
-	scr.restore()
+	restore()
 	if err := s.release(); err != nil && runErr == nil {
 		runErr = err
 	}

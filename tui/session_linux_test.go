@@ -163,3 +163,32 @@ func TestSessionQuitStopsTheRun(t *testing.T) {
 		t.Errorf("Run after q: %v, context %v: want the run cancelled", err, ctx.Err())
 	}
 }
+
+// A run that panics still leaves the terminal as it found it.
+func TestSessionRestoresOnPanic(t *testing.T) {
+	p := openPTY(t, 80, 24)
+	before, err := unix.IoctlGetTermios(int(p.term.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	s := testSession(p, &stdout, &stderr)
+	recovered := make(chan any, 1)
+	raw := make(chan bool, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		s.Run(context.Background(), func(context.Context, tracer.Sink) (tracer.Summary, error) {
+			during, err := unix.IoctlGetTermios(int(p.term.Fd()), unix.TCGETS)
+			raw <- err == nil && *during != *before
+			panic("boom")
+		}, nil)
+	}()
+	if r := <-recovered; r != "boom" || !<-raw {
+		t.Fatalf("recovered %v, want the run's panic, raised in raw mode", r)
+	}
+	after, err := unix.IoctlGetTermios(int(p.term.Fd()), unix.TCGETS)
+	if err != nil || *after != *before {
+		t.Errorf("terminal mode after the panic %+v (%v), want it as before, %+v", after, err, before)
+	}
+	p.waitFor(t, "\x1b[?25h\x1b[?1049l")
+}
