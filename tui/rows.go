@@ -121,16 +121,34 @@ func finalRows(s *Snapshot, byID bool) []Row {
 				addrs[t] = h.Addr
 			}
 			add([]int{f.PathID}, addrs, f.Reached)
-			for t, h := range f.Hops {
-				rows[len(rows)-1].Hops[t].Inferred = h.Inferred
+		}
+	} else {
+		for _, up := range s.Final.UniquePaths() {
+			add(up.PathIDs, up.Hops, up.Reached)
+		}
+	}
+	markInferred(s.Final, rows)
+	return rows
+}
+
+// markInferred marks the hops of rows that the MDA search implied for
+// every path ID of the row.
+func markInferred(t *analysis.Trace, rows []Row) {
+	flows := make(map[int]*analysis.Flow, len(t.Flows))
+	for i := range t.Flows {
+		flows[t.Flows[i].PathID] = &t.Flows[i]
+	}
+	for i := range rows {
+		r := &rows[i]
+		for h := range r.Hops {
+			r.Hops[h].Inferred = len(r.PathIDs) > 0
+			for _, id := range r.PathIDs {
+				if f := flows[id]; f == nil || h >= len(f.Hops) || !f.Hops[h].Inferred {
+					r.Hops[h].Inferred = false
+				}
 			}
 		}
-		return rows
 	}
-	for _, up := range s.Final.UniquePaths() {
-		add(up.PathIDs, up.Hops, up.Reached)
-	}
-	return rows
 }
 
 // mark sets the rows' Diverge and Converge marks: a hop diverges when

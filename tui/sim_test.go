@@ -265,9 +265,44 @@ func TestRenderAdaptiveRunShowsTheResult(t *testing.T) {
 		if got := screenPaths(rows); !slices.Equal(got, want) {
 			t.Errorf("%s: rows shown\n  %s\nwant the result's distinct paths\n  %s", topo, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 		}
+		// By path ID, each hop the search implied says so, and only
+		// those: they were never probed.
+		v := View{}
+		v.Handle(KeyToggle, r.state.Snapshot(0), 120, 40)
+		ids := readScreen(t, r.state.Snapshot(0), v, 120, 40)
+		inferred := 0
 		used := 0
 		for _, f := range r.trace.Flows {
 			used = max(used, f.PathID)
+			row := ids["id "+strconv.Itoa(f.PathID)]
+			if row == nil {
+				t.Errorf("%s: path ID %d not shown", topo, f.PathID)
+				continue
+			}
+			for i, h := range f.Hops {
+				if got := row.stats[i+1] == "(inferred)"; got != h.Inferred {
+					t.Errorf("%s: path ID %d TTL %d: %q shown, inferred %v", topo, f.PathID, i+1, row.stats[i+1], h.Inferred)
+				}
+				if h.Inferred {
+					inferred++
+				}
+			}
+		}
+		if inferred == 0 {
+			t.Errorf("%s: no hop inferred: the check above checked nothing", topo)
+		}
+		// A distinct path's hop is inferred when it is for all its path
+		// IDs, as a path ID's is.
+		for _, row := range Rows(r.state.Snapshot(0), false) {
+			for i := range row.Hops {
+				all := true
+				for _, id := range row.PathIDs {
+					all = all && r.trace.Flows[slices.IndexFunc(r.trace.Flows, func(f analysis.Flow) bool { return f.PathID == id })].Hops[i].Inferred
+				}
+				if row.Hops[i].Inferred != all {
+					t.Errorf("%s: path IDs %v TTL %d: inferred %v, want %v", topo, row.PathIDs, i+1, row.Hops[i].Inferred, all)
+				}
+			}
 		}
 		truth := r.truth(t, used)
 		for _, p := range want {
