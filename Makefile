@@ -6,7 +6,8 @@ PKGS     := ./...
 # Debian packages the tests and the lab need.
 # scamper is traced beside in the lab (TestFaultNoise): its replies must not be taken for ours.
 # prometheus scrapes the monitor in the lab; its promtool checks the metrics and the alert rules.
-TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev graphviz tshark chromium libcap2-bin scamper bsdutils prometheus
+# tmux is the terminal the live view (--tui) is tested in.
+TEST_DEBS := iproute2 iputils-ping nftables python3-scapy clang llvm libbpf-dev graphviz tshark chromium libcap2-bin scamper bsdutils prometheus tmux
 # The browser view (--format viz) inlines vis-network, which viz/package-lock.json
 # pins and `make viz-deps` installs with npm; builds with TAGS embed it.
 TAGS     := visnetwork

@@ -66,6 +66,9 @@ type Config struct {
 	// Clock is the run's time (default: the system's; a simulated
 	// network may bring its own).
 	Clock Clock
+	// Observer, when set, is told of every probe sent and every answer
+	// as they happen (a live view; see Observer).
+	Observer Observer
 }
 
 // PacketLog records the packets of a run. Its errors stick: the run

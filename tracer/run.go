@@ -154,7 +154,7 @@ func (t *Tracer) newRun(sink Sink, cancel context.CancelCauseFunc) *run {
 		OnSkip:    r.skip,
 		Send:      r.send,
 		Answers:   r.answers,
-		OnSent:    func(p probeRef) { r.slots[p.Slot].col.Sent(int(p.Path), int(p.TTL)) },
+		OnSent:    r.sent,
 		OnAnswer:  r.answer,
 		OnDone:    r.finish,
 		Linger:    min(c.Wait, 500*time.Millisecond),
@@ -312,7 +312,7 @@ func (r *run) send(link int, pkts [][]byte) error {
 }
 
 // answer is the scanner's OnAnswer.
-func (r *run) answer(slot int, a *probe.Answer, _ bool) {
+func (r *run) answer(slot int, a *probe.Answer, first bool) {
 	c := r.slots[slot].col
 	if c.Reply(int(a.Path), int(a.TTL), a.From, a.RTT, a.Type, a.Code, a.Reached()) {
 		c.Details(int(a.Path), int(a.TTL), a.ReplyTTL, a.QTTL, int(a.Size))
@@ -323,6 +323,9 @@ func (r *run) answer(slot int, a *probe.Answer, _ bool) {
 	}
 	if r.debug {
 		r.t.log.Debug("reply", "dst", a.Dst, "path", a.Path, "ttl", a.TTL, "from", a.From, "type", a.Type, "code", a.Code, "rtt", a.RTT)
+	}
+	if o := r.t.cfg.Observer; o != nil {
+		o.Answer(a, first)
 	}
 }
 

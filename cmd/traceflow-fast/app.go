@@ -20,6 +20,7 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/probe"
 	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
+	"github.com/traceflow-fast/traceflow-fast/tui"
 	"github.com/traceflow-fast/traceflow-fast/viz"
 )
 
@@ -34,6 +35,7 @@ type options struct {
 	logger   *slog.Logger
 	expect   *expectation        // --expect
 	annotate *annotate.Annotator // --asn-db, --ixp-db, --rdns
+	view     *tui.Session        // --tui, or nil
 
 	// Bulk scans.
 	files       []string       // --file: target files, "-" for standard input
@@ -102,6 +104,7 @@ func traceFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "rate", Value: tracer.DefaultRate, Usage: "probes per second at most, retries included (0: as fast as the host sends)"},
 		&cli.IntFlag{Name: "window", Usage: "the most destinations traced at once; new ones start as the sender needs work", DefaultText: "as many as fit in about 100 MiB"},
 		&cli.Uint64Flag{Name: "seed", Usage: "seed of the random destination order", DefaultText: "random"},
+		&cli.BoolFlag{Name: "tui", Usage: "show the paths live, full screen, as the answers arrive (keys: q quit, p pause, d distinct paths / path IDs, arrows scroll, ? help); the results are written when it closes"},
 		&cli.BoolFlag{Name: "progress", Value: true, Usage: "show progress on standard error (a bar on a terminal, a line every 10 s otherwise)"},
 		&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Value: "vert", Usage: "output format: vert (a row per path ID), horiz (a column per path ID), json (JSON Lines, one object per destination), dot (a Graphviz digraph; several destinations are grouped by their router paths), atlas (RIPE Atlas traceroute results, a JSON line per destination and path ID), viz (the hop graph as one self-contained HTML page; served on --bind unless --output is given)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `FILE` instead of standard output"},
@@ -123,7 +126,10 @@ func traceFlags() []cli.Flag {
 
 // parseOptions validates every flag and names the bad one.
 func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
-	return parseWith(c, stdout, stderr, parseFormat, parseExpect)
+	return parseWith(c, stdout, stderr, parseFormat, parseExpect, func(c *cli.Context, o *options) (err error) {
+		o.view, err = tui.Open(c.Bool("tui"), &o.cfg, &o.out, len(o.files) > 0)
+		return err
+	})
 }
 
 // parseWith reads the flags that every run of the engine has, then those
@@ -160,7 +166,7 @@ func parseWith(c *cli.Context, stdout, stderr io.Writer, more ...func(*cli.Conte
 	if o.debug {
 		level = slog.LevelDebug
 	}
-	o.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	o.logger = slog.New(slog.NewTextHandler(o.out.Stderr, &slog.HandlerOptions{Level: level}))
 	o.cfg.Logger = o.logger
 	return o, o.cfg.Validate()
 }

@@ -21,7 +21,7 @@ const grantHint = "run as root, or grant it once: setcap cap_net_raw,cap_bpf+ep 
 
 // trace runs the probes and writes the results.
 func trace(parent context.Context, o *options) error {
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(o.view.Context(parent), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first signal, a second one kills the program the usual
 	// way, should the partial results take too long to write.
@@ -66,10 +66,10 @@ func trace(parent context.Context, o *options) error {
 		return fail(fmt.Errorf("dropping privileges: %w", err))
 	}
 	stopProgress := func() {}
-	if o.progress {
+	if o.progress && o.view == nil {
 		stopProgress = output.Progress(o.out.Stderr, tr.Stats)
 	}
-	sum, runErr := tr.Run(ctx, tracer.SinkFunc(o.annotate.Then(context.WithoutCancel(ctx), out.Result)))
+	sum, runErr := o.view.Run(ctx, tr.Run, tracer.SinkFunc(o.annotate.Then(context.WithoutCancel(ctx), out.Result)))
 	stopProgress()
 	o.logger.Info("done", slog.Any("", sum))
 	return finish(ctx, o, out, pcapw, &sum, runErr)
