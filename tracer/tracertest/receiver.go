@@ -150,6 +150,13 @@ func (n *Network) deliverDue(now time.Time) {
 		n.release(p.pkt)
 	}
 	if any {
+		// The engine is not waiting any more: the replies wake it, and
+		// the clock stays until it waits again (a Timer's C). Without
+		// this, the clock could move on once the replies were read but
+		// before the engine acted on them, whenever its goroutines took
+		// longer than Options.Quiet to be scheduled: on a loaded
+		// machine, a reply would meet its probe's timeout.
+		n.waiting = false
 		n.cond.Broadcast()
 	}
 }
