@@ -25,6 +25,17 @@ type vertex struct {
 	// back counts the flows (in probed) whose hop here was inferred from
 	// the vertex they reached beyond: no evidence of meshing.
 	back int
+	// The per-packet test (perpacket.go): the answers to repeats of the
+	// flows' probes at the next TTL, whether one came from another
+	// address than the first, the successors only repeats showed; behind
+	// says that a flow known here passed a per-packet balancer before,
+	// pp that this vertex is one.
+	reps    int
+	sends   int
+	differs bool
+	extra   []node
+	behind  bool
+	pp      bool
 }
 
 // successors returns k: the distinct successors seen. A silence is no
@@ -78,6 +89,9 @@ type hop struct {
 	// verify lists flows whose hop at ttl-1 was inferred but whose answer
 	// at ttl makes that doubtful: to probe at ttl-1.
 	verify []int
+	// again lists flows whose probe at ttl is to be sent again (the
+	// per-packet test).
+	again []int
 	known  int // flows known at ttl-1 that go on
 	// inferable says that a flow known at ttl-1 is known at ttl without
 	// probing it: every vertex at ttl-1 passed with a single successor.
@@ -105,9 +119,12 @@ type hop struct {
 //  8. markWhole, checkInferred, conclude: what the plan may use;
 //  9. advance: the flows' vertices at h, probed or inferred.
 func (a *analyzer) testHop(hp *hop, h int) {
-	*hp = hop{ttl: h, verts: hp.verts[:0], needs: hp.needs[:0], complete: hp.complete[:0], verify: hp.verify[:0]}
+	*hp = hop{ttl: h, verts: hp.verts[:0], needs: hp.needs[:0], complete: hp.complete[:0], verify: hp.verify[:0], again: hp.again[:0]}
 	a.gather(hp, h)
 	a.sortCands(hp, h)
+	if a.perPacket {
+		a.testRepeated(hp, h)
+	}
 	hp.findMeshing(a.ends)
 	waiting := a.placeBackwards(hp, h)
 	comps := a.components(hp)
@@ -119,6 +136,10 @@ func (a *analyzer) testHop(hp *hop, h int) {
 	a.checkInferred(hp)
 	a.conclude(hp, h)
 	a.advance(hp, h)
+	if a.perPacket {
+		a.testPerFlow(hp, h)
+		a.markBehind(hp)
+	}
 }
 
 // gather finds the vertices at h-1 (hp.verts) and the flows known at
@@ -151,6 +172,7 @@ func (a *analyzer) gather(hp *hop, h int) {
 			vi = len(hp.verts)
 			hp.verts = append(hp.verts, a.newVertex(f.key[h-1]))
 		}
+		hp.verts[vi].behind = hp.verts[vi].behind || f.pp
 		a.vertOf[i] = vi
 		a.record(hp.verts[vi], i, h)
 		hp.known++
@@ -173,6 +195,9 @@ func (a *analyzer) record(v *vertex, i, h int) {
 		v.silent = true
 		v.quiet++
 		return
+	}
+	if a.perPacket {
+		a.recordRepeats(v, f, h)
 	}
 	sk := node{ttl: h, addr: o.From()}
 	ends := o.Reached() || o.Stops()
@@ -212,6 +237,9 @@ func (a *analyzer) sortCands(hp *hop, h int) {
 func (hp *hop) findMeshing(ends []node) {
 	hp.meshFree = true
 	for vi, v := range hp.verts {
+		if v.behind {
+			continue // its flows' probes go any way: no evidence
+		}
 		for _, sk := range v.succ {
 			if first, _ := hp.preds(sk); first < vi && !slices.Contains(ends, sk) {
 				hp.meshFree = false
