@@ -33,6 +33,7 @@ type vertex struct {
 	reps    int
 	sends   int
 	differs bool
+	flowOK  bool // passed the per-flow test
 	extra   []node
 	behind  bool
 	pp      bool

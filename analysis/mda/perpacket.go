@@ -38,8 +38,8 @@ import (
 // 2; 3 and 4 for k = 4; 2 and 3 for k = 8).
 func Repeats(k int, confidence float64) int {
 	k = max(k, 2)
-	eps := min(max(1-confidence, 1e-9), 0.5)
-	return int(math.Ceil(math.Log(eps)/math.Log(1/float64(k)) - 1e-9))
+	eps := min(max(1-confidence, 1e-5), 0.5)
+	return int(math.Ceil(math.Log(eps*eps)/math.Log(1/float64(k)) - 1e-9))
 }
 
 // maxRepeats is the most times one probe is sent again: the Collector
@@ -81,6 +81,9 @@ func (a *analyzer) testRepeated(hp *hop, h int) {
 	for _, v := range hp.verts {
 		if v.key.anon() || v.key.ttl == 0 || v.probed == 0 || !v.differs || v.behind {
 			continue
+		}
+		if a.upstreamOpen(v, h) {
+			continue // the balancer may be before it: that is tested first
 		}
 		v.pp = true
 		a.passCounted(hp, h, v.width(), v.evidence()+v.reps, v)
@@ -156,7 +159,47 @@ func (a *analyzer) testPerFlow(hp *hop, h int) {
 		if have < want && v.sends < 3*want {
 			a.askRepeats(hp, h, want-have, func(u *vertex) bool { return u == v })
 		}
+		v.flowOK = v.passed && !v.differs && (have >= want || v.sends >= 3*want)
 	}
+}
+
+// upstreamOpen says whether a flow through v (at h-1) passed a vertex
+// before it that did not show yet that it balances per flow: the probes
+// answered from two addresses at h may be that vertex's doing, as the
+// vertices behind a per-packet balancer show several successors (and one
+// whose flows all went one way by chance shows one). It asks for that
+// vertex's repeats.
+func (a *analyzer) upstreamOpen(v *vertex, h int) bool {
+	open := false
+	for _, i := range v.flows {
+		f := &a.flows[i]
+		for j := 1; j < h-1; j++ {
+			if f.how[j] == howUnknown {
+				continue
+			}
+			up := a.hops[j+1]
+			ui := up.vertex(f.key[j])
+			if ui < 0 {
+				continue
+			}
+			u := up.verts[ui]
+			if u.key.anon() || u.pp || u.flowOK || len(u.succ) == 0 || u.toDst {
+				continue
+			}
+			// With one successor seen, the flows agree whatever the
+			// vertex does: only repeats tell.
+			want, have := Repeats(len(u.succ), a.conf), u.reps
+			if len(u.succ) >= 2 {
+				have += a.pairs(u, j+1)
+			}
+			if have >= want || u.sends >= 3*want {
+				continue
+			}
+			open = true
+			a.askRepeats(up, j+1, want-have, func(x *vertex) bool { return x == u })
+		}
+	}
+	return open
 }
 
 // pairs returns the evidence that the flows through v probed at h and h+1
