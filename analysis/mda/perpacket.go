@@ -16,26 +16,38 @@ import (
 // is answered from the first answer's address; behind a per-packet one of
 // width w >= k (it showed k of its next hops), each repeat is, with
 // probability 1/w, so that r repeats all agree with probability w^-r <=
-// k^-r. Repeats(k) is the smallest r that makes this at most 1 -
-// confidence. One repeat goes as soon as the flows diverge at v (it
-// catches a per-packet balancer at once half the time), the others once v
-// passed its test, when k is known.
+// k^-r. Repeats(k) is the smallest r that makes this at most the square
+// of 1 - confidence: a balancer missed turns every row behind it into
+// draws, worse than the next hop the stopping rule may miss.
+//
+// Flows probed at h and h+1 give the same evidence for free: behind a
+// per-packet balancer a flow's successor at h is drawn afresh whatever its
+// probe at h+1 reached, so the flows that reached one vertex x at h+1
+// agree on their successor at h with probability 1/w each after the
+// first. They count when no vertex at h+1 was reached from two successors
+// (branches that converge there, or meshing, make them no evidence), so
+// that a diamond whose routers answer from the interface a probe came in
+// by needs no repeat. One repeat goes as soon as the flows diverge at v
+// (it catches a per-packet balancer at once half the time), the others
+// once v passed its test, when k is known.
 //
 // A vertex one of whose probes was answered from two addresses (a repeat,
-// a retry or a duplicate) is a per-packet balancer. Its flows are not
-// pinned to its successors, so the stopping rule is not applied to flows
-// there: its successors are counted from its probes and their repeats
-// (each a draw of the balancer), and n_k answers, k its successors seen,
-// pass it; repeats, not fresh flows, make up what is missing. The vertices
-// behind it (those a flow through it reaches further on, whose own probes
-// go any way) are tested the same way, as one set per TTL, and not for
-// being per-packet themselves: their answers cannot tell.
+// a retry or a duplicate) is a per-packet balancer, once every vertex
+// before it on those flows passed the test (the vertices behind a
+// balancer disagree too). Its flows are not pinned to its successors, so
+// the stopping rule is not applied to flows there: its successors are
+// counted from its probes and their repeats (each a draw of the
+// balancer), and n_k answers, k its successors seen, pass it; repeats, not
+// fresh flows, make up what is missing. The vertices behind it (those a
+// flow through it reaches further on, whose own probes go any way) are
+// tested the same way, as one set per TTL, and not for being per-packet
+// themselves: their answers cannot tell.
 
 // Repeats returns how many repeated probes, all answered from the first
 // answer's address, show at the given confidence that a vertex from which
 // k >= 2 distinct next hops were seen does not balance per packet:
-// the smallest r with k^-r <= 1-confidence (5 at 95% and 7 at 99% for k =
-// 2; 3 and 4 for k = 4; 2 and 3 for k = 8).
+// the smallest r with k^-r <= (1-confidence)^2 (9 at 95% and 14 at 99% for
+// k = 2; 5 and 7 for k = 4; 3 and 5 for k = 8).
 func Repeats(k int, confidence float64) int {
 	k = max(k, 2)
 	eps := min(max(1-confidence, 1e-5), 0.5)
