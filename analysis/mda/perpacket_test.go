@@ -11,7 +11,7 @@ func TestRepeats(t *testing.T) {
 		conf float64
 		want int
 	}{
-		{2, 0.95, 9}, {2, 0.99, 14}, {4, 0.95, 5}, {4, 0.99, 7}, {8, 0.95, 3}, {8, 0.99, 5},
+		{2, 0.95, 9}, {2, 0.99, 14}, {3, 0.95, 6}, {3, 0.99, 9}, {4, 0.95, 5}, {4, 0.99, 7}, {8, 0.95, 3}, {8, 0.99, 5},
 		{1, 0.95, 9}, // one next hop seen: the narrowest balancer, 2
 	} {
 		r := Repeats(tc.k, tc.conf)
