@@ -120,6 +120,7 @@ type analyzer struct {
 	others    []analysis.OtherAnswer
 	union     []node
 	owners    []netip.Addr
+	upv       []*vertex
 	// FillInferred's table of how each vertex answered: for TTL t,
 	// answers[answerAt[t]:answerAt[t+1]].
 	answers  []answerRef

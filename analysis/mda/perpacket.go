@@ -183,6 +183,8 @@ func (a *analyzer) testPerFlow(hp *hop, h int) {
 // vertex's repeats.
 func (a *analyzer) upstreamOpen(v *vertex, h int) bool {
 	open := false
+	asked := a.upv[:0] // the vertices asked for repeats, once each
+	defer func() { a.upv = asked }()
 	for _, i := range v.flows {
 		f := &a.flows[i]
 		for j := 1; j < h-1; j++ {
@@ -198,6 +200,10 @@ func (a *analyzer) upstreamOpen(v *vertex, h int) bool {
 			if u.key.anon() || u.pp || u.flowOK || len(u.succ) == 0 || u.toDst {
 				continue
 			}
+			if slices.Contains(asked, u) {
+				open = true
+				continue
+			}
 			// With one successor seen, the flows agree whatever the
 			// vertex does: only repeats tell.
 			want, have := Repeats(len(u.succ), a.conf), u.reps
@@ -208,6 +214,7 @@ func (a *analyzer) upstreamOpen(v *vertex, h int) bool {
 				continue
 			}
 			open = true
+			asked = append(asked, u)
 			a.askRepeats(up, j+1, want-have, func(x *vertex) bool { return x == u })
 		}
 	}
