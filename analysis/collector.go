@@ -42,7 +42,7 @@ type Probe struct {
 	replyTTL  uint8  // TTL of the reply on arrival
 	quotedTTL uint8  // TTL of the probe when it reached the replying node
 	typ, code uint8
-	flags     uint8 // probeSent, probeAnswered, probeReached, probeOther
+	flags     uint8 // probeSent, probeAnswered, probeReached, probeOther; echoes
 	// again counts, in its low nibble, the sends of the probe after its
 	// first answer (repeats, for the per-packet test), and in its high
 	// nibble the answers that came after the first; each saturates at 15.
@@ -56,6 +56,11 @@ const (
 	probeAnswered
 	probeReached
 	probeOther // a later answer came from another address than the first
+
+	// The high nibble of the flags counts the later answers from the
+	// first answer's address (at most 15).
+	echoShift = 4
+	echoOne   = 1 << echoShift
 )
 
 // maxAgain is the most that either nibble of Probe.again counts.
@@ -81,6 +86,10 @@ func (p *Probe) Repeats() int { return int(p.again & maxAgain) }
 // Later returns how many answers came after the first (at most 15), to
 // repeats or duplicates, from any address.
 func (p *Probe) Later() int { return int(p.again >> 4) }
+
+// Echoes returns how many of the later answers (at most 15) came from the
+// first answer's address.
+func (p *Probe) Echoes() int { return int(p.flags >> echoShift) }
 
 // Differs says that a later answer came from another address than the
 // first: the packets of one flow took two ways.
@@ -203,7 +212,10 @@ func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, i
 		if p.again>>4 < maxAgain {
 			p.again += 1 << 4
 		}
-		if from.IsValid() && from != p.addr {
+		switch {
+		case from == p.addr && p.flags>>echoShift < maxAgain:
+			p.flags += echoOne
+		case from.IsValid() && from != p.addr:
 			p.flags |= probeOther
 		}
 		return false

@@ -87,6 +87,10 @@ type PerPacketHop struct {
 	// Vertex is the per-packet load balancer, at TTL-1, when the MDA's
 	// per-packet test found it (mda.MarkPerPacket); invalid otherwise.
 	Vertex netip.Addr
+	// RouteChange says that Vertex is no balancer: its route changed
+	// during the run (the probe's later answers all came from the new
+	// next hop).
+	RouteChange bool
 }
 
 // PerPacketVertex is a per-packet load balancer: its address and TTL.
@@ -101,7 +105,7 @@ func (t *Trace) PerPacketVertices() []PerPacketVertex {
 	var out []PerPacketVertex
 	for _, pp := range t.PerPacket {
 		v := PerPacketVertex{TTL: pp.TTL - 1, Addr: pp.Vertex}
-		if pp.Vertex.IsValid() && !slices.Contains(out, v) {
+		if pp.Vertex.IsValid() && !pp.RouteChange && !slices.Contains(out, v) {
 			out = append(out, v)
 		}
 	}
@@ -155,7 +159,7 @@ func BuildGraph(t *Trace) *Graph {
 // markPerPacket marks the nodes that PerPacket names as balancers.
 func (g *Graph) markPerPacket() {
 	for _, pp := range g.PerPacket {
-		if !pp.Vertex.IsValid() {
+		if !pp.Vertex.IsValid() || pp.RouteChange {
 			continue
 		}
 		for i := range g.Nodes {
@@ -827,7 +831,27 @@ func perPacketNotes(pps []PerPacketHop) []string {
 	var out []string
 	for _, pp := range pps {
 		var s strings.Builder
-		if pp.Vertex.IsValid() {
+		switch {
+		case pp.RouteChange:
+			s.WriteString("route change after ")
+			s.WriteString(pp.Vertex.String())
+			s.WriteString(" (TTL ")
+			s.WriteString(strconv.Itoa(pp.TTL - 1))
+			s.WriteString("): path ID ")
+			s.WriteString(strconv.Itoa(pp.PathID))
+			s.WriteString(" at TTL ")
+			s.WriteString(strconv.Itoa(pp.TTL))
+			s.WriteString(" answered from ")
+			first, then := pp.Addrs, []netip.Addr(nil)
+			if len(first) > 1 {
+				first, then = first[:1], first[1:]
+			}
+			writeAddrList(&s, first)
+			s.WriteString(", then from ")
+			writeAddrList(&s, then)
+			out = append(out, s.String())
+			continue
+		case pp.Vertex.IsValid():
 			s.WriteString("per-packet load balancer ")
 			s.WriteString(pp.Vertex.String())
 			s.WriteString(" (TTL ")
@@ -837,7 +861,7 @@ func perPacketNotes(pps []PerPacketHop) []string {
 			s.WriteString(" at TTL ")
 			s.WriteString(strconv.Itoa(pp.TTL))
 			s.WriteString(" answered from ")
-		} else {
+		default:
 			s.WriteString("per-packet load balancing at TTL ")
 			s.WriteString(strconv.Itoa(pp.TTL))
 			s.WriteString(", path ID ")
@@ -929,10 +953,11 @@ type jsonShare struct {
 }
 
 type jsonPerPacket struct {
-	PathID int          `json:"path_id"`
-	TTL    int          `json:"ttl"`
-	Vertex netip.Addr   `json:"vertex,omitzero"` // the balancer, at TTL-1
-	Addrs  []netip.Addr `json:"addrs"`
+	PathID      int          `json:"path_id"`
+	TTL         int          `json:"ttl"`
+	Vertex      netip.Addr   `json:"vertex,omitzero"` // the balancer, at TTL-1
+	RouteChange bool         `json:"route_change,omitzero"`
+	Addrs       []netip.Addr `json:"addrs"`
 }
 
 // ratio is a number written with four significant digits.
@@ -991,7 +1016,7 @@ func (g *Graph) toJSON() *jsonGraph {
 		jg.Balancers[i] = jb
 	}
 	for i, pp := range g.PerPacket {
-		jg.PerPacket[i] = jsonPerPacket{PathID: pp.PathID, TTL: pp.TTL, Vertex: pp.Vertex, Addrs: pp.Addrs}
+		jg.PerPacket[i] = jsonPerPacket{PathID: pp.PathID, TTL: pp.TTL, Vertex: pp.Vertex, RouteChange: pp.RouteChange, Addrs: pp.Addrs}
 	}
 	return jg
 }
@@ -1004,7 +1029,7 @@ func perPacketFromJSON(jg *jsonGraph) []PerPacketHop {
 	}
 	out := make([]PerPacketHop, len(jg.PerPacket))
 	for i, pp := range jg.PerPacket {
-		out[i] = PerPacketHop{PathID: pp.PathID, TTL: pp.TTL, Addrs: pp.Addrs, Vertex: pp.Vertex}
+		out[i] = PerPacketHop{PathID: pp.PathID, TTL: pp.TTL, Addrs: pp.Addrs, Vertex: pp.Vertex, RouteChange: pp.RouteChange}
 	}
 	return out
 }

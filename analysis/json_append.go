@@ -411,6 +411,9 @@ func appendPerPacketJSON(b []byte, pp *PerPacketHop) []byte {
 		b = append(b, `,"vertex":`...)
 		b = appendAddrJSON(b, pp.Vertex)
 	}
+	if pp.RouteChange {
+		b = append(b, `,"route_change":true`...)
+	}
 	b = append(b, `,"addrs":`...)
 	if pp.Addrs == nil {
 		b = append(b, "null"...)

@@ -43,6 +43,9 @@ func TestCollectorRepeats(t *testing.T) {
 			continue
 		}
 		o := &rows[tc.p-1][tc.ttl-1]
+		if echoes := tc.later; tc.differs && o.Echoes() != 0 || !tc.differs && o.Echoes() != echoes {
+			t.Errorf("path ID %d TTL %d: %d answers from the first address, want %d", tc.p, tc.ttl, o.Echoes(), echoes)
+		}
 		if o.Repeats() != tc.repeats || o.Later() != tc.later || o.Differs() != tc.differs {
 			t.Errorf("path ID %d TTL %d: repeats %d, later %d, differs %v; want %d, %d, %v",
 				tc.p, tc.ttl, o.Repeats(), o.Later(), o.Differs(), tc.repeats, tc.later, tc.differs)
@@ -145,6 +148,35 @@ func TestDiffPerPacketBranchesAsASet(t *testing.T) {
 	for _, p := range d.Destinations[0].Same {
 		if slices.Contains(p.Hops, netip.MustParseAddr("10.2.2.2")) {
 			t.Errorf("a path through the branch gone kept: %v", p.Hops)
+		}
+	}
+}
+
+// A route that changed during the run is reported as such, and is no
+// balancer.
+func TestRouteChangeReported(t *testing.T) {
+	tr := perPacketTrace(t, [][2]int{{1, 1}, {2, 2}})
+	tr.PerPacket[0].RouteChange = true
+	if v := tr.PerPacketVertices(); len(v) != 0 {
+		t.Errorf("PerPacketVertices = %v after a route change", v)
+	}
+	for _, n := range BuildGraph(tr).Nodes {
+		if n.PerPacket {
+			t.Errorf("node %v marked per-packet after a route change", n.Addr)
+		}
+	}
+	const line = "route change after 10.0.0.1 (TTL 1): path ID 1 at TTL 2 answered from 10.1.1.2, then from 10.1.2.2"
+	vert, _, js := render(t, tr, Options{})
+	if strings.Count(vert, line+"\n") != 1 || strings.Contains(vert, "per-packet") {
+		t.Errorf("want the line %q:\n%s", line, vert)
+	}
+	if !strings.Contains(js, `"per_packet":[{"path_id":1,"ttl":2,"vertex":"10.0.0.1","route_change":true,"addrs":["10.1.1.2","10.1.2.2"]}]`) ||
+		strings.Contains(js, `"per_packet":true`) {
+		t.Errorf("JSON:\n%s", js)
+	}
+	for got, err := range ReadJSON(strings.NewReader(js)) {
+		if err != nil || !reflect.DeepEqual(got.PerPacket, tr.PerPacket) {
+			t.Errorf("read back %v (%v), want %v", got.PerPacket, err, tr.PerPacket)
 		}
 	}
 }

@@ -253,7 +253,7 @@ func (a *analyzer) newVertex(key node) *vertex {
 	}
 	v := a.verts[a.nverts]
 	a.nverts++
-	*v = vertex{key: key, flows: v.flows[:0], cands: v.cands[:0], succ: v.succ[:0], obsSucc: v.obsSucc[:0], inferred: v.inferred[:0], extra: v.extra[:0]}
+	*v = vertex{key: key, flows: v.flows[:0], cands: v.cands[:0], succ: v.succ[:0], obsSucc: v.obsSucc[:0], inferred: v.inferred[:0], extra: v.extra[:0], pending: v.pending[:0]}
 	return v
 }
 

@@ -33,7 +33,9 @@ type vertex struct {
 	reps    int
 	sends   int
 	differs bool
-	flowOK  bool // passed the per-flow test
+	flowOK  bool  // passed the per-flow test
+	changed bool  // a probe's later answers show a route change
+	pending []int // flows whose probe at the next TTL is not told yet
 	extra   []node
 	behind  bool
 	pp      bool
@@ -93,7 +95,7 @@ type hop struct {
 	// again lists flows whose probe at ttl is to be sent again (the
 	// per-packet test).
 	again []int
-	known  int // flows known at ttl-1 that go on
+	known int // flows known at ttl-1 that go on
 	// inferable says that a flow known at ttl-1 is known at ttl without
 	// probing it: every vertex at ttl-1 passed with a single successor.
 	inferable bool
@@ -119,15 +121,21 @@ type hop struct {
 //  7. testComponents: converging branches together, node control else;
 //  8. markWhole, checkInferred, conclude: what the plan may use;
 //  9. advance: the flows' vertices at h, probed or inferred.
+//
+// The per-packet test (State.PerPacket, perpacket.go) counts what repeats
+// found as gather and placeBackwards record the flows, tests the
+// per-packet vertices and those behind them after placeBackwards
+// (testRepeated), and asks for the repeats of the per-flow test after
+// advance (testPerFlow, markBehind).
 func (a *analyzer) testHop(hp *hop, h int) {
 	*hp = hop{ttl: h, verts: hp.verts[:0], needs: hp.needs[:0], complete: hp.complete[:0], verify: hp.verify[:0], again: hp.again[:0]}
 	a.gather(hp, h)
 	a.sortCands(hp, h)
+	hp.findMeshing(a.ends)
+	waiting := a.placeBackwards(hp, h)
 	if a.perPacket {
 		a.testRepeated(hp, h)
 	}
-	hp.findMeshing(a.ends)
-	waiting := a.placeBackwards(hp, h)
 	comps := a.components(hp)
 	a.passFirstHop(hp, h)
 	unprobed := a.sortOut(hp, h)
@@ -198,7 +206,7 @@ func (a *analyzer) record(v *vertex, i, h int) {
 		return
 	}
 	if a.perPacket {
-		a.recordRepeats(v, f, h)
+		a.recordRepeats(v, f, i, h)
 	}
 	sk := node{ttl: h, addr: o.From()}
 	ends := o.Reached() || o.Stops()
@@ -281,6 +289,10 @@ func (a *analyzer) placeBackwards(hp *hop, h int) (waiting int) {
 		}
 		if (hp.meshFree || o.Stops()) && np == 1 && !hp.verts[p].key.anon() && a.leadsTo(f, h-2, hp.verts[p].key) {
 			hp.placeAt(hp.verts[p], f, i)
+			if a.perPacket {
+				hp.verts[p].behind = hp.verts[p].behind || f.pp
+				a.recordRepeats(hp.verts[p], f, i, h)
+			}
 			continue
 		}
 		hp.verify = append(hp.verify, i)

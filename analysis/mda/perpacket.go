@@ -58,15 +58,54 @@ func Repeats(k int, confidence float64) int {
 // counts up to 15.
 const maxRepeats = 15
 
-// recordRepeats adds to v what the repeats of f's probe at h found.
-func (a *analyzer) recordRepeats(v *vertex, f *flow, h int) {
+// How the later answers to a probe compare with its first.
+const (
+	cellSame    = iota // all from the first answer's address, or none
+	cellMixed          // from the first address and another, or from two others: per-packet
+	cellChanged        // from one other address only, Repeats(2) times: a route change
+	cellPending        // from one other address only, fewer times so far
+)
+
+// cellKind tells how the later answers to f's probe at h compare with its
+// first. After a route change every later answer comes from the new next
+// hop; behind a per-packet balancer of width w, r of them all do from one
+// other address with probability at most w^-r.
+func (a *analyzer) cellKind(f *flow, h int) int {
+	o := f.at(h)
+	if !o.Differs() {
+		return cellSame
+	}
+	others := 0
+	for _, x := range a.others {
+		if x.PathID == f.id && x.TTL == h {
+			others++
+		}
+	}
+	switch {
+	case o.Echoes() > 0 || others >= 2:
+		return cellMixed
+	case o.Later()-o.Echoes() >= Repeats(2, a.conf):
+		return cellChanged
+	}
+	return cellPending
+}
+
+// recordRepeats adds to v what the repeats of f's (flow i's) probe at h
+// found.
+func (a *analyzer) recordRepeats(v *vertex, f *flow, i, h int) {
 	o := f.at(h)
 	v.reps += min(o.Later(), o.Repeats())
 	v.sends += o.Repeats()
-	if !o.Differs() {
+	switch a.cellKind(f, h) {
+	case cellSame:
 		return
+	case cellMixed:
+		v.differs = true
+	case cellChanged:
+		v.changed = true
+	case cellPending:
+		v.pending = append(v.pending, i)
 	}
-	v.differs = true
 	for _, x := range a.others {
 		if x.PathID == f.id && x.TTL == h {
 			v.extra = addNode(v.extra, node{ttl: h, addr: x.Addr})
@@ -91,7 +130,17 @@ func (v *vertex) width() int {
 // repeats rather than flows. They are then left out of the other tests.
 func (a *analyzer) testRepeated(hp *hop, h int) {
 	for _, v := range hp.verts {
-		if v.key.anon() || v.key.ttl == 0 || v.probed == 0 || !v.differs || v.behind {
+		if v.key.anon() || v.key.ttl == 0 || v.probed == 0 || v.behind {
+			continue
+		}
+		if !v.differs {
+			// A probe answered from another address, not yet often
+			// enough to tell a route change: again.
+			for _, i := range v.pending {
+				if a.flows[i].at(h).Repeats() < maxRepeats && !slices.Contains(hp.again, i) {
+					hp.again = append(hp.again, i)
+				}
+			}
 			continue
 		}
 		if a.upstreamOpen(v, h) {
@@ -171,7 +220,7 @@ func (a *analyzer) testPerFlow(hp *hop, h int) {
 		if have < want && v.sends < 3*want {
 			a.askRepeats(hp, h, want-have, func(u *vertex) bool { return u == v })
 		}
-		v.flowOK = v.passed && !v.differs && (have >= want || v.sends >= 3*want)
+		v.flowOK = v.passed && !v.differs && !v.changed && len(v.pending) == 0 && (have >= want || v.sends >= 3*want)
 	}
 }
 
@@ -297,7 +346,9 @@ func (a *analyzer) markBehind(hp *hop) {
 // test of st found: one entry per per-packet balancer, its Vertex set, for
 // the first of its flows whose probe beyond it was answered from several
 // addresses; the probes answered so behind a balancer are its doing and
-// are left out. The others are kept as they are.
+// are left out. A vertex whose probes' later answers all came from one
+// new next hop had its route changed: one entry, RouteChange set. The
+// others are kept as they are.
 func MarkPerPacket(t *analysis.Trace, st *State, confidence float64) {
 	if len(t.PerPacket) == 0 {
 		return
@@ -308,10 +359,13 @@ func MarkPerPacket(t *analysis.Trace, st *State, confidence float64) {
 	for _, pp := range t.PerPacket {
 		v, ok := a.vertexBefore(pp.PathID, pp.TTL)
 		switch {
-		case !ok || !v.pp && !v.behind:
+		case !ok || !v.pp && !v.behind && !v.changed:
 			out = append(out, pp)
-		case v.pp && a.firstDiffering(v, pp.TTL) == pp.PathID:
+		case v.pp && a.firstOf(v, pp.TTL, cellMixed) == pp.PathID:
 			pp.Vertex = v.key.addr
+			out = append(out, pp)
+		case !v.pp && !v.behind && a.firstOf(v, pp.TTL, cellChanged) == pp.PathID:
+			pp.Vertex, pp.RouteChange = v.key.addr, true
 			out = append(out, pp)
 		}
 	}
@@ -333,13 +387,13 @@ func (a *analyzer) vertexBefore(id, ttl int) (*vertex, bool) {
 	return hp.verts[vi], true
 }
 
-// firstDiffering returns the lowest path ID through v whose probe at h was
-// answered from several addresses, 0 if none.
-func (a *analyzer) firstDiffering(v *vertex, h int) int {
+// firstOf returns the lowest path ID through v whose probe at h is of the
+// kind given (cellKind), 0 if none.
+func (a *analyzer) firstOf(v *vertex, h, kind int) int {
 	best := 0
 	for _, i := range v.flows {
 		f := &a.flows[i]
-		if f.at(h).Differs() && (best == 0 || f.id < best) {
+		if a.cellKind(f, h) == kind && (best == 0 || f.id < best) {
 			best = f.id
 		}
 	}
