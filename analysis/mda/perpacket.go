@@ -32,16 +32,20 @@ import (
 // once v passed its test, when k is known.
 //
 // A vertex one of whose probes was answered from two addresses (a repeat,
-// a retry or a duplicate) is a per-packet balancer, once every vertex
-// before it on those flows passed the test (the vertices behind a
-// balancer disagree too). Its flows are not pinned to its successors, so
-// the stopping rule is not applied to flows there: its successors are
-// counted from its probes and their repeats (each a draw of the
-// balancer), and n_k answers, k its successors seen, pass it; repeats, not
-// fresh flows, make up what is missing. The vertices behind it (those a
-// flow through it reaches further on, whose own probes go any way) are
-// tested the same way, as one set per TTL, and not for being per-packet
-// themselves: their answers cannot tell.
+// a retry or a duplicate) is a per-packet balancer when that probe's later
+// answers mix (cellKind), once every vertex before it on those flows
+// passed the test (the vertices behind a balancer disagree too). When
+// they all came from one other address, the probe is sent again until
+// Repeats(2) of them did: the route changed during the run and held, which
+// MarkPerPacket reports, and the vertex is no balancer. A balancer's flows
+// are not pinned to its successors, so the stopping rule is not applied
+// to flows there: its successors are counted from its probes and their
+// repeats (each a draw of the balancer), and n_k answers, k its
+// successors seen, pass it; repeats, not fresh flows, make up what is
+// missing. The vertices behind it (those a flow through it reaches
+// further on, whose own probes go any way) are tested the same way, as
+// one set per TTL, and not for being per-packet themselves: their answers
+// cannot tell.
 
 // Repeats returns how many repeated probes, all answered from the first
 // answer's address, show at the given confidence that a vertex from which
