@@ -42,15 +42,29 @@ type Probe struct {
 	replyTTL  uint8  // TTL of the reply on arrival
 	quotedTTL uint8  // TTL of the probe when it reached the replying node
 	typ, code uint8
-	flags     uint8 // probeSent, probeAnswered, probeReached
+	flags     uint8 // probeSent, probeAnswered, probeReached, probeOther; echoes
+	// again counts, in its low nibble, the sends of the probe after its
+	// first answer (repeats, for the per-packet test), and in its high
+	// nibble the answers that came after the first; each saturates at 15.
+	again uint8
 }
 
-// The flags of a Probe: one byte, so that a Probe stays 40 bytes.
+// The flags of a Probe: one byte, and again another, so that a Probe
+// stays 40 bytes.
 const (
 	probeSent uint8 = 1 << iota
 	probeAnswered
 	probeReached
+	probeOther // a later answer came from another address than the first
+
+	// The high nibble of the flags counts the later answers from the
+	// first answer's address (at most 15).
+	echoShift = 4
+	echoOne   = 1 << echoShift
 )
+
+// maxAgain is the most that either nibble of Probe.again counts.
+const maxAgain = 15
 
 // Sent says that the probe was sent, once at least.
 func (p *Probe) Sent() bool { return p.flags&probeSent != 0 }
@@ -63,6 +77,23 @@ func (p *Probe) From() netip.Addr { return p.addr }
 
 // Reached says that the first answer came from the destination.
 func (p *Probe) Reached() bool { return p.flags&probeReached != 0 }
+
+// Repeats returns how many times the probe was sent again after its
+// first answer (at most 15): the same flow at the same TTL, to tell a
+// per-packet load balancer from a per-flow one.
+func (p *Probe) Repeats() int { return int(p.again & maxAgain) }
+
+// Later returns how many answers came after the first (at most 15), to
+// repeats or duplicates, from any address.
+func (p *Probe) Later() int { return int(p.again >> 4) }
+
+// Echoes returns how many of the later answers (at most 15) came from the
+// first answer's address.
+func (p *Probe) Echoes() int { return int(p.flags >> echoShift) }
+
+// Differs says that a later answer came from another address than the
+// first: the packets of one flow took two ways.
+func (p *Probe) Differs() bool { return p.flags&probeOther != 0 }
 
 // Stops says that the first answer ends the flow without reaching the
 // destination: an ICMP destination unreachable from a router.
@@ -154,7 +185,11 @@ func (c *Collector) Sent(pathID, ttl int) {
 	c.mu.Lock()
 	c.sent++
 	if i, ok := c.index(pathID, ttl); ok {
-		c.cells[i].flags |= probeSent
+		p := &c.cells[i]
+		if p.Answered() && p.again&maxAgain < maxAgain {
+			p.again++ // a repeat
+		}
+		p.flags |= probeSent
 		c.probed[pathID-1] = max(c.probed[pathID-1], ttl)
 	}
 	c.mu.Unlock()
@@ -163,20 +198,33 @@ func (c *Collector) Sent(pathID, ttl int) {
 // Reply records an answer to the probe (pathID, ttl): from sent an ICMP
 // message of type icmpType and code icmpCode, rtt after the probe; reached
 // says that it came from the destination (probe.Reply.Reached). It returns
-// true for the first answer to that probe; later answers (duplicates) and
+// true for the first answer to that probe; later answers (to repeats, or
+// duplicates) are counted (Probe.Later, Probe.Differs) and return false;
 // answers to path IDs or TTLs out of range are ignored and return false.
 func (c *Collector) Reply(pathID, ttl int, from netip.Addr, rtt time.Duration, icmpType, icmpCode uint8, reached bool) (first bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i, ok := c.index(pathID, ttl)
-	if !ok || c.cells[i].Answered() {
+	if !ok {
+		return false
+	}
+	if p := &c.cells[i]; p.Answered() {
+		if p.again>>4 < maxAgain {
+			p.again += 1 << 4
+		}
+		switch {
+		case from == p.addr && p.flags>>echoShift < maxAgain:
+			p.flags += echoOne
+		case from.IsValid() && from != p.addr:
+			p.flags |= probeOther
+		}
 		return false
 	}
 	flags := c.cells[i].flags | probeAnswered
 	if reached {
 		flags |= probeReached
 	}
-	c.cells[i] = Probe{addr: from, rtt: rtt, typ: icmpType, code: icmpCode, flags: flags}
+	c.cells[i] = Probe{addr: from, rtt: rtt, typ: icmpType, code: icmpCode, flags: flags, again: c.cells[i].again}
 	c.replies++
 	return true
 }
@@ -359,6 +407,24 @@ func (c *Collector) Observe(pathID, ttl int, from netip.Addr) {
 	if n < maxOtherReplies {
 		c.others = append(c.others, otherReply{i: int32(i), addr: from})
 	}
+}
+
+// OtherAnswer is a later answer to the probe (PathID, TTL) from another
+// address than its first (see Observe).
+type OtherAnswer struct {
+	PathID, TTL int
+	Addr        netip.Addr
+}
+
+// AppendOthers appends to dst the later answers that Observe recorded from
+// other addresses than the first, in the order they came.
+func (c *Collector) AppendOthers(dst []OtherAnswer) []OtherAnswer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.others {
+		dst = append(dst, OtherAnswer{PathID: int(o.i)/c.maxTTL + 1, TTL: int(o.i)%c.maxTTL + 1, Addr: o.addr})
+	}
+	return dst
 }
 
 // perPacket returns the probes that Observe saw answered from several

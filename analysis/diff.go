@@ -143,6 +143,7 @@ type destPaths struct {
 	partial bool
 	hasASN  bool
 	asPaths [][]uint32
+	pp      []PerPacketVertex
 }
 
 func collectDests(traces []*Trace) ([]netip.Addr, map[netip.Addr]*destPaths) {
@@ -157,6 +158,11 @@ func collectDests(traces []*Trace) ([]netip.Addr, map[netip.Addr]*destPaths) {
 		}
 		dp.partial = dp.partial || t.Partial
 		dp.hasASN = dp.hasASN && t.HasASN
+		for _, v := range t.PerPacketVertices() {
+			if !slices.Contains(dp.pp, v) {
+				dp.pp = append(dp.pp, v)
+			}
+		}
 		for _, f := range t.Flows {
 			dp.reached = dp.reached || f.Reached
 		}
@@ -205,16 +211,16 @@ func diffDest(b, a *destPaths, opts DiffOptions) DestDiff {
 		dd.Name = cmp.Or(b.name, a.name)
 	}
 	dd.fill(b, a)
-	agree := func(x, y []netip.Addr) bool { return hopsAgree(x, y, opts.Ignore) }
+	pp := slices.Concat(b.pp, a.pp)
 	for _, q := range a.paths {
-		if slices.ContainsFunc(b.paths, func(p DiffPath) bool { return agree(p.Hops, q.Hops) }) {
+		if pathIn(q, b.paths, pp, opts.Ignore) {
 			dd.Same = append(dd.Same, q)
 		} else {
 			dd.Added = append(dd.Added, q)
 		}
 	}
 	for _, p := range b.paths {
-		if !slices.ContainsFunc(a.paths, func(q DiffPath) bool { return agree(p.Hops, q.Hops) }) {
+		if !pathIn(p, a.paths, pp, opts.Ignore) {
 			dd.Removed = append(dd.Removed, p)
 		}
 	}
@@ -245,6 +251,37 @@ func pathLengths(paths []DiffPath) []int {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// pathIn reports whether p is among paths: one of them agrees with it
+// hop by hop, or p goes through a per-packet load balancer of pp, whose
+// flows' hops beyond it are draws: the branches behind it are then a set,
+// and p is among paths when paths took its hops up to the balancer, and
+// each hop beyond at its TTL behind it, and ended alike.
+func pathIn(p DiffPath, paths []DiffPath, pp []PerPacketVertex, ignore []netip.Prefix) bool {
+	if slices.ContainsFunc(paths, func(q DiffPath) bool { return hopsAgree(q.Hops, p.Hops, ignore) }) {
+		return true
+	}
+	v := -1
+	for i, a := range p.Hops {
+		if slices.Contains(pp, PerPacketVertex{TTL: i + 1, Addr: a}) {
+			v = i
+			break
+		}
+	}
+	if v < 0 {
+		return false
+	}
+	behind := func(q DiffPath) bool { return len(q.Hops) > v && hopsAgree(q.Hops[:v+1], p.Hops[:v+1], ignore) }
+	if !slices.ContainsFunc(paths, func(q DiffPath) bool { return behind(q) && len(q.Hops) == len(p.Hops) && q.Reached == p.Reached }) {
+		return false
+	}
+	for i := v + 1; i < len(p.Hops); i++ {
+		if !slices.ContainsFunc(paths, func(q DiffPath) bool { return behind(q) && len(q.Hops) > i && hopAgrees(q.Hops[i], p.Hops[i], ignore) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // hopsAgree reports whether two hop sequences are the same path: equal

@@ -215,6 +215,12 @@ func dotNodeAttrs(n *Node, fill string, x *nodeExtras) string {
 		style += ",filled"
 		attrs = append(attrs, "fillcolor=\""+fill+"\"")
 	}
+	if n.PerPacket {
+		// A per-packet balancer: its next hops are draws, not flows'.
+		label += "\nper-packet"
+		tip += ", per-packet load balancer"
+		attrs = append(attrs, "color=\"#c62828\"", "penwidth=2")
+	}
 	if n.Diverge || n.Converge {
 		attrs = append(attrs, "peripheries=2")
 		if n.Diverge {

@@ -39,6 +39,10 @@ type Node struct {
 	// (Hop.ASN and Hop.IXP, --asn-db and --ixp-db): 0 and "" when unknown.
 	ASN uint32
 	IXP string
+	// PerPacket says that the node is a per-packet load balancer (the
+	// Vertex of one of the Trace's PerPacket): its flows' next hops are
+	// draws, not where each flow goes.
+	PerPacket bool
 }
 
 // Link joins the hops of one flow at consecutive TTLs.
@@ -72,13 +76,40 @@ type Diamond struct {
 // multiply.
 const MaxDiamondPaths = 1 << 20
 
-// PerPacketHop is a probe whose answers, retries and duplicates, came from
-// more than one address: a per-packet load balancer (or a route change) at
-// that TTL. Only the first answer (Addrs[0]) is a hop of the flow; the others
-// are reported here rather than as paths of their own.
+// PerPacketHop is a probe whose answers, to repeats, retries and
+// duplicates, came from more than one address: a per-packet load balancer
+// (or a route change) before that TTL. Only the first answer (Addrs[0]) is
+// a hop of the flow; the others are reported here rather than as paths of
+// their own.
 type PerPacketHop struct {
 	PathID, TTL int
 	Addrs       []netip.Addr // in the order they answered; the first is the hop
+	// Vertex is the per-packet load balancer, at TTL-1, when the MDA's
+	// per-packet test found it (mda.MarkPerPacket); invalid otherwise.
+	Vertex netip.Addr
+	// RouteChange says that Vertex is no balancer: its route changed
+	// during the run (the probe's later answers all came from the new
+	// next hop).
+	RouteChange bool
+}
+
+// PerPacketVertex is a per-packet load balancer: its address and TTL.
+type PerPacketVertex struct {
+	TTL  int        `json:"ttl"`
+	Addr netip.Addr `json:"addr"`
+}
+
+// PerPacketVertices returns the per-packet load balancers that t.PerPacket
+// names (those with a Vertex), each once.
+func (t *Trace) PerPacketVertices() []PerPacketVertex {
+	var out []PerPacketVertex
+	for _, pp := range t.PerPacket {
+		v := PerPacketVertex{TTL: pp.TTL - 1, Addr: pp.Vertex}
+		if pp.Vertex.IsValid() && !pp.RouteChange && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // Graph is the topology of one Trace: the interfaces per TTL, the links the
@@ -121,7 +152,22 @@ func BuildGraph(t *Trace) *Graph {
 	b.links()
 	b.diamonds()
 	g.Balancers = balancers(g, b.out)
+	g.markPerPacket()
 	return g
+}
+
+// markPerPacket marks the nodes that PerPacket names as balancers.
+func (g *Graph) markPerPacket() {
+	for _, pp := range g.PerPacket {
+		if !pp.Vertex.IsValid() || pp.RouteChange {
+			continue
+		}
+		for i := range g.Nodes {
+			if n := &g.Nodes[i]; n.TTL == pp.TTL-1 && n.Addr == pp.Vertex {
+				n.PerPacket = true
+			}
+		}
+	}
 }
 
 // graphBuilder holds what BuildGraph needs beyond the Graph itself.
@@ -775,22 +821,67 @@ func (g *Graph) notes(marked bool) []string {
 		s.WriteByte(')')
 		out = append(out, s.String())
 	}
-	for _, pp := range g.PerPacket {
+	return append(out, perPacketNotes(g.PerPacket)...)
+}
+
+// perPacketNotes returns a line per probe answered from several
+// addresses: for a per-packet load balancer that the MDA found, the
+// balancer and what one of its flows got.
+func perPacketNotes(pps []PerPacketHop) []string {
+	var out []string
+	for _, pp := range pps {
 		var s strings.Builder
-		s.WriteString("per-packet load balancing at TTL ")
-		s.WriteString(strconv.Itoa(pp.TTL))
-		s.WriteString(", path ID ")
-		s.WriteString(strconv.Itoa(pp.PathID))
-		s.WriteString(": answers from ")
-		for i, a := range pp.Addrs {
-			if i > 0 {
-				s.WriteString(", ")
+		switch {
+		case pp.RouteChange:
+			s.WriteString("route change after ")
+			s.WriteString(pp.Vertex.String())
+			s.WriteString(" (TTL ")
+			s.WriteString(strconv.Itoa(pp.TTL - 1))
+			s.WriteString("): path ID ")
+			s.WriteString(strconv.Itoa(pp.PathID))
+			s.WriteString(" at TTL ")
+			s.WriteString(strconv.Itoa(pp.TTL))
+			s.WriteString(" answered from ")
+			first, then := pp.Addrs, []netip.Addr(nil)
+			if len(first) > 1 {
+				first, then = first[:1], first[1:]
 			}
-			s.WriteString(a.String())
+			writeAddrList(&s, first)
+			s.WriteString(", then from ")
+			writeAddrList(&s, then)
+			out = append(out, s.String())
+			continue
+		case pp.Vertex.IsValid():
+			s.WriteString("per-packet load balancer ")
+			s.WriteString(pp.Vertex.String())
+			s.WriteString(" (TTL ")
+			s.WriteString(strconv.Itoa(pp.TTL - 1))
+			s.WriteString("): path ID ")
+			s.WriteString(strconv.Itoa(pp.PathID))
+			s.WriteString(" at TTL ")
+			s.WriteString(strconv.Itoa(pp.TTL))
+			s.WriteString(" answered from ")
+		default:
+			s.WriteString("per-packet load balancing at TTL ")
+			s.WriteString(strconv.Itoa(pp.TTL))
+			s.WriteString(", path ID ")
+			s.WriteString(strconv.Itoa(pp.PathID))
+			s.WriteString(": answers from ")
 		}
+		writeAddrList(&s, pp.Addrs)
 		out = append(out, s.String())
 	}
 	return out
+}
+
+// writeAddrList writes addrs separated by commas.
+func writeAddrList(s *strings.Builder, addrs []netip.Addr) {
+	for i, a := range addrs {
+		if i > 0 {
+			s.WriteString(", ")
+		}
+		s.WriteString(a.String())
+	}
 }
 
 // nodeText renders a responding node as "10.0.0.1 (TTL 1)".
@@ -821,6 +912,7 @@ type jsonNode struct {
 	RTTMS       *jsonRTT    `json:"rtt_ms"` // null when silent or inferred
 	ASN         uint32      `json:"asn,omitempty"`
 	IXP         string      `json:"ixp,omitempty"`
+	PerPacket   bool        `json:"per_packet,omitempty"`
 }
 
 type jsonRTT struct {
@@ -861,9 +953,11 @@ type jsonShare struct {
 }
 
 type jsonPerPacket struct {
-	PathID int          `json:"path_id"`
-	TTL    int          `json:"ttl"`
-	Addrs  []netip.Addr `json:"addrs"`
+	PathID      int          `json:"path_id"`
+	TTL         int          `json:"ttl"`
+	Vertex      netip.Addr   `json:"vertex,omitzero"` // the balancer, at TTL-1
+	RouteChange bool         `json:"route_change,omitzero"`
+	Addrs       []netip.Addr `json:"addrs"`
 }
 
 // ratio is a number written with four significant digits.
@@ -895,7 +989,7 @@ func (g *Graph) toJSON() *jsonGraph {
 		jn := jsonNode{
 			ID: n.ID, TTL: n.TTL, Silent: n.Silent, PathIDs: n.PathIDs,
 			Destination: n.Destination, Diverge: n.Diverge, Converge: n.Converge,
-			ASN: n.ASN, IXP: n.IXP,
+			ASN: n.ASN, IXP: n.IXP, PerPacket: n.PerPacket,
 		}
 		if !n.Silent {
 			jn.Addr = &n.Addr
@@ -922,7 +1016,7 @@ func (g *Graph) toJSON() *jsonGraph {
 		jg.Balancers[i] = jb
 	}
 	for i, pp := range g.PerPacket {
-		jg.PerPacket[i] = jsonPerPacket{PathID: pp.PathID, TTL: pp.TTL, Addrs: pp.Addrs}
+		jg.PerPacket[i] = jsonPerPacket{PathID: pp.PathID, TTL: pp.TTL, Vertex: pp.Vertex, RouteChange: pp.RouteChange, Addrs: pp.Addrs}
 	}
 	return jg
 }
@@ -935,7 +1029,7 @@ func perPacketFromJSON(jg *jsonGraph) []PerPacketHop {
 	}
 	out := make([]PerPacketHop, len(jg.PerPacket))
 	for i, pp := range jg.PerPacket {
-		out[i] = PerPacketHop{PathID: pp.PathID, TTL: pp.TTL, Addrs: pp.Addrs}
+		out[i] = PerPacketHop{PathID: pp.PathID, TTL: pp.TTL, Addrs: pp.Addrs, Vertex: pp.Vertex, RouteChange: pp.RouteChange}
 	}
 	return out
 }

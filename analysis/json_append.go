@@ -386,6 +386,9 @@ func appendNodeJSON(b []byte, n *Node) []byte {
 		b = append(b, `,"ixp":`...)
 		b = appendStringJSON(b, n.IXP)
 	}
+	if n.PerPacket {
+		b = append(b, `,"per_packet":true`...)
+	}
 	return append(b, '}')
 }
 
@@ -436,6 +439,13 @@ func appendBalancerJSON(b []byte, lb *LoadBalancer) []byte {
 func appendPerPacketJSON(b []byte, pp *PerPacketHop) []byte {
 	b = appendKeyInt(b, `{"path_id":`, int64(pp.PathID))
 	b = appendKeyInt(b, `,"ttl":`, int64(pp.TTL))
+	if pp.Vertex.IsValid() {
+		b = append(b, `,"vertex":`...)
+		b = appendAddrJSON(b, pp.Vertex)
+	}
+	if pp.RouteChange {
+		b = append(b, `,"route_change":true`...)
+	}
 	b = append(b, `,"addrs":`...)
 	if pp.Addrs == nil {
 		b = append(b, "null"...)

@@ -58,6 +58,14 @@ func makeTable(t *Trace, opts Options) table {
 		for i := range t.Flows {
 			add("Path ID "+strconv.Itoa(t.Flows[i].PathID), &t.Flows[i])
 		}
+		// The balancers (and route changes) the MDA found, whose rows
+		// are draws of theirs (the Dedup notes have every probe
+		// answered from several addresses).
+		for _, pp := range t.PerPacket {
+			if pp.Vertex.IsValid() {
+				tb.notes = append(tb.notes, perPacketNotes([]PerPacketHop{pp})...)
+			}
+		}
 	}
 	tb.notes = append(tb.notes, rewriteNotes(t)...)
 	return tb

@@ -17,6 +17,9 @@ type snapshot struct {
 	ASN     bool           `json:"asn,omitempty"` // the hops carry AS numbers (--asn-db)
 	Error   string         `json:"error,omitempty"`
 	Paths   []snapshotPath `json:"paths"`
+	// PerPacket are the per-packet load balancers of the run: the
+	// branches behind them are compared as sets.
+	PerPacket []analysis.PerPacketVertex `json:"per_packet,omitempty"`
 }
 
 // snapshotPath is one distinct path: the address at each TTL (invalid,
@@ -30,7 +33,7 @@ type snapshotPath struct {
 
 // snapshotOf keeps the distinct paths of t.
 func snapshotOf(t *analysis.Trace) *snapshot {
-	s := &snapshot{ASN: t.HasASN}
+	s := &snapshot{ASN: t.HasASN, PerPacket: t.PerPacketVertices()}
 	for _, up := range t.UniquePaths() {
 		p := snapshotPath{Hops: up.Hops, Reached: up.Reached, PathIDs: up.PathIDs}
 		s.Reached = s.Reached || up.Reached
@@ -75,6 +78,9 @@ func (s *snapshot) samePaths(o *snapshot) bool {
 // and AS paths of the run the snapshot was taken of.
 func (s *snapshot) trace(t tracer.Target) *analysis.Trace {
 	tr := &analysis.Trace{Destination: t.Addr, Name: targetName(t), HasASN: s.ASN}
+	for _, v := range s.PerPacket {
+		tr.PerPacket = append(tr.PerPacket, analysis.PerPacketHop{TTL: v.TTL + 1, Vertex: v.Addr})
+	}
 	for _, p := range s.Paths {
 		ids := p.PathIDs
 		if len(ids) == 0 {

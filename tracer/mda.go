@@ -2,6 +2,10 @@ package tracer
 
 import "github.com/traceflow-fast/traceflow-fast/analysis/mda"
 
+// perPacketTest turns on the MDA's per-packet test (mda.State.PerPacket);
+// the tests turn it off to measure what it costs.
+var perPacketTest = true
+
 // more is the scanner's More for an adaptive run: once a destination's
 // probes are settled, the MDA planner says which probes (path IDs and
 // TTLs) it needs next.
@@ -11,9 +15,9 @@ func (r *run) more(slot int) plan {
 	st.Rounds++
 	r.slots[slot].complete = done
 	if r.debug {
-		r.t.log.Debug("mda round", "dst", r.sc.Sched().Addr(slot), "round", st.Rounds, "probes", len(cells), "complete", done)
+		r.t.log.Debug("mda round", "dst", r.sc.Sched().Addr(slot), "round", st.Rounds, "probes", len(cells), "repeats", len(st.Repeats), "complete", done)
 	}
-	return plan{Cells: cells}
+	return plan{Cells: cells, Repeats: st.Repeats}
 }
 
 // mdaState hands the planner the destination's probes as the collector
@@ -27,8 +31,9 @@ func (r *run) more(slot int) plan {
 func (r *run) mdaState(slot int) *mda.State {
 	d, cfg := &r.slots[slot], &r.t.cfg
 	if d.mda == nil {
-		d.mda = &mda.State{MaxTTL: cfg.MaxTTL, GapLimit: cfg.GapLimit, OneFirstHop: true}
+		d.mda = &mda.State{MaxTTL: cfg.MaxTTL, GapLimit: cfg.GapLimit, OneFirstHop: true, PerPacket: perPacketTest}
 	}
 	d.mda.Rows = d.col.Rows(d.mda.Rows[:0])
+	d.mda.Others = d.col.AppendOthers(d.mda.Others[:0])
 	return d.mda
 }

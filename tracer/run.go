@@ -345,6 +345,7 @@ func (r *run) finish(slot int, partial bool) {
 		// them; path IDs that stay incomplete are not rows.
 		st := r.mdaState(slot)
 		incomplete := mda.FillInferred(tr, st, t.cfg.Confidence)
+		mda.MarkPerPacket(tr, st, t.cfg.Confidence)
 		tr.Flows = slices.DeleteFunc(tr.Flows, func(f analysis.Flow) bool { return slices.Contains(incomplete, f.PathID) })
 		tr.MDA = &analysis.MDA{Confidence: t.cfg.Confidence, MaxPaths: t.cfg.MaxPaths, Complete: d.complete && !partial, Incomplete: incomplete}
 	}

@@ -33,12 +33,14 @@ type probeRef struct {
 // plan is what More asks for a destination whose probes are all settled:
 // Add more path IDs that probe TTL by TTL like the first ones (their first
 // probes going up to Horizon at once), and/or the explicit probes Cells (of
-// existing or new path IDs, at any TTL). An empty Plan finishes the
-// destination.
+// existing or new path IDs, at any TTL), and/or Repeats: probes answered
+// already, to send again (the MDA's per-packet test). An empty Plan
+// finishes the destination.
 type plan struct {
 	Add     int
 	Horizon int
 	Cells   []mda.Cell
+	Repeats []mda.Cell
 }
 
 // Probe cell states, in the low two bits of a cell byte; bit 2 marks a cell
@@ -733,6 +735,17 @@ func (q *sched) apply(i int32, sl *slot, plan plan) bool {
 		if cellAttempts(sl.cells[idx]) > 0 {
 			continue // probed already
 		}
+		sl.expl = append(sl.expl, c)
+	}
+	for _, c := range plan.Repeats {
+		if c.PathID < 1 || c.PathID > len(sl.paths) || c.TTL < q.s.FirstTTL || c.TTL > q.s.MaxTTL {
+			continue
+		}
+		idx := q.cellIndex(c.PathID, c.TTL)
+		if cellState(sl.cells[idx]) != stAnswered || !sl.paths[c.PathID-1].done {
+			continue // only a probe answered, of a path ID done with its TTLs
+		}
+		sl.cells[idx] = stUnsent // sent again as a new explicit probe
 		sl.expl = append(sl.expl, c)
 	}
 	return sl.pending > 0 || len(sl.expl) > 0

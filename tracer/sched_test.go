@@ -1040,3 +1040,34 @@ func TestScannerAnswersDoNotAllocate(t *testing.T) {
 		t.Errorf("%v allocations per answer recorded (%d seen), want 0", allocs, seen)
 	}
 }
+
+// Repeats send again probes that were answered, once each, as explicit
+// probes the destination waits for; a probe not answered, not sent, or
+// of a path ID still probing TTL by TTL is not repeated.
+func TestSchedRepeats(t *testing.T) {
+	s := schedule{Paths: 2, MaxPaths: 8, MaxTTL: 30, GapLimit: 3, Timeout: time.Second}
+	m := &netModel{dist: func(int, int) int { return 4 }, silent: map[int]bool{2: true}}
+	asked := 0
+	drive(t, s, 1, 1, m, time.Millisecond, func(q *sched, slot, _ int) plan {
+		asked++
+		switch asked {
+		case 1:
+			return plan{Repeats: []mda.Cell{{PathID: 1, TTL: 1}, {PathID: 2, TTL: 3}, {PathID: 2, TTL: 3},
+				{PathID: 1, TTL: 2}, {PathID: 1, TTL: 9}, {PathID: 5, TTL: 1}, {PathID: 1, TTL: 0}}}
+		case 2:
+			if sent, answered, _ := q.Probed(slot, 1, 1); !sent || !answered {
+				t.Errorf("the repeat of path 1 TTL 1: sent %v answered %v", sent, answered)
+			}
+			return plan{Repeats: []mda.Cell{{PathID: 1, TTL: 1}}}
+		}
+		return plan{}
+	})
+	if asked != 3 {
+		t.Errorf("More asked %d times, want 3", asked)
+	}
+	for k, want := range map[key]int{{0, 1, 1}: 3, {0, 2, 3}: 2, {0, 1, 2}: 1, {0, 1, 9}: 0, {0, 5, 1}: 0} {
+		if m.sent[k] != want {
+			t.Errorf("path %d TTL %d sent %d times, want %d", k.path, k.ttl, m.sent[k], want)
+		}
+	}
+}

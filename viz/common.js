@@ -40,6 +40,7 @@ function nodeStyle(n, title) {
   if (n.source) { bg = '#e0e0e0'; border = '#555'; }
   if (n.converge) { bg = '#f3e5f5'; border = '#6a1b9a'; s.borderWidth = 3; }
   if (n.diverge) { bg = n.converge ? bg : '#fff3e0'; border = '#e65100'; s.borderWidth = 3; }
+  if (n.per_packet) { border = '#c62828'; s.borderWidth = 4; s.shapeProperties = { borderDashes: [8, 3] }; }
   if (n.destination) { bg = '#c8ecc9'; border = '#2e7d32'; s.borderWidth = 3; s.font = { size: 14, color: '#1b5e20' }; }
   if (n.asn && asColor(n.asn)) bg = asColor(n.asn); // the role stays in the border
   if (n.silent) {

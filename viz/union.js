@@ -29,6 +29,7 @@ function nodeTitle(n) {
   var roles = [];
   if (n.destination) roles.push('destination');
   if (n.diverge) roles.push('paths diverge here');
+  if (n.per_packet) roles.push('per-packet load balancer: its next hops are draws, not where each flow goes');
   if (n.converge) roles.push('paths converge here');
   if (roles.length) lines.push(roles.join(', '));
   return lines.join('\n');

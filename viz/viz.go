@@ -107,6 +107,9 @@ type Node struct {
 	Destination bool `json:"destination,omitempty"`
 	Diverge     bool `json:"diverge,omitempty"`
 	Converge    bool `json:"converge,omitempty"`
+	// PerPacket says that the node balances per packet towards at least
+	// one destination (analysis.Node.PerPacket).
+	PerPacket bool `json:"per_packet,omitempty"`
 	// ASN and IXP are the AS and the IXP of the address (--asn-db,
 	// --ixp-db), when known.
 	ASN uint32 `json:"asn,omitempty"`
@@ -279,6 +282,7 @@ func (b *builder) addNode(di int, gn analysis.Node, id string, dst *Destination)
 	n.Destination = n.Destination || gn.Destination
 	n.Diverge = n.Diverge || gn.Diverge
 	n.Converge = n.Converge || gn.Converge
+	n.PerPacket = n.PerPacket || gn.PerPacket
 	if !n.Silent && n.ASN == 0 {
 		n.ASN = gn.ASN
 	}

@@ -39,6 +39,9 @@ type flow struct {
 	dark    int // the first TTL of GapLimit silent answers in a row; 0 if none
 	run     int // silent answers in a row so far (while analysing)
 	reached bool
+	// pp says that the flow passed a per-packet load balancer (or a
+	// vertex behind one) at a TTL tested so far.
+	pp bool
 }
 
 // unprobed stands for the probes past the end of a row.
@@ -110,6 +113,14 @@ type analyzer struct {
 	maxPaths  int
 	freshDone bool
 	leftFor   int
+	repeats   []Cell
+	// The per-packet test (perpacket.go): whether it is on, the later
+	// answers from other addresses, and the scratch of one hop.
+	perPacket bool
+	others    []analysis.OtherAnswer
+	union     []node
+	owners    []netip.Addr
+	upv       []*vertex
 	// FillInferred's table of how each vertex answered: for TTL t,
 	// answers[answerAt[t]:answerAt[t+1]].
 	answers  []answerRef
@@ -126,6 +137,7 @@ func (a *analyzer) release() {
 	for i := range a.flows {
 		a.flows[i].row = nil // the caller's memory
 	}
+	a.others = nil
 	analyzers.Put(a)
 }
 
@@ -134,6 +146,7 @@ func (a *analyzer) release() {
 func analyze(st *State, confidence float64) *analyzer {
 	a := analyzers.Get().(*analyzer)
 	a.conf, a.maxTTL, a.gap, a.oneHop = confidence, st.MaxTTL, st.GapLimit, st.OneFirstHop
+	a.perPacket, a.others = st.PerPacket, st.Others
 	if a.gap <= 0 {
 		a.gap = defaultGap
 	}
@@ -240,7 +253,7 @@ func (a *analyzer) newVertex(key node) *vertex {
 	}
 	v := a.verts[a.nverts]
 	a.nverts++
-	*v = vertex{key: key, flows: v.flows[:0], cands: v.cands[:0], succ: v.succ[:0], obsSucc: v.obsSucc[:0], inferred: v.inferred[:0]}
+	*v = vertex{key: key, flows: v.flows[:0], cands: v.cands[:0], succ: v.succ[:0], obsSucc: v.obsSucc[:0], inferred: v.inferred[:0], extra: v.extra[:0], pending: v.pending[:0]}
 	return v
 }
 
@@ -256,7 +269,7 @@ func (a *analyzer) members(start int, vis ...int) []int {
 // complete.
 func (a *analyzer) satisfied() bool {
 	for h := 1; h <= a.horizon; h++ {
-		if hp := a.hops[h]; len(hp.needs) > 0 || len(hp.complete) > 0 || len(hp.verify) > 0 {
+		if hp := a.hops[h]; len(hp.needs) > 0 || len(hp.complete) > 0 || len(hp.verify) > 0 || len(hp.again) > 0 {
 			return false
 		}
 	}

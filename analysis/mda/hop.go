@@ -25,6 +25,20 @@ type vertex struct {
 	// back counts the flows (in probed) whose hop here was inferred from
 	// the vertex they reached beyond: no evidence of meshing.
 	back int
+	// The per-packet test (perpacket.go): the answers to repeats of the
+	// flows' probes at the next TTL, whether one came from another
+	// address than the first, the successors only repeats showed; behind
+	// says that a flow known here passed a per-packet balancer before,
+	// pp that this vertex is one.
+	reps    int
+	sends   int
+	differs bool
+	flowOK  bool  // passed the per-flow test
+	changed bool  // a probe's later answers show a route change
+	pending []int // flows whose probe at the next TTL is not told yet
+	extra   []node
+	behind  bool
+	pp      bool
 }
 
 // successors returns k: the distinct successors seen. A silence is no
@@ -78,7 +92,10 @@ type hop struct {
 	// verify lists flows whose hop at ttl-1 was inferred but whose answer
 	// at ttl makes that doubtful: to probe at ttl-1.
 	verify []int
-	known  int // flows known at ttl-1 that go on
+	// again lists flows whose probe at ttl is to be sent again (the
+	// per-packet test).
+	again []int
+	known int // flows known at ttl-1 that go on
 	// inferable says that a flow known at ttl-1 is known at ttl without
 	// probing it: every vertex at ttl-1 passed with a single successor.
 	inferable bool
@@ -104,12 +121,21 @@ type hop struct {
 //  7. testComponents: converging branches together, node control else;
 //  8. markWhole, checkInferred, conclude: what the plan may use;
 //  9. advance: the flows' vertices at h, probed or inferred.
+//
+// The per-packet test (State.PerPacket, perpacket.go) counts what repeats
+// found as gather and placeBackwards record the flows, tests the
+// per-packet vertices and those behind them after placeBackwards
+// (testRepeated), and asks for the repeats of the per-flow test after
+// advance (testPerFlow, markBehind).
 func (a *analyzer) testHop(hp *hop, h int) {
-	*hp = hop{ttl: h, verts: hp.verts[:0], needs: hp.needs[:0], complete: hp.complete[:0], verify: hp.verify[:0]}
+	*hp = hop{ttl: h, verts: hp.verts[:0], needs: hp.needs[:0], complete: hp.complete[:0], verify: hp.verify[:0], again: hp.again[:0]}
 	a.gather(hp, h)
 	a.sortCands(hp, h)
 	hp.findMeshing(a.ends)
 	waiting := a.placeBackwards(hp, h)
+	if a.perPacket {
+		a.testRepeated(hp, h)
+	}
 	comps := a.components(hp)
 	a.passFirstHop(hp, h)
 	unprobed := a.sortOut(hp, h)
@@ -119,6 +145,10 @@ func (a *analyzer) testHop(hp *hop, h int) {
 	a.checkInferred(hp)
 	a.conclude(hp, h)
 	a.advance(hp, h)
+	if a.perPacket {
+		a.testPerFlow(hp, h)
+		a.markBehind(hp)
+	}
 }
 
 // gather finds the vertices at h-1 (hp.verts) and the flows known at
@@ -151,6 +181,7 @@ func (a *analyzer) gather(hp *hop, h int) {
 			vi = len(hp.verts)
 			hp.verts = append(hp.verts, a.newVertex(f.key[h-1]))
 		}
+		hp.verts[vi].behind = hp.verts[vi].behind || f.pp
 		a.vertOf[i] = vi
 		a.record(hp.verts[vi], i, h)
 		hp.known++
@@ -173,6 +204,9 @@ func (a *analyzer) record(v *vertex, i, h int) {
 		v.silent = true
 		v.quiet++
 		return
+	}
+	if a.perPacket {
+		a.recordRepeats(v, f, i, h)
 	}
 	sk := node{ttl: h, addr: o.From()}
 	ends := o.Reached() || o.Stops()
@@ -212,6 +246,9 @@ func (a *analyzer) sortCands(hp *hop, h int) {
 func (hp *hop) findMeshing(ends []node) {
 	hp.meshFree = true
 	for vi, v := range hp.verts {
+		if v.behind {
+			continue // its flows' probes go any way: no evidence
+		}
 		for _, sk := range v.succ {
 			if first, _ := hp.preds(sk); first < vi && !slices.Contains(ends, sk) {
 				hp.meshFree = false
@@ -252,6 +289,10 @@ func (a *analyzer) placeBackwards(hp *hop, h int) (waiting int) {
 		}
 		if (hp.meshFree || o.Stops()) && np == 1 && !hp.verts[p].key.anon() && a.leadsTo(f, h-2, hp.verts[p].key) {
 			hp.placeAt(hp.verts[p], f, i)
+			if a.perPacket {
+				hp.verts[p].behind = hp.verts[p].behind || f.pp
+				a.recordRepeats(hp.verts[p], f, i, h)
+			}
 			continue
 		}
 		hp.verify = append(hp.verify, i)

@@ -36,6 +36,18 @@ type State struct {
 	// increments it each time it sends a plan. Plan stops after
 	// MaxRounds.
 	Rounds int
+	// PerPacket turns on the per-packet test (see perpacket.go): where
+	// flows diverge, probes already answered are sent again (Repeats),
+	// and a vertex whose flows' probes are answered from two addresses
+	// is a per-packet load balancer, whose successors are counted from
+	// repeated probes rather than pinned to flows.
+	PerPacket bool
+	// Others are the later answers from other addresses than the first
+	// (Collector.AppendOthers): what repeats of a probe found.
+	Others []analysis.OtherAnswer
+	// Repeats is set by Plan: the probes of the next round to send again,
+	// each sent and answered already (with PerPacket only).
+	Repeats []Cell
 }
 
 // MaxRounds bounds the rounds of one destination's search (rounds
@@ -47,7 +59,8 @@ const MaxRounds = 32
 const defaultGap = 3
 
 // Plan returns the probes of the next round for the destination whose
-// answers so far are in st; none means the stopping rule holds everywhere
+// answers so far are in st, and sets st.Repeats to the probes to send
+// again; none of either means the stopping rule holds everywhere
 // (complete) or maxPaths (or MaxRounds) stops it (then complete=false).
 //
 // It is called once all the probes of the previous round are settled. The
@@ -56,6 +69,7 @@ const defaultGap = 3
 // the numbers following the largest one in st, up to maxPaths; the cells of
 // one round may all be sent at once.
 func Plan(st *State, confidence float64, maxPaths int) (next []Cell, complete bool) {
+	st.Repeats = st.Repeats[:0]
 	a := analyze(st, confidence)
 	defer a.release()
 	if a.satisfied() {
@@ -65,6 +79,7 @@ func Plan(st *State, confidence float64, maxPaths int) (next []Cell, complete bo
 		return nil, false
 	}
 	next = a.plan(maxPaths)
+	st.Repeats = append(st.Repeats, a.repeats...)
 	return next, false
 }
 
@@ -78,6 +93,9 @@ func (a *analyzer) plan(maxPaths int) []Cell {
 	a.startPlan(maxPaths)
 	for h := 1; h <= a.horizon; h++ {
 		hp := a.hops[h]
+		for _, i := range hp.again {
+			a.repeats = append(a.repeats, Cell{PathID: a.flows[i].id, TTL: h})
+		}
 		for _, i := range hp.verify {
 			a.add(a.flows[i].id, h-1)
 		}
@@ -118,6 +136,7 @@ func (a *analyzer) startPlan(maxPaths int) {
 	clear(a.inPlan)
 	a.nextID, a.maxPaths = a.maxID+1, maxPaths
 	a.freshDone, a.leftFor = false, 0
+	a.repeats = a.repeats[:0]
 }
 
 // add plans the probe of path ID id at ttl, unless it is out of range,
