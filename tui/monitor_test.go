@@ -197,3 +197,52 @@ func checkMonitorScreen(t *testing.T, s *Snapshot, rounds int) {
 		t.Errorf("%d rows marked changed, want 1:\n%s", marked, strings.Join(lines, "\n"))
 	}
 }
+
+// A destination the monitor cannot trace (no route in the simulator) has
+// its rounds counted and the reason shown, without paths.
+func TestMonitorNoRoute(t *testing.T) {
+	n, err := tracertest.NewNetwork(tracertest.Line(2), &tracertest.Options{Seed: 2, Filter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	state := NewState()
+	lost := netip.MustParseAddr("192.0.2.1")
+	rounds := 0
+	m, err := monitor.New(ctx, monitor.Config{
+		// The engine opens with a destination it has a route to.
+		Load: func(context.Context) ([]tracer.Target, error) {
+			return []tracer.Target{{Addr: netip.MustParseAddr("10.99.0.1")}, {Addr: lost, Name: "192.0.2.1"}}, nil
+		},
+		Interval: 2 * time.Second, Clock: n.Clock(),
+		OnRound: func(r monitor.Round) {
+			state.Round(r)
+			if r.Target.Addr != lost {
+				return
+			}
+			if rounds++; rounds == 3 {
+				cancel()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := tracer.Open(ctx, tracer.Config{Paths: 2, Network: n, Clock: n.Clock(), Observer: state}, m.Targets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx, tr, nil); err != nil || rounds < 3 {
+		t.Fatalf("Run: %v after %d rounds", err, rounds)
+	}
+	i := 0
+	for i < state.Len() && state.Snapshot(i).Dst != lost {
+		i++
+	}
+	lines := Render(state.Snapshot(i), View{Dest: i}, 80, 24)
+	if want := "[running]  round " + strconv.Itoa(rounds) + "  error: "; !strings.HasPrefix(lines[1], want) ||
+		!strings.Contains(lines[1], "no route") || !strings.HasPrefix(lines[0], "monitor 192.0.2.1 [") {
+		t.Errorf("the screen of a destination without a route:\n%s", strings.Join(lines, "\n"))
+	}
+}

@@ -147,7 +147,9 @@ func header(s *Snapshot, v *View, rows []Row, l layout) []string {
 	}
 	counts += fmt.Sprintf("  sent %d  replies %d", s.Sent, s.Replies)
 	if s.Err != "" {
-		counts += "  error: " + s.Err
+		// The last round could not trace the destination: why, in
+		// place of the counts (none).
+		counts = fmt.Sprintf("[%s]  round %d  error: %s", state, s.Rounds, s.Err)
 	}
 	ttl := pad("TTL", labelWidth)
 	for c := v.Left; c < min(v.Left+l.cols, max(l.ttls, 1)); c++ {
