@@ -27,6 +27,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/signal"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -74,6 +76,24 @@ type Config struct {
 	// Clock is the schedule's time: the engine's (tracer.Config.Clock),
 	// default the system's.
 	Clock tracer.Clock
+	// OnRound, when set, is told of every run of a destination once it
+	// is over, in the order they end. It is called from the engine's
+	// goroutine while the monitor holds its lock: it must return quickly
+	// and not call the Monitor's methods.
+	OnRound func(Round)
+}
+
+// A Round is one run of a destination, as Config.OnRound is told of it.
+type Round struct {
+	Target tracer.Target
+	End    time.Time
+	// Trace is the run's result, nil when the destination could not be
+	// traced (Err says why).
+	Trace *analysis.Trace
+	Err   string
+	// Event is what the run reported (a baseline or a change), nil for
+	// none: its Time is End.
+	Event *Event
 }
 
 // Defaults of Config.
@@ -316,6 +336,10 @@ func (m *Monitor) observe(d *dest, tr *analysis.Trace, s *snapshot, end time.Tim
 		m.metrics.unconfirmed.Inc()
 	}
 	ev := eventOf(v, dd, s, d.t, runs, end)
+	if m.cfg.OnRound != nil {
+		// Once the event is written.
+		defer m.cfg.OnRound(Round{Target: d.t, End: end, Trace: tr, Err: s.Error, Event: ev})
+	}
 	if ev == nil {
 		return
 	}
@@ -328,6 +352,24 @@ func (m *Monitor) observe(d *dest, tr *analysis.Trace, s *snapshot, end time.Tim
 			m.log.Error("writing an event", "err", err)
 		}
 	}
+}
+
+// ReloadOn reloads the destinations (Reload) whenever the process receives
+// one of sigs (SIGHUP, say), logging a reload refused, until the function
+// it returns is called.
+func (m *Monitor) ReloadOn(ctx context.Context, sigs ...os.Signal) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range ch {
+			if err := m.Reload(ctx); err != nil {
+				m.log.Error("reload refused: the destinations stay as they were", "err", err)
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(ch); <-done }
 }
 
 // Listen opens the metrics' listening socket on addr, which must be an IP

@@ -346,3 +346,58 @@ func TestIPv6(t *testing.T) {
 		t.Errorf("events %+v", es)
 	}
 }
+
+// Config.OnRound is told of every run, in order, with the result and the
+// event it raised: the same events as those written, at the run's end.
+func TestOnRound(t *testing.T) {
+	var mu sync.Mutex
+	var rounds []monitor.Round
+	s := startSim(t, simOptions{
+		topo: tracertest.Diamond(4), seed: 3, cfg: tracer.Config{Paths: 16},
+		mon: monitor.Config{Load: load(dst), Interval: 10 * time.Second, OnRound: func(r monitor.Round) {
+			mu.Lock()
+			rounds = append(rounds, r)
+			mu.Unlock()
+		}},
+		onEvent: func(s *sim, e event) {
+			if e.Type == monitor.Baseline {
+				withdraw(t, s.net)
+			}
+		},
+	})
+	s.await("a path change", func(es []event, _ []run) bool {
+		return count(es, func(e event) bool { return e.Type == monitor.PathChange }) == 1
+	})
+	if err := s.halt(); err != nil {
+		t.Fatal(err)
+	}
+	es, runs := s.snapshot()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rounds) != len(runs) || len(runs) < 3 {
+		t.Fatalf("told of %d rounds, the monitor logged %d runs", len(rounds), len(runs))
+	}
+	var told []monitor.Round
+	for i, r := range rounds {
+		if r.Target.Addr.String() != dst || r.Trace == nil || r.Trace.Destination != r.Target.Addr || !r.Trace.End.Equal(r.End) {
+			t.Errorf("round %d: %+v", i+1, r)
+		}
+		if i > 0 && r.End.Before(rounds[i-1].End) {
+			t.Errorf("round %d ended at %v, before the one told before it (%v)", i+1, r.End, rounds[i-1].End)
+		}
+		if r.Event != nil {
+			told = append(told, r)
+		}
+	}
+	if len(told) != len(es) {
+		t.Fatalf("%d rounds told with an event, %d events written", len(told), len(es))
+	}
+	for i, r := range told {
+		if r.Event.Type != es[i].Type || !r.Event.Time.Truncate(time.Millisecond).Equal(es[i].Time) || !r.Event.Time.Equal(r.End) {
+			t.Errorf("event %d: told %s at %v (round end %v), written %s at %v", i+1, r.Event.Type, r.Event.Time, r.End, es[i].Type, es[i].Time)
+		}
+	}
+	if d := told[len(told)-1].Event.Diff; d == nil || len(d.Removed) != 1 || d.PathsAfter != 3 {
+		t.Errorf("the change told: %+v", d)
+	}
+}

@@ -108,14 +108,26 @@ func header(s *Snapshot, v *View, rows []Row, l layout) []string {
 		if s.Count > 1 {
 			title += fmt.Sprintf("  [destination %d of %d: n next]", s.Index+1, s.Count)
 		}
+		if s.Monitor {
+			// Shorter, for the change to fit in 80 columns.
+			title = "monitor " + name
+			if s.Count > 1 {
+				title += fmt.Sprintf(" [%d/%d n next]", s.Index+1, s.Count)
+			}
+			if !s.Changed.IsZero() {
+				title += "  CHANGED " + clock(s.Changed) + " " + s.Change
+			}
+		}
 	}
 	state := "running"
 	switch {
+	case s.Monitor && s.Rounds == 0 && !v.Paused && v.Status == "":
+		state = "first round"
 	case v.Paused:
 		state = "PAUSED (p resumes)"
 	case v.Status != "":
 		state = v.Status
-	case s.Done():
+	case s.Done() && !s.Monitor:
 		state = "done"
 	}
 	ids := make(map[int]bool)
@@ -124,11 +136,21 @@ func header(s *Snapshot, v *View, rows []Row, l layout) []string {
 			ids[id] = true
 		}
 	}
-	counts := fmt.Sprintf("[%s]  %d distinct paths among %d path IDs", state, len(rows), len(ids))
+	counts := fmt.Sprintf("[%s]  ", state)
+	if s.Monitor {
+		counts += fmt.Sprintf("round %d  ", s.Rounds)
+	}
 	if v.ByID {
-		counts = fmt.Sprintf("[%s]  %d path IDs", state, len(rows))
+		counts += fmt.Sprintf("%d path IDs", len(rows))
+	} else {
+		counts += fmt.Sprintf("%d distinct paths among %d path IDs", len(rows), len(ids))
 	}
 	counts += fmt.Sprintf("  sent %d  replies %d", s.Sent, s.Replies)
+	if s.Err != "" {
+		// The last round could not trace the destination: why, in
+		// place of the counts (none).
+		counts = fmt.Sprintf("[%s]  round %d  error: %s", state, s.Rounds, s.Err)
+	}
 	ttl := pad("TTL", labelWidth)
 	for c := v.Left; c < min(v.Left+l.cols, max(l.ttls, 1)); c++ {
 		ttl += pad(strconv.Itoa(c+1), l.cell)
@@ -148,6 +170,12 @@ func rowLinesOf(row *Row, r int, v *View, l layout) []string {
 		lines[0] = pad("path "+strconv.Itoa(r+1), labelWidth)
 		lines[1] = pad(fmt.Sprintf("%d ID%s", len(row.PathIDs), plural(len(row.PathIDs))), labelWidth)
 		lines[2] = pad(idList(row.PathIDs, labelWidth-1), labelWidth)
+	}
+	if !row.Changed.IsZero() {
+		// A monitor reported this path changed: when, instead of its
+		// path IDs (d shows them).
+		lines[0] = pad("*"+strings.TrimSpace(lines[0]), labelWidth)
+		lines[1], lines[2] = pad("changed", labelWidth), pad(clock(row.Changed), labelWidth)
 	}
 	for t := v.Left; t < min(v.Left+l.cols, len(row.Hops)); t++ {
 		c := hopCell(row, t)
@@ -218,9 +246,16 @@ func helpLines() []string {
 		"  d            distinct paths / path IDs",
 		"  arrows       scroll rows and TTLs (PgUp, PgDn, Home too)",
 		"  n, N         next, previous destination",
+		"",
+		"monitor --tui: the paths of each destination's last round, the rounds",
+		"counted; CHANGED gives the time and the diff of the last change reported,",
+		"and *path, \"changed\" and its time mark each path it added or changed.",
 		"  ?            this help",
 	}
 }
+
+// clock writes the time of day of t, to the second, in local time.
+func clock(t time.Time) string { return t.Local().Format("15:04:05") }
 
 // ms writes d in milliseconds with 3 significant digits at most.
 func ms(d time.Duration) string {

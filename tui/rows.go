@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
@@ -19,6 +20,9 @@ type Row struct {
 	// share this hop go on to different next hops, and where rows from
 	// different hops join.
 	Diverge, Converge []bool
+	// Changed is when a monitor reported this path changed (added, or
+	// hops changed); zero when it did not.
+	Changed time.Time
 }
 
 // Rows returns the rows of s: one per distinct path, or with byID one
@@ -34,6 +38,16 @@ func Rows(s *Snapshot, byID bool) []Row {
 		rows = liveRows(s, byID)
 	}
 	mark(rows)
+	if len(s.Marks) > 0 {
+		addrs := make([]netip.Addr, 0, 32)
+		for i := range rows {
+			addrs = addrs[:0]
+			for _, h := range rows[i].Hops {
+				addrs = append(addrs, h.Addr)
+			}
+			rows[i].Changed = s.Marks[addrKey(addrs, rows[i].Reached)]
+		}
+	}
 	return rows
 }
 

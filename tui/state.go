@@ -87,6 +87,18 @@ type Snapshot struct {
 	// before): its distinct paths then make the rows, and its
 	// annotations name the hops.
 	Final *analysis.Trace
+	// Monitor says the view is of a monitor's rounds (State.Round): then
+	// Final, Flows, Sent and Replies are those of the last round
+	// finished, once there is one.
+	Monitor bool
+	Rounds  int    // rounds finished
+	Err     string // why the last round could not trace the destination
+	// Changed is when the monitor last reported a change of the paths,
+	// Change what it was; Marks says when each path of the last paths
+	// reported changed (added, or hops changed), by pathKey.
+	Changed time.Time
+	Change  string
+	Marks   map[string]time.Time
 }
 
 // Done says the destination is finished.
@@ -100,6 +112,7 @@ type State struct {
 	dsts    map[netip.Addr]*destState
 	order   []*destState
 	version uint64 // counts the changes, for redrawing only when there are some
+	monitor bool   // told of a monitor's rounds
 }
 
 type destState struct {
@@ -108,6 +121,7 @@ type destState struct {
 	sent    int
 	replies int
 	final   *analysis.Trace
+	mon     *monState // a monitor's rounds, nil before the first
 }
 
 // NewState returns an empty State.
@@ -204,7 +218,7 @@ func (s *State) Len() int {
 func (s *State) Snapshot(i int) *Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap := &Snapshot{Count: len(s.order)}
+	snap := &Snapshot{Count: len(s.order), Monitor: s.monitor}
 	if len(s.order) == 0 {
 		return snap
 	}
@@ -214,7 +228,11 @@ func (s *State) Snapshot(i int) *Snapshot {
 	if d.final != nil && d.final.Name != d.addr.String() {
 		snap.Name = d.final.Name
 	}
-	for p, hops := range d.flows {
+	flows := d.flows
+	if d.mon != nil {
+		flows = d.mon.copyTo(snap)
+	}
+	for p, hops := range flows {
 		if len(hops) > 0 {
 			snap.Flows = append(snap.Flows, Flow{PathID: p + 1, Hops: slices.Clone(hops)})
 		}

@@ -126,10 +126,16 @@ func traceFlags() []cli.Flag {
 
 // parseOptions validates every flag and names the bad one.
 func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
-	return parseWith(c, stdout, stderr, parseFormat, parseExpect, func(c *cli.Context, o *options) (err error) {
-		o.view, err = tui.Open(c.Bool("tui"), &o.cfg, &o.out, len(o.files) > 0)
+	return parseWith(c, stdout, stderr, parseFormat, parseExpect, openView(true))
+}
+
+// openView opens the live view of --tui, which refuses bulk scans: the
+// target files of a trace are one, a monitor's are not.
+func openView(bulk bool) func(*cli.Context, *options) error {
+	return func(c *cli.Context, o *options) (err error) {
+		o.view, err = tui.Open(c.Bool("tui"), &o.cfg, &o.out, bulk && len(o.files) > 0)
 		return err
-	})
+	}
 }
 
 // parseWith reads the flags that every run of the engine has, then those

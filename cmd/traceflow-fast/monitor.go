@@ -18,6 +18,7 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/internal/privs"
 	"github.com/traceflow-fast/traceflow-fast/monitor"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
+	"github.com/traceflow-fast/traceflow-fast/tui"
 )
 
 // monitorHelp is the description monitor --help prints.
@@ -39,7 +40,7 @@ func monitorCommand(stdout, stderr io.Writer) *cli.Command {
 			if err := needLinux(); err != nil {
 				return fail(err)
 			}
-			o, err := parseWith(c, stdout, stderr)
+			o, err := parseWith(c, stdout, stderr, openView(false))
 			if err != nil {
 				return fail(err)
 			}
@@ -58,7 +59,7 @@ func monitorCommand(stdout, stderr io.Writer) *cli.Command {
 // monitorFlags are the flags of a trace but those of one-shot output, and
 // the monitor's.
 func monitorFlags() []cli.Flag {
-	oneShot := []string{"format", "output", "bind", "dedup", "expect", "ignore-hop", "pcap", "progress", "tui"}
+	oneShot := []string{"format", "output", "bind", "dedup", "expect", "ignore-hop", "pcap", "progress"}
 	flags := slices.DeleteFunc(traceFlags(), func(f cli.Flag) bool { return slices.Contains(oneShot, f.Names()[0]) })
 	return append(flags,
 		&cli.DurationFlag{Name: "interval", Value: monitor.DefaultInterval, Usage: "trace every destination again after `DURATION` (such as 60s or 5m)"},
@@ -75,7 +76,7 @@ func monitorFlags() []cli.Flag {
 // parseMonitor reads the monitor's own flags into its Config.
 func parseMonitor(c *cli.Context, o *options) (monitor.Config, error) {
 	mc := monitor.Config{Interval: c.Duration("interval"), Confirm: c.Int("confirm"), HopSeries: c.Int("hop-series"),
-		State: c.String("state"), Text: c.String("format") == "text", Annotate: o.annotate, Logger: o.logger, Seed: o.seed}
+		State: c.String("state"), Text: c.String("format") == "text", Annotate: o.annotate, Logger: o.logger, Seed: o.seed, OnRound: o.view.Rounds()}
 	var err error
 	switch {
 	case mc.Interval <= 0:
@@ -150,18 +151,9 @@ func runMonitor(parent context.Context, o *options, mc monitor.Config, output, m
 	if err := privs.Drop(); err != nil {
 		return fail(fmt.Errorf("dropping privileges: %w", err))
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			if err := m.Reload(ctx); err != nil {
-				o.logger.Error("reload refused: the destinations stay as they were", "err", err)
-			}
-		}
-	}()
-	err = m.Run(ctx, tr, ln)
-	signal.Stop(hup)
-	close(hup)
+	stopReload := m.ReloadOn(ctx, syscall.SIGHUP)
+	_, err = o.view.Run(ctx, tui.RunMonitor(m, tr, ln), nil)
+	stopReload()
 	if err != nil {
 		return fail(err)
 	}

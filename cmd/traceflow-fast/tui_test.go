@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,9 +38,12 @@ func TestTUIRefused(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q, stdout %q: want exit 1 and one line with %q", tc.args, code, stderr.String(), stdout.String(), tc.want)
 		}
 	}
+	// The monitor's target files are no bulk scan: only the terminal is
+	// missing.
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"traceflow-fast", "monitor", "--tui", "10.99.0.1"}, &stdout, &stderr); code != exitError || !strings.Contains(stderr.String(), "tui") {
-		t.Errorf("monitor --tui: exit %d, %q: want it refused as an unknown flag", code, stderr.String())
+	code := run([]string{"traceflow-fast", "monitor", "--tui", "-f", list}, &stdout, &stderr)
+	if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); code != exitError || len(lines) != 1 || !strings.Contains(lines[0], "--tui: standard input is not a terminal") {
+		t.Errorf("monitor --tui: exit %d, %q: want it refused for want of a terminal, in one line", code, stderr.String())
 	}
 }
 
@@ -50,10 +54,12 @@ type tmux struct {
 	bin    string
 	sock   string
 	status string // where the shell writes the command's exit status
+	log    string // a log line the command writes, held back while the view is up
 }
 
-// startTUI runs the command with args in a new tmux terminal of 100x30,
-// in the lab's prober namespace.
+// startTUI runs the command with --tui and args in a new tmux terminal of
+// 100x30, in the lab's prober namespace; args "monitor", ... run the
+// monitor with --tui.
 func startTUI(t *testing.T, l *lab.Lab, args ...string) *tmux {
 	t.Helper()
 	bin, err := binary()
@@ -61,9 +67,13 @@ func startTUI(t *testing.T, l *lab.Lab, args ...string) *tmux {
 		t.Fatalf("build: %v", err)
 	}
 	dir := t.TempDir()
-	m := &tmux{t: t, bin: testenv.RequireTool(t, "tmux", "tmux"), sock: filepath.Join(dir, "tmux"), status: filepath.Join(dir, "status")}
-	cmd := strings.Join(append([]string{"ip", "netns", "exec", l.NS("prober"), bin, "--tui"}, args...), " ")
-	m.run("new-session", "-d", "-s", "tfx", "-x", "100", "-y", "30", "sh", "-c", cmd+"; echo $? >"+m.status+"; sleep 600")
+	m := &tmux{t: t, bin: testenv.RequireTool(t, "tmux", "tmux"), sock: filepath.Join(dir, "tmux"), status: filepath.Join(dir, "status"), log: "msg=tracing"}
+	cmd := []string{"ip", "netns", "exec", l.NS("prober"), bin}
+	if len(args) > 0 && args[0] == "monitor" {
+		cmd, args, m.log = append(cmd, "monitor"), args[1:], "msg=monitoring"
+	}
+	cmd = append(append(cmd, "--tui"), args...)
+	m.run("new-session", "-d", "-s", "tfx", "-x", "100", "-y", "30", "sh", "-c", strings.Join(cmd, " ")+"; echo $? >"+m.status+"; sleep 600")
 	t.Cleanup(func() { exec.Command(m.bin, "-S", m.sock, "kill-server").Run() })
 	return m
 }
@@ -106,7 +116,7 @@ func (m *tmux) exit() int {
 	if after := m.run("display-message", "-p", "-t", "tfx", "#{alternate_on} #{cursor_flag}"); strings.TrimSpace(after) != "0 1" {
 		m.t.Errorf("terminal after the view: alternate screen, cursor shown = %q, want 0 1", after)
 	}
-	if final := m.run("capture-pane", "-p", "-t", "tfx"); !strings.Contains(final, "msg=tracing") || strings.Contains(final, "TTL  ") {
+	if final := m.run("capture-pane", "-p", "-t", "tfx"); !strings.Contains(final, m.log) || strings.Contains(final, "TTL  ") {
 		m.t.Errorf("after the view, the terminal shows the logs held back, not the view:\n%s", final)
 	}
 	return code
@@ -209,4 +219,73 @@ func TestLabTUI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// monitor --tui in a real terminal (tmux) over the diamond lab: the rounds
+// are counted, a branch withdrawn on r1 shows as a change with its time,
+// the branch given back is the row marked changed, with the time of the
+// change the event gives; q leaves the view, the monitor stopped (exit 0)
+// and the terminal as it was.
+func TestLabMonitorTUI(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.Up(t, "diamond4")
+	events := filepath.Join(t.TempDir(), "events.json")
+	m := startTUI(t, l, "monitor", "--paths", "16", "--interval", "1s", "-o", events, lab.Destination)
+	screen := m.waitFor("the paths of a round", func(s string) bool { return strings.Contains(s, "4 distinct paths among 16 path IDs") })
+	if got, want := screenPaths(screen), expectedSet(l); !slices.Equal(got, want) {
+		t.Errorf("the view shows the paths\n  %s\nwant the lab's\n  %s\nscreen:\n%s", strings.Join(got, "\n  "), strings.Join(want, "\n  "), screen)
+	}
+	first := roundOf(t, screen)
+	m.waitFor("a round more", func(s string) bool { return roundOf(t, s) > first })
+	routeR1(t, l, "10.1.1.2", "10.1.2.2", "10.1.3.2")
+	screen = m.waitFor("the branch withdrawn shown as changed", func(s string) bool { return strings.Contains(s, "CHANGED ") })
+	lost := lastEvent(t, events)
+	if lost.Type != "path_change" || !strings.Contains(screen, "CHANGED "+lost.Time.Local().Format("15:04:05")+" path change -1 (4->3 paths)") ||
+		len(screenPaths(screen)) != 3 {
+		t.Errorf("after the branch withdrawn (event %+v), the screen:\n%s", lost, screen)
+	}
+	routeR1(t, l, "10.1.1.2", "10.1.2.2", "10.1.3.2", "10.1.4.2")
+	screen = m.waitFor("the branch given back marked", func(s string) bool { return strings.Contains(s, "+1 (3->4 paths)") })
+	back := lastEvent(t, events)
+	when := back.Time.Local().Format("15:04:05")
+	lines := strings.Split(screen, "\n")
+	i := slices.IndexFunc(lines, func(s string) bool { return strings.HasPrefix(s, "*path ") })
+	if i < 0 || i+2 >= len(lines) || !strings.Contains(lines[i], " 10.1.4.2 ") || !strings.HasPrefix(lines[i+1], "changed") ||
+		!strings.HasPrefix(lines[i+2], when) || !strings.Contains(lines[0], "CHANGED "+when) {
+		t.Errorf("the branch given back is not the row marked changed at %s; the screen:\n%s", when, screen)
+	}
+	m.run("send-keys", "-t", "tfx", "q")
+	if code := m.exit(); code != exitOK {
+		t.Errorf("after q: exit status %d, want 0", code)
+	}
+}
+
+// roundOf reads the round count off the monitor's view (-1: none yet).
+func roundOf(t *testing.T, screen string) int {
+	_, rest, ok := strings.Cut(screen, "]  round ")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.Fields(rest)[0])
+	if err != nil {
+		t.Fatalf("round count in %q", rest)
+	}
+	return n
+}
+
+// lastEvent reads the last event the monitor appended to name.
+func lastEvent(t *testing.T, name string) (e struct {
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
+}) {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if err == nil {
+		err = json.Unmarshal([]byte(lines[len(lines)-1]), &e)
+	}
+	if err != nil {
+		t.Fatalf("events in %s: %v", name, err)
+	}
+	return e
 }
