@@ -1,0 +1,88 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/traceflow-fast/traceflow-fast/tracer"
+	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
+)
+
+// Two agents at different places (a 4-way diamond, a line) trace the same
+// destinations; the client gets each one's results, with the paths its own
+// network has, and again when it attaches to the measurement later.
+func TestAgentsAndClient(t *testing.T) {
+	srv := startServer(t)
+	diamond := func() *tracertest.Topology { return tracertest.Diamond(4) }
+	line := func() *tracertest.Topology { return tracertest.Line(3) }
+	east := simulated("east", diamond, 1)
+	east.Groups = []string{"edge"}
+	startAgent(t, srv.URL(), east, nil)
+	startAgent(t, srv.URL(), simulated("west", line, 2), nil)
+
+	_, js := connect(t, srv.URL())
+	c := newClient(t, js)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	st, err := c.Agents(ctx)
+	if err != nil || len(st) != 2 || st[0].Name != "east" || !slices.Equal(st[0].Groups, []string{"edge"}) || st[1].Name != "west" {
+		t.Fatalf("Agents = %+v, %v", st, err)
+	}
+	if names, err := c.Resolve(ctx, []string{"group:edge"}); err != nil || !slices.Equal(names, []string{"east"}) {
+		t.Errorf("Resolve(group:edge) = %v, %v", names, err)
+	}
+	to, err := c.Resolve(ctx, []string{"all"})
+	if err != nil || !slices.Equal(to, []string{"east", "west"}) {
+		t.Fatalf("Resolve(all) = %v, %v", to, err)
+	}
+	m, err := c.Submit(ctx, Request{Targets: []string{"10.99.3.0/29"}, Paths: 16}, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsts := hosts("10.99.3.0/29")
+	want := map[string]map[string][]string{
+		"east": localPaths(t, diamond(), 1, tracer.Config{Paths: 16}, dsts),
+		"west": localPaths(t, line(), 2, tracer.Config{Paths: 16}, dsts),
+	}
+	if slices.Equal(want["east"]["10.99.3.1"], want["west"]["10.99.3.1"]) {
+		t.Fatal("the two vantage points see the same paths: the test shows nothing")
+	}
+	var records [][]byte
+	check := func(m *Measurement) {
+		t.Helper()
+		traces, finals, err := m.Collect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range to {
+			checkResults(t, a, traces[a], want[a])
+			if f := finals[a]; f == nil || f.Error != "" || f.Destinations != len(dsts) || f.Attempt != 1 {
+				t.Errorf("%s: final %+v, want %d destinations on the first attempt", a, f, len(dsts))
+			}
+		}
+	}
+	check(m)
+	again, err := c.Attach(ctx, m.ID)
+	if err != nil || !slices.Equal(again.Agents, to) {
+		t.Fatalf("Attach = %+v, %v", again, err)
+	}
+	check(again)
+	// The records are --format json's, with the agent and measurement first.
+	again.Results(ctx, func(r *Result) error {
+		if r.Final == nil {
+			records = append(records, r.Record)
+		}
+		return nil
+	})
+	for _, rec := range records {
+		prefix := []byte(`{"agent":"east","measurement":"` + m.ID + `","destination":"10.99.3.`)
+		if !bytes.HasPrefix(rec, prefix) && !bytes.HasPrefix(rec, bytes.Replace(prefix, []byte("east"), []byte("west"), 1)) {
+			t.Errorf("record %.100s...: want it to start %s", rec, prefix)
+		}
+	}
+	if len(records) != 2*len(dsts) {
+		t.Errorf("%d records, want %d", len(records), 2*len(dsts))
+	}
+}
