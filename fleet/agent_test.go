@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"sync"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
 )
@@ -84,5 +88,83 @@ func TestAgentsAndClient(t *testing.T) {
 	}
 	if len(records) != 2*len(dsts) {
 		t.Errorf("%d records, want %d", len(records), 2*len(dsts))
+	}
+}
+
+// An agent killed in the middle of a measurement, after some results are
+// stored and before it acknowledged it, gets the measurement again when it
+// comes back, traces only the destinations it has no result for, and the
+// client, attached all along, sees every destination exactly once.
+func TestAgentKilledMidMeasurement(t *testing.T) {
+	srv := startServer(t)
+	diamond := func() *tracertest.Topology { return tracertest.Diamond(4) }
+	cfg := simulated("edge1", diamond, 3)
+	const before = 3
+	stored := make(chan struct{})
+	first := startAgent(t, srv.URL(), cfg, func(ctx context.Context, n int) {
+		if n == before {
+			close(stored)
+			<-ctx.Done() // killed here
+		}
+	})
+
+	_, js := connect(t, srv.URL())
+	c := newClient(t, js)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	m, err := c.Submit(ctx, Request{Targets: []string{"10.99.3.0/28"}, Paths: 8}, []string{"edge1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type collected struct {
+		traces map[string][]*analysis.Trace
+		finals map[string]*Final
+		err    error
+	}
+	got := make(chan collected, 1)
+	go func() {
+		tr, f, err := m.Collect(ctx)
+		got <- collected{tr, f, err}
+	}()
+	select {
+	case <-stored:
+	case <-ctx.Done():
+		t.Fatal("the agent stored no result")
+	}
+	first.kill(t)
+
+	var second []int
+	var mu sync.Mutex
+	startAgent(t, srv.URL(), cfg, func(_ context.Context, n int) {
+		mu.Lock()
+		second = append(second, n)
+		mu.Unlock()
+	})
+	res := <-got
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	dsts := hosts("10.99.3.0/28")
+	checkResults(t, "edge1", res.traces["edge1"], localPaths(t, diamond(), 3, tracer.Config{Paths: 8}, dsts))
+	f := res.finals["edge1"]
+	if f == nil || f.Error != "" || f.Attempt != 2 || f.Destinations != len(dsts) {
+		t.Errorf("final %+v: want all %d destinations, finished on the second attempt", f, len(dsts))
+	}
+	mu.Lock()
+	if len(second) != len(dsts)-before {
+		t.Errorf("the second attempt traced %d destinations, want the %d left", len(second), len(dsts)-before)
+	}
+	mu.Unlock()
+	// The stream holds each result once, and one final record.
+	s, err := js.Stream(ctx, ResultsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(ResultSubject(m.ID, "edge1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects[ResultSubject(m.ID, "edge1")]; n != uint64(len(dsts))+1 {
+		t.Errorf("%d records stored, want %d results and the final one", n, len(dsts))
 	}
 }

@@ -75,6 +75,7 @@ type runningAgent struct {
 	nc   *nats.Conn
 	stop context.CancelFunc
 	done chan error
+	once sync.Once
 }
 
 func startAgent(t *testing.T, url string, cfg AgentConfig, hook func(ctx context.Context, n int)) *runningAgent {
@@ -96,12 +97,13 @@ func startAgent(t *testing.T, url string, cfg AgentConfig, hook func(ctx context
 // kill stops the agent as a crash would: its measurement in progress is
 // left unacknowledged, its connection closed.
 func (ra *runningAgent) kill(t *testing.T) {
-	ra.stop()
-	if err, ok := <-ra.done; ok && err != nil {
-		t.Errorf("agent %s: Run = %v", ra.cfg.Name, err)
-	}
-	close(ra.done)
-	ra.nc.Close()
+	ra.once.Do(func() {
+		ra.stop()
+		if err := <-ra.done; err != nil {
+			t.Errorf("agent %s: Run = %v", ra.cfg.Name, err)
+		}
+		ra.nc.Close()
+	})
 }
 
 // waitStatus waits until agent name has put its status in the bucket.
