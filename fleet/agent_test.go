@@ -3,13 +3,16 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
+	"github.com/traceflow-fast/traceflow-fast/probe"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
 )
@@ -166,5 +169,89 @@ func TestAgentKilledMidMeasurement(t *testing.T) {
 	}
 	if n := info.State.Subjects[ResultSubject(m.ID, "edge1")]; n != uint64(len(dsts))+1 {
 		t.Errorf("%d records stored, want %d results and the final one", n, len(dsts))
+	}
+}
+
+// Requests are checked as the command line checks its flags, and against
+// the agent's own limits: a refused one gets a final record with the
+// reason and no result; one asking for more than the agent allows runs
+// within its limits; the agent goes on taking measurements.
+func TestAgentLimits(t *testing.T) {
+	srv := startServer(t)
+	cfg := simulated("guarded", func() *tracertest.Topology { return tracertest.Diamond(2) }, 4)
+	cfg.Limits = Limits{
+		MaxRate:    500,
+		MaxTargets: 8,
+		Protocols:  []probe.Proto{probe.ProtoUDP, probe.ProtoICMP},
+		Exclude:    []netip.Prefix{netip.MustParsePrefix("10.99.5.0/24"), netip.MustParsePrefix("10.99.3.3/32")},
+	}
+	startAgent(t, srv.URL(), cfg, nil)
+	_, js := connect(t, srv.URL())
+	c := newClient(t, js)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	one := []string{"10.99.3.1"}
+	refused := []struct {
+		req  Request
+		want string
+	}{
+		{Request{Targets: one, Protocol: "tcp"}, "protocol tcp: this agent does not probe with it (allowed: udp, icmp)"},
+		{Request{Targets: one, Protocol: "sctp"}, `protocol "sctp": must be udp, tcp or icmp`},
+		{Request{Targets: []string{"10.99.3.0/24"}}, "10.99.3.0/24 holds 256 addresses, more than --max-prefix 8"},
+		{Request{Targets: []string{"10.99.3.0/30", "10.99.3.8/30", "10.99.3.16/30", "10.99.3.24/30", "10.99.3.32/30"}}, "targets: 10 addresses, more than this agent's limit of 8"},
+		{Request{Targets: []string{"10.99.3.300"}}, `"10.99.3.300" is not a valid IPv4 address`},
+		{Request{Targets: nil}, "no destination given"},
+		{Request{Targets: []string{"10.99.5.1"}}, "no destination left: 1 excluded"},
+		{Request{Targets: one, Paths: 5000}, "paths 5000: must be 1..4096"},
+		{Request{Targets: one, MaxTTL: 99}, "ttl 99: must be 1..64"},
+		{Request{Targets: one, Wait: -1}, "wait -1: must be more than 0"},
+		{Request{Targets: one, Rate: -5}, "rate -5: must be a number"},
+		{Request{Targets: one, Confidence: 20}, "confidence 20: must be 50..99.99"},
+	}
+	var ids []string
+	for _, tc := range refused {
+		m, err := c.Submit(ctx, tc.req, []string{"guarded"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	// Not a request at all, and one with a field the agent does not know.
+	for id, data := range map[string]string{"garbled": "{not json", "unknown": `{"id":"unknown","targets":["10.99.3.1"],"tarce":1}`} {
+		if _, err := js.Publish(ctx, MeasureSubject("guarded", id), []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok, err := c.Submit(ctx, Request{Targets: []string{"10.99.3.0/29"}, Paths: 4, Rate: 1e9}, []string{"guarded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	finalOf := func(id string) (*Final, []*analysis.Trace) {
+		t.Helper()
+		traces, finals, err := (&Measurement{ID: id, Agents: []string{"guarded"}, js: js}).Collect(ctx)
+		if err != nil {
+			t.Fatalf("measurement %s: %v", id, err)
+		}
+		return finals["guarded"], traces["guarded"]
+	}
+	for i, tc := range refused {
+		f, traces := finalOf(ids[i])
+		if f == nil || !strings.Contains(f.Error, tc.want) || len(traces) != 0 || f.Destinations != 0 {
+			t.Errorf("%+v: final %+v and %d results, want the error %q and none", tc.req, f, len(traces), tc.want)
+		}
+	}
+	for id, want := range map[string]string{"garbled": "bad request: invalid character", "unknown": `bad request: json: unknown field "tarce"`} {
+		if f, _ := finalOf(id); f == nil || !strings.HasPrefix(f.Error, want) {
+			t.Errorf("%s: final %+v, want the error %q", id, f, want)
+		}
+	}
+	f, traces := finalOf(ok.ID)
+	if f == nil || f.Error != "" || f.Rate != 500 || f.Excluded != 1 || f.Destinations != 5 || len(traces) != 5 {
+		t.Fatalf("final %+v, %d results: want 5 destinations (10.99.3.3 excluded) at 500 probes/s", f, len(traces))
+	}
+	for _, tr := range traces {
+		if tr.Destination == netip.MustParseAddr("10.99.3.3") {
+			t.Error("10.99.3.3 is excluded, but was traced")
+		}
 	}
 }
