@@ -132,6 +132,11 @@ func (c *Client) Submit(ctx context.Context, req Request, agents []string) (*Mea
 		}
 		m := &nats.Msg{Subject: MeasureSubject(a, req.ID), Data: b}
 		if _, err := c.js.PublishMsg(ctx, m, jetstream.WithMsgID(req.ID+"."+a), jetstream.WithExpectStream(MeasurementsStream)); err != nil {
+			// A publish the server refuses is answered by nothing: its
+			// reason comes apart, as the connection's last error.
+			if last := c.js.Conn().LastError(); errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), m.Subject) {
+				return nil, fmt.Errorf("submit to %s: not allowed: this user may not publish to %s", a, m.Subject)
+			}
 			return nil, fmt.Errorf("submit to %s: %w", a, err)
 		}
 	}

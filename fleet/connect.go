@@ -26,7 +26,12 @@ type ConnOptions struct {
 // without the credentials: wrong or missing credentials, servers not
 // reachable.
 func Connect(o ConnOptions) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name(o.Name), nats.MaxReconnects(-1)}
+	opts := []nats.Option{
+		nats.Name(o.Name), nats.MaxReconnects(-1),
+		// Errors reach the calls they fail (see Client.Submit), not
+		// standard error.
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
+	}
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
 	}
