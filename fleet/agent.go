@@ -71,6 +71,7 @@ type Agent struct {
 	started time.Time
 	running atomic.Int64
 	done    atomic.Int64
+	ready   chan struct{}
 	// afterResult, when set (tests), is called after each result is
 	// stored, with the count so far in this attempt.
 	afterResult func(ctx context.Context, n int)
@@ -97,13 +98,17 @@ func NewAgent(js jetstream.JetStream, cfg AgentConfig) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, js: js, log: log.With("agent", cfg.Name)}, nil
+	return &Agent{cfg: cfg, js: js, log: log.With("agent", cfg.Name), ready: make(chan struct{})}, nil
 }
 
 // ConsumerName is the durable consumer of an agent's measurements.
 func ConsumerName(agent string) string { return "agent_" + agent }
 
-// Run takes measurements until ctx ends. A measurement in progress then
+// Ready is closed once Run has its consumer and has put its status: the
+// agent is listed, and takes the measurements addressed to it.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Run takes measurements until ctx ends (it may be called once). A measurement in progress then
 // is left unacknowledged: it is delivered again when the agent (or one of
 // the same name) comes back.
 func (a *Agent) Run(ctx context.Context) error {
@@ -135,6 +140,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stop()
 	wg.Go(func() { a.heartbeat(hbCtx, kv) })
 	a.log.Info("agent ready", "consumer", ConsumerName(a.cfg.Name))
+	close(a.ready)
 	for {
 		msg, err := cons.Next(jetstream.FetchContext(ctx))
 		switch {

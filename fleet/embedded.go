@@ -18,6 +18,10 @@ type User struct {
 
 // EmbeddedConfig configures an in-process NATS server with JetStream.
 type EmbeddedConfig struct {
+	// ConfigFile, when given, is a nats-server configuration file (users,
+	// accounts and permissions; see docs/nats-server.conf) that the
+	// fields below override where they are set.
+	ConfigFile string
 	// StoreDir is where JetStream keeps the streams (required).
 	StoreDir string
 	// Host and Port to listen on for clients (default 127.0.0.1, and a
@@ -55,15 +59,16 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.StoreDir == "" {
 		return nil, errors.New("embedded nats: no store directory")
 	}
-	opts := &server.Options{
-		ServerName: cfg.Name,
-		Host:       cfg.Host,
-		Port:       cfg.Port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
+	opts := &server.Options{}
+	if cfg.ConfigFile != "" {
+		var err error
+		if opts, err = server.ProcessConfigFile(cfg.ConfigFile); err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
 	}
+	opts.ServerName, opts.JetStream, opts.StoreDir = cfg.Name, true, cfg.StoreDir
+	opts.Host, opts.Port = cfg.Host, cfg.Port
+	opts.NoSigs, opts.NoLog = true, true
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}

@@ -90,7 +90,14 @@ func startAgent(t *testing.T, url string, cfg AgentConfig, hook func(ctx context
 	ra := &runningAgent{Agent: a, nc: nc, stop: cancel, done: make(chan error, 1)}
 	go func() { ra.done <- a.Run(ctx) }()
 	t.Cleanup(func() { ra.kill(t) })
-	waitStatus(t, js, cfg.Name)
+	select {
+	case <-a.Ready():
+	case err := <-ra.done:
+		ra.done <- err // for kill
+		t.Fatalf("agent %s: Run = %v", cfg.Name, err)
+	case <-time.After(testTimeout):
+		t.Fatalf("agent %s: not ready", cfg.Name)
+	}
 	return ra
 }
 
@@ -104,32 +111,6 @@ func (ra *runningAgent) kill(t *testing.T) {
 		}
 		ra.nc.Close()
 	})
-}
-
-// waitStatus waits until agent name has put its status in the bucket.
-func waitStatus(t *testing.T, js jetstream.JetStream, name string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, AgentsBucket)
-	for err != nil && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond) // the agent creates the bucket
-		kv, err = js.KeyValue(ctx, AgentsBucket)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kv.Watch(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	for e := range w.Updates() {
-		if e != nil {
-			return
-		}
-	}
-	t.Fatalf("agent %s: no status: %v", name, ctx.Err())
 }
 
 // localPaths traces dsts through topo (seed) without NATS: what an agent
