@@ -1,5 +1,5 @@
 // Package fleetcmd holds the command's subcommands of package fleet:
-// `traceflow-fast agent` and `traceflow-fast agents`.
+// `traceflow-fast agent`, `agents` and `results`.
 package fleetcmd
 
 import (
@@ -31,7 +31,7 @@ const Embedded = "embedded"
 
 // Commands returns the subcommands.
 func Commands() []*cli.Command {
-	return []*cli.Command{agentCommand(), agentsCommand()}
+	return []*cli.Command{agentCommand(), agentsCommand(), resultsCommand()}
 }
 
 // natsFlags are the flags that reach NATS.
@@ -235,4 +235,60 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+func resultsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "results",
+		Usage:     "print the results of a measurement stored in NATS (--format json records), waiting for every agent's last",
+		UsageText: "traceflow-fast results --nats URLS --measurement ID",
+		Flags: append(natsFlags(),
+			&cli.StringFlag{Name: "measurement", Required: true, Usage: "the measurement's id"},
+		),
+		Action: func(c *cli.Context) error {
+			js, done, err := connect(c, false)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cl, err := fleet.NewClient(ctx, js, fleet.Layout{})
+			if err != nil {
+				return natsErr(js, err)
+			}
+			m, err := cl.Attach(ctx, c.String("measurement"))
+			if err != nil {
+				return natsErr(js, err)
+			}
+			return printResults(ctx, c, m)
+		},
+	}
+}
+
+// printResults writes the records of m to standard output as they come,
+// and each agent's outcome to standard error; it fails when an agent
+// refused the measurement.
+func printResults(ctx context.Context, c *cli.Context, m *fleet.Measurement) error {
+	var failed []string
+	err := m.Results(ctx, func(r *fleet.Result) error {
+		if r.Final == nil {
+			_, err := c.App.Writer.Write(r.Record)
+			return err
+		}
+		f := r.Final
+		if f.Error != "" {
+			failed = append(failed, fmt.Sprintf("%s: %s", f.Agent, f.Error))
+			return nil
+		}
+		fmt.Fprintf(c.App.ErrWriter, "%s: %d of %d destinations reached\n", f.Agent, f.Reached, f.Destinations)
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case failed != nil:
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
 }
