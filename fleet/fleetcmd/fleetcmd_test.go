@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +89,45 @@ func TestResults(t *testing.T) {
 	out, _, err = results(refused.ID)
 	if want := "east: protocol icmp: this agent does not probe with it (allowed: udp)"; err == nil || err.Error() != want || out != "" {
 		t.Errorf("refused measurement: %v, stdout %q; want the error %q", err, out, want)
+	}
+}
+
+// `agent --nats embedded` runs a server in the process: the agent is
+// listed there, and stops on its context.
+func TestAgentEmbedded(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		app := &cli.App{Writer: io.Discard, ErrWriter: &stderr, Commands: Commands()}
+		done <- app.RunContext(ctx, []string{"traceflow-fast", "agent", "--nats", "embedded", "--nats-listen", addr,
+			"--nats-store", t.TempDir(), "--name", "local", "--group", "lab"})
+	}()
+	deadline := time.Now().Add(time.Minute)
+	var st []fleet.Status
+	for len(st) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // the agent starts its server
+		nc, err := fleet.Connect(fleet.ConnOptions{URLs: "nats://" + addr})
+		if err != nil {
+			continue
+		}
+		js, _ := jetstream.New(nc)
+		if c, err := fleet.NewClient(ctx, js, fleet.Layout{}); err == nil {
+			st, _ = c.Agents(ctx)
+		}
+		nc.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("agent: %v (%s)", err, stderr.String())
+	}
+	if len(st) != 1 || st[0].Name != "local" || st[0].Groups[0] != "lab" {
+		t.Fatalf("agents on the embedded server: %+v", st)
 	}
 }
