@@ -293,7 +293,7 @@ func (a *Agent) measure(ctx context.Context, msg jetstream.Msg, id string, store
 	if err != nil {
 		return err
 	}
-	fin.Excluded, fin.Rate = p.set.Stats().Excluded, p.cfg.Rate
+	fin.Excluded, fin.Rate, fin.Seed = p.set.Stats().Excluded, p.cfg.Rate, p.seed
 	if a.cfg.Prepare != nil {
 		if err := a.cfg.Prepare(&p.cfg); err != nil {
 			return err

@@ -65,8 +65,8 @@ func TestAgentsAndClient(t *testing.T) {
 		}
 		for _, a := range to {
 			checkResults(t, a, traces[a], want[a])
-			if f := finals[a]; f == nil || f.Error != "" || f.Destinations != len(dsts) || f.Attempt != 1 {
-				t.Errorf("%s: final %+v, want %d destinations on the first attempt", a, f, len(dsts))
+			if f := finals[a]; f == nil || f.Error != "" || f.Destinations != len(dsts) || f.Attempt != 1 || f.Seed == 0 {
+				t.Errorf("%s: final %+v, want %d destinations on the first attempt, in an order the agent picked", a, f, len(dsts))
 			}
 		}
 	}
@@ -222,7 +222,7 @@ func TestAgentLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ok, err := c.Submit(ctx, Request{Targets: []string{"10.99.3.0/29"}, Paths: 4, Rate: 1e9}, []string{"guarded"})
+	ok, err := c.Submit(ctx, Request{Targets: []string{"10.99.3.0/29"}, Paths: 4, Rate: 1e9, Seed: 42}, []string{"guarded"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,8 +246,8 @@ func TestAgentLimits(t *testing.T) {
 		}
 	}
 	f, traces := finalOf(ok.ID)
-	if f == nil || f.Error != "" || f.Rate != 500 || f.Excluded != 1 || f.Destinations != 5 || len(traces) != 5 {
-		t.Fatalf("final %+v, %d results: want 5 destinations (10.99.3.3 excluded) at 500 probes/s", f, len(traces))
+	if f == nil || f.Error != "" || f.Rate != 500 || f.Excluded != 1 || f.Destinations != 5 || len(traces) != 5 || f.Seed != 42 {
+		t.Fatalf("final %+v, %d results: want 5 destinations (10.99.3.3 excluded) at 500 probes/s, in the order of seed 42", f, len(traces))
 	}
 	for _, tr := range traces {
 		if tr.Destination == netip.MustParseAddr("10.99.3.3") {

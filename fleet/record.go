@@ -36,6 +36,8 @@ type Final struct {
 	Excluded uint64 `json:"excluded,omitempty"`
 	// Rate is the probes per second the agent allowed.
 	Rate float64 `json:"rate,omitempty"`
+	// Seed of the destinations' random order (of the last attempt).
+	Seed uint64 `json:"seed,omitempty"`
 	// Attempt is the delivery of the measurement that finished it (2 or
 	// more: the agent was given it again).
 	Attempt int `json:"attempt"`

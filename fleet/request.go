@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -37,7 +38,7 @@ type Request struct {
 	GapLimit   int      `json:"gap_limit,omitempty"`
 	TOS        int      `json:"tos,omitempty"`
 	Rate       float64  `json:"rate,omitempty"` // probes per second
-	Seed       uint64   `json:"seed,omitempty"`
+	Seed       uint64   `json:"seed,omitempty"` // of the random order (0: the agent picks one)
 }
 
 // MaxRequestTargets bounds the entries of Request.Targets (each may be a
@@ -117,7 +118,11 @@ func (l Limits) check(ctx context.Context, r *Request, base tracer.Config) (*pla
 	if err != nil {
 		return nil, err
 	}
-	return &plan{cfg: cfg, set: set, seed: r.Seed}, nil
+	seed := r.Seed
+	for seed == 0 {
+		seed = rand.Uint64() // agents tracing the same targets do so in different orders
+	}
+	return &plan{cfg: cfg, set: set, seed: seed}, nil
 }
 
 // config returns the engine's settings for r, within l.
