@@ -47,6 +47,9 @@ type AgentConfig struct {
 	Heartbeat time.Duration
 	// Logger receives the agent's logs (default: none).
 	Logger *slog.Logger
+	// Layout configures the streams and the bucket if the agent is the
+	// first to need them (see Setup).
+	Layout Layout
 }
 
 // Status is what an agent reports of itself in the agents bucket.
@@ -112,7 +115,7 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // is left unacknowledged: it is delivered again when the agent (or one of
 // the same name) comes back.
 func (a *Agent) Run(ctx context.Context) error {
-	if err := Setup(ctx, a.js, Layout{}); err != nil {
+	if err := Setup(ctx, a.js, a.cfg.Layout); err != nil {
 		return err
 	}
 	cons, err := a.js.CreateOrUpdateConsumer(ctx, MeasurementsStream, jetstream.ConsumerConfig{

@@ -65,6 +65,9 @@ type Layout struct {
 // user allowed to use them but not to create them can call it too.
 func Setup(ctx context.Context, js jetstream.JetStream, l Layout) error {
 	r := max(l.Replicas, 1)
+	if r > 5 {
+		return fmt.Errorf("%d replicas: JetStream keeps 1 to 5", l.Replicas)
+	}
 	streams := []jetstream.StreamConfig{{
 		Name:      MeasurementsStream,
 		Subjects:  []string{measurePrefix + "*.*"},

@@ -34,6 +34,7 @@ func TestFleetCommands(t *testing.T) {
 		{[]string{"agents"}, `Required flag "nats" not set`},
 		{[]string{"agents", "--nats", wrong}, "authorization refused: wrong or missing credentials"},
 		{[]string{"agents", "--nats", "embedded"}, "--nats embedded: only an agent"},
+		{[]string{"agents", "--nats", good, "--nats-replicas", "7"}, "7 replicas: JetStream keeps 1 to 5"},
 		{[]string{"agent", "--nats", good}, `Required flag "name" not set`},
 		{[]string{"agent", "--nats", good, "--name", "a.b"}, `agent name "a.b"`},
 		{[]string{"agent", "--nats", good, "--name", "a", "--protocols", "udp,sctp"}, `--protocols "udp,sctp"`},

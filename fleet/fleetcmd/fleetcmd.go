@@ -40,6 +40,7 @@ func natsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats", Required: true, EnvVars: []string{"TRACEFLOW_NATS"}, Usage: "NATS server URLs, comma-separated (user:password@ in them, or from $TRACEFLOW_NATS); `embedded` runs a server in this process (agent only)"},
 		&cli.StringFlag{Name: "nats-creds", Usage: "NATS credentials file (JWT and NKey seed)"},
 		&cli.StringFlag{Name: "nats-ca", Usage: "PEM file of the CAs trusted for TLS to the servers"},
+		&cli.IntFlag{Name: "nats-replicas", Value: 1, Usage: "replicas of the streams and of the agents bucket, if this creates them (3 in a 3-node cluster)"},
 	}
 }
 
@@ -82,7 +83,7 @@ func runAgent(c *cli.Context) error {
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	a, err := fleet.NewAgent(js, fleet.AgentConfig{
 		Name: c.String("name"), Groups: c.StringSlice("group"), Version: version(),
-		Limits: limits, Logger: log, Engine: tracer.Config{Logger: log},
+		Limits: limits, Logger: log, Engine: tracer.Config{Logger: log}, Layout: layout(c),
 	})
 	if err != nil {
 		return err
@@ -194,7 +195,7 @@ func agentsCommand() *cli.Command {
 			defer done()
 			ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 			defer cancel()
-			cl, err := fleet.NewClient(ctx, js, fleet.Layout{})
+			cl, err := fleet.NewClient(ctx, js, layout(c))
 			if err != nil {
 				return natsErr(js, err)
 			}
@@ -253,7 +254,7 @@ func resultsCommand() *cli.Command {
 			defer done()
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cl, err := fleet.NewClient(ctx, js, fleet.Layout{})
+			cl, err := fleet.NewClient(ctx, js, layout(c))
 			if err != nil {
 				return natsErr(js, err)
 			}
@@ -292,3 +293,5 @@ func printResults(ctx context.Context, c *cli.Context, m *fleet.Measurement) err
 	}
 	return nil
 }
+
+func layout(c *cli.Context) fleet.Layout { return fleet.Layout{Replicas: c.Int("nats-replicas")} }
