@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/traceflow-fast/traceflow-fast/annotate"
+	"github.com/traceflow-fast/traceflow-fast/fleet/fleetcmd"
 	"github.com/traceflow-fast/traceflow-fast/output"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 	"github.com/traceflow-fast/traceflow-fast/targets"
@@ -63,7 +64,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{diffCommand(stdout, stderr), monitorCommand(stdout, stderr)},
+		Commands:        append([]*cli.Command{diffCommand(stdout, stderr), monitorCommand(stdout, stderr)}, fleetcmd.Commands()...),
 		Flags:           traceFlags(),
 		Action: func(c *cli.Context) error {
 			if err := needLinux(); err != nil {

@@ -1,0 +1,129 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/traceflow-fast/traceflow-fast/tracer"
+	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
+)
+
+// startCluster starts n embedded servers clustered together, and returns
+// them with the list of their client URLs. A clustered server is ready
+// when the cluster has elected its JetStream leader: they start at once.
+func startCluster(t *testing.T, n int) ([]*Embedded, string) {
+	t.Helper()
+	var routes []string
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		routes = append(routes, "nats-route://"+l.Addr().String())
+		l.Close()
+	}
+	nodes := make([]*Embedded, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		cfg := EmbeddedConfig{
+			StoreDir: t.TempDir(), Name: fmt.Sprintf("n%d", i+1),
+			Cluster: &ClusterConfig{Name: "traceflow-test", Port: ports[i], Routes: routes},
+		}
+		wg.Go(func() { nodes[i], errs[i] = StartEmbedded(cfg) })
+	}
+	wg.Wait()
+	var urls []string
+	for i, e := range nodes {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		t.Cleanup(e.Shutdown)
+		urls = append(urls, e.URL())
+	}
+	return nodes, strings.Join(urls, ",")
+}
+
+// setupReplicated creates the streams and bucket with 3 replicas, once the
+// cluster has elected its JetStream leader.
+func setupReplicated(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		err := Setup(actx, js, Layout{Replicas: 3})
+		acancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("setup: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // the cluster is still electing its leaders
+	}
+}
+
+// A 3-node cluster with streams of 3 replicas: the node leading the
+// results stream is stopped in the middle of a measurement, and the client
+// still gets every destination exactly once.
+func TestClusterNodeLost(t *testing.T) {
+	nodes, urls := startCluster(t, 3)
+	_, js := connect(t, urls)
+	setupReplicated(t, js)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	s, err := js.Stream(ctx, ResultsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.CachedInfo().Config.Replicas; r != 3 {
+		t.Fatalf("results stream has %d replicas", r)
+	}
+	var stopOnce sync.Once
+	diamond := func() *tracertest.Topology { return tracertest.Diamond(4) }
+	startAgent(t, urls, simulated("pop1", diamond, 6), func(ctx context.Context, n int) {
+		if n != 3 {
+			return
+		}
+		stopOnce.Do(func() {
+			info, err := s.Info(ctx)
+			if err != nil || info.Cluster == nil {
+				t.Errorf("results stream: %v", err)
+				return
+			}
+			for _, e := range nodes {
+				if e.s.Name() == info.Cluster.Leader {
+					t.Logf("stopping %s, the results stream's leader", info.Cluster.Leader)
+					e.Shutdown()
+				}
+			}
+		})
+	})
+	c := newClient(t, js)
+	m, err := c.Submit(ctx, Request{Targets: []string{"10.99.3.0/28"}, Paths: 8}, []string{"pop1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	traces, finals, err := m.Collect(ctx)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	dsts := hosts("10.99.3.0/28")
+	checkResults(t, "pop1", traces["pop1"], localPaths(t, diamond(), 6, tracer.Config{Paths: 8}, dsts))
+	if f := finals["pop1"]; f == nil || f.Error != "" || f.Destinations != len(dsts) {
+		t.Errorf("final %+v, want %d destinations", f, len(dsts))
+	} else {
+		t.Logf("finished on attempt %d", f.Attempt)
+	}
+}
