@@ -247,6 +247,9 @@ func follow(ctx context.Context, js jetstream.JetStream, id, agent string, fn fu
 		return fmt.Errorf("results of %s: %w", id, err)
 	}
 	defer it.Stop()
+	// Next may not return when ctx ends while the consumer is being
+	// recreated (a stream leader lost): stopping the iterator ends it.
+	defer context.AfterFunc(ctx, it.Stop)()
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
