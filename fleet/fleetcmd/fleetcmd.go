@@ -21,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/traceflow-fast/traceflow-fast/fleet"
+	"github.com/traceflow-fast/traceflow-fast/internal/privs"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
@@ -76,6 +77,13 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	defer closeNATS()
+	// An agent opens sockets for every measurement: it keeps what that
+	// takes, CAP_NET_RAW and CAP_BPF, and gives up every other
+	// capability, now that the connection (and an embedded server's
+	// store) is open.
+	if err := privs.KeepTracing(); err != nil {
+		return err
+	}
 	level := slog.LevelInfo
 	if c.Bool("debug") {
 		level = slog.LevelDebug

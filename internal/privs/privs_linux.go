@@ -28,45 +28,76 @@ import (
 // --help) has none to drop: then it only sets no_new_privs and returns nil.
 // The user ID does not change: root stays uid 0, without capabilities.
 func Drop() error {
+	return keep(cap.NewSet(), "drop privileges")
+}
+
+// KeepTracing gives up every capability but the two a run needs to open
+// its sockets and attach their filter, CAP_NET_RAW and CAP_BPF, for a
+// process that opens them again and again (an agent taking measurement
+// after measurement). It is Drop, keeping those two in the permitted and
+// effective sets and, for a process holding CAP_SETPCAP, in the bounding
+// set. A process holding neither keeps nothing.
+func KeepTracing() error {
+	held, err := cap.GetPID(0)
+	if err != nil {
+		return fmt.Errorf("keep the capabilities of tracing: %w", err)
+	}
+	want := cap.NewSet()
+	for _, c := range []cap.Value{cap.NET_RAW, cap.BPF} {
+		if on, _ := held.GetFlag(cap.Permitted, c); on {
+			if err := want.SetFlag(cap.Permitted, true, c); err != nil {
+				return err
+			}
+			if err := want.SetFlag(cap.Effective, true, c); err != nil {
+				return err
+			}
+		}
+	}
+	return keep(want, "keep the capabilities of tracing")
+}
+
+// keep gives up every capability but those of want (see Drop), and sets
+// no_new_privs; what is the start of its errors.
+func keep(want *cap.Set, what string) error {
 	if _, err := cap.Prctlw(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("drop privileges: set no_new_privs: %w", err)
+		return fmt.Errorf("%s: set no_new_privs: %w", what, err)
 	}
 	held, err := cap.GetPID(0)
 	if err != nil {
-		return fmt.Errorf("drop privileges: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	none := cap.NewSet()
-	if d, err := held.Cf(none); err != nil {
-		return fmt.Errorf("drop privileges: %w", err)
+	if d, err := held.Cf(want); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	} else if d == 0 && !anyAmbient() {
-		return nil // nothing held
+		return nil // nothing held beyond want
 	}
 
 	if ok, _ := held.GetFlag(cap.Permitted, cap.SETPCAP); ok {
-		if err := dropBoundingSet(held); err != nil {
-			return fmt.Errorf("drop privileges: %w", err)
+		if err := dropBoundingSet(held, want); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	if err := cap.ResetAmbient(); err != nil {
-		return fmt.Errorf("drop privileges: clear the ambient set: %w", err)
+		return fmt.Errorf("%s: clear the ambient set: %w", what, err)
 	}
-	if err := none.SetProc(); err != nil {
-		return fmt.Errorf("drop privileges: clear the capability sets: %w", err)
+	if err := want.SetProc(); err != nil {
+		return fmt.Errorf("%s: set the capability sets: %w", what, err)
 	}
 	// Check: a capset that the kernel took only in part would be a bug.
 	left, err := cap.GetPID(0)
 	if err != nil {
-		return fmt.Errorf("drop privileges: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if d, err := left.Cf(none); err != nil || d != 0 || anyAmbient() {
-		return fmt.Errorf("drop privileges: capabilities left: %v", left)
+	if d, err := left.Cf(want); err != nil || d != 0 || anyAmbient() {
+		return fmt.Errorf("%s: capabilities left: %v", what, left)
 	}
 	return nil
 }
 
-// dropBoundingSet empties the bounding set, which needs CAP_SETPCAP in the
-// effective set (held has it permitted).
-func dropBoundingSet(held *cap.Set) error {
+// dropBoundingSet empties the bounding set but for the permitted
+// capabilities of want, which needs CAP_SETPCAP in the effective set (held
+// has it permitted).
+func dropBoundingSet(held, want *cap.Set) error {
 	w, err := held.Dup()
 	if err != nil {
 		return err
@@ -79,6 +110,9 @@ func dropBoundingSet(held *cap.Set) error {
 	}
 	for c := cap.Value(0); c < cap.MaxBits(); c++ {
 		if ok, err := cap.GetBound(c); err != nil || !ok {
+			continue
+		}
+		if kept, _ := want.GetFlag(cap.Permitted, c); kept {
 			continue
 		}
 		if err := cap.DropBound(c); err != nil {

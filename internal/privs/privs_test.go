@@ -104,14 +104,18 @@ func dropChild() {
 		fail(err)
 	}
 	fmt.Println("before", before)
-	if err := Drop(); err != nil {
+	call := Drop
+	if os.Getenv(privsChildEnv) == "keep" {
+		call = KeepTracing
+	}
+	if err := call(); err != nil {
 		fail(err)
 	}
 	// Threads started after the drop inherit it.
 	lockedThread()
 	ready.Wait()
 	// A second call has nothing left to drop.
-	if err := Drop(); err != nil {
+	if err := call(); err != nil {
 		fail(fmt.Errorf("second call: %w", err))
 	}
 	tasks, err := filepath.Glob("/proc/self/task/*/status")
@@ -133,11 +137,17 @@ func dropChild() {
 // it is nil, and returns the states it printed: before the drop, and of
 // every thread after it.
 func runDropChild(t *testing.T, exe string, cred *syscall.Credential) (before threadStatus, after []threadStatus) {
+	return runChild(t, exe, cred, "drop")
+}
+
+// runChild runs the test binary at exe as dropChild, calling Drop (call
+// "drop") or KeepTracing ("keep").
+func runChild(t *testing.T, exe string, cred *syscall.Credential, call string) (before threadStatus, after []threadStatus) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestDropPrivileges$")
-	cmd.Env = append(os.Environ(), privsChildEnv+"=1")
+	cmd.Env = append(os.Environ(), privsChildEnv+"="+call)
 	cmd.Dir = filepath.Dir(exe)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -227,4 +237,38 @@ func TestDropPrivileges(t *testing.T) {
 		}
 		check(t, after)
 	})
+}
+
+// tracingCaps is CAP_NET_RAW (13) and CAP_BPF (39), as /proc shows a set.
+const tracingCaps = "0000008000002000"
+
+// TestKeepTracing checks, in a child process, that KeepTracing leaves
+// every thread with CAP_NET_RAW and CAP_BPF alone in its effective,
+// permitted and (as root) bounding sets, none inheritable or ambient, and
+// no_new_privs set; and that for an unprivileged user it succeeds with
+// nothing to keep.
+func TestKeepTracing(t *testing.T) {
+	testenv.RequireRoot(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after := runChild(t, exe, nil, "keep")
+	if before.eff == noCaps || before.amb == noCaps {
+		t.Fatalf("child started without capabilities: %v", before)
+	}
+	if len(after) < 6 {
+		t.Errorf("%d threads, want the main thread and at least 5 others", len(after))
+	}
+	for _, s := range after {
+		if s.eff != tracingCaps || s.prm != tracingCaps || s.bnd != tracingCaps || s.inh != noCaps || s.amb != noCaps || s.noNewPrivs != "1" {
+			t.Errorf("want CAP_NET_RAW and CAP_BPF alone (%s) effective, permitted and bounding: %v", tracingCaps, s)
+		}
+	}
+	_, after = runChild(t, testenv.PublicCopy(t, exe), &syscall.Credential{Uid: nobody, Gid: nobody}, "keep")
+	for _, s := range after {
+		if s.eff != noCaps || s.prm != noCaps || s.noNewPrivs != "1" {
+			t.Errorf("as nobody: %v", s)
+		}
+	}
 }
