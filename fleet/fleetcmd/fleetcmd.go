@@ -77,13 +77,6 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	defer closeNATS()
-	// An agent opens sockets for every measurement: it keeps what that
-	// takes, CAP_NET_RAW and CAP_BPF, and gives up every other
-	// capability, now that the connection (and an embedded server's
-	// store) is open.
-	if err := privs.KeepTracing(); err != nil {
-		return err
-	}
 	level := slog.LevelInfo
 	if c.Bool("debug") {
 		level = slog.LevelDebug
@@ -94,6 +87,13 @@ func runAgent(c *cli.Context) error {
 		Limits: limits, Logger: log, Engine: tracer.Config{Logger: log}, Layout: layout(c),
 	})
 	if err != nil {
+		return err
+	}
+	// An agent opens sockets for every measurement: it keeps what that
+	// takes, CAP_NET_RAW and CAP_BPF, and gives up every other
+	// capability, now that its connection (and an embedded server's
+	// store) is open and its configuration checked.
+	if err := privs.KeepTracing(); err != nil {
 		return err
 	}
 	return a.Run(ctx)
