@@ -278,8 +278,13 @@ func TestSpread(t *testing.T) {
 	}
 	slices.Sort(at)
 	for k, d := range at {
-		// Each run ends a few ms after it starts, in its slot.
-		if lo, hi := time.Duration(k)*time.Second, time.Duration(k+1)*time.Second+100*time.Millisecond; d < lo || d >= hi {
+		// Each run starts in its slot and ends a few ms later, or, when
+		// the simulator's clock moves on before the engine has read an
+		// answer (it moves after 300 µs of real time without a call, which
+		// a loaded machine can exceed), after a probe's timeout: one run
+		// in a full suite ended 0.7 s after its slot. Not before the slot
+		// is what shows the spread.
+		if lo, hi := time.Duration(k)*time.Second, time.Duration(k+2)*time.Second; d < lo || d >= hi {
 			t.Errorf("the run %d of 8 ended %v after the start, want within %v..%v", k+1, d, lo, hi)
 		}
 	}
