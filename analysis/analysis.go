@@ -255,10 +255,12 @@ func samePath(a, b *Flow) bool {
 // Summary returns the line that ends every output format, such as
 // "2 distinct paths among 16 path IDs".
 func (t *Trace) Summary() string {
-	return summary(len(t.groups()), len(t.Flows))
+	return PathsSummary(len(t.groups()), len(t.Flows))
 }
 
-func summary(distinct, ids int) string {
+// PathsSummary is the summary line of a trace with distinct paths among
+// ids path IDs (see Trace.Summary).
+func PathsSummary(distinct, ids int) string {
 	return plural(distinct, "distinct path", "distinct paths") + " among " + plural(ids, "path ID", "path IDs")
 }
 
@@ -269,9 +271,9 @@ func plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
-// idRanges renders sorted path IDs compactly: runs of three or more
+// IDRanges renders sorted path IDs compactly: runs of three or more
 // consecutive IDs become ranges, as in "1-4,7,9,10".
-func idRanges(ids []int) string {
+func IDRanges(ids []int) string {
 	var b strings.Builder
 	for i := 0; i < len(ids); {
 		j := i

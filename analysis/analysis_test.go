@@ -480,8 +480,8 @@ func TestIDRanges(t *testing.T) {
 		{[]int{2, 3, 5, 6, 7, 8, 10, 11}, "2,3,5-8,10,11"},
 	}
 	for _, tc := range tests {
-		if got := idRanges(tc.ids); got != tc.want {
-			t.Errorf("idRanges(%v) = %q, want %q", tc.ids, got, tc.want)
+		if got := IDRanges(tc.ids); got != tc.want {
+			t.Errorf("IDRanges(%v) = %q, want %q", tc.ids, got, tc.want)
 		}
 	}
 }

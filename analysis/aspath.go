@@ -189,7 +189,7 @@ func asLines(t *Trace) []string {
 		if text == "" {
 			text = "(no hop answered)"
 		}
-		lines = append(lines, "AS path "+text+" ("+noun+idRanges(ids[i])+")")
+		lines = append(lines, "AS path "+text+" ("+noun+IDRanges(ids[i])+")")
 	}
 	if routes := t.ASPaths(); len(routes) > 1 {
 		lines = append(lines, "AS path divergence: the flows cross "+strconv.Itoa(len(routes))+" different AS paths")

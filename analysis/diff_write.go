@@ -177,7 +177,7 @@ func idsNote(ids []int) string {
 	case 1:
 		return " (path ID " + strconv.Itoa(ids[0]) + ")"
 	}
-	return " (path IDs " + idRanges(ids) + ")"
+	return " (path IDs " + IDRanges(ids) + ")"
 }
 
 func intsText(ns []int) string {

@@ -181,7 +181,7 @@ func dotNodeAttrs(n *Node, fill string, x *nodeExtras) string {
 	if len(n.PathIDs) != 1 {
 		ids = "path IDs"
 	}
-	ids += " " + idRanges(n.PathIDs)
+	ids += " " + IDRanges(n.PathIDs)
 	ttl := "TTL " + strconv.Itoa(n.TTL)
 	if n.Silent {
 		return "label=\"*\", shape=circle, style=dashed, width=0.3, fixedsize=true, color=\"#999999\", tooltip=" +
@@ -234,7 +234,7 @@ func dotNodeAttrs(n *Node, fill string, x *nodeExtras) string {
 }
 
 func dotEdgeAttrs(pathIDs []int, flows int, dashed bool) string {
-	list := idRanges(pathIDs)
+	list := IDRanges(pathIDs)
 	label := list
 	if len(label) > dotEdgeLabelMax {
 		label = plural(len(pathIDs), "path ID", "path IDs")

@@ -833,15 +833,7 @@ func perPacketNotes(pps []PerPacketHop) []string {
 		var s strings.Builder
 		switch {
 		case pp.RouteChange:
-			s.WriteString("route change after ")
-			s.WriteString(pp.Vertex.String())
-			s.WriteString(" (TTL ")
-			s.WriteString(strconv.Itoa(pp.TTL - 1))
-			s.WriteString("): path ID ")
-			s.WriteString(strconv.Itoa(pp.PathID))
-			s.WriteString(" at TTL ")
-			s.WriteString(strconv.Itoa(pp.TTL))
-			s.WriteString(" answered from ")
+			writeVertexProbe(&s, "route change after ", &pp)
 			first, then := pp.Addrs, []netip.Addr(nil)
 			if len(first) > 1 {
 				first, then = first[:1], first[1:]
@@ -852,15 +844,7 @@ func perPacketNotes(pps []PerPacketHop) []string {
 			out = append(out, s.String())
 			continue
 		case pp.Vertex.IsValid():
-			s.WriteString("per-packet load balancer ")
-			s.WriteString(pp.Vertex.String())
-			s.WriteString(" (TTL ")
-			s.WriteString(strconv.Itoa(pp.TTL - 1))
-			s.WriteString("): path ID ")
-			s.WriteString(strconv.Itoa(pp.PathID))
-			s.WriteString(" at TTL ")
-			s.WriteString(strconv.Itoa(pp.TTL))
-			s.WriteString(" answered from ")
+			writeVertexProbe(&s, "per-packet load balancer ", &pp)
 		default:
 			s.WriteString("per-packet load balancing at TTL ")
 			s.WriteString(strconv.Itoa(pp.TTL))
@@ -872,6 +856,20 @@ func perPacketNotes(pps []PerPacketHop) []string {
 		out = append(out, s.String())
 	}
 	return out
+}
+
+// writeVertexProbe writes what, pp's vertex and its TTL, and the probe that
+// showed it: "WHAT10.0.0.1 (TTL 1): path ID 3 at TTL 2 answered from ".
+func writeVertexProbe(s *strings.Builder, what string, pp *PerPacketHop) {
+	s.WriteString(what)
+	s.WriteString(pp.Vertex.String())
+	s.WriteString(" (TTL ")
+	s.WriteString(strconv.Itoa(pp.TTL - 1))
+	s.WriteString("): path ID ")
+	s.WriteString(strconv.Itoa(pp.PathID))
+	s.WriteString(" at TTL ")
+	s.WriteString(strconv.Itoa(pp.TTL))
+	s.WriteString(" answered from ")
 }
 
 // writeAddrList writes addrs separated by commas.

@@ -71,7 +71,7 @@ func appendTraceJSON(b []byte, t *Trace) ([]byte, error) {
 	b = append(b, `],"graph":`...)
 	b = appendGraphJSON(b, BuildGraph(t))
 	b = append(b, `,"summary":`...)
-	b = appendStringJSON(b, summary(len(ups), len(t.Flows)))
+	b = appendStringJSON(b, PathsSummary(len(ups), len(t.Flows)))
 
 	if m := t.MDA; m != nil {
 		b = append(b, `,"mda":{"confidence":`...)

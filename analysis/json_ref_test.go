@@ -71,7 +71,7 @@ func writeJSONRef(w io.Writer, t *Trace, opts Options) error {
 		jt.UniquePaths[i] = ju
 	}
 	jt.Graph = BuildGraph(t).toJSON()
-	jt.Summary = summary(len(ups), len(t.Flows))
+	jt.Summary = PathsSummary(len(ups), len(t.Flows))
 	if t.HasASN {
 		asPaths := t.ASPaths()
 		divergence := len(asPaths) > 1

@@ -50,7 +50,7 @@ func makeTable(t *Trace, opts Options) table {
 			if len(ids) == 1 {
 				noun = "ID"
 			}
-			add("Path "+strconv.Itoa(gi+1)+" ("+noun+" "+idRanges(ids)+")", &t.Flows[g[0]])
+			add("Path "+strconv.Itoa(gi+1)+" ("+noun+" "+IDRanges(ids)+")", &t.Flows[g[0]])
 			marked = gr.markRow(g[0], tb.cells[len(tb.cells)-1]) || marked
 		}
 		tb.notes = append(gr.notes(marked), rttLines(t, gr, groups)...)
@@ -209,7 +209,7 @@ func WriteVert(w io.Writer, t *Trace, opts Options) error {
 	for _, l := range asLines(t) {
 		g.line(l)
 	}
-	g.line(summary(tb.distinct, len(t.Flows)))
+	g.line(PathsSummary(tb.distinct, len(t.Flows)))
 	_, err := io.WriteString(w, g.b.String())
 	return err
 }
@@ -241,7 +241,7 @@ func WriteHoriz(w io.Writer, t *Trace, opts Options) error {
 	for _, l := range asLines(t) {
 		g.line(l)
 	}
-	g.line(summary(tb.distinct, len(t.Flows)))
+	g.line(PathsSummary(tb.distinct, len(t.Flows)))
 	_, err := io.WriteString(w, g.b.String())
 	return err
 }

@@ -245,11 +245,11 @@ func member(m *analysis.Member, t *analysis.Trace) Member {
 		if k > 0 {
 			b.WriteByte('|')
 		}
-		b.WriteString(idRanges(ids))
+		b.WriteString(analysis.IDRanges(ids))
 		n += len(ids)
 	}
 	out.PathIDs = b.String()
-	if s := t.Summary(); s != plural(len(m.PathIDs), "distinct path", "distinct paths")+" among "+plural(n, "path ID", "path IDs") {
+	if s := t.Summary(); s != analysis.PathsSummary(len(m.PathIDs), n) {
 		out.Summary = s
 	}
 	return out
@@ -340,38 +340,6 @@ func countedText(n int, one, many string) string {
 	return s + " " + many
 }
 
-// plural writes "1 one" or "12 many", as Trace.Summary does.
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
-}
-
-// idRanges writes sorted path IDs with runs of three or more as ranges:
-// "1-4,7,9,10".
-func idRanges(ids []int) string {
-	var b strings.Builder
-	for i := 0; i < len(ids); {
-		j := i
-		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(ids[i]))
-		switch {
-		case j-i >= 2:
-			b.WriteString("-" + strconv.Itoa(ids[j]))
-		case j > i:
-			b.WriteString("," + strconv.Itoa(ids[j]))
-		}
-		i = j + 1
-	}
-	return b.String()
-}
-
 // bulkEdges adds the edges of the links of gg: one per router path, or one
 // grey edge for all when more than MaxParallel join the same two nodes.
 func bulkEdges(bk *Bulk, gg *analysis.GroupGraph, ids []string) {
@@ -444,6 +412,6 @@ func carry(e *BulkEdge, gg *analysis.GroupGraph, l *analysis.GroupLink, paths []
 			ids = append(ids, c.m.PathIDs[k]...)
 		}
 		slices.Sort(ids)
-		e.Sample = append(e.Sample, [2]string{c.m.Addr.String(), idRanges(ids)})
+		e.Sample = append(e.Sample, [2]string{c.m.Addr.String(), analysis.IDRanges(ids)})
 	}
 }
