@@ -41,6 +41,10 @@ type plan struct {
 	Horizon int
 	Cells   []mda.Cell
 	Repeats []mda.Cell
+	// Wait says that the destination, with nothing to send, waits for
+	// other destinations' searches (see mda.State.Waiting): it is parked
+	// until Wake.
+	Wait bool
 }
 
 // Probe cell states, in the low two bits of a cell byte; bit 2 marks a cell
@@ -78,6 +82,7 @@ type slot struct {
 	inUse  bool
 	queued bool // in the ready ring
 	idle   bool // in the idle list
+	parked bool // waiting for other destinations' searches (plan.Wait)
 	paths  []pathState
 	cells  []uint8    // [path-1][ttl-1]
 	expl   []mda.Cell // explicit probes not yet sent (from Plan.Cells)
@@ -136,6 +141,7 @@ type sched struct {
 	qhead  int
 	qlen   int
 	idle   []int32
+	parked int // destinations waiting for other destinations' searches
 	// base is the time the expiries count from: durations from a
 	// time.Now carry its monotonic reading, so a step of the wall clock
 	// changes no timeout.
@@ -702,8 +708,29 @@ func (q *sched) Resolve(done func(slot int)) {
 			q.enqueue(i)
 			continue
 		}
+		if p.Wait {
+			sl.parked = true
+			q.parked++
+			continue
+		}
 		done(int(i))
 		q.release(i)
+	}
+}
+
+// Parked returns how many destinations wait for others (plan.Wait).
+func (q *sched) Parked() int { return q.parked }
+
+// IsParked says whether slot i waits for others.
+func (q *sched) IsParked(i int) bool { return q.slots[i].parked }
+
+// Wake hands slot i, if parked, to the next Resolve, which asks More again
+// what it is to do.
+func (q *sched) Wake(i int) {
+	if sl := &q.slots[i]; sl.parked {
+		sl.parked = false
+		q.parked--
+		q.markIdle(int32(i))
 	}
 }
 
@@ -771,8 +798,10 @@ func (q *sched) Abandon(done func(slot int)) {
 		}
 		q.slots[i].queued = false
 		q.slots[i].blocked = false
+		q.slots[i].parked = false
 	}
 	q.idle = q.idle[:0]
+	q.parked = 0
 	q.retry = q.retry[:0]
 	q.blocked = q.blocked[:0]
 	q.deferred = q.deferred[:0]

@@ -88,6 +88,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "paths", Aliases: []string{"p"}, Value: "auto", Usage: "path IDs (flows) to probe: a number 1..4096, or auto: add path IDs until the MDA stopping rule says, at --confidence, that no next hop is left unseen"},
 		&cli.Float64Flag{Name: "confidence", Value: 95, Usage: "confidence (percent) of --paths auto that no path was missed: 95 or 99 use the published tables, other values 50..99.99 the closed form"},
 		&cli.IntFlag{Name: "max-paths", Value: 256, Usage: "the most path IDs --paths auto may use, 1..4096"},
+		&cli.BoolFlag{Name: "no-stop-set", Usage: "with --paths auto and several destinations, prove each destination's paths with its own probes; by default a router whose next hops one destination's search settled is taken as settled for the others whose probes show the same next hops (each such router is listed in the JSON record's \"reused\")"},
 		&cli.IntFlag{Name: "ttl", Aliases: []string{"t"}, Value: 30, Usage: fmt.Sprintf("highest TTL to probe, 1..%d", probe.MaxTTL)},
 		&cli.IntFlag{Name: "first-ttl", Value: 1, Usage: "first TTL to probe"},
 		&cli.StringFlag{Name: "protocol", Value: "udp", Usage: "probe protocol: udp (datagrams to --dstport), tcp (SYNs to --dstport; reached on a SYN-ACK or RST) or icmp (echo requests; reached on an echo reply)"},
@@ -212,7 +213,7 @@ func parsePaths(c *cli.Context, o *options) error {
 	if math.IsNaN(conf) || conf < 50 || conf > 99.99 {
 		return fmt.Errorf("--confidence %v: must be 50..99.99 (percent)", conf)
 	}
-	o.cfg.Confidence = conf / 100
+	o.cfg.Confidence, o.cfg.NoStopSet = conf/100, c.Bool("no-stop-set")
 	if p := c.String("paths"); p != "auto" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > tracer.MaxPathIDs {
