@@ -122,6 +122,7 @@ type analyzer struct {
 	// to another destination's search; claims is scratch.
 	stops   *StopSet
 	waiting bool
+	dst     netip.Addr
 	// firstHop is what answered a probe at TTL 1 (with oneHop).
 	firstHop netip.Addr
 	claims   []node
@@ -154,7 +155,7 @@ func analyze(st *State, confidence float64) *analyzer {
 	a := analyzers.Get().(*analyzer)
 	a.conf, a.maxTTL, a.gap, a.oneHop = confidence, st.MaxTTL, st.GapLimit, st.OneFirstHop
 	a.perPacket, a.others = st.PerPacket, st.Others
-	a.stops, a.waiting = st.Stops, false
+	a.stops, a.waiting, a.dst = st.Stops, false, st.Dst
 	if a.gap <= 0 {
 		a.gap = defaultGap
 	}

@@ -250,8 +250,8 @@ func (a *analyzer) passKnown(hp *hop, h int) {
 				continue
 			}
 			e := a.stops.settledEntry(v.key)
-			if e == nil {
-				continue
+			if e == nil || e.from == a.dst {
+				continue // the destination's own: its test passes again
 			}
 			seen := knownSeen(hp, v, e.succ)
 			if !seen && len(v.succ) > 0 {
