@@ -142,6 +142,9 @@ type sched struct {
 	qlen   int
 	idle   []int32
 	parked int // destinations waiting for other destinations' searches
+	// distance is the TTL at which the last destination answered path
+	// ID 1: the next destinations' path ID 1 sends up to it at once.
+	distance int16
 	// base is the time the expiries count from: durations from a
 	// time.Now carry its monotonic reading, so a step of the wall clock
 	// changes no timeout.
@@ -241,7 +244,14 @@ func (q *sched) Admit(addr netip.Addr) (int, bool) {
 		q.markIdle(i) // nothing to probe
 		return int(i), true
 	}
-	q.addPaths(sl, 1, q.s.FirstTTL-1+q.s.GapLimit)
+	top := q.s.FirstTTL - 1 + q.s.GapLimit
+	if d := int(q.distance); d >= q.s.FirstTTL && d < top {
+		// The last destination answered at d: this one goes no
+		// further at once, where it would only ask the destination
+		// again (and spend its ICMP budget) if it is as far.
+		top = d
+	}
+	q.addPaths(sl, 1, top)
 	q.enqueue(i)
 	return int(i), true
 }
@@ -538,6 +548,9 @@ func (q *sched) Answer(i, path, ttl int, reached, stop bool) bool {
 	}
 	if (reached || stop) && ttl < int(p.limit) {
 		p.limit = int16(ttl)
+	}
+	if reached && path == 1 {
+		q.distance = int16(ttl)
 	}
 	if !reached && !stop && ttl == int(p.top) && !p.done {
 		// The round's highest TTL answered: the next round may go.

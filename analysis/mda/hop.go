@@ -637,21 +637,33 @@ func (a *analyzer) advance(hp *hop, h int) {
 		if f.end != 0 && h > f.end || f.dark != 0 && h > f.dark {
 			continue
 		}
-		if o := f.at(h); o.Sent() {
+		probed := f.at(h).Sent()
+		if probed && f.at(h).From().IsValid() {
 			a.observe(f, h)
 			continue
 		}
-		f.run = 0
-		if f.how[h-1] == howUnknown || !f.goesOn(h-1) {
-			continue
-		}
-		vi := a.vertOf[i]
-		if vi < 0 {
-			if vi = hp.vertex(f.key[h-1]); vi < 0 {
-				continue
+		var v *vertex
+		if f.how[h-1] != howUnknown && f.goesOn(h-1) {
+			vi := a.vertOf[i]
+			if vi < 0 {
+				vi = hp.vertex(f.key[h-1])
+			}
+			if vi >= 0 {
+				v = hp.verts[vi]
 			}
 		}
-		v := hp.verts[vi]
+		if probed && (v == nil || !v.single || !v.reused) {
+			a.observe(f, h) // silent
+			continue
+		}
+		// Not probed, or silent after a vertex that passed with the one
+		// responding successor the stop set holds for it: the answer
+		// was lost (or held back by the router's ICMP budget), the flow
+		// went there all the same.
+		f.run = 0
+		if v == nil {
+			continue
+		}
 		switch {
 		case v.single:
 			f.how[h], f.key[h] = howInferred, v.succ[0]
