@@ -125,15 +125,18 @@ type Trace struct {
 	Destination netip.Addr
 	Name        string // as given by the user (host name or address)
 	Source      netip.Addr
-	Protocol    string // of the probes: "udp", "tcp" or "icmp"
-	MaxTTL      int    // the largest TTL the run was allowed to probe
-	Flows       []Flow // sorted by PathID
-	ProbesSent  int
-	Replies     int // distinct probes answered (duplicates not counted)
-	Start       time.Time
-	End         time.Time
-	Partial     bool // interrupted before completion
-	MDA         *MDA // set when the number of path IDs was chosen adaptively (--paths auto)
+	// Vantage is the agent that traced it, when it came from one through
+	// package fleet; "" for a run of this host.
+	Vantage    string
+	Protocol   string // of the probes: "udp", "tcp" or "icmp"
+	MaxTTL     int    // the largest TTL the run was allowed to probe
+	Flows      []Flow // sorted by PathID
+	ProbesSent int
+	Replies    int // distinct probes answered (duplicates not counted)
+	Start      time.Time
+	End        time.Time
+	Partial    bool // interrupted before completion
+	MDA        *MDA // set when the number of path IDs was chosen adaptively (--paths auto)
 	// PerPacket lists the probes answered from more than one address (see
 	// Collector.Observe); the first answer is the hop.
 	PerPacket []PerPacketHop
