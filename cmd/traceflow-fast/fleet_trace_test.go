@@ -3,7 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +19,9 @@ import (
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/fleet"
+	"github.com/traceflow-fast/traceflow-fast/fleet/fleetcmd"
+	"github.com/traceflow-fast/traceflow-fast/probe"
+	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
 )
@@ -139,11 +147,310 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
-func TestFleetExplore(t *testing.T) {
-	url := startFleet(t, eastSim, westSim)
-	for _, f := range []string{"json", "vert", "horiz", "atlas", "dot"} {
-		code, out, errs := runCLI("--agents", "east,west", "--nats", url, "--paths", "4", "--seed", "3", "--format", f, "10.99.3.1", "10.99.3.2")
-		t.Logf("%s: exit %d\n%s\n---\n%s", f, code, out, errs)
+// agentTrace is a record of --format json from an agent.
+type agentTrace struct {
+	agent, measurement string
+	trace              *analysis.Trace
+}
+
+// readRecords decodes the records of --format json written by a trace
+// through agents, in their order.
+func readRecords(t *testing.T, out string) []agentTrace {
+	t.Helper()
+	var recs []agentTrace
+	for _, line := range strings.SplitAfter(out, "\n") {
+		if line == "" {
+			continue
+		}
+		var head struct{ Agent, Measurement string }
+		if err := json.Unmarshal([]byte(line), &head); err != nil {
+			t.Fatalf("record %.80s: %v", line, err)
+		}
+		for tr, err := range analysis.ReadJSON(strings.NewReader(line)) {
+			if err != nil {
+				t.Fatalf("record %.80s: %v", line, err)
+			}
+			tr.Vantage = head.Agent
+			recs = append(recs, agentTrace{head.Agent, head.Measurement, tr})
+		}
 	}
-	_ = strings.Contains
+	return recs
+}
+
+// checkPaths checks that recs hold each destination of want[agent] once
+// for each agent of want, with the paths want gives, and nothing else.
+func checkPaths(t *testing.T, recs []agentTrace, want map[string]map[string][]string) {
+	t.Helper()
+	seen := map[[2]string]bool{}
+	for _, r := range recs {
+		d := r.trace.Destination.String()
+		key := [2]string{r.agent, d}
+		if seen[key] {
+			t.Errorf("%s: %s given twice", r.agent, d)
+		}
+		seen[key] = true
+		if w, ok := want[r.agent][d]; !ok {
+			t.Errorf("%s: result for %s, which it was not asked for", r.agent, d)
+		} else if p := pathsOf(r.trace); !slices.Equal(p, w) {
+			t.Errorf("%s: %s: paths\n  %s\nwant, as a local run finds\n  %s", r.agent, d, strings.Join(p, "\n  "), strings.Join(w, "\n  "))
+		}
+	}
+	n := 0
+	for _, m := range want {
+		n += len(m)
+	}
+	if len(seen) != n {
+		t.Errorf("%d results, want %d", len(seen), n)
+	}
+}
+
+// render writes traces, in their order, as --format f writes the results
+// of agents.
+func render(t *testing.T, f string, traces []*analysis.Trace) string {
+	t.Helper()
+	var b bytes.Buffer
+	var err error
+	byAgent := map[string][]*analysis.Trace{}
+	var agents []string
+	for i, tr := range traces {
+		switch f {
+		case "vert", "horiz":
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			if f == "vert" {
+				err = analysis.WriteVert(&b, tr, analysis.Options{})
+			} else {
+				err = analysis.WriteHoriz(&b, tr, analysis.Options{})
+			}
+		case "atlas":
+			err = analysis.WriteAtlas(&b, tr, analysis.AtlasOptions{})
+		case "dot":
+			if byAgent[tr.Vantage] == nil {
+				agents = append(agents, tr.Vantage)
+			}
+			byAgent[tr.Vantage] = append(byAgent[tr.Vantage], tr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range agents {
+		b.WriteString("// agent " + a + "\n")
+		if err := analysis.WriteGroupDOT(&b, byAgent[a]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
+}
+
+var measurementLine = regexp.MustCompile(`(?m)^measurement (\S+) sent to `)
+
+// measurementOf returns the id of the measurement a trace printed.
+func measurementOf(t *testing.T, stderr string) string {
+	t.Helper()
+	m := measurementLine.FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no measurement id in\n%s", stderr)
+	}
+	return m[1]
+}
+
+// A trace through two agents finds each agent's own paths, as a local run
+// of its network does, and writes them in every format, each result
+// naming its agent; `results` replays the measurement the same way.
+func TestFleetTrace(t *testing.T) {
+	url := startFleet(t, eastSim, westSim)
+	dsts := []netip.Addr{}
+	for i := 1; i <= 6; i++ {
+		dsts = append(dsts, netip.AddrFrom4([4]byte{10, 99, 3, byte(i)}))
+	}
+	want := map[string]map[string][]string{
+		"east": localPaths(t, eastSim, tracer.Config{Paths: 4}, dsts),
+		"west": localPaths(t, westSim, tracer.Config{Paths: 4}, dsts),
+	}
+	if slices.Equal(want["east"]["10.99.3.1"], want["west"]["10.99.3.1"]) {
+		t.Fatal("the two vantage points see the same paths: the test shows nothing")
+	}
+	trace := []string{"--agents", "east,west", "--nats", url, "--paths", "4", "10.99.3.0/29"}
+	code, out, errs := runCLI(append(trace, "--format", "json")...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	id := measurementOf(t, errs)
+	recs := readRecords(t, out)
+	checkPaths(t, recs, want)
+	for _, r := range recs {
+		if r.measurement != id {
+			t.Errorf("record of measurement %q, want %q", r.measurement, id)
+		}
+	}
+	for _, line := range []string{"east: 6 of 6 destinations reached", "west: 6 of 6 destinations reached"} {
+		if !strings.Contains(errs, line+"\n") {
+			t.Errorf("stderr lacks %q:\n%s", line, errs)
+		}
+	}
+	// Attached again, the measurement gives the same records.
+	code, again, errs := runCLI("results", "--nats", url, "--measurement", id)
+	if code != exitOK || again != out {
+		t.Errorf("results: exit %d, %s\n%s\nwant the records of the trace\n%s", code, errs, again, out)
+	}
+	for _, f := range []string{"vert", "horiz", "atlas", "dot"} {
+		checkFormat(t, url, f, trace, want)
+	}
+}
+
+// checkFormat runs trace in format f: what it writes must be the results
+// of its measurement (which must find want's paths) in that format, as
+// the package analysis writes them, and results --format f the same.
+func checkFormat(t *testing.T, url, f string, trace []string, want map[string]map[string][]string) {
+	t.Helper()
+	code, out, errs := runCLI(append(trace, "--format", f)...)
+	if code != exitOK {
+		t.Fatalf("--format %s: exit %d: %s", f, code, errs)
+	}
+	id := measurementOf(t, errs)
+	code, records, errs := runCLI("results", "--nats", url, "--measurement", id)
+	if code != exitOK {
+		t.Fatalf("results: exit %d: %s", code, errs)
+	}
+	recs := readRecords(t, records)
+	checkPaths(t, recs, want)
+	traces := make([]*analysis.Trace, len(recs))
+	for i, r := range recs {
+		traces[i] = r.trace
+	}
+	if w := render(t, f, traces); out != w {
+		t.Errorf("--format %s wrote\n%s\nwant\n%s", f, out, w)
+	}
+	if _, replay, _ := runCLI("results", "--nats", url, "--measurement", id, "--format", f); replay != out {
+		t.Errorf("results --format %s wrote\n%s\nwant what the trace wrote\n%s", f, replay, out)
+	}
+	for _, a := range []string{"east", "west"} {
+		mark := map[string]string{"vert": "(agent " + a + ")", "horiz": "(agent " + a + ")", "dot": `label="agent ` + a + `\n`,
+			"atlas": fmt.Sprintf(`"prb_id":%d,`, analysis.AtlasProbeID(a))}[f]
+		if !strings.Contains(out, mark) {
+			t.Errorf("--format %s does not name agent %s (%s)", f, a, mark)
+		}
+	}
+}
+
+// An agent's refusal makes the exit status 1, a destination not reached
+// 2, each agent's outcome a line; bad flags are refused before anything is
+// sent.
+func TestFleetTraceExit(t *testing.T) {
+	strict := eastSim
+	strict.name, strict.limits = "strict", fleet.Limits{Protocols: []probe.Proto{probe.ProtoUDP}}
+	url := startFleet(t, eastSim, strict)
+	t.Setenv(fleetcmd.EnvNATS, "")
+	for _, tc := range []struct {
+		args  []string
+		dsts  int // traced by east
+		code  int
+		lines []string // on stderr, after the measurement's
+	}{
+		{[]string{"--agents", "strict,east", "--protocol", "icmp", "--paths", "2", "10.99.3.1", "10.99.3.2"}, 2, exitError, []string{
+			"east: 2 of 2 destinations reached",
+			"strict: protocol icmp: this agent does not probe with it (allowed: udp)",
+			"traceflow-fast: 1 of 2 agents did not run measurement "}},
+		{[]string{"--agents", "strict,east", "--ttl", "2", "--paths", "2", "10.99.3.1"}, 1, exitUnreached, []string{
+			"east: 0 of 1 destinations reached", "strict: 0 of 1 destinations reached"}},
+		{[]string{"--agents", "all", "--paths", "2", "10.99.3.1"}, 1, exitOK, []string{
+			"east: 1 of 1 destinations reached", "strict: 1 of 1 destinations reached"}},
+	} {
+		code, out, errs := runCLI(append(tc.args, "--nats", url, "-F", "json")...)
+		got := strings.Split(strings.TrimSpace(errs), "\n")
+		id := measurementOf(t, errs)
+		slices.Sort(got[1:])
+		if code != tc.code || len(got) != len(tc.lines)+1 || !strings.HasPrefix(got[0], "measurement "+id+" sent to ") {
+			t.Errorf("%q: exit %d, stderr\n%s\nwant exit %d and %q", tc.args, code, errs, tc.code, tc.lines)
+			continue
+		}
+		for i, l := range tc.lines {
+			if !strings.HasPrefix(got[i+1], l) {
+				t.Errorf("%q: stderr line %q, want %q", tc.args, got[i+1], l)
+			}
+		}
+		if n := strings.Count(out, `{"agent":"east"`); n != tc.dsts {
+			t.Errorf("%q: %d records of east", tc.args, n)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--agents", "east", "x"}, "--agents needs --nats URLS (or $TRACEFLOW_NATS)"},
+		{[]string{"--nats", url, "x"}, "--nats needs --agents"},
+		{[]string{"--split", "x"}, "--split needs --agents"},
+		{[]string{"--agents", "east", "--nats", url, "--pcap", "p", "x"}, "--pcap: not with --agents"},
+		{[]string{"--agents", "east", "--nats", url, "--source", "10.0.0.2", "x"}, "--source: not with --agents"},
+		{[]string{"--agents", "east", "--nats", "embedded", "x"}, "--nats embedded: only an agent"},
+		{[]string{"--agents", "nosuch", "--nats", url, "10.99.3.1"}, `agent "nosuch": not running`},
+		{[]string{"--agents", "group:none", "--nats", url, "10.99.3.1"}, `agents "group:none": no agent running matches`},
+		{[]string{"--agents", "east", "--nats", "nats://127.0.0.1:1", "10.99.3.1"}, "no server reachable"},
+	} {
+		code, out, errs := runCLI(tc.args...)
+		lines := strings.Split(strings.TrimSpace(errs), "\n")
+		if code != exitError || len(lines) != 1 || !strings.Contains(lines[0], tc.want) || out != "" {
+			t.Errorf("%q: exit %d, stderr %q, want 1 and one line with %q", tc.args, code, errs, tc.want)
+		}
+	}
+	// $TRACEFLOW_NATS stands for --nats.
+	t.Setenv(fleetcmd.EnvNATS, url)
+	if code, _, errs := runCLI("--agents", "east", "--paths", "2", "10.99.3.1"); code != exitOK {
+		t.Errorf("--nats from the environment: exit %d: %s", code, errs)
+	}
+}
+
+// --split shares the destinations among the agents: each traces a
+// disjoint part, dealt in the order of --seed, and together every one once.
+func TestFleetSplit(t *testing.T) {
+	url := startFleet(t, eastSim, westSim)
+	file := filepath.Join(t.TempDir(), "targets")
+	if err := os.WriteFile(file, []byte("# the destinations\n10.99.3.0/27\n10.99.4.0/28\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := targets.NewBuilder(targets.Options{MaxPrefix: 1 << 16})
+	if err := b.AddPath(context.Background(), file, nil); err != nil {
+		t.Fatal(err)
+	}
+	set, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shares := fleet.Split(set, 9, 2) // east's, west's
+	want := map[string]map[string][]string{
+		"east": localPaths(t, eastSim, tracer.Config{Paths: 4}, addrsOf(shares[0])),
+		"west": localPaths(t, westSim, tracer.Config{Paths: 4}, addrsOf(shares[1])),
+	}
+	code, out, errs := runCLI("--agents", "group:lab", "--split", "--seed", "9", "--nats", url, "--paths", "4", "-f", file, "-F", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	recs := readRecords(t, out)
+	checkPaths(t, recs, want)
+	all := map[string]string{}
+	for _, r := range recs {
+		d := r.trace.Destination.String()
+		if other, ok := all[d]; ok {
+			t.Errorf("%s traced by %s and %s", d, other, r.agent)
+		}
+		all[d] = r.agent
+	}
+	if len(all) != int(set.Len()) || set.Len() != 30+14 {
+		t.Errorf("%d destinations traced, the targets hold %d", len(all), set.Len())
+	}
+	for _, line := range []string{"east: 22 of 22 destinations reached", "west: 22 of 22 destinations reached"} {
+		if !strings.Contains(errs, line+"\n") {
+			t.Errorf("stderr lacks %q:\n%s", line, errs)
+		}
+	}
+}
+
+func addrsOf(ss []string) []netip.Addr {
+	out := make([]netip.Addr, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParseAddr(s)
+	}
+	return out
 }
