@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -453,4 +454,116 @@ func addrsOf(ss []string) []netip.Addr {
 		out[i] = netip.MustParseAddr(s)
 	}
 	return out
+}
+
+// lockedBuffer is a buffer written by the command and read by the test
+// while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Ctrl-C leaves the measurement to the agents and says how to follow it
+// again; results then gives every destination once, when the agent is back.
+func TestFleetInterruptReattach(t *testing.T) {
+	url := startFleet(t)
+	stop := startSimAgent(t, url, eastSim)
+	stop() // its status stays listed a while: it is given the measurement
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"traceflow-fast", "--agents", "east", "--nats", url, "--paths", "4", "-F", "json", "10.99.3.0/29"}, &stdout, &stderr)
+	}()
+	var id string
+	for deadline := time.Now().Add(time.Minute); id == "" && time.Now().Before(deadline); {
+		select {
+		case code := <-done:
+			t.Fatalf("exit %d before the interruption: %s", code, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if m := measurementLine.FindStringSubmatch(stderr.String()); m != nil {
+			id = m[1]
+		}
+	}
+	if id == "" {
+		t.Fatalf("no measurement submitted: %s", stderr.String())
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("still following the measurement after SIGINT")
+	}
+	hint := fmt.Sprintf("traceflow-fast: interrupted: measurement %s keeps running on the agents; follow it again with: traceflow-fast results --nats %s --measurement %s\n", id, url, id)
+	if code != exitInterrupted || !strings.HasSuffix(stderr.String(), hint) || stdout.String() != "" {
+		t.Fatalf("exit %d, stdout %q, stderr\n%s\nwant %d and\n%s", code, stdout.String(), stderr.String(), exitInterrupted, hint)
+	}
+	startSimAgent(t, url, eastSim)
+	code, out, errs := runCLI("results", "--nats", url, "--measurement", id)
+	if code != exitOK || errs != "east: 6 of 6 destinations reached\n" {
+		t.Fatalf("results: exit %d: %s", code, errs)
+	}
+	want := localPaths(t, eastSim, tracer.Config{Paths: 4}, hostsOf("10.99.3.0/29"))
+	checkPaths(t, readRecords(t, out), map[string]map[string][]string{"east": want})
+}
+
+func hostsOf(prefix string) []netip.Addr {
+	p := netip.MustParsePrefix(prefix)
+	var out []netip.Addr
+	for a := p.Addr().Next(); p.Contains(a.Next()); a = a.Next() {
+		out = append(out, a)
+	}
+	return out
+}
+
+// diff compares two stored measurements, or two agents of one, without
+// files, and a stored measurement with a file.
+func TestFleetDiff(t *testing.T) {
+	url := startFleet(t, eastSim, westSim)
+	measure := func(agents string) (string, string) {
+		code, out, errs := runCLI("--agents", agents, "--nats", url, "--paths", "4", "-F", "json", "10.99.3.1", "10.99.3.2")
+		if code != exitOK {
+			t.Fatalf("trace: exit %d: %s", code, errs)
+		}
+		return measurementOf(t, errs), out
+	}
+	both, _ := measure("east,west")
+	east, eastJSON := measure("east")
+	file := filepath.Join(t.TempDir(), "east.json")
+	if err := os.WriteFile(file, []byte(eastJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string // in the output (stdout and stderr)
+	}{
+		{[]string{"nats:" + both + ":east", "nats:" + east}, exitDiffSame, "unchanged"},
+		{[]string{"nats:" + east, file}, exitDiffSame, "unchanged"},
+		{[]string{"nats:" + both + ":east", "nats:" + both + ":west"}, exitDiffChanged, "10.1.2.2"},
+		{[]string{"nats:" + both, "nats:" + east}, exitDiffError, "was run by east, west: name one (nats:" + both + ":AGENT)"},
+		{[]string{"nats:" + east + ":west", file}, exitDiffError, `was not sent to agent "west"`},
+		{[]string{"nats:nosuch", file}, exitDiffError, "measurement nosuch: not found"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"traceflow-fast", "diff", "--nats", url}, tc.args...), &stdout, &stderr)
+		if all := stdout.String() + stderr.String(); code != tc.code || !strings.Contains(all, tc.want) {
+			t.Errorf("diff %q: exit %d, output\n%s\nwant %d and %q", tc.args, code, all, tc.code, tc.want)
+		}
+	}
 }
