@@ -36,6 +36,11 @@ func MonitorFlags() []cli.Flag {
 // (and counted), so that a slow server never holds the monitor up.
 const eventQueue = 4096
 
+// eventWait is how long an event waits for the server to store it. A
+// publish the server refuses (permissions) is answered by nothing: it
+// waits this long.
+var eventWait = 30 * time.Second
+
 // PublishEvents, when --nats is given, connects to NATS and makes the
 // monitor of mc publish each event it reports (the JSON object its
 // --format json writes, on one line) to traceflow.event.NAME, with the
@@ -142,7 +147,7 @@ func (p *eventPublisher) add(ev *monitor.Event) {
 
 func (p *eventPublisher) run() {
 	for m := range p.queue {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 		_, err := p.js.PublishMsg(ctx, m, jetstream.WithExpectStream(fleet.EventsStream))
 		cancel()
 		if err != nil {
