@@ -155,7 +155,9 @@ func TestMonitorEventsPermissions(t *testing.T) {
 	defer srv.Shutdown()
 	defer func(w time.Duration) { eventWait = w }(eventWait)
 	eventWait = 2 * time.Second // how long a refused event waits
-	as := func(user string) string { return strings.Replace(srv.URL(), "nats://", "nats://"+user+":"+user+"-secret@", 1) }
+	as := func(user string) string {
+		return strings.Replace(srv.URL(), "nats://", "nats://"+user+":"+user+"-secret@", 1)
+	}
 	ev := &monitor.Event{Type: monitor.Baseline, Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 		Target: tracer.Target{Addr: netip.MustParseAddr("192.0.2.1")}, Reached: true}
 	for _, name := range []string{"east", "west"} {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
@@ -54,20 +55,23 @@ func openOutput(o output.Options) (*resultsOut, error) {
 	return ro, nil
 }
 
-// result writes t, the trace of r; raw says that r.Record may be written
-// as it is (t was not annotated).
-func (ro *resultsOut) result(r *fleet.Result, t *analysis.Trace, raw bool) error {
+// raw writes r's record as it is, in --format json: nothing to change.
+func (ro *resultsOut) raw(r *fleet.Result) error {
+	if _, err := ro.dst.Write(r.Record); err != nil {
+		return fmt.Errorf("writing results: %w", err)
+	}
+	return nil
+}
+
+// result writes t, the trace of r.
+func (ro *resultsOut) result(r *fleet.Result, t *analysis.Trace) error {
 	switch ro.o.Format {
 	case "json":
-		b := r.Record
-		if !raw || ro.o.Dedup {
-			ro.buf.Reset()
-			if err := writeRecord(&ro.buf, r.Agent, r.Measurement, t, analysis.Options{Dedup: ro.o.Dedup}); err != nil {
-				return err
-			}
-			b = ro.buf.Bytes()
+		ro.buf.Reset()
+		if err := writeRecord(&ro.buf, r.Agent, r.Measurement, t, analysis.Options{Dedup: ro.o.Dedup}); err != nil {
+			return err
 		}
-		if _, err := ro.dst.Write(b); err != nil {
+		if _, err := ro.dst.Write(ro.buf.Bytes()); err != nil {
 			return fmt.Errorf("writing results: %w", err)
 		}
 		return nil
@@ -172,6 +176,9 @@ func (f *follower) follow(ctx context.Context) (int, error) {
 			}
 			return nil
 		}
+		if f.asStored(r) {
+			return f.out.raw(r)
+		}
 		t, err := r.Trace()
 		if err != nil {
 			return err
@@ -181,7 +188,7 @@ func (f *follower) follow(ctx context.Context) (int, error) {
 			t.Name = f.names.Name(t.Destination)
 		}
 		f.annotate.Apply(ctx, []*analysis.Trace{t})
-		return f.out.result(r, t, f.annotate == nil)
+		return f.out.result(r, t)
 	})
 	interrupted := err != nil && ctx.Err() != nil
 	if err != nil && !interrupted {
@@ -201,6 +208,19 @@ func (f *follower) follow(ctx context.Context) (int, error) {
 		return ExitUnreached, nil
 	}
 	return 0, nil
+}
+
+// asStored says that r's record is written as it is: --format json
+// without --dedup nor annotations, its destination given by its address.
+func (f *follower) asStored(r *fleet.Result) bool {
+	if f.out.o.Format != "json" || f.out.o.Dedup || f.annotate != nil {
+		return false
+	}
+	if f.names == nil {
+		return true
+	}
+	a, err := netip.ParseAddr(r.Destination)
+	return err == nil && f.names.Name(a) == r.Destination
 }
 
 // outcome is the summary of an agent's measurement that ran.
