@@ -570,3 +570,18 @@ func TestFleetDiff(t *testing.T) {
 		}
 	}
 }
+
+// --help tells how to trace from agents and what the exit status is then.
+func TestFleetHelp(t *testing.T) {
+	code, out, _ := runCLI("--help")
+	for _, want := range []string{"--agents NAME,...", "--nats URLS", "--split", "Exit status through\nagents", "$TRACEFLOW_NATS"} {
+		if code != exitOK || !strings.Contains(out, strings.ReplaceAll(want, "\n", "\n   ")) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	for _, tc := range []struct{ cmd, want string }{{"monitor", "--nats-name"}, {"diff", "nats:ID:AGENT"}, {"results", "--format"}} {
+		if _, out, _ := runCLI(tc.cmd, "--help"); !strings.Contains(out, tc.want) {
+			t.Errorf("%s --help lacks %q", tc.cmd, tc.want)
+		}
+	}
+}
