@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -503,7 +502,11 @@ func TestFleetInterruptReattach(t *testing.T) {
 	if id == "" {
 		t.Fatalf("no measurement submitted: %s", stderr.String())
 	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+	self, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := self.Signal(os.Interrupt); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}
 	var code int
