@@ -24,6 +24,7 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
+	"github.com/traceflow-fast/traceflow-fast/viz"
 )
 
 // The tests of the fleet client run a NATS server in the test process and
@@ -586,5 +587,78 @@ func TestFleetHelp(t *testing.T) {
 		if _, out, _ := runCLI(tc.cmd, "--help"); !strings.Contains(out, tc.want) {
 			t.Errorf("%s --help lacks %q", tc.cmd, tc.want)
 		}
+	}
+}
+
+// --format viz through agents draws one graph, a source node per agent,
+// each linked to its own first hop; a binary without the library refuses
+// it, as it does locally.
+func TestFleetViz(t *testing.T) {
+	url := startFleet(t, eastSim, westSim)
+	page := filepath.Join(t.TempDir(), "page.html")
+	code, out, errs := runCLI("--agents", "east,west", "--nats", url, "--paths", "4", "--format", "viz", "--output", page, "10.99.3.1")
+	if !viz.Available() {
+		if code != exitError || !strings.Contains(errs, "--format viz: this binary was built without") {
+			t.Errorf("without the library: exit %d, %s", code, errs)
+		}
+		return
+	}
+	if code != exitOK || out != "" {
+		t.Fatalf("exit %d, stdout %q: %s", code, out, errs)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(b)
+	if !strings.Contains(html, `"vantages":["east","west"]`) && !strings.Contains(html, `"vantages":["west","east"]`) {
+		t.Errorf("the page lacks the vantages east and west (in the order their results came)")
+	}
+	if !strings.Contains(html, `<title>traceflow-fast from agents east, west</title>`) && !strings.Contains(html, `<title>traceflow-fast from agents west, east</title>`) {
+		t.Errorf("the page's title does not name the agents")
+	}
+	for _, want := range []string{
+		`"id":"source:east","label":"agent east\n10.0.0.2"`, `"id":"source:west","label":"agent west\n10.0.0.2"`,
+		`"from":"source:east","to":"10.0.0.1"`, `"from":"source:west","to":"10.0.0.1"`,
+		`"vantage":"east"`, `"vantage":"west"`,
+		`"id":"10.1.3.2"`, // a branch of east's diamond, which west's line lacks
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+}
+
+// With the permissions of docs/nats-server.conf, the client ops may use
+// agent east only: a trace from east and west is refused for west in one
+// line, saying which agent has the measurement already; wrong credentials
+// are one line, without the password.
+func TestFleetTracePermissions(t *testing.T) {
+	for _, u := range []string{"EAST", "WEST", "OPS"} {
+		t.Setenv("TRACEFLOW_"+u+"_PASSWORD", strings.ToLower(u)+"-secret")
+	}
+	srv, err := fleet.StartEmbedded(fleet.EmbeddedConfig{ConfigFile: "../../docs/nats-server.conf", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	as := func(user, password string) string {
+		return strings.Replace(srv.URL(), "nats://", "nats://"+user+":"+password+"@", 1)
+	}
+	startSimAgent(t, as("east", "east-secret"), eastSim)
+	startSimAgent(t, as("west", "west-secret"), westSim)
+	code, out, errs := runCLI("--agents", "east", "--nats", as("ops", "ops-secret"), "--paths", "4", "-F", "json", "10.99.3.1")
+	if code != exitOK || strings.Count(out, "\n") != 1 {
+		t.Errorf("east, allowed: exit %d, %d records: %s", code, strings.Count(out, "\n"), errs)
+	}
+	code, out, errs = runCLI("--agents", "east,west", "--nats", as("ops", "ops-secret"), "10.99.3.1")
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	if want := "traceflow-fast: submit to west: not allowed: this user may not publish to traceflow.measure.west."; code != exitError ||
+		len(lines) != 1 || !strings.HasPrefix(lines[0], want) || !strings.Contains(lines[0], "was sent to east already") || out != "" {
+		t.Errorf("west, forbidden: exit %d, stderr %q, want 1 and one line %q... saying east has it", code, errs, want)
+	}
+	code, _, errs = runCLI("--agents", "east", "--nats", as("ops", "not-the-secret"), "10.99.3.1")
+	if code != exitError || !strings.Contains(errs, "authorization refused: wrong or missing credentials") || strings.Contains(errs, "secret") {
+		t.Errorf("wrong password: exit %d, %q", code, errs)
 	}
 }

@@ -44,9 +44,10 @@ var localOnly = []string{"pcap", "tui", "source", "interface", "window", "expect
 
 // Remote is a trace run on agents, as the flags ask.
 type Remote struct {
-	conn   fleet.ConnOptions
-	agents []string
-	split  bool
+	conn    fleet.ConnOptions
+	agents  []string
+	split   bool
+	fromEnv bool // --nats was $TRACEFLOW_NATS
 }
 
 // ParseClient reads the flags of ClientFlags into *r: nil when the trace
@@ -76,7 +77,7 @@ func parseClient(c *cli.Context) (*Remote, error) {
 		return nil, errors.New("--agents: no agent given (NAME,..., all or group:G)")
 	}
 	if r.conn.URLs == "" {
-		r.conn.URLs = os.Getenv(EnvNATS)
+		r.conn.URLs, r.fromEnv = os.Getenv(EnvNATS), true
 	}
 	switch r.conn.URLs {
 	case "":
@@ -130,8 +131,12 @@ func (r *Remote) Trace(ctx context.Context, run Run) error {
 	f := follower{m: m, out: out, names: run.Targets, annotate: run.Annotate, stderr: run.Output.Stderr}
 	code, err := f.follow(ctx)
 	if code == ExitInterrupted {
+		urls := fleet.Redact(r.conn.URLs)
+		if r.fromEnv {
+			urls = `"$` + EnvNATS + `"`
+		}
 		err = fmt.Errorf("interrupted: measurement %s keeps running on the agents; follow it again with: traceflow-fast results --nats %s --measurement %s",
-			m.ID, fleet.Redact(r.conn.URLs), m.ID)
+			m.ID, urls, m.ID)
 	}
 	if code == 0 {
 		return nil
@@ -163,7 +168,9 @@ func (r *Remote) submit(ctx context.Context, cl *fleet.Client, run Run) (*fleet.
 			continue // more agents than destinations
 		}
 		sent, err := cl.Submit(ctx, req, []string{a})
-		if err != nil {
+		if err != nil && m != nil {
+			return nil, fmt.Errorf("%w (measurement %s was sent to %s already)", err, m.ID, strings.Join(m.Agents, ", "))
+		} else if err != nil {
 			return nil, err
 		}
 		req.ID = sent.ID
