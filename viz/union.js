@@ -98,7 +98,11 @@ if (dsts.length === 1) {
 asLegend(legend);
 if (dsts.length > 1) {
   var reached = dsts.filter(function (d) { return d.reached; }).length;
-  title.textContent = 'traceflow-fast from ' + from + ' to ' + dsts.length + ' destinations';
+  // Several agents may have traced the same destination.
+  var addrs = {};
+  dsts.forEach(function (d) { addrs[d.addr] = true; });
+  var distinct = Object.keys(addrs).length;
+  title.textContent = 'traceflow-fast from ' + from + ' to ' + (distinct === 1 ? dsts[0].addr : distinct + ' destinations');
   summary.textContent = reached + ' reached, ' + data.nodes.length + ' nodes, ' + data.edges.length + ' links' +
     (big ? ' (scroll to zoom, drag to pan)' : '');
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
@@ -48,5 +49,37 @@ func TestBuildVantages(t *testing.T) {
 	}
 	if !strings.Contains(string(page), `"vantages":["east","west"]`) || strings.Contains(string(page), `"groups"`) {
 		t.Errorf("the page does not draw the union graph of the two agents")
+	}
+}
+
+// In the browser, the page of two agents draws a source node per agent,
+// each left of its own first hop, titled with the agents, and the
+// tooltips name the vantage point.
+func TestBrowserVantages(t *testing.T) {
+	lib := library(t)
+	b := newBrowser(t, 1280, 800)
+	east := diamondTrace()
+	east.Vantage = "east"
+	west := trace("10.99.0.1", "10.99.0.1", flow(1, "10.99.0.1", "10.5.0.1", "10.6.0.1", "10.99.0.1"))
+	west.Vantage, west.Source = "west", netip.MustParseAddr("10.5.0.2")
+	page, err := renderTraces([]*analysis.Trace{east, west}, lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Open(t, page, 30*time.Second)
+	got := eval[drawn](t, b, drawnJS)
+	if got.Labels["source:east"] != "agent east\n10.0.0.2" || got.Labels["source:west"] != "agent west\n10.5.0.2" {
+		t.Errorf("source labels %q, %q", got.Labels["source:east"], got.Labels["source:west"])
+	}
+	for _, p := range [][2]string{{"source:east", "10.0.0.1"}, {"source:west", "10.5.0.1"}} {
+		if !(got.Pos[p[0]][0] < got.Pos[p[1]][0]) {
+			t.Errorf("%s is not left of %s: %v", p[0], p[1], got.Pos)
+		}
+	}
+	if tip := got.Titles["source:west"]; !strings.HasPrefix(tip, "agent west 10.5.0.2\n") {
+		t.Errorf("tooltip of west's source %q", tip)
+	}
+	if title := eval[string](t, b, "document.getElementById('tf-title').textContent"); title != "traceflow-fast from agents east, west to 10.99.0.1" {
+		t.Errorf("title %q", title)
 	}
 }
