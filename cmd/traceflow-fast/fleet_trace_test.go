@@ -389,6 +389,7 @@ func TestFleetTraceExit(t *testing.T) {
 		{[]string{"--agents", "nosuch", "--nats", url, "10.99.3.1"}, `agent "nosuch": not running`},
 		{[]string{"--agents", "group:none", "--nats", url, "10.99.3.1"}, `agents "group:none": no agent running matches`},
 		{[]string{"--agents", "east", "--nats", "nats://127.0.0.1:1", "10.99.3.1"}, "no server reachable"},
+		{[]string{"--agents", "east", "--nats", url, "fd00:1234:5678:9abc::/112"}, "submit to east: 65535 destinations make a request larger than the server takes"},
 		{[]string{"monitor", "--nats-name", "lab", "10.99.3.1"}, "--nats-name needs --nats"},
 		{[]string{"monitor", "--nats", "nats://127.0.0.1:1", "10.99.3.1"}, "no server reachable"},
 		{[]string{"monitor", "--agents", "east", "10.99.3.1"}, "flag provided but not defined: -agents"},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/urfave/cli/v2"
 
@@ -168,6 +169,9 @@ func (r *Remote) submit(ctx context.Context, cl *fleet.Client, run Run) (*fleet.
 			continue // more agents than destinations
 		}
 		sent, err := cl.Submit(ctx, req, []string{a})
+		if errors.Is(err, nats.ErrMaxPayload) {
+			err = fmt.Errorf("submit to %s: %d destinations make a request larger than the server takes (max_payload): --split them among agents, or raise max_payload", a, len(req.Targets))
+		}
 		if err != nil && m != nil {
 			return nil, fmt.Errorf("%w (measurement %s was sent to %s already)", err, m.ID, strings.Join(m.Agents, ", "))
 		} else if err != nil {
