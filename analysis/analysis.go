@@ -125,18 +125,15 @@ type Trace struct {
 	Destination netip.Addr
 	Name        string // as given by the user (host name or address)
 	Source      netip.Addr
-	// Vantage is the agent that traced it, when it came from one through
-	// package fleet; "" for a run of this host.
-	Vantage    string
-	Protocol   string // of the probes: "udp", "tcp" or "icmp"
-	MaxTTL     int    // the largest TTL the run was allowed to probe
-	Flows      []Flow // sorted by PathID
-	ProbesSent int
-	Replies    int // distinct probes answered (duplicates not counted)
-	Start      time.Time
-	End        time.Time
-	Partial    bool // interrupted before completion
-	MDA        *MDA // set when the number of path IDs was chosen adaptively (--paths auto)
+	Protocol    string // of the probes: "udp", "tcp" or "icmp"
+	MaxTTL      int    // the largest TTL the run was allowed to probe
+	Flows       []Flow // sorted by PathID
+	ProbesSent  int
+	Replies     int // distinct probes answered (duplicates not counted)
+	Start       time.Time
+	End         time.Time
+	Partial     bool // interrupted before completion
+	MDA         *MDA // set when the number of path IDs was chosen adaptively (--paths auto)
 	// PerPacket lists the probes answered from more than one address (see
 	// Collector.Observe); the first answer is the hop.
 	PerPacket []PerPacketHop
@@ -149,6 +146,10 @@ type Trace struct {
 	// answered slower than they were asked (ICMP rate limits), as the run
 	// knew them when the destination finished; nil when none did.
 	RateLimits []RateLimit
+
+	// Vantage is the agent that traced it, when it came from one through
+	// package fleet; "" for a run of this host.
+	Vantage string
 }
 
 // RateLimit is what a run learnt of the ICMP budget of the routers at a

@@ -68,10 +68,8 @@ const MaxParallel = 6
 // Data is what the page draws, as it is embedded in the page and served
 // as /nodes.json.
 type Data struct {
-	Source string `json:"source"`
-	// Vantages are the fleet agents the traces came from (their source
-	// nodes are "source:NAME"), none for a run of this host.
-	Vantages     []string      `json:"vantages,omitempty"`
+	Source       string        `json:"source"`
+	Vantages     []string      `json:"vantages,omitempty"` // fleet agents, a source node "source:NAME" each; none for this host
 	Generated    time.Time     `json:"generated"`
 	Destinations []Destination `json:"destinations"`
 	Nodes        []Node        `json:"nodes"`
@@ -105,9 +103,9 @@ type Node struct {
 	Addr   string `json:"addr,omitempty"` // "" for a silent hop
 	Level  int    `json:"level"`          // its TTL; 0 for the source
 	Source bool   `json:"source,omitempty"`
+	Silent bool   `json:"silent,omitempty"`
 	// Vantage names the agent of a source node of several (Data.Vantages).
 	Vantage string `json:"vantage,omitempty"`
-	Silent  bool   `json:"silent,omitempty"`
 	// Destination, Diverge and Converge are set when the node is that
 	// towards at least one destination.
 	Destination bool `json:"destination,omitempty"`
