@@ -152,6 +152,10 @@ type Trace struct {
 	// package analysis/mda), ascending by TTL: the hops after them were
 	// not proved by this destination's probes alone. Nil when none.
 	Reused []ReusedVertex
+
+	// Vantage is the agent that traced it, when it came from one through
+	// package fleet; "" for a run of this host.
+	Vantage string
 }
 
 // ReusedVertex is a vertex (an address at a TTL) that passed the stopping

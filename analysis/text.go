@@ -148,7 +148,11 @@ func header(t *Trace) string {
 			maxTTL = max(maxTTL, len(f.Hops))
 		}
 	}
-	s := "traceflow-fast to " + name + " (" + addrText(t.Destination) + ") from " + addrText(t.Source) +
+	from := addrText(t.Source)
+	if t.Vantage != "" {
+		from += " (agent " + t.Vantage + ")"
+	}
+	s := "traceflow-fast to " + name + " (" + addrText(t.Destination) + ") from " + from +
 		", " + plural(len(t.Flows), "path ID", "path IDs") + ", max TTL " + strconv.Itoa(maxTTL)
 	if t.Partial {
 		s += ", partial (interrupted)"
