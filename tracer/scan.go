@@ -318,7 +318,7 @@ func (r *scanner) admit(ahead int) (demand bool) {
 			return false
 		}
 		admitted := false
-		for q.Free() > 0 && q.readyCount() < ahead {
+		for q.Free() > 0 && q.readyCount()+q.heldBack() < ahead {
 			t, ok := r.Next()
 			if !ok {
 				r.exhausted = r.Wake == nil || r.Exhausted == nil || r.Exhausted()

@@ -407,6 +407,10 @@ func (q *sched) gate(slot int32, path, ttl int) (ok, blind bool) {
 // Blocked says whether the gate holds probes back.
 func (q *sched) Blocked() bool { return len(q.blocked) > 0 || len(q.deferred) > 0 }
 
+// heldBack counts the destinations and retries the gate holds back: they
+// have probes to send, once the hops' budgets let them.
+func (q *sched) heldBack() int { return len(q.blocked) + len(q.deferred) }
+
 // Unblock hands the probes the gate held back to Ready again.
 func (q *sched) Unblock() {
 	for _, i := range q.blocked {
