@@ -231,7 +231,11 @@ func (d Config) validateTiming(c Config) error {
 // as much again for the planner's view, for the 20 to 60 path IDs a
 // diamond takes. With a rate, it is no more than the rate serves in about
 // two Waits, so each destination finishes soon after it starts and results
-// stream out steadily.
+// stream out steadily. An adaptive run without a rate is sized as at the
+// default rate: where routers police their ICMP, their budgets set its
+// pace, not the sender, and a wider window only puts more destinations
+// in line for the same routers; where they do not, destinations finish in
+// a few round trips and the window is rarely full.
 func (c *Config) window(total int64) int {
 	w := c.Window
 	if w <= 0 {
@@ -242,12 +246,16 @@ func (c *Config) window(total int64) int {
 		}
 		per := 512 + paths*c.MaxTTL*48
 		w = min(max(budget/per, 16), 1<<16)
-		if c.Rate > 0 {
+		rate := c.Rate
+		if rate <= 0 && c.Adaptive() {
+			rate = DefaultRate
+		}
+		if rate > 0 {
 			perDst := float64(c.MaxPaths) * 10
 			if c.Adaptive() {
 				perDst = 60
 			}
-			w = min(w, max(64, int(c.Rate*2*c.Wait.Seconds()/perDst)))
+			w = min(w, max(64, int(rate*2*c.Wait.Seconds()/perDst)))
 		}
 	}
 	if total >= 0 {
