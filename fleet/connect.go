@@ -167,9 +167,12 @@ func connectError(where string, err error) error {
 	case errors.As(err, &unknown):
 		return fmt.Errorf("nats %s: TLS: the server's certificate is not signed by a trusted CA (give its CA file)", where)
 	case errors.As(err, &invalid), errors.As(err, &host):
-		return fmt.Errorf("nats %s: TLS: the server's certificate is not valid: %v", where, errors.Unwrap(err))
-	case strings.Contains(err.Error(), "certificate required"):
-		return fmt.Errorf("nats %s: TLS: the server wants a client certificate", where)
+		return fmt.Errorf("nats %s: TLS: the server's certificate is not valid for it: %s", where, Redact(err.Error()))
+	case strings.Contains(err.Error(), "certificate required"),
+		// What a refused client certificate looks like when the server
+		// closes the connection before its alert is read.
+		errors.Is(err, nats.ErrTLS) && strings.Contains(err.Error(), "after TLS handshake"):
+		return fmt.Errorf("nats %s: TLS: the server wants a client certificate it trusts", where)
 	case errors.Is(err, nats.ErrNoServers):
 		return fmt.Errorf("nats %s: no server reachable", where)
 	}

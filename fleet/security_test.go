@@ -97,7 +97,7 @@ func TestTLS(t *testing.T) {
 	refused(t, "another CA", ConnOptions{URLs: srv.URL(), CA: other}, notTrusted)
 	refused(t, "no CA file", ConnOptions{URLs: srv.URL(), CA: filepath.Join(dir, "none.pem")}, "nats CA file "+dir+"/none.pem: no such file or directory")
 	refused(t, "garbled CA file", ConnOptions{URLs: srv.URL(), CA: garbled}, "nats CA file "+garbled+": no PEM certificate in it")
-	refused(t, "no client certificate", ConnOptions{URLs: mutual.URL(), CA: f.CA}, "TLS: the server wants a client certificate")
+	refused(t, "no client certificate", ConnOptions{URLs: mutual.URL(), CA: f.CA}, "TLS: the server wants a client certificate it trusts")
 	refused(t, "certificate without key", ConnOptions{URLs: mutual.URL(), CA: f.CA, Cert: f.ClientCert}, "give both the certificate and its key")
 	refused(t, "key in place of certificate", ConnOptions{URLs: mutual.URL(), CA: f.CA, Cert: f.ClientKey, Key: f.ClientKey}, "nats client certificate "+f.ClientKey)
 
