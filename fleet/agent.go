@@ -151,8 +151,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages):
 			continue
-		case err != nil:
+		case errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConsumerDeleted):
 			return fmt.Errorf("fetch measurement: %w", err)
+		case err != nil:
+			// A node of a cluster lost, a leader being elected: the
+			// consumer answers again soon.
+			a.log.Warn("fetch measurement: trying again", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(fetchRetry):
+			}
+			continue
 		}
 		a.running.Add(1)
 		a.putStatus(ctx, kv)
@@ -246,6 +256,9 @@ func (a *Agent) handle(ctx context.Context, msg jetstream.Msg) error {
 	log.Info("measurement finished", "destinations", fin.Destinations, "reached", fin.Reached)
 	return msg.DoubleAck(ctx)
 }
+
+// fetchRetry is the pause before fetching again after a failed fetch.
+const fetchRetry = 500 * time.Millisecond
 
 // errNotStored marks a result JetStream did not store.
 var errNotStored = errors.New("result not stored")

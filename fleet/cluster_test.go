@@ -138,3 +138,50 @@ func TestClusterNodeLost(t *testing.T) {
 		t.Logf("finished on attempt %d", f.Attempt)
 	}
 }
+
+// The node leading an agent's consumer of measurements is stopped while
+// the agent waits for one: the agent keeps fetching, and runs the next
+// measurement once a new leader is elected.
+func TestClusterConsumerLeaderLost(t *testing.T) {
+	nodes, urls := startCluster(t, 3)
+	_, js := connect(t, urls)
+	setupReplicated(t, js)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	diamond := func() *tracertest.Topology { return tracertest.Diamond(2) }
+	startAgent(t, urls, simulated("pop1", diamond, 2), nil)
+	c := newClient(t, js)
+	cons, err := js.Consumer(ctx, MeasurementsStream, ConsumerName("pop1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("consumer: %+v, %v", info, err)
+	}
+	for _, e := range nodes {
+		if e.s.Name() == info.Cluster.Leader {
+			t.Logf("stopping %s, the consumer's leader", info.Cluster.Leader)
+			e.Shutdown()
+		}
+	}
+	// A request sent as the client's own server went is lost: the
+	// submission is sent again (its message id stores it once).
+	var m *Measurement
+	for m == nil {
+		sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+		m, err = c.Submit(sctx, Request{ID: "after-loss", Targets: []string{"10.99.3.0/29"}, Paths: 4}, []string{"pop1"})
+		scancel()
+		if ctx.Err() != nil {
+			t.Fatalf("submit: %v", err)
+		}
+	}
+	traces, finals, err := m.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResults(t, "pop1", traces["pop1"], localPaths(t, diamond(), 2, tracer.Config{Paths: 4}, hosts("10.99.3.0/29")))
+	if f := finals["pop1"]; f == nil || f.Error != "" {
+		t.Errorf("final %+v", f)
+	}
+}
