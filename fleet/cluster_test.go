@@ -17,9 +17,10 @@ import (
 )
 
 // startCluster starts n embedded servers clustered together, and returns
-// them with the list of their client URLs. A clustered server is ready
+// them with the list of their client URLs; users, if given, are the only
+// ones let in. A clustered server is ready
 // when the cluster has elected its JetStream leader: they start at once.
-func startCluster(t *testing.T, n int) ([]*Embedded, string) {
+func startCluster(t testing.TB, n int, users ...User) ([]*Embedded, string) {
 	t.Helper()
 	var routes []string
 	var ports []int
@@ -37,7 +38,7 @@ func startCluster(t *testing.T, n int) ([]*Embedded, string) {
 	var wg sync.WaitGroup
 	for i := range n {
 		cfg := EmbeddedConfig{
-			StoreDir: t.TempDir(), Name: fmt.Sprintf("n%d", i+1),
+			StoreDir: t.TempDir(), Name: fmt.Sprintf("n%d", i+1), Users: users,
 			Cluster: &ClusterConfig{Name: "traceflow-test", Port: ports[i], Routes: routes},
 		}
 		wg.Go(func() { nodes[i], errs[i] = StartEmbedded(cfg) })
@@ -56,7 +57,7 @@ func startCluster(t *testing.T, n int) ([]*Embedded, string) {
 
 // setupReplicated creates the streams and bucket with 3 replicas, once the
 // cluster has elected its JetStream leader.
-func setupReplicated(t *testing.T, js jetstream.JetStream) {
+func setupReplicated(t testing.TB, js jetstream.JetStream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
