@@ -190,6 +190,18 @@ func TestCredentialsFile(t *testing.T) {
 	_, eastJS := connectWith(t, ConnOptions{URLs: srv.URL(), Creds: east})
 	forbiddenPublish(t, eastJS, ResultSubject("m1", "west"))
 	forbiddenPublish(t, eastJS, "$KV.traceflow_agents.west")
+	// An agent may not take another's name: east's user is denied west's
+	// status.
+	a, err := NewAgent(eastJS, AgentConfig{Name: "west"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer rcancel()
+	err = a.Run(rctx)
+	if want := `agent west: not allowed: Permissions Violation for Publish to "$KV.traceflow_agents.west"`; err == nil || err.Error() != want {
+		t.Errorf("agent west with the credentials of east: %v, want %q", err, want)
+	}
 	if logs.Len() == 0 {
 		t.Error("the agents logged nothing")
 	}
