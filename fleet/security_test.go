@@ -156,19 +156,7 @@ func TestCredentialsFile(t *testing.T) {
 	refused(t, "unknown account", ConnOptions{URLs: srv.URL(), Creds: stranger}, "authorization refused: wrong or missing credentials", secrets...)
 	refused(t, "no file", ConnOptions{URLs: srv.URL(), Creds: dir + "/none.creds"}, "nats credentials "+dir+"/none.creds: no such file or directory")
 	refused(t, "unreadable", ConnOptions{URLs: srv.URL(), Creds: dir}, "nats credentials "+dir+": is a directory")
-	eastCreds, westCreds := readFile(t, east), readFile(t, west)
-	for _, tc := range []struct{ name, content, why string }{
-		{"garbled", "-----BEGIN NATS USER JWT-----\nnot.a.jwt\n------END NATS USER JWT------\n" + secrets[0] + "\n", "no user JWT in it"},
-		{"no-seed", strings.Split(eastCreds, "************************* IMPORTANT")[0], "no user NKey seed in it"},
-		{"mismatch", strings.Split(eastCreds, "-----BEGIN USER NKEY SEED")[0] + "-----BEGIN USER NKEY SEED" +
-			strings.Split(westCreds, "-----BEGIN USER NKEY SEED")[1], "its NKey seed is not the key of its JWT's user"},
-	} {
-		path := filepath.Join(dir, tc.name+".creds")
-		if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		refused(t, tc.name, ConnOptions{URLs: srv.URL(), Creds: path}, "nats credentials "+path+": "+tc.why, secrets...)
-	}
+	badCredentials(t, srv.URL(), dir, east, west, secrets)
 
 	var logs bytes.Buffer
 	diamond := func() *tracertest.Topology { return tracertest.Diamond(2) }
@@ -209,6 +197,25 @@ func TestCredentialsFile(t *testing.T) {
 		if strings.Contains(logs.String(), s) || strings.Contains(logs.String(), s[:20]) {
 			t.Error("a seed shows in the agents' logs")
 		}
+	}
+}
+
+// badCredentials checks that credentials files made wrong from those of
+// east and west are refused, each in one line naming the file.
+func badCredentials(t *testing.T, url, dir, east, west string, secrets []string) {
+	t.Helper()
+	eastCreds, westCreds := readFile(t, east), readFile(t, west)
+	for _, tc := range []struct{ name, content, why string }{
+		{"garbled", "-----BEGIN NATS USER JWT-----\nnot.a.jwt\n------END NATS USER JWT------\n" + secrets[0] + "\n", "no user JWT in it"},
+		{"no-seed", strings.Split(eastCreds, "************************* IMPORTANT")[0], "no user NKey seed in it"},
+		{"mismatch", strings.Split(eastCreds, "-----BEGIN USER NKEY SEED")[0] + "-----BEGIN USER NKEY SEED" +
+			strings.Split(westCreds, "-----BEGIN USER NKEY SEED")[1], "its NKey seed is not the key of its JWT's user"},
+	} {
+		path := filepath.Join(dir, tc.name+".creds")
+		if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, tc.name, ConnOptions{URLs: url, Creds: path}, "nats credentials "+path+": "+tc.why, secrets...)
 	}
 }
 
