@@ -146,6 +146,27 @@ type Trace struct {
 	// answered slower than they were asked (ICMP rate limits), as the run
 	// knew them when the destination finished; nil when none did.
 	RateLimits []RateLimit
+
+	// Reused lists the vertices whose successors this trace took from
+	// another destination's search of the same run (the stop set, see
+	// package analysis/mda), ascending by TTL: the hops after them were
+	// not proved by this destination's probes alone. Nil when none.
+	Reused []ReusedVertex
+
+	// Vantage is the agent that traced it, when it came from one through
+	// package fleet; "" for a run of this host.
+	Vantage string
+}
+
+// ReusedVertex is a vertex (an address at a TTL) that passed the stopping
+// rule in a trace with the successors that the probes towards another
+// destination, From, established: this trace's flows showed those
+// successors and no other, in fewer flows than the rule asks, and the hops
+// after a vertex with one successor were inferred.
+type ReusedVertex struct {
+	TTL  int
+	Addr netip.Addr
+	From netip.Addr
 }
 
 // RateLimit is what a run learnt of the ICMP budget of the routers at a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/netip"
 	"strings"
@@ -180,6 +181,8 @@ type atlasTraceflow struct {
 	ReachedTTL int    `json:"reached_ttl"`
 	ProbedTTL  int    `json:"probed_ttl"`
 	Partial    bool   `json:"partial"`
+	// Agent is the fleet agent that traced it (Trace.Vantage).
+	Agent string `json:"agent,omitempty"`
 }
 
 // AtlasFirmware is the "fw" of the records: a result format version 5000
@@ -201,6 +204,19 @@ const atlasICMPOverhead = 28
 // atlasICMPOverhead6 is the same for ICMPv6: an IPv6 header and an ICMPv6
 // header (40 + 8 bytes).
 const atlasICMPOverhead6 = 48
+
+// AtlasProbeID is the "prb_id" of the records of a trace from the fleet
+// agent named vantage: a number (Atlas parsers want one) that the name
+// alone gives, the FNV-1a hash of the name in 31 bits, never 0; 0 for a
+// run of this host. The name itself is in "traceflow": {"agent": ...}.
+func AtlasProbeID(vantage string) int {
+	if vantage == "" {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(vantage))
+	return int(max(h.Sum32()&0x7fffffff, 1))
+}
 
 // AtlasOptions select what WriteAtlas adds to the records (none yet).
 type AtlasOptions struct{}
@@ -228,13 +244,13 @@ func WriteAtlas(w io.Writer, t *Trace, opts AtlasOptions) error {
 			Fw: AtlasFirmware, Lts: -1, Type: "traceroute", MsmName: "Traceroute",
 			Af: af, Proto: atlasProto(t.Protocol), From: src, SrcAddr: src,
 			DstAddr: atlasAddr(t.Destination), DstName: name,
-			ParisID: int(f.SrcPort), Size: size,
+			ParisID: int(f.SrcPort), Size: size, PrbID: AtlasProbeID(t.Vantage),
 			Timestamp: t.Start.Unix(), Endtime: t.End.Unix(),
 			Result: make([]atlasHop, len(f.Hops)),
 			Traceflow: atlasTraceflow{
 				PathID: f.PathID, SrcPort: f.SrcPort, DstPort: f.DstPort,
 				Reached: f.Reached, ReachedTTL: f.ReachedTTL, ProbedTTL: f.ProbedTTL,
-				Partial: t.Partial,
+				Partial: t.Partial, Agent: t.Vantage,
 			},
 		}
 		for j := range f.Hops {

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"io"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,7 +83,7 @@ func dotAxis(b *strings.Builder, maxTTL int) {
 // dotNodes writes the source and the nodes, one rank per TTL, and the
 // destination apart when it never answered.
 func dotNodes(b *strings.Builder, t *Trace, g *Graph) {
-	b.WriteString("\tsource [shape=ellipse, label=" + dotQuote(addrText(t.Source)) + ", tooltip=\"source\"];\n")
+	b.WriteString("\tsource [shape=ellipse, label=" + dotQuote(sourceText(t.Source, t.Vantage)) + ", tooltip=\"source\"];\n")
 	b.WriteString("\t{ rank=same; ttl_0; source; }\n")
 	fills := dotASFills(g)
 	extras := graphExtras(t, g)
@@ -297,4 +298,13 @@ func subtractSorted(a, b []int) []int {
 		}
 	}
 	return out
+}
+
+// sourceText is the label of the source node: its address, after the name
+// of the agent that traced from it, if any.
+func sourceText(src netip.Addr, vantage string) string {
+	if vantage != "" {
+		return "agent " + vantage + "\n" + addrText(src)
+	}
+	return addrText(src)
 }

@@ -35,14 +35,22 @@ func WriteGroupDOT(w io.Writer, traces []*Trace) error {
 	}
 	title := "traceflow-fast to " + counted(gg.Destinations, "destination", "destinations")
 	b.WriteString("digraph " + dotQuote(title) + " {\n")
-	label := "traceflow-fast from " + addrText(gg.Source) + " to " + thousands(gg.Destinations) + " destinations\n" +
+	vantage := ""
+	if len(traces) > 0 {
+		vantage = traces[0].Vantage
+	}
+	from := addrText(gg.Source)
+	if vantage != "" {
+		from += " (agent " + vantage + ")"
+	}
+	label := "traceflow-fast from " + from + " to " + thousands(gg.Destinations) + " destinations\n" +
 		thousands(gg.Reached) + " reached, " + counted(len(gg.Groups), "group", "groups") + " of destinations with the same router paths"
 	b.WriteString("\tlabel=" + dotQuote(label) + ";\n")
 	b.WriteString("\tlabelloc=t;\n\trankdir=LR;\n\tnewrank=true;\n\tranksep=0.6;\n\tnodesep=0.25;\n")
 	b.WriteString("\tnode [shape=box, style=rounded, fontname=\"Helvetica\", fontsize=10];\n")
 	b.WriteString("\tedge [fontname=\"Helvetica\", fontsize=9, color=\"#555555\"];\n")
 	dotAxis(&b, maxTTL)
-	b.WriteString("\tsource [shape=ellipse, label=" + dotQuote(addrText(gg.Source)) + ", tooltip=\"source\"];\n")
+	b.WriteString("\tsource [shape=ellipse, label=" + dotQuote(sourceText(gg.Source, vantage)) + ", tooltip=\"source\"];\n")
 	b.WriteString("\t{ rank=same; ttl_0; source; }\n")
 	dotGroupRanks(&b, gg, maxTTL)
 	fills := dotRouterFills(gg)

@@ -47,6 +47,16 @@ type jsonTrace struct {
 
 	// The hops whose routers' ICMP rate limits paced the probes.
 	RateLimits []jsonRateLimit `json:"rate_limits,omitempty"`
+
+	// The vertices whose successors came from another destination's
+	// probes (the stop set).
+	Reused []jsonReused `json:"reused,omitempty"`
+}
+
+type jsonReused struct {
+	TTL  int        `json:"ttl"`
+	Addr netip.Addr `json:"addr"`
+	From netip.Addr `json:"from"`
 }
 
 type jsonRateLimit struct {
@@ -236,6 +246,9 @@ func decodeTrace(b []byte) (*Trace, error) {
 			r.After = *rl.After
 		}
 		t.RateLimits = append(t.RateLimits, r)
+	}
+	for _, r := range jt.Reused {
+		t.Reused = append(t.Reused, ReusedVertex(r))
 	}
 	t.HasASN = jt.ASPaths != nil || jt.ASPathDivergence != nil
 	if jt.MDA != nil {

@@ -117,6 +117,20 @@ func appendTraceJSON(b []byte, t *Trace) ([]byte, error) {
 		}
 		b = append(b, ']')
 	}
+	if len(t.Reused) > 0 {
+		b = append(b, `,"reused":[`...)
+		for i, r := range t.Reused {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendKeyInt(b, `{"ttl":`, int64(r.TTL))
+			b = append(b, `,"addr":`...)
+			b = appendAddrJSON(b, r.Addr)
+			b = append(b, `,"from":`...)
+			b = append(appendAddrJSON(b, r.From), '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, "}\n"...), nil
 }
 

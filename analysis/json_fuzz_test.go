@@ -45,6 +45,7 @@ func jsonSeedTraces(tb testing.TB) []*Trace {
 		{TTL: 2, Silences: 1},
 		{TTL: 2, After: netip.MustParseAddr("10.0.0.1"), Pace: 0.7, Silences: 9},
 	}
+	partial.Reused = []ReusedVertex{{TTL: 1, Addr: netip.MustParseAddr("10.0.0.1"), From: netip.MustParseAddr("10.9.0.7")}}
 
 	c := NewCollector(netip.MustParseAddr("2001:db8::1"), `odd "name" <&>`, netip.Addr{}, 2, 4, 1000, 2000)
 	c.Reply(1, 2, netip.MustParseAddr("2001:db8::ff"), 1234567*time.Nanosecond, 3, 1, false)
@@ -91,6 +92,7 @@ func traceBytesHeld(t *Trace) uint64 {
 		n += uint64(unsafe.Sizeof(pp)) + uint64(unsafe.Sizeof(netip.Addr{}))*uint64(len(pp.Addrs))
 	}
 	n += uint64(unsafe.Sizeof(RateLimit{})) * uint64(len(t.RateLimits))
+	n += uint64(unsafe.Sizeof(ReusedVertex{})) * uint64(len(t.Reused))
 	for _, f := range t.Flows {
 		n += uint64(unsafe.Sizeof(f))
 		for _, h := range f.Hops {

@@ -88,6 +88,9 @@ func writeJSONRef(w io.Writer, t *Trace, opts Options) error {
 		}
 		jt.RateLimits = append(jt.RateLimits, jr)
 	}
+	for _, r := range t.Reused {
+		jt.Reused = append(jt.Reused, jsonReused(r))
+	}
 
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

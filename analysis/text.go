@@ -68,7 +68,27 @@ func makeTable(t *Trace, opts Options) table {
 		}
 	}
 	tb.notes = append(tb.notes, rewriteNotes(t)...)
+	tb.notes = append(tb.notes, reusedNotes(t)...)
 	return tb
+}
+
+// reusedNotes says which vertices took their next hops from another
+// destination's probes (the stop set), grouped by that destination:
+// "TTL 1 10.0.0.1, TTL 2 10.1.1.2: next hops as probed towards 10.99.0.7".
+func reusedNotes(t *Trace) []string {
+	var lines []string
+	for i := 0; i < len(t.Reused); {
+		from := t.Reused[i].From
+		var b strings.Builder
+		for ; i < len(t.Reused) && t.Reused[i].From == from; i++ {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("TTL " + strconv.Itoa(t.Reused[i].TTL) + " " + addrText(t.Reused[i].Addr))
+		}
+		lines = append(lines, b.String()+": next hops as probed towards "+addrText(from))
+	}
+	return lines
 }
 
 // hopCell renders a hop: "*" when silent ("* (ADDR?)" when it is probably
@@ -128,7 +148,11 @@ func header(t *Trace) string {
 			maxTTL = max(maxTTL, len(f.Hops))
 		}
 	}
-	s := "traceflow-fast to " + name + " (" + addrText(t.Destination) + ") from " + addrText(t.Source) +
+	from := addrText(t.Source)
+	if t.Vantage != "" {
+		from += " (agent " + t.Vantage + ")"
+	}
+	s := "traceflow-fast to " + name + " (" + addrText(t.Destination) + ") from " + from +
 		", " + plural(len(t.Flows), "path ID", "path IDs") + ", max TTL " + strconv.Itoa(maxTTL)
 	if t.Partial {
 		s += ", partial (interrupted)"

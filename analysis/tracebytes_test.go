@@ -240,6 +240,7 @@ func (c *traceCodec) trace(t *Trace) {
 		c.mda(t.MDA)
 	}
 	c.rateLimits(t)
+	c.reused(t)
 }
 
 func bit(b bool, v uint8) uint8 {
@@ -423,6 +424,21 @@ func (c *traceCodec) rateLimits(t *Trace) {
 		c.addr(&rl.After)
 		c.f64(&rl.Pace)
 		c.int(&rl.Silences)
+	}
+}
+
+// reused walks t.Reused (after rateLimits, for the same reason).
+func (c *traceCodec) reused(t *Trace) {
+	n := len(t.Reused)
+	c.count(&n, maxGenPP)
+	if !c.enc && n > 0 {
+		t.Reused = make([]ReusedVertex, n)
+	}
+	for i := range n {
+		r := &t.Reused[i]
+		c.int(&r.TTL)
+		c.addr(&r.Addr)
+		c.addr(&r.From)
 	}
 }
 

@@ -17,6 +17,9 @@
 //	                             added), then one final record; stream
 //	                             TRACEFLOW_RESULTS (limits retention, kept 30
 //	                             days, 10 minutes of de-duplication)
+//	traceflow.event.MONITOR      the events of `traceflow-fast monitor --nats`
+//	                             (the JSON objects of its --format json);
+//	                             stream TRACEFLOW_EVENTS (kept 30 days)
 //	KV traceflow_agents, key AGENT   the agent's Status (version, groups,
 //	                             capabilities, limits, load), refreshed while it
 //	                             runs and expiring a minute after it stops
@@ -43,4 +46,11 @@
 // stream, so it may attach (or attach again) at any time, and hands on
 // each destination once per agent, until every agent addressed has
 // published its final record.
+//
+// # Sharing a target list
+//
+// Split deals a target set among agents in the order of its seeded
+// permutation (targets.NewPermutation), as zmap deals a scan among its
+// shards: each agent gets a disjoint share, and together they hold every
+// address once; NewRequest builds the request of a run's tracer.Config.
 package fleet

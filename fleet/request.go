@@ -36,6 +36,7 @@ type Request struct {
 	Wait       float64  `json:"wait,omitempty"` // seconds
 	Retries    *int     `json:"retries,omitempty"`
 	GapLimit   int      `json:"gap_limit,omitempty"`
+	NoStopSet  bool     `json:"no_stop_set,omitempty"`
 	TOS        int      `json:"tos,omitempty"`
 	Rate       float64  `json:"rate,omitempty"` // probes per second
 	Seed       uint64   `json:"seed,omitempty"` // of the random order (0: the agent picks one)
@@ -156,7 +157,7 @@ func (l Limits) config(r *Request, base tracer.Config) (tracer.Config, error) {
 	}
 	cfg.Protocol, cfg.Paths, cfg.MaxPaths = proto, r.Paths, r.MaxPaths
 	cfg.Confidence = r.Confidence / 100
-	cfg.FirstTTL, cfg.MaxTTL, cfg.GapLimit = r.FirstTTL, r.MaxTTL, r.GapLimit
+	cfg.FirstTTL, cfg.MaxTTL, cfg.GapLimit, cfg.NoStopSet = r.FirstTTL, r.MaxTTL, r.GapLimit, r.NoStopSet
 	cfg.SrcPort, cfg.DstPort, cfg.TOS = r.SrcPort, r.DstPort, uint8(r.TOS)
 	cfg.Wait = time.Duration(r.Wait * float64(time.Second))
 	if r.Retries != nil {

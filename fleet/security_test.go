@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/traceflow-fast/traceflow-fast/fleet/internal/natstest"
+	"github.com/traceflow-fast/traceflow-fast/internal/natstest"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
 )

@@ -6,8 +6,8 @@
 #                                       4-way diamond, every router and the
 #                                       destination limited to 1000 ICMP
 #                                       messages/s, burst 50: traceflow-fast at
-#                                       its default rate and at --rate 0,
-#                                       scamper -p 10000
+#                                       its default rate, at --rate 0 and
+#                                       with --no-stop-set, scamper -p 10000
 #   scripts/bench-ratelimit.sh single   one destination through the diamond,
 #                                       every router with Linux's per-source
 #                                       limit (icmp_ratelimit=1000: a burst of
@@ -70,6 +70,7 @@ bulk)
 	for ((i = 1; i <= ${RUNS:-1}; i++)); do
 		tf_json "run $i traceflow-fast" -f "$tmp/targets"
 		tf_json "run $i traceflow-fast --rate 0" -f "$tmp/targets" --rate 0
+		tf_json "run $i traceflow-fast --no-stop-set" -f "$tmp/targets" --no-stop-set
 		[[ $peer == none ]] || sc_text "run $i scamper -p 10000" -p 10000 -c "tracelb -P udp-sport" -f "$tmp/list"
 	done
 	;;

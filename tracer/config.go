@@ -51,6 +51,13 @@ type Config struct {
 	// Window is the most destinations traced at once (default: what
 	// fits in about 100 MiB, and what Rate serves in two Waits).
 	Window int
+	// NoStopSet makes every destination of an adaptive run prove its
+	// paths with its own probes. By default a vertex that one
+	// destination's search settled is taken by the others whose flows
+	// show the same successors (see mda.StopSet), and searches wait for
+	// each other rather than test one vertex at once; the traces list
+	// such vertices (analysis.Trace.Reused).
+	NoStopSet bool
 	// Interface and Source override the routing table's choice of the
 	// interface and source address the probes leave by.
 	Interface string

@@ -49,9 +49,14 @@ type run struct {
 
 	// The scan goroutine's.
 	noMore bool
-	cur    pending // what Next returned last, with its route
-	debug  bool    // log every answer
-	skips  []Skip
+	// The stop set of an adaptive run (nil without), the destinations
+	// admitted so far, and scratch.
+	stops    *mda.StopSet
+	owners   uint64
+	wokenBuf []uint64
+	cur      pending // what Next returned last, with its route
+	debug    bool    // log every answer
+	skips    []Skip
 }
 
 // dest is a destination in progress, in a slot of the scheduler.
@@ -60,6 +65,7 @@ type dest struct {
 	start    time.Time
 	complete bool // the MDA search said it was done
 	mda      *mda.State
+	owner    uint64 // in the stop set: one per destination of the run
 }
 
 // pending is a destination whose route was looked up.
@@ -161,6 +167,10 @@ func (t *Tracer) newRun(sink Sink, cancel context.CancelCauseFunc) *run {
 	}
 	if c.Adaptive() {
 		r.sc.More = r.more
+		if !c.NoStopSet && t.total != 1 {
+			r.stops = mda.NewStopSet()
+			r.sc.Woken, r.sc.Unstick = r.woken, r.unstick
+		}
 	}
 	r.sc.Prev = func(slot, path, ttl int) (netip.Addr, bool) { return r.slots[slot].col.From(path, ttl) }
 	r.debug = t.log.Enabled(context.Background(), slog.LevelDebug)
@@ -287,8 +297,10 @@ func (r *run) start(slot int, tg Target) (int, error) {
 	}
 	d.start, d.complete = c.Clock.Now(), false
 	if d.mda != nil {
-		d.mda.Rounds = 0 // a new destination
+		d.mda.Rounds, d.mda.NoWait = 0, false // a new destination
 	}
+	r.owners++
+	d.owner = r.owners<<21 | uint64(slot)
 	return p.rt.Link, nil
 }
 
@@ -333,6 +345,7 @@ func (r *run) answer(slot int, a *probe.Answer, first bool) {
 // hands it to the writer.
 func (r *run) finish(slot int, partial bool) {
 	t, d := r.t, &r.slots[slot]
+	r.stops.Release(d.owner)
 	tr := d.col.Trace(d.start, t.cfg.Clock.Now(), partial)
 	if partial && tr.ProbesSent == 0 {
 		// Admitted but not probed yet when the run stopped: like

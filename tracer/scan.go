@@ -67,6 +67,11 @@ type scanner struct {
 	// at (see budgets): it returns the address that answered probe
 	// (slot, path, ttl), false while none did.
 	Prev func(slot, path, ttl int) (netip.Addr, bool)
+	// Woken, when set, wakes (sched.Wake) the destinations waiting for
+	// others (plan.Wait) that may go on; Unstick wakes them all, to plan
+	// without waiting, when nothing else is left that could change it.
+	Woken   func(q *sched)
+	Unstick func(q *sched)
 
 	sent, retries, late atomic.Int64
 
@@ -130,6 +135,7 @@ func (r *scanner) Run(ctx context.Context) error {
 		t := r.Clock.Now()
 		q.Expire(t)
 		r.unblock(t)
+		r.wakeParked(false)
 		ahead := r.ahead()
 		demand := r.admit(ahead)
 		r.refill(t)
@@ -147,12 +153,32 @@ func (r *scanner) Run(ctx context.Context) error {
 		if r.exhausted && q.Active() == 0 {
 			return nil
 		}
+		if r.wakeParked(true) {
+			continue
+		}
 		if err := r.wait(ctx); err != nil {
 			r.linger()
 			q.Abandon(r.partial)
 			return err
 		}
 	}
+}
+
+// wakeParked hands the destinations that wait for others back to the
+// scheduler when what they wait for changed, or, when stuck is set and
+// nothing else is going on that could change it (no probe in flight,
+// ready, held or to resolve), all of them, told to wait no more. It says
+// whether some are to be resolved.
+func (r *scanner) wakeParked(stuck bool) bool {
+	q := r.q
+	if q.Parked() == 0 || r.Woken == nil {
+		return false
+	}
+	r.Woken(q)
+	if stuck && !q.Unresolved() && !q.InFlight() && !q.HasReady() && !q.Blocked() {
+		r.Unstick(q)
+	}
+	return q.Unresolved()
 }
 
 // init applies the defaults and sets up the state of a run.
@@ -292,7 +318,7 @@ func (r *scanner) admit(ahead int) (demand bool) {
 			return false
 		}
 		admitted := false
-		for q.Free() > 0 && q.readyCount() < ahead {
+		for q.Free() > 0 && q.readyCount()+q.heldBack() < ahead {
 			t, ok := r.Next()
 			if !ok {
 				r.exhausted = r.Wake == nil || r.Exhausted == nil || r.Exhausted()

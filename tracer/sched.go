@@ -41,6 +41,10 @@ type plan struct {
 	Horizon int
 	Cells   []mda.Cell
 	Repeats []mda.Cell
+	// Wait says that the destination, with nothing to send, waits for
+	// other destinations' searches (see mda.State.Waiting): it is parked
+	// until Wake.
+	Wait bool
 }
 
 // Probe cell states, in the low two bits of a cell byte; bit 2 marks a cell
@@ -78,6 +82,7 @@ type slot struct {
 	inUse  bool
 	queued bool // in the ready ring
 	idle   bool // in the idle list
+	parked bool // waiting for other destinations' searches (plan.Wait)
 	paths  []pathState
 	cells  []uint8    // [path-1][ttl-1]
 	expl   []mda.Cell // explicit probes not yet sent (from Plan.Cells)
@@ -136,6 +141,10 @@ type sched struct {
 	qhead  int
 	qlen   int
 	idle   []int32
+	parked int // destinations waiting for other destinations' searches
+	// distance is the TTL at which the last destination answered path
+	// ID 1: the next destinations' path ID 1 sends up to it at once.
+	distance int16
 	// base is the time the expiries count from: durations from a
 	// time.Now carry its monotonic reading, so a step of the wall clock
 	// changes no timeout.
@@ -235,7 +244,14 @@ func (q *sched) Admit(addr netip.Addr) (int, bool) {
 		q.markIdle(i) // nothing to probe
 		return int(i), true
 	}
-	q.addPaths(sl, 1, q.s.FirstTTL-1+q.s.GapLimit)
+	top := q.s.FirstTTL - 1 + q.s.GapLimit
+	if d := int(q.distance); d >= q.s.FirstTTL && d < top {
+		// The last destination answered at d: this one goes no
+		// further at once, where it would only ask the destination
+		// again (and spend its ICMP budget) if it is as far.
+		top = d
+	}
+	q.addPaths(sl, 1, top)
 	q.enqueue(i)
 	return int(i), true
 }
@@ -391,6 +407,10 @@ func (q *sched) gate(slot int32, path, ttl int) (ok, blind bool) {
 // Blocked says whether the gate holds probes back.
 func (q *sched) Blocked() bool { return len(q.blocked) > 0 || len(q.deferred) > 0 }
 
+// heldBack counts the destinations and retries the gate holds back: they
+// have probes to send, once the hops' budgets let them.
+func (q *sched) heldBack() int { return len(q.blocked) + len(q.deferred) }
+
 // Unblock hands the probes the gate held back to Ready again.
 func (q *sched) Unblock() {
 	for _, i := range q.blocked {
@@ -532,6 +552,9 @@ func (q *sched) Answer(i, path, ttl int, reached, stop bool) bool {
 	}
 	if (reached || stop) && ttl < int(p.limit) {
 		p.limit = int16(ttl)
+	}
+	if reached && path == 1 {
+		q.distance = int16(ttl)
 	}
 	if !reached && !stop && ttl == int(p.top) && !p.done {
 		// The round's highest TTL answered: the next round may go.
@@ -702,8 +725,29 @@ func (q *sched) Resolve(done func(slot int)) {
 			q.enqueue(i)
 			continue
 		}
+		if p.Wait {
+			sl.parked = true
+			q.parked++
+			continue
+		}
 		done(int(i))
 		q.release(i)
+	}
+}
+
+// Parked returns how many destinations wait for others (plan.Wait).
+func (q *sched) Parked() int { return q.parked }
+
+// IsParked says whether slot i waits for others.
+func (q *sched) IsParked(i int) bool { return q.slots[i].parked }
+
+// Wake hands slot i, if parked, to the next Resolve, which asks More again
+// what it is to do.
+func (q *sched) Wake(i int) {
+	if sl := &q.slots[i]; sl.parked {
+		sl.parked = false
+		q.parked--
+		q.markIdle(int32(i))
 	}
 }
 
@@ -771,8 +815,10 @@ func (q *sched) Abandon(done func(slot int)) {
 		}
 		q.slots[i].queued = false
 		q.slots[i].blocked = false
+		q.slots[i].parked = false
 	}
 	q.idle = q.idle[:0]
+	q.parked = 0
 	q.retry = q.retry[:0]
 	q.blocked = q.blocked[:0]
 	q.deferred = q.deferred[:0]

@@ -8,10 +8,12 @@ var big = data.nodes.length > BIG;
 
 function dstName(i) {
   var d = dsts[i];
-  return d.name && d.name !== d.addr ? d.name + ' (' + d.addr + ')' : d.addr;
+  var s = d.name && d.name !== d.addr ? d.name + ' (' + d.addr + ')' : d.addr;
+  return d.vantage ? s + ' from agent ' + d.vantage : s;
 }
 
 function nodeTitle(n) {
+  if (n.source && n.vantage) return 'agent ' + n.vantage + ' ' + (n.addr || '') + '\nthe vantage point that sent these probes';
   if (n.source) return 'source ' + (n.addr || '') + '\nthe host that sent the probes';
   var lines = [n.silent ? 'silent hop: no reply' : n.addr + (n.asn ? '   AS' + n.asn : '') + (n.ixp ? '   IXP ' + n.ixp : '')];
   var via = n.via || [];
@@ -80,8 +82,9 @@ ready(network, function () {
 var title = document.getElementById('tf-title');
 var summary = document.getElementById('tf-summary');
 var legend = document.getElementById('tf-legend');
+var from = data.vantages ? (data.vantages.length > 1 ? 'agents ' : 'agent ') + data.vantages.join(', ') : (data.source || '?');
 if (dsts.length === 1) {
-  title.textContent = 'traceflow-fast from ' + (data.source || '?') + ' to ' + dstName(0);
+  title.textContent = 'traceflow-fast from ' + from + ' to ' + dstName(0);
   summary.textContent = dsts[0].summary + (dsts[0].reached ? '' : ', destination not reached') + (dsts[0].partial ? ' (interrupted: partial)' : '');
   dsts[0].paths.slice(0, PALETTE.length).forEach(function (p, k) {
     var item = document.createElement('span'), line = document.createElement('span');
@@ -95,7 +98,11 @@ if (dsts.length === 1) {
 asLegend(legend);
 if (dsts.length > 1) {
   var reached = dsts.filter(function (d) { return d.reached; }).length;
-  title.textContent = 'traceflow-fast from ' + (data.source || '?') + ' to ' + dsts.length + ' destinations';
+  // Several agents may have traced the same destination.
+  var addrs = {};
+  dsts.forEach(function (d) { addrs[d.addr] = true; });
+  var distinct = Object.keys(addrs).length;
+  title.textContent = 'traceflow-fast from ' + from + ' to ' + (distinct === 1 ? dsts[0].addr : distinct + ' destinations');
   summary.textContent = reached + ' reached, ' + data.nodes.length + ' nodes, ' + data.edges.length + ' links' +
     (big ? ' (scroll to zoom, drag to pan)' : '');
 }

@@ -69,6 +69,7 @@ const MaxParallel = 6
 // as /nodes.json.
 type Data struct {
 	Source       string        `json:"source"`
+	Vantages     []string      `json:"vantages,omitempty"` // fleet agents, a source node "source:NAME" each; none for this host
 	Generated    time.Time     `json:"generated"`
 	Destinations []Destination `json:"destinations"`
 	Nodes        []Node        `json:"nodes"`
@@ -79,7 +80,8 @@ type Data struct {
 type Destination struct {
 	Addr    string `json:"addr"`
 	Name    string `json:"name"`
-	Node    string `json:"node,omitempty"` // id of its node when it answered
+	Vantage string `json:"vantage,omitempty"` // the agent that traced it, if any
+	Node    string `json:"node,omitempty"`    // id of its node when it answered
 	Reached bool   `json:"reached"`
 	Partial bool   `json:"partial,omitempty"`
 	Summary string `json:"summary"`
@@ -102,6 +104,8 @@ type Node struct {
 	Level  int    `json:"level"`          // its TTL; 0 for the source
 	Source bool   `json:"source,omitempty"`
 	Silent bool   `json:"silent,omitempty"`
+	// Vantage names the agent of a source node of several (Data.Vantages).
+	Vantage string `json:"vantage,omitempty"`
 	// Destination, Diverge and Converge are set when the node is that
 	// towards at least one destination.
 	Destination bool `json:"destination,omitempty"`
@@ -158,7 +162,9 @@ const sourceID = "source"
 // several destinations is one node, and its id is its address (or
 // "address@TTL" when the address is seen at several TTLs). Each silent hop
 // is a node of its own, "*D.N" (destination index D). The source is the node
-// "source", linked to the first hop of every flow.
+// "source", linked to the first hop of every flow; traces from fleet
+// agents (analysis.Trace.Vantage) have a source node per agent,
+// "source:NAME", so each vantage point's paths start apart.
 func Build(traces []*analysis.Trace) *Data {
 	b := newBuilder(traces)
 	for di, t := range traces {
@@ -184,6 +190,16 @@ type builder struct {
 	pairs     []pair
 	edgePaths map[pair][]EdgePath
 	weights   map[string][]float64 // node id -> path IDs per Via, for the mean RTT
+	// vantageAddr is the source address of each of d.Vantages.
+	vantageAddr []string
+}
+
+// sourceOf is the id of the source node of the traces of vantage.
+func sourceOf(vantage string) string {
+	if vantage == "" {
+		return sourceID
+	}
+	return sourceID + ":" + vantage
 }
 
 // newBuilder builds the graph of every trace and notes the TTLs at which
@@ -224,6 +240,10 @@ func (b *builder) addTrace(di int, t *analysis.Trace) {
 	if d.Source == "" && t.Source.IsValid() {
 		d.Source = t.Source.String()
 	}
+	if t.Vantage != "" && !slices.Contains(d.Vantages, t.Vantage) {
+		d.Vantages = append(d.Vantages, t.Vantage)
+		b.vantageAddr = append(b.vantageAddr, addrString(t.Source))
+	}
 	if d.Generated.IsZero() || t.End.After(d.Generated) {
 		d.Generated = t.End
 	}
@@ -253,6 +273,7 @@ func newDestination(t *analysis.Trace) (Destination, map[int]int) {
 	dst := Destination{
 		Addr:    addrString(t.Destination),
 		Name:    t.Name,
+		Vantage: t.Vantage,
 		Partial: t.Partial,
 		Summary: t.Summary(),
 		Paths:   []Path{},
@@ -320,7 +341,7 @@ func (b *builder) linkSource(di int, t *analysis.Trace, g *analysis.Graph, ids [
 			}
 		}
 		if len(from) > 0 {
-			b.link(di, pathOf, sourceID, ids[gi], from)
+			b.link(di, pathOf, sourceOf(t.Vantage), ids[gi], from)
 		}
 	}
 }
@@ -352,9 +373,21 @@ func (b *builder) link(di int, pathOf map[int]int, from, to string, pathIDs []in
 	}
 }
 
-// addSource puts the source node first, at level 0.
+// addSource puts the source node first, at level 0; or the source node of
+// each vantage point, in the order they came.
 func (b *builder) addSource() {
 	d := b.d
+	if len(d.Vantages) > 0 {
+		srcs := make([]Node, len(d.Vantages))
+		for i, v := range d.Vantages {
+			srcs[i] = Node{ID: sourceOf(v), Label: "agent " + v, Addr: b.vantageAddr[i], Source: true, Vantage: v}
+			if srcs[i].Addr != "" {
+				srcs[i].Label += "\n" + srcs[i].Addr
+			}
+		}
+		d.Nodes = append(srcs, d.Nodes...)
+		return
+	}
 	src := Node{ID: sourceID, Label: "source", Addr: d.Source, Source: true}
 	if d.Source != "" {
 		src.Label = "source\n" + d.Source
@@ -500,7 +533,9 @@ func WriteHTML(w io.Writer, traces []*analysis.Trace) error {
 // renderTraces renders the page of traces: Build's graph for one, the
 // grouped view for several.
 func renderTraces(traces []*analysis.Trace, lib string) ([]byte, error) {
-	if len(traces) > 1 {
+	// Traces from fleet agents are drawn in one graph, a source per agent.
+	fromAgents := slices.ContainsFunc(traces, func(t *analysis.Trace) bool { return t.Vantage != "" })
+	if len(traces) > 1 && !fromAgents {
 		return renderBulk(BuildBulk(traces), lib)
 	}
 	return render(Build(traces), lib)
@@ -572,6 +607,9 @@ func fill(title, lib string, data, members []byte, view string) ([]byte, error) 
 }
 
 func title(d *Data) string {
+	if len(d.Vantages) > 0 {
+		return "traceflow-fast from " + plural(len(d.Vantages), "agent ", "agents ") + strings.Join(d.Vantages, ", ")
+	}
 	switch len(d.Destinations) {
 	case 0:
 		return "traceflow-fast"
@@ -589,3 +627,10 @@ func title(d *Data) string {
 var htmlReplacer = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;")
 
 func htmlEscape(s string) string { return htmlReplacer.Replace(s) }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -118,9 +118,17 @@ type analyzer struct {
 	// answers from other addresses, and the scratch of one hop.
 	perPacket bool
 	others    []analysis.OtherAnswer
-	union     []node
-	owners    []netip.Addr
-	upv       []*vertex
+	// The stop set (stopset.go) and, from plan, whether a need was left
+	// to another destination's search; claims is scratch.
+	stops   *StopSet
+	waiting bool
+	dst     netip.Addr
+	// firstHop is what answered a probe at TTL 1 (with oneHop).
+	firstHop netip.Addr
+	claims   []node
+	union    []node
+	owners   []netip.Addr
+	upv      []*vertex
 	// FillInferred's table of how each vertex answered: for TTL t,
 	// answers[answerAt[t]:answerAt[t+1]].
 	answers  []answerRef
@@ -147,6 +155,7 @@ func analyze(st *State, confidence float64) *analyzer {
 	a := analyzers.Get().(*analyzer)
 	a.conf, a.maxTTL, a.gap, a.oneHop = confidence, st.MaxTTL, st.GapLimit, st.OneFirstHop
 	a.perPacket, a.others = st.PerPacket, st.Others
+	a.stops, a.waiting, a.dst = st.Stops, false, st.Dst
 	if a.gap <= 0 {
 		a.gap = defaultGap
 	}
@@ -171,8 +180,12 @@ func analyze(st *State, confidence float64) *analyzer {
 // the number of path IDs taking part.
 func (a *analyzer) measure(st *State) (n int) {
 	longest, answered := 0, 0
+	a.firstHop = netip.Addr{}
 	for _, r := range st.Rows {
 		longest = max(longest, len(r))
+		if len(r) > 0 && r[0].Sent() && !a.firstHop.IsValid() {
+			a.firstHop = r[0].From()
+		}
 		for i := range r {
 			if o := &r[i]; o.Sent() && o.From().IsValid() {
 				answered = max(answered, i+1)

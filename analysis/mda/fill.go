@@ -50,6 +50,11 @@ func FillInferred(t *analysis.Trace, st *State, confidence float64) (partial []i
 			partial = append(partial, f.PathID)
 			continue
 		}
+		if f.Reached && f.ReachedTTL < end {
+			// The destination's answer to a higher TTL placed it
+			// nearer (its quoted TTL): the row ends there.
+			end = f.ReachedTTL
+		}
 		if n := len(f.Hops); n < end {
 			hops := block[:end:end]
 			block = block[end:]
@@ -62,6 +67,7 @@ func FillInferred(t *analysis.Trace, st *State, confidence float64) (partial []i
 		a.fillRow(f, af, end)
 	}
 	slices.Sort(partial)
+	t.Reused = a.appendReused(nil)
 	return partial
 }
 

@@ -1,6 +1,9 @@
 package mda
 
-import "slices"
+import (
+	"net/netip"
+	"slices"
+)
 
 // vertex is a vertex at the TTL before a hop, and its test.
 type vertex struct {
@@ -39,6 +42,12 @@ type vertex struct {
 	extra   []node
 	behind  bool
 	pp      bool
+	// reused says that the vertex passed with the successors another
+	// destination's search settled (see StopSet), from that destination.
+	reused bool
+	from   netip.Addr
+	// strong says that it passed at the stop set's stricter confidence.
+	strong bool
 }
 
 // successors returns k: the distinct successors seen. A silence is no
@@ -138,6 +147,7 @@ func (a *analyzer) testHop(hp *hop, h int) {
 	}
 	comps := a.components(hp)
 	a.passFirstHop(hp, h)
+	a.passKnown(hp, h)
 	unprobed := a.sortOut(hp, h)
 	comps = a.testHopLevel(hp, comps, unprobed)
 	a.testComponents(hp, comps)
@@ -454,7 +464,7 @@ func (a *analyzer) testHopLevel(hp *hop, comps [][]int, unprobed bool) [][]int {
 	}
 	all := a.members(start)
 	ok := !unprobed
-	if want := a.n(k); total < want {
+	if want := a.nFor(k, hp, all); total < want {
 		// The flows for the test as a whole go to the members that
 		// got the fewest first: the rest waits for them.
 		hp.needs = append(hp.needs, need{members: all, short: want - total, avail: avail, placed: true})
@@ -465,9 +475,10 @@ func (a *analyzer) testHopLevel(hp *hop, comps [][]int, unprobed bool) [][]int {
 		comps = nil
 	}
 	if ok && uniform {
+		strong := total >= a.nStrict(k)
 		for _, vi := range all {
 			v := hp.verts[vi]
-			v.passed = true
+			v.passed, v.strong = true, strong
 			v.single = len(v.succ) == 1
 		}
 	}
@@ -525,7 +536,7 @@ func (a *analyzer) testMeshing(hp *hop, all []int, avail int) bool {
 // (nodeControl).
 func (a *analyzer) testComponents(hp *hop, comps [][]int) {
 	for _, members := range comps {
-		if hp.verts[members[0]].passed {
+		if members = a.unpassed(hp, members); len(members) == 0 {
 			continue
 		}
 		if !a.testConverging(hp, members) {
@@ -550,10 +561,11 @@ func (a *analyzer) testConverging(hp *hop, members []int) bool {
 			return false
 		}
 	}
-	n1 := a.n(1)
+	n1 := a.nFor(1, hp, members)
 	if total >= n1 {
+		strong := total >= a.nStrict(1)
 		for _, vi := range members {
-			hp.verts[vi].passed, hp.verts[vi].single = true, true
+			hp.verts[vi].passed, hp.verts[vi].single, hp.verts[vi].strong = true, true, strong
 		}
 		return true
 	}
@@ -571,9 +583,9 @@ func (a *analyzer) testConverging(hp *hop, members []int) bool {
 func (a *analyzer) nodeControl(hp *hop, members []int) {
 	for _, vi := range members {
 		v := hp.verts[vi]
-		want := a.n(v.successors())
+		want := a.toSeeAll(v, a.nForVertex(v.successors(), v))
 		if v.direct() >= want {
-			v.passed = true
+			v.passed, v.strong = true, v.direct() >= a.nStrict(v.successors())
 			v.single = len(v.succ) == 1 && v.dst == 0
 			continue
 		}
@@ -625,21 +637,33 @@ func (a *analyzer) advance(hp *hop, h int) {
 		if f.end != 0 && h > f.end || f.dark != 0 && h > f.dark {
 			continue
 		}
-		if o := f.at(h); o.Sent() {
+		probed := f.at(h).Sent()
+		if probed && f.at(h).From().IsValid() {
 			a.observe(f, h)
 			continue
 		}
-		f.run = 0
-		if f.how[h-1] == howUnknown || !f.goesOn(h-1) {
-			continue
-		}
-		vi := a.vertOf[i]
-		if vi < 0 {
-			if vi = hp.vertex(f.key[h-1]); vi < 0 {
-				continue
+		var v *vertex
+		if f.how[h-1] != howUnknown && f.goesOn(h-1) {
+			vi := a.vertOf[i]
+			if vi < 0 {
+				vi = hp.vertex(f.key[h-1])
+			}
+			if vi >= 0 {
+				v = hp.verts[vi]
 			}
 		}
-		v := hp.verts[vi]
+		if probed && (v == nil || !v.single || !v.reused) {
+			a.observe(f, h) // silent
+			continue
+		}
+		// Not probed, or silent after a vertex that passed with the one
+		// responding successor the stop set holds for it: the answer
+		// was lost (or held back by the router's ICMP budget), the flow
+		// went there all the same.
+		f.run = 0
+		if v == nil {
+			continue
+		}
 		switch {
 		case v.single:
 			f.how[h], f.key[h] = howInferred, v.succ[0]
@@ -657,7 +681,12 @@ func (a *analyzer) observe(f *flow, h int) {
 	o := f.at(h)
 	f.how[h] = howObserved
 	f.key[h] = node{ttl: h, addr: o.From()}
-	if !o.From().IsValid() {
+	if h == 1 && a.oneHop && !o.From().IsValid() && a.firstHop.IsValid() {
+		// Every probe leaves by one next hop: a probe at TTL 1 that
+		// went unanswered (a router's ICMP budget spent) expired there.
+		f.how[h], f.key[h].addr = howInferred, a.firstHop
+	}
+	if !f.key[h].addr.IsValid() {
 		f.run++
 		if f.run >= a.gap && f.dark == 0 {
 			f.dark = h - f.run + 1

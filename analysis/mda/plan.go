@@ -2,6 +2,7 @@ package mda
 
 import (
 	"math"
+	"net/netip"
 	"slices"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
@@ -48,6 +49,21 @@ type State struct {
 	// Repeats is set by Plan: the probes of the next round to send again,
 	// each sent and answered already (with PerPacket only).
 	Repeats []Cell
+
+	// Stops, when set, is the run's stop set (see StopSet): what other
+	// destinations' searches settled. Owner names this destination's
+	// search in it (not 0, one per destination of the run) and Dst is
+	// the destination.
+	Stops *StopSet
+	Owner uint64
+	Dst   netip.Addr
+	// NoWait plans without waiting for the vertices that other searches
+	// are testing.
+	NoWait bool
+	// Waiting is set by Plan: the round planned nothing because every
+	// vertex it needs tested is being tested by another destination's
+	// search; Plan is to be called again once Stops.Version changes.
+	Waiting bool
 }
 
 // MaxRounds bounds the rounds of one destination's search (rounds
@@ -69,17 +85,22 @@ const defaultGap = 3
 // the numbers following the largest one in st, up to maxPaths; the cells of
 // one round may all be sent at once.
 func Plan(st *State, confidence float64, maxPaths int) (next []Cell, complete bool) {
-	st.Repeats = st.Repeats[:0]
+	st.Repeats, st.Waiting = st.Repeats[:0], false
 	a := analyze(st, confidence)
 	defer a.release()
+	a.publish(st)
 	if a.satisfied() {
+		st.Stops.Release(st.Owner)
 		return nil, true
 	}
 	if st.Rounds >= MaxRounds {
+		st.Stops.Release(st.Owner)
 		return nil, false
 	}
+	a.claim(st)
 	next = a.plan(maxPaths)
 	st.Repeats = append(st.Repeats, a.repeats...)
+	st.Waiting = a.waiting && len(next) == 0 && len(st.Repeats) == 0
 	return next, false
 }
 

@@ -37,6 +37,7 @@ type options struct {
 	expect   *expectation        // --expect
 	annotate *annotate.Annotator // --asn-db, --ixp-db, --rdns
 	view     *tui.Session        // --tui, or nil
+	remote   *fleetcmd.Remote    // --agents: run on fleet agents, or nil
 
 	// Bulk scans.
 	files       []string       // --file: target files, "-" for standard input
@@ -84,10 +85,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 
 // traceFlags are the flags of a trace.
 func traceFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "paths", Aliases: []string{"p"}, Value: "auto", Usage: "path IDs (flows) to probe: a number 1..4096, or auto: add path IDs until the MDA stopping rule says, at --confidence, that no next hop is left unseen"},
 		&cli.Float64Flag{Name: "confidence", Value: 95, Usage: "confidence (percent) of --paths auto that no path was missed: 95 or 99 use the published tables, other values 50..99.99 the closed form"},
 		&cli.IntFlag{Name: "max-paths", Value: 256, Usage: "the most path IDs --paths auto may use, 1..4096"},
+		&cli.BoolFlag{Name: "no-stop-set", Usage: "with --paths auto and several destinations, prove each destination's paths with its own probes; by default a router whose next hops one destination's search settled is taken as settled for the others whose probes show the same next hops (each such router is listed in the JSON record's \"reused\")"},
 		&cli.IntFlag{Name: "ttl", Aliases: []string{"t"}, Value: 30, Usage: fmt.Sprintf("highest TTL to probe, 1..%d", probe.MaxTTL)},
 		&cli.IntFlag{Name: "first-ttl", Value: 1, Usage: "first TTL to probe"},
 		&cli.StringFlag{Name: "protocol", Value: "udp", Usage: "probe protocol: udp (datagrams to --dstport), tcp (SYNs to --dstport; reached on a SYN-ACK or RST) or icmp (echo requests; reached on an echo reply)"},
@@ -122,12 +124,12 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ixp-db", Usage: "mark hops on IXP peering LANs listed in `FILE`: one prefix and IXP name per line"},
 		&cli.BoolFlag{Name: "rdns", Usage: "look up the reverse DNS name of every hop (cached, concurrent, 2 s per lookup)"},
 		&cli.StringFlag{Name: "rdns-server", Usage: "with --rdns, ask the DNS server `ADDR[:PORT]` instead of the system resolver"},
-	}
+	}, fleetcmd.ClientFlags()...)
 }
 
 // parseOptions validates every flag and names the bad one.
 func parseOptions(c *cli.Context, stdout, stderr io.Writer) (*options, error) {
-	return parseWith(c, stdout, stderr, parseFormat, parseExpect, openView(true))
+	return parseWith(c, stdout, stderr, parseFormat, parseExpect, func(c *cli.Context, o *options) error { return fleetcmd.ParseClient(c, &o.remote) }, openView(true))
 }
 
 // openView opens the live view of --tui, which refuses bulk scans: the
@@ -212,7 +214,7 @@ func parsePaths(c *cli.Context, o *options) error {
 	if math.IsNaN(conf) || conf < 50 || conf > 99.99 {
 		return fmt.Errorf("--confidence %v: must be 50..99.99 (percent)", conf)
 	}
-	o.cfg.Confidence = conf / 100
+	o.cfg.Confidence, o.cfg.NoStopSet = conf/100, c.Bool("no-stop-set")
 	if p := c.String("paths"); p != "auto" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > tracer.MaxPathIDs {

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
+	"github.com/traceflow-fast/traceflow-fast/fleet/fleetcmd"
 )
 
 // Exit codes of `traceflow-fast diff`, for CI gates.
@@ -33,10 +34,10 @@ func diffCommand(stdout, stderr io.Writer) *cli.Command {
 		UsageText:       "traceflow-fast diff [options] BEFORE AFTER",
 		Description:     strings.TrimSpace(diffHelp),
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "text (for people) or json (one object, for machines)"},
 			&cli.StringSliceFlag{Name: "ignore-hop", Usage: "a known-noisy hop `ADDR[/LEN]`: where either path has an address inside it, the paths agree at that TTL whatever the other has (repeatable)"},
-		},
+		}, fleetcmd.DiffFlags()...),
 		Action: func(c *cli.Context) error {
 			fail := func(err error) error { return &exitErr{code: exitDiffError, err: fmt.Errorf("diff: %w", err)} }
 			if c.NArg() != 2 {
@@ -56,7 +57,7 @@ func diffCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			var files [2]*analysis.PathFile
 			for i, name := range names {
-				if files[i], err = analysis.OpenPathFile(name, os.Stdin); err != nil {
+				if files[i], err = fleetcmd.OpenPathFile(c, name, os.Stdin); err != nil { // a file, or nats:ID
 					return fail(err)
 				}
 			}

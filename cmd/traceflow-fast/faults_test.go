@@ -56,6 +56,11 @@ type faultResult struct {
 		Pace     *float64 `json:"pace_per_s"`
 		Silences int      `json:"silences"`
 	} `json:"rate_limits"`
+	Reused []struct {
+		TTL  int    `json:"ttl"`
+		Addr string `json:"addr"`
+		From string `json:"from"`
+	} `json:"reused"`
 }
 
 // parseFaultResults decodes JSON Lines; every line must be whole.

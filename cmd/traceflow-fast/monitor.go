@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/traceflow-fast/traceflow-fast/fleet/fleetcmd"
 	"github.com/traceflow-fast/traceflow-fast/internal/privs"
 	"github.com/traceflow-fast/traceflow-fast/monitor"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
@@ -48,6 +49,11 @@ func monitorCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return fail(err)
 			}
+			stopEvents, err := fleetcmd.PublishEvents(c, &mc) // --nats
+			if err != nil {
+				return fail(err)
+			}
+			defer stopEvents()
 			return runMonitor(c.Context, o, mc, c.String("output"), c.String("metrics"))
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
@@ -59,8 +65,8 @@ func monitorCommand(stdout, stderr io.Writer) *cli.Command {
 // monitorFlags are the flags of a trace but those of one-shot output, and
 // the monitor's.
 func monitorFlags() []cli.Flag {
-	oneShot := []string{"format", "output", "bind", "dedup", "expect", "ignore-hop", "pcap", "progress"}
-	flags := slices.DeleteFunc(traceFlags(), func(f cli.Flag) bool { return slices.Contains(oneShot, f.Names()[0]) })
+	oneShot := []string{"format", "output", "bind", "dedup", "expect", "ignore-hop", "pcap", "progress", "agents", "split", "nats", "nats-creds", "nats-ca", "nats-cert", "nats-key"}
+	flags := append(slices.DeleteFunc(traceFlags(), func(f cli.Flag) bool { return slices.Contains(oneShot, f.Names()[0]) }), fleetcmd.MonitorFlags()...)
 	return append(flags,
 		&cli.DurationFlag{Name: "interval", Value: monitor.DefaultInterval, Usage: "trace every destination again after `DURATION` (such as 60s or 5m)"},
 		&cli.IntFlag{Name: "confirm", Value: monitor.DefaultConfirm, Usage: "report a change once `N` runs in a row showed it (1: at once)"},

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/traceflow-fast/traceflow-fast/capture"
+	"github.com/traceflow-fast/traceflow-fast/fleet/fleetcmd"
 	"github.com/traceflow-fast/traceflow-fast/internal/privs"
 	"github.com/traceflow-fast/traceflow-fast/output"
 	"github.com/traceflow-fast/traceflow-fast/targets"
@@ -34,6 +35,9 @@ func trace(parent context.Context, o *options) error {
 	// The run is IPv4 or IPv6, as its destinations are.
 	if err := checkFamily(o, set.Is6(), set.Name(set.At(0))); err != nil {
 		return fail(err)
+	}
+	if o.remote != nil { // traced by agents
+		return o.remote.Trace(ctx, fleetcmd.Run{Config: o.cfg, Output: o.out, Targets: set, Seed: o.seed, Annotate: o.annotate, Exit: newExit})
 	}
 	var pcapw *capture.PcapWriter
 	if o.pcap != "" {
@@ -114,6 +118,8 @@ func finish(ctx context.Context, o *options, out *output.Writer, pcapw *capture.
 }
 
 func fail(err error) error { return &exitErr{code: exitError, err: err} }
+
+func newExit(code int, err error) error { return &exitErr{code: code, err: err} }
 
 // checkFamily checks the options of a run that is IPv6 (or IPv4) as its
 // destinations are, the first named dst: IPv6 runs send UDP probes only,

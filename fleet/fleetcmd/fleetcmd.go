@@ -1,5 +1,7 @@
-// Package fleetcmd holds the command's subcommands of package fleet:
-// `traceflow-fast agent`, `agents` and `results`.
+// Package fleetcmd holds the command's subcommands of package fleet
+// (`traceflow-fast agent`, `agents` and `results`), the client side of a
+// trace run on agents (--agents), and what `monitor --nats` and `diff
+// nats:ID` add to those commands.
 package fleetcmd
 
 import (
@@ -22,9 +24,11 @@ import (
 
 	"github.com/traceflow-fast/traceflow-fast/fleet"
 	"github.com/traceflow-fast/traceflow-fast/internal/privs"
+	"github.com/traceflow-fast/traceflow-fast/output"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
+	"github.com/traceflow-fast/traceflow-fast/viz"
 )
 
 // Embedded is the --nats value that starts a server in the process.
@@ -44,6 +48,15 @@ func natsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats-cert", EnvVars: []string{"TRACEFLOW_NATS_CERT"}, Usage: "PEM client certificate, for servers that verify their clients (with --nats-key)"},
 		&cli.StringFlag{Name: "nats-key", EnvVars: []string{"TRACEFLOW_NATS_KEY"}, Usage: "PEM private key of --nats-cert"},
 		&cli.IntFlag{Name: "nats-replicas", Value: 1, Usage: "replicas of the streams and of the agents bucket, if this creates them (3 in a 3-node cluster)"},
+	}
+}
+
+// certFlags are the flags of a client certificate, for servers that
+// verify their clients (mutual TLS); with names the flag they go with.
+func certFlags(with string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "nats-cert", Usage: "with " + with + ": PEM client certificate `FILE`, for servers that verify their clients (with --nats-key)"},
+		&cli.StringFlag{Name: "nats-key", Usage: "with " + with + ": PEM `FILE` of the private key of --nats-cert"},
 	}
 }
 
@@ -253,12 +266,20 @@ func version() string {
 func resultsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "results",
-		Usage:     "print the results of a measurement stored in NATS (--format json records), waiting for every agent's last",
-		UsageText: "traceflow-fast results --nats URLS --measurement ID",
+		Usage:     "print the results of a measurement stored in NATS, in any --format, waiting for every agent's last",
+		UsageText: "traceflow-fast results --nats URLS --measurement ID [--format F] [--output FILE]",
 		Flags: append(natsFlags(),
 			&cli.StringFlag{Name: "measurement", Required: true, Usage: "the measurement's id"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"F"}, Value: "json", Usage: "output format, as a trace's --format: vert, horiz, json (the stored records: \"agent\" and \"measurement\" first), dot (a digraph per agent), atlas (prb_id from the agent's name) or viz (one graph, a source per agent)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `FILE` instead of standard output"},
+			&cli.BoolFlag{Name: "dedup", Usage: "print each distinct path once, with the path IDs that took it"},
+			&cli.StringFlag{Name: "bind", Value: "127.0.0.1:8081", Usage: "`HOST:PORT` the browser view (--format viz) is served on when there is no --output"},
 		),
 		Action: func(c *cli.Context) error {
+			o, err := resultsOptions(c)
+			if err != nil {
+				return err
+			}
 			js, done, err := connect(c, false)
 			if err != nil {
 				return err
@@ -274,36 +295,45 @@ func resultsCommand() *cli.Command {
 			if err != nil {
 				return natsErr(js, err)
 			}
-			return printResults(ctx, c, m)
+			return printResults(ctx, m, o)
 		},
 	}
 }
 
-// printResults writes the records of m to standard output as they come,
-// and each agent's outcome to standard error; it fails when an agent
-// refused the measurement.
-func printResults(ctx context.Context, c *cli.Context, m *fleet.Measurement) error {
-	var failed []string
-	err := m.Results(ctx, func(r *fleet.Result) error {
-		if r.Final == nil {
-			_, err := c.App.Writer.Write(r.Record)
-			return err
+// resultsOptions reads the output flags of results.
+func resultsOptions(c *cli.Context) (output.Options, error) {
+	o := output.Options{Format: c.String("format"), Output: c.String("output"), Bind: c.String("bind"),
+		Dedup: c.Bool("dedup"), Stdout: c.App.Writer, Stderr: c.App.ErrWriter}
+	switch o.Format {
+	case "vert", "horiz", "json", "dot", "atlas":
+	case "viz":
+		if !viz.Available() {
+			return o, fmt.Errorf("--format viz: this binary was %v", viz.ErrNoLibrary)
 		}
-		f := r.Final
-		if f.Error != "" {
-			failed = append(failed, fmt.Sprintf("%s: %s", f.Agent, f.Error))
-			return nil
-		}
-		fmt.Fprintf(c.App.ErrWriter, "%s: %d of %d destinations reached\n", f.Agent, f.Reached, f.Destinations)
-		return nil
-	})
-	switch {
-	case err != nil:
-		return err
-	case failed != nil:
-		return errors.New(strings.Join(failed, "; "))
+	default:
+		return o, fmt.Errorf("--format %q: must be one of vert, horiz, json, dot, atlas, viz", o.Format)
 	}
-	return nil
+	return o, nil
+}
+
+// printResults writes the results of m as o says, as they come, and each
+// agent's outcome to standard error; it fails when an agent refused the
+// measurement (a destination not reached is no failure here).
+func printResults(ctx context.Context, m *fleet.Measurement, o output.Options) error {
+	out, err := openOutput(o)
+	if err != nil {
+		return err
+	}
+	defer out.abort()
+	f := follower{m: m, out: out, stderr: o.Stderr}
+	switch code, err := f.follow(ctx); code {
+	case 0, ExitUnreached:
+		return nil
+	case ExitInterrupted:
+		return errors.New("interrupted: results are partial")
+	default:
+		return err
+	}
 }
 
 func layout(c *cli.Context) fleet.Layout { return fleet.Layout{Replicas: c.Int("nats-replicas")} }

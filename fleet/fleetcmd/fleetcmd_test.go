@@ -86,9 +86,9 @@ func TestResults(t *testing.T) {
 	if len(seen) != 6 || log != "east: 6 of 6 destinations reached\n" {
 		t.Errorf("%d destinations; stderr %q", len(seen), log)
 	}
-	out, _, err = results(refused.ID)
-	if want := "east: protocol icmp: this agent does not probe with it (allowed: udp)"; err == nil || err.Error() != want || out != "" {
-		t.Errorf("refused measurement: %v, stdout %q; want the error %q", err, out, want)
+	out, log, err = results(refused.ID)
+	if want := "east: protocol icmp: this agent does not probe with it (allowed: udp)\n"; err == nil || log != want || out != "" {
+		t.Errorf("refused measurement: %v, stdout %q, stderr %q; want an error and the reason %q", err, out, log, want)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/traceflow-fast/traceflow-fast/fleet"
-	"github.com/traceflow-fast/traceflow-fast/fleet/internal/natstest"
+	"github.com/traceflow-fast/traceflow-fast/internal/natstest"
 )
 
 // runAgents runs `traceflow-fast agents ARGS...` and returns its output

@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/traceflow-fast/traceflow-fast/fleet"
-	"github.com/traceflow-fast/traceflow-fast/fleet/internal/natstest"
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
+	"github.com/traceflow-fast/traceflow-fast/internal/natstest"
 	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
 )
 

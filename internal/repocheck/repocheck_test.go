@@ -19,8 +19,10 @@ const (
 	maxCommandFunc = 80  // lines of a function of the command
 	// Lines of the command, which only wires packages together. It grows
 	// with its subcommands' flags (monitor takes a trace's and its own),
-	// while their logic stays in packages.
-	maxCommand = 980
+	// while their logic stays in packages. The fleet client (fleetcmd) hooks
+	// into three commands (a trace's --agents, monitor --nats, diff
+	// nats:ID): a call and an import each.
+	maxCommand = 995
 )
 
 // root is the module's directory.
