@@ -113,29 +113,25 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // Run takes measurements until ctx ends (it may be called once). A measurement in progress then
 // is left unacknowledged: it is delivered again when the agent (or one of
-// the same name) comes back.
+// the same name) comes back. Run waits through a cluster's lost node, at
+// start as between measurements; it returns an error when the server
+// refuses what the agent needs (its consumer, its status: a user that
+// may not act as this agent), saying which permission is missing.
 func (a *Agent) Run(ctx context.Context) error {
-	if err := Setup(ctx, a.js, a.cfg.Layout); err != nil {
-		return err
-	}
-	cons, err := a.js.CreateOrUpdateConsumer(ctx, MeasurementsStream, jetstream.ConsumerConfig{
-		Durable:       ConsumerName(a.cfg.Name),
-		FilterSubject: MeasureSubject(a.cfg.Name, "*"),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       a.cfg.AckWait,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 1,
-	})
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", ConsumerName(a.cfg.Name), err)
-	}
-	kv, err := a.js.KeyValue(ctx, AgentsBucket)
-	if err != nil {
-		return fmt.Errorf("bucket %s: %w", AgentsBucket, err)
-	}
-	a.started = time.Now().UTC()
-	if err := a.putStatus(ctx, kv); err != nil {
-		return err
+	cons, kv, err := a.open(ctx)
+	for err != nil {
+		if err = permissionRefused(a.js, fmt.Sprintf("agent %s", a.cfg.Name), err); !transient(err) {
+			return err
+		}
+		// A cluster electing its leaders, a server restarting: the agent
+		// waits for them.
+		a.log.Warn("starting: trying again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(fetchRetry):
+		}
+		cons, kv, err = a.open(ctx)
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -151,8 +147,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages):
 			continue
-		case err != nil:
+		case errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConsumerDeleted):
 			return fmt.Errorf("fetch measurement: %w", err)
+		case err != nil:
+			// A node of a cluster lost, a leader being elected: the
+			// consumer answers again soon.
+			a.log.Warn("fetch measurement: trying again", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(fetchRetry):
+			}
+			continue
 		}
 		a.running.Add(1)
 		a.putStatus(ctx, kv)
@@ -168,6 +174,48 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.done.Add(1)
 		a.putStatus(ctx, kv)
 	}
+}
+
+// open makes the streams if need be, the agent's consumer, and puts its
+// first status.
+func (a *Agent) open(ctx context.Context) (jetstream.Consumer, jetstream.KeyValue, error) {
+	if err := Setup(ctx, a.js, a.cfg.Layout); err != nil {
+		return nil, nil, err
+	}
+	cons, err := a.js.CreateOrUpdateConsumer(ctx, MeasurementsStream, jetstream.ConsumerConfig{
+		Durable:       ConsumerName(a.cfg.Name),
+		FilterSubject: MeasureSubject(a.cfg.Name, "*"),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       a.cfg.AckWait,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("consumer %s: %w", ConsumerName(a.cfg.Name), err)
+	}
+	kv, err := a.js.KeyValue(ctx, AgentsBucket)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bucket %s: %w", AgentsBucket, err)
+	}
+	a.started = time.Now().UTC()
+	return cons, kv, a.putStatus(ctx, kv)
+}
+
+// permissionRefused explains err, the failure of what, by the permission the server
+// refused, if it refused one: the server answers a forbidden publish with
+// an error of the connection, and the call that made it only times out.
+func permissionRefused(js jetstream.JetStream, what string, err error) error {
+	if last := js.Conn().LastError(); errors.Is(last, nats.ErrPermissionViolation) {
+		return fmt.Errorf("%s: not allowed: %s", what, strings.TrimPrefix(last.Error(), "nats: permissions violation: "))
+	}
+	return err
+}
+
+// transient says whether err, a call to JetStream that failed, may
+// succeed when tried again: it timed out, or nothing answered it.
+func transient(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat)
 }
 
 // heartbeat refreshes the status until ctx ends.
@@ -246,6 +294,9 @@ func (a *Agent) handle(ctx context.Context, msg jetstream.Msg) error {
 	log.Info("measurement finished", "destinations", fin.Destinations, "reached", fin.Reached)
 	return msg.DoubleAck(ctx)
 }
+
+// fetchRetry is the pause before fetching again after a failed fetch.
+const fetchRetry = 500 * time.Millisecond
 
 // errNotStored marks a result JetStream did not store.
 var errNotStored = errors.New("result not stored")

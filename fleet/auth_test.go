@@ -31,7 +31,7 @@ func withUser(t *testing.T, u, user, password string) string {
 // may submit only to the agents it is allowed to use, and an agent may
 // not publish results in another's name.
 func TestCredentialsAndPermissions(t *testing.T) {
-	for _, u := range []string{"EAST", "WEST", "OPS"} {
+	for _, u := range []string{"EAST", "WEST", "OPS", "ADMIN"} {
 		t.Setenv("TRACEFLOW_"+u+"_PASSWORD", strings.ToLower(u)+"-secret")
 	}
 	srv, err := StartEmbedded(EmbeddedConfig{ConfigFile: "../docs/nats-server.conf", StoreDir: t.TempDir()})

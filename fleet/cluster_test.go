@@ -17,9 +17,10 @@ import (
 )
 
 // startCluster starts n embedded servers clustered together, and returns
-// them with the list of their client URLs. A clustered server is ready
+// them with the list of their client URLs; users, if given, are the only
+// ones let in. A clustered server is ready
 // when the cluster has elected its JetStream leader: they start at once.
-func startCluster(t *testing.T, n int) ([]*Embedded, string) {
+func startCluster(t testing.TB, n int, users ...User) ([]*Embedded, string) {
 	t.Helper()
 	var routes []string
 	var ports []int
@@ -37,7 +38,7 @@ func startCluster(t *testing.T, n int) ([]*Embedded, string) {
 	var wg sync.WaitGroup
 	for i := range n {
 		cfg := EmbeddedConfig{
-			StoreDir: t.TempDir(), Name: fmt.Sprintf("n%d", i+1),
+			StoreDir: t.TempDir(), Name: fmt.Sprintf("n%d", i+1), Users: users,
 			Cluster: &ClusterConfig{Name: "traceflow-test", Port: ports[i], Routes: routes},
 		}
 		wg.Go(func() { nodes[i], errs[i] = StartEmbedded(cfg) })
@@ -56,7 +57,7 @@ func startCluster(t *testing.T, n int) ([]*Embedded, string) {
 
 // setupReplicated creates the streams and bucket with 3 replicas, once the
 // cluster has elected its JetStream leader.
-func setupReplicated(t *testing.T, js jetstream.JetStream) {
+func setupReplicated(t testing.TB, js jetstream.JetStream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -136,5 +137,52 @@ func TestClusterNodeLost(t *testing.T) {
 		t.Errorf("final %+v, want %d destinations", f, len(dsts))
 	} else {
 		t.Logf("finished on attempt %d", f.Attempt)
+	}
+}
+
+// The node leading an agent's consumer of measurements is stopped while
+// the agent waits for one: the agent keeps fetching, and runs the next
+// measurement once a new leader is elected.
+func TestClusterConsumerLeaderLost(t *testing.T) {
+	nodes, urls := startCluster(t, 3)
+	_, js := connect(t, urls)
+	setupReplicated(t, js)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	diamond := func() *tracertest.Topology { return tracertest.Diamond(2) }
+	startAgent(t, urls, simulated("pop1", diamond, 2), nil)
+	c := newClient(t, js)
+	cons, err := js.Consumer(ctx, MeasurementsStream, ConsumerName("pop1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("consumer: %+v, %v", info, err)
+	}
+	for _, e := range nodes {
+		if e.s.Name() == info.Cluster.Leader {
+			t.Logf("stopping %s, the consumer's leader", info.Cluster.Leader)
+			e.Shutdown()
+		}
+	}
+	// A request sent as the client's own server went is lost: the
+	// submission is sent again (its message id stores it once).
+	var m *Measurement
+	for m == nil {
+		sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+		m, err = c.Submit(sctx, Request{ID: "after-loss", Targets: []string{"10.99.3.0/29"}, Paths: 4}, []string{"pop1"})
+		scancel()
+		if ctx.Err() != nil {
+			t.Fatalf("submit: %v", err)
+		}
+	}
+	traces, finals, err := m.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResults(t, "pop1", traces["pop1"], localPaths(t, diamond(), 2, tracer.Config{Paths: 4}, hosts("10.99.3.0/29")))
+	if f := finals["pop1"]; f == nil || f.Error != "" {
+		t.Errorf("final %+v", f)
 	}
 }

@@ -37,7 +37,14 @@ func startServer(t *testing.T, users ...User) *Embedded {
 // connect returns a JetStream context on url, closed when the test ends.
 func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := Connect(ConnOptions{URLs: url, Name: t.Name()})
+	return connectWith(t, ConnOptions{URLs: url})
+}
+
+// connectWith is connect with options: TLS, credentials.
+func connectWith(t *testing.T, o ConnOptions) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	o.Name = t.Name()
+	nc, err := Connect(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +87,13 @@ type runningAgent struct {
 
 func startAgent(t *testing.T, url string, cfg AgentConfig, hook func(ctx context.Context, n int)) *runningAgent {
 	t.Helper()
-	nc, js := connect(t, url)
+	return startAgentWith(t, ConnOptions{URLs: url}, cfg, hook)
+}
+
+// startAgentWith is startAgent with connection options.
+func startAgentWith(t *testing.T, o ConnOptions, cfg AgentConfig, hook func(ctx context.Context, n int)) *runningAgent {
+	t.Helper()
+	nc, js := connectWith(t, o)
 	a, err := NewAgent(js, cfg)
 	if err != nil {
 		t.Fatal(err)

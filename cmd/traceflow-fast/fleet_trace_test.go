@@ -635,7 +635,7 @@ func TestFleetViz(t *testing.T) {
 // line, saying which agent has the measurement already; wrong credentials
 // are one line, without the password.
 func TestFleetTracePermissions(t *testing.T) {
-	for _, u := range []string{"EAST", "WEST", "OPS"} {
+	for _, u := range []string{"EAST", "WEST", "OPS", "ADMIN"} {
 		t.Setenv("TRACEFLOW_"+u+"_PASSWORD", strings.ToLower(u)+"-secret")
 	}
 	srv, err := fleet.StartEmbedded(fleet.EmbeddedConfig{ConfigFile: "../../docs/nats-server.conf", StoreDir: t.TempDir()})

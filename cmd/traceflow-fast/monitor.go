@@ -65,7 +65,7 @@ func monitorCommand(stdout, stderr io.Writer) *cli.Command {
 // monitorFlags are the flags of a trace but those of one-shot output, and
 // the monitor's.
 func monitorFlags() []cli.Flag {
-	oneShot := []string{"format", "output", "bind", "dedup", "expect", "ignore-hop", "pcap", "progress", "agents", "split", "nats", "nats-creds", "nats-ca"}
+	oneShot := []string{"format", "output", "bind", "dedup", "expect", "ignore-hop", "pcap", "progress", "agents", "split", "nats", "nats-creds", "nats-ca", "nats-cert", "nats-key"}
 	flags := append(slices.DeleteFunc(traceFlags(), func(f cli.Flag) bool { return slices.Contains(oneShot, f.Names()[0]) }), fleetcmd.MonitorFlags()...)
 	return append(flags,
 		&cli.DurationFlag{Name: "interval", Value: monitor.DefaultInterval, Usage: "trace every destination again after `DURATION` (such as 60s or 5m)"},

@@ -37,6 +37,7 @@ func ClientFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "split", Usage: "with --agents: share the destinations among the agents in the order of --seed (each traces a disjoint part, all of them every destination once) instead of each tracing all"},
 		&cli.StringFlag{Name: "nats-creds", Usage: "with --agents: NATS credentials `FILE` (JWT and NKey seed)"},
 		&cli.StringFlag{Name: "nats-ca", Usage: "with --agents: PEM `FILE` of the CAs trusted for TLS to the servers"},
+		certFlags("--agents")[0], certFlags("--agents")[1],
 	}
 }
 
@@ -60,7 +61,7 @@ func ParseClient(c *cli.Context, r **Remote) (err error) {
 
 func parseClient(c *cli.Context) (*Remote, error) {
 	if !c.IsSet("agents") {
-		for _, f := range []string{"nats", "split", "nats-creds", "nats-ca"} {
+		for _, f := range []string{"nats", "split", "nats-creds", "nats-ca", "nats-cert", "nats-key"} {
 			if c.IsSet(f) {
 				return nil, fmt.Errorf("--%s needs --agents (the agents to trace from)", f)
 			}
@@ -68,7 +69,8 @@ func parseClient(c *cli.Context) (*Remote, error) {
 		return nil, nil
 	}
 	r := &Remote{split: c.Bool("split"), conn: fleet.ConnOptions{
-		URLs: c.String("nats"), Creds: c.String("nats-creds"), CA: c.String("nats-ca"), Name: "traceflow-fast client"}}
+		URLs: c.String("nats"), Creds: c.String("nats-creds"), CA: c.String("nats-ca"),
+		Cert: c.String("nats-cert"), Key: c.String("nats-key"), Name: "traceflow-fast client"}}
 	for _, a := range strings.Split(c.String("agents"), ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			r.agents = append(r.agents, a)

@@ -28,6 +28,7 @@ func DiffFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats", Usage: "for the operands nats:ID[:AGENT]: the NATS server `URLS`, comma-separated, user:password@ in them (default $" + EnvNATS + ")"},
 		&cli.StringFlag{Name: "nats-creds", Usage: "with --nats: NATS credentials `FILE` (JWT and NKey seed)"},
 		&cli.StringFlag{Name: "nats-ca", Usage: "with --nats: PEM `FILE` of the CAs trusted for TLS to the servers"},
+		certFlags("--nats")[0], certFlags("--nats")[1],
 	}
 }
 
@@ -47,7 +48,8 @@ func OpenPathFile(c *cli.Context, name string, stdin io.Reader) (*analysis.PathF
 	if urls == "" {
 		return nil, fmt.Errorf("%s: needs --nats URLS (or $%s)", name, EnvNATS)
 	}
-	js, done, err := dial(fleet.ConnOptions{URLs: urls, Creds: c.String("nats-creds"), CA: c.String("nats-ca"), Name: "traceflow-fast diff"})
+	js, done, err := dial(fleet.ConnOptions{URLs: urls, Creds: c.String("nats-creds"), CA: c.String("nats-ca"),
+		Cert: c.String("nats-cert"), Key: c.String("nats-key"), Name: "traceflow-fast diff"})
 	if err != nil {
 		return nil, err
 	}

@@ -43,9 +43,20 @@ func Commands() []*cli.Command {
 func natsFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "nats", Required: true, EnvVars: []string{"TRACEFLOW_NATS"}, Usage: "NATS server URLs, comma-separated (user:password@ in them, or from $TRACEFLOW_NATS); `embedded` runs a server in this process (agent only)"},
-		&cli.StringFlag{Name: "nats-creds", Usage: "NATS credentials file (JWT and NKey seed)"},
-		&cli.StringFlag{Name: "nats-ca", Usage: "PEM file of the CAs trusted for TLS to the servers"},
+		&cli.StringFlag{Name: "nats-creds", EnvVars: []string{"TRACEFLOW_NATS_CREDS"}, Usage: "NATS credentials file (user JWT and NKey seed; or from $TRACEFLOW_NATS_CREDS)"},
+		&cli.StringFlag{Name: "nats-ca", EnvVars: []string{"TRACEFLOW_NATS_CA"}, Usage: "PEM file of the CAs trusted for TLS to the servers"},
+		&cli.StringFlag{Name: "nats-cert", EnvVars: []string{"TRACEFLOW_NATS_CERT"}, Usage: "PEM client certificate, for servers that verify their clients (with --nats-key)"},
+		&cli.StringFlag{Name: "nats-key", EnvVars: []string{"TRACEFLOW_NATS_KEY"}, Usage: "PEM private key of --nats-cert"},
 		&cli.IntFlag{Name: "nats-replicas", Value: 1, Usage: "replicas of the streams and of the agents bucket, if this creates them (3 in a 3-node cluster)"},
+	}
+}
+
+// certFlags are the flags of a client certificate, for servers that
+// verify their clients (mutual TLS); with names the flag they go with.
+func certFlags(with string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "nats-cert", Usage: "with " + with + ": PEM client certificate `FILE`, for servers that verify their clients (with --nats-key)"},
+		&cli.StringFlag{Name: "nats-key", Usage: "with " + with + ": PEM `FILE` of the private key of --nats-cert"},
 	}
 }
 
@@ -61,6 +72,7 @@ func agentCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "max-targets", Value: targets.DefaultMaxPrefix, Usage: "addresses a measurement may hold at most"},
 			&cli.StringFlag{Name: "exclude", Usage: "never probe the addresses of FILE (a prefix or address per line)"},
 			&cli.StringFlag{Name: "protocols", Value: "udp,tcp,icmp", Usage: "protocols the agent probes with"},
+			&cli.DurationFlag{Name: "ack-wait", Value: time.Minute, Usage: "how long a measurement stays with this agent, should it stop answering, before it is delivered again"},
 			&cli.StringFlag{Name: "nats-listen", Value: "127.0.0.1:4222", Usage: "with --nats embedded: where the server listens for clients"},
 			&cli.StringFlag{Name: "nats-store", Usage: "with --nats embedded: JetStream's store directory (default: traceflow-fast/nats under the user's state directory)"},
 			&cli.BoolFlag{Name: "debug", Usage: "verbose logs"},
@@ -88,7 +100,7 @@ func runAgent(c *cli.Context) error {
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	a, err := fleet.NewAgent(js, fleet.AgentConfig{
 		Name: c.String("name"), Groups: c.StringSlice("group"), Version: version(),
-		Limits: limits, Logger: log, Engine: tracer.Config{Logger: log}, Layout: layout(c),
+		Limits: limits, Logger: log, Engine: tracer.Config{Logger: log}, Layout: layout(c), AckWait: c.Duration("ack-wait"),
 	})
 	if err != nil {
 		return err
@@ -151,7 +163,8 @@ func connect(c *cli.Context, embeddedOK bool) (jetstream.JetStream, func(), erro
 		}
 		closers, urls = append(closers, e.Shutdown), e.URL()
 	}
-	nc, err := fleet.Connect(fleet.ConnOptions{URLs: urls, Creds: c.String("nats-creds"), CA: c.String("nats-ca"), Name: "traceflow-fast " + c.Command.Name})
+	nc, err := fleet.Connect(fleet.ConnOptions{URLs: urls, Creds: c.String("nats-creds"), CA: c.String("nats-ca"),
+		Cert: c.String("nats-cert"), Key: c.String("nats-key"), Name: "traceflow-fast " + c.Command.Name})
 	if err != nil {
 		done()
 		return nil, nil, err

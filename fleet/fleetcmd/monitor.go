@@ -28,6 +28,7 @@ func MonitorFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats-name", Usage: "with --nats: the `NAME` in the events' subject (letters, digits, - and _)", DefaultText: "the host name"},
 		&cli.StringFlag{Name: "nats-creds", Usage: "with --nats: NATS credentials `FILE` (JWT and NKey seed)"},
 		&cli.StringFlag{Name: "nats-ca", Usage: "with --nats: PEM `FILE` of the CAs trusted for TLS to the servers"},
+		certFlags("--nats")[0], certFlags("--nats")[1],
 		&cli.IntFlag{Name: "nats-replicas", Value: 1, Usage: "with --nats: replicas of the events stream, if this creates it (3 in a 3-node cluster)"},
 	}
 }
@@ -49,7 +50,7 @@ var eventWait = 30 * time.Second
 func PublishEvents(c *cli.Context, mc *monitor.Config) (stop func(), err error) {
 	stop = func() {}
 	if !c.IsSet("nats") {
-		for _, f := range []string{"nats-name", "nats-creds", "nats-ca", "nats-replicas"} {
+		for _, f := range []string{"nats-name", "nats-creds", "nats-ca", "nats-cert", "nats-key", "nats-replicas"} {
 			if c.IsSet(f) {
 				return stop, fmt.Errorf("--%s needs --nats", f)
 			}
@@ -67,7 +68,7 @@ func PublishEvents(c *cli.Context, mc *monitor.Config) (stop func(), err error) 
 		return stop, err
 	}
 	js, done, err := dial(fleet.ConnOptions{URLs: c.String("nats"), Creds: c.String("nats-creds"), CA: c.String("nats-ca"),
-		Name: "traceflow-fast monitor " + name})
+		Cert: c.String("nats-cert"), Key: c.String("nats-key"), Name: "traceflow-fast monitor " + name})
 	if err != nil {
 		return stop, err
 	}

@@ -145,7 +145,7 @@ func TestMonitorEventFlags(t *testing.T) {
 // publish the events of a monitor named east, and not of one named west;
 // the client ops reads them.
 func TestMonitorEventsPermissions(t *testing.T) {
-	for _, u := range []string{"EAST", "WEST", "OPS"} {
+	for _, u := range []string{"EAST", "WEST", "OPS", "ADMIN"} {
 		t.Setenv("TRACEFLOW_"+u+"_PASSWORD", strings.ToLower(u)+"-secret")
 	}
 	srv, err := fleet.StartEmbedded(fleet.EmbeddedConfig{ConfigFile: "../../docs/nats-server.conf", StoreDir: t.TempDir()})

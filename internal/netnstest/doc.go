@@ -9,5 +9,6 @@
 // remove them, and leave those of the tests still running, in this process
 // or in the test processes of other packages beside it. TAG is one
 // lowercase letter telling which package made them: route uses "r", probe
-// "p", capture "c", bpf "b", internal/lab "l" (for its labs of scripts/lab.sh).
+// "p", capture "c", bpf "b", internal/lab "l" (for its labs of
+// scripts/lab.sh), fleet/fleetlab "f".
 package netnstest
