@@ -15,7 +15,11 @@
 #
 # RUNS=N repeats (default 3 single, 1 bulk); BIN=path runs another build;
 # PEER=none leaves scamper out; CIDR= and MSGS=, BURST= change the bulk
-# lab.
+# lab; LIMIT="r3" limits those nodes only (default every router and the
+# destination), PER=1000 adds Linux's per-source limit (icmp_ratelimit, ms)
+# to them:
+#   LIMIT=r3 MSGS=100 scripts/bench-ratelimit.sh bulk        one router at 100/s
+#   LIMIT=r3 MSGS=1000000 BURST=1000000 PER=1000 scripts/bench-ratelimit.sh bulk
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-bulk}
@@ -62,9 +66,10 @@ sc_text() {
 
 case $mode in
 bulk)
-	cidr=${CIDR:-10.21.0.0/20} msgs=${MSGS:-1000} burst=${BURST:-50} per=0
+	cidr=${CIDR:-10.21.0.0/20} msgs=${MSGS:-1000} burst=${BURST:-50} per=${PER:-0}
 	LAB_LOCAL_PREFIX=$cidr scripts/lab.sh up diamond4 "$prefix" >/dev/null 2>&1
-	limit $routers dst
+	# shellcheck disable=SC2086 # a list of nodes
+	limit ${LIMIT:-$routers dst}
 	echo "$cidr" >"$tmp/targets"
 	python3 -c 'import ipaddress,sys; [print(a) for a in ipaddress.ip_network(sys.argv[1]).hosts()]' "$cidr" >"$tmp/list"
 	for ((i = 1; i <= ${RUNS:-1}; i++)); do
