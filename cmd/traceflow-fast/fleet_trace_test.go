@@ -20,6 +20,7 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/fleet"
 	"github.com/traceflow-fast/traceflow-fast/fleet/fleetcmd"
+	"github.com/traceflow-fast/traceflow-fast/internal/syncbuf"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 	"github.com/traceflow-fast/traceflow-fast/targets"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
@@ -460,24 +461,7 @@ func addrsOf(ss []string) []netip.Addr {
 	return out
 }
 
-// lockedBuffer is a buffer written by the command and read by the test
-// while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = syncbuf.Buffer
 
 // Ctrl-C leaves the measurement to the agents and says how to follow it
 // again; results then gives every destination once, when the agent is back.

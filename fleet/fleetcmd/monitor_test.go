@@ -1,13 +1,11 @@
 package fleetcmd
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,27 +13,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/traceflow-fast/traceflow-fast/fleet"
+	"github.com/traceflow-fast/traceflow-fast/internal/syncbuf"
 	"github.com/traceflow-fast/traceflow-fast/monitor"
 	"github.com/traceflow-fast/traceflow-fast/tracer"
 	"github.com/traceflow-fast/traceflow-fast/tracer/tracertest"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = syncbuf.Buffer
 
 // `monitor --nats URLS --nats-name NAME` stores each event it writes, the
 // same JSON line, in the events stream under traceflow.event.NAME: here a

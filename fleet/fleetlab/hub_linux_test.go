@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/traceflow-fast/traceflow-fast/internal/lab"
 	"github.com/traceflow-fast/traceflow-fast/internal/natstest"
 	"github.com/traceflow-fast/traceflow-fast/internal/netnstest"
+	"github.com/traceflow-fast/traceflow-fast/internal/syncbuf"
 )
 
 // The NATS servers run in a namespace of their own, the hub, listening on
@@ -55,22 +55,7 @@ type proc struct {
 	err    error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = syncbuf.Buffer
 
 // start starts cmd, and kills it when the test ends.
 func start(t *testing.T, cmd *exec.Cmd) *proc {
