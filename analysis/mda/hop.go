@@ -747,6 +747,9 @@ func (a *analyzer) checkInferred(hp *hop) {
 		}
 		where := a.where[:0]
 		for _, i := range v.inferred {
+			if a.inferredByStopSet(i, hp.ttl-1) {
+				continue // the stop set's to answer for, not probed again
+			}
 			sk := node{ttl: hp.ttl, addr: a.flows[i].at(hp.ttl).From()}
 			if !slices.Contains(v.obsSucc, sk) && !slices.Contains(where, sk) {
 				where = append(where, sk)

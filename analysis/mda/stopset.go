@@ -470,3 +470,15 @@ func (a *analyzer) anonBefore(ttl int) bool {
 	}
 	return false
 }
+
+// inferredByStopSet says whether flow i's hop at ttl was inferred from a
+// vertex the stop set passed (its one settled successor).
+func (a *analyzer) inferredByStopSet(i, ttl int) bool {
+	f := &a.flows[i]
+	if a.stops == nil || ttl < 2 || f.how[ttl] != howInferred || f.how[ttl-1] == howUnknown {
+		return false
+	}
+	prev := a.hops[ttl]
+	vi := prev.vertex(f.key[ttl-1])
+	return vi >= 0 && prev.verts[vi].reused
+}
