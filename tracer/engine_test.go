@@ -458,7 +458,7 @@ func TestRunLogs(t *testing.T) {
 	for _, want := range []string{
 		"msg=tracing destinations=2 protocol=udp source=10.0.0.2 iface=sim0 paths=4 ttl=1..30 srcports=33453..33456 dstport=33452 rate=10000/s tag=",
 		" seed=42\n",
-		fmt.Sprintf("msg=done destinations=2 reached=2 skipped=0 partial=0 probes=%d retries=%d rate_limited=0 paced_hops=0 replies=%d received=%d dropped=0 unmatched=0 late=0 duration=",
+		fmt.Sprintf("msg=done destinations=2 reached=2 skipped=0 partial=0 probes=%d retries=%d rate_limited=0 paced_hops=0 reused=0 replies=%d received=%d dropped=0 unmatched=0 late=0 duration=",
 			r.sum.Sent, r.sum.Retries, r.sum.Replies, r.sum.Received),
 	} {
 		if !strings.Contains(out, want) {

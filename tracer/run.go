@@ -369,6 +369,9 @@ func (r *run) finish(slot int, partial bool) {
 	if partial {
 		t.partial.Add(1)
 	}
+	if len(tr.Reused) > 0 {
+		t.reused.Add(1)
+	}
 	r.results <- tr
 }
 

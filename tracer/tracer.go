@@ -46,6 +46,9 @@ type Stats struct {
 	// the probes reached, Partial those the run stopped before they were
 	// finished, Skipped those that could not be traced (no route, say).
 	Done, Reached, Partial, Skipped int64
+	// Reused counts the destinations finished that took a router from
+	// another destination's search (the stop set; see Config.NoStopSet).
+	Reused int64
 	// Sent counts the probes sent, Retries included; Replies the first
 	// answers to them.
 	Sent, Retries, Replies int64
@@ -91,7 +94,7 @@ type Summary struct {
 func (s Summary) LogValue() slog.Value {
 	return slog.GroupValue(slog.Int64("destinations", s.Total), slog.Int64("reached", s.Reached), slog.Int64("skipped", s.Skipped),
 		slog.Int64("partial", s.Partial), slog.Int64("probes", s.Sent), slog.Int64("retries", s.Retries),
-		slog.Int64("rate_limited", s.Limited), slog.Int("paced_hops", s.paced()),
+		slog.Int64("rate_limited", s.Limited), slog.Int("paced_hops", s.paced()), slog.Int64("reused", s.Reused),
 		slog.Int64("replies", s.Replies), slog.Int64("received", s.Received), slog.Int64("dropped", s.Dropped),
 		slog.Int64("unmatched", s.Unmatched), slog.Int64("late", s.Late), slog.Duration("duration", s.Duration.Round(time.Microsecond)),
 		slog.Int64("probes_per_s", int64(float64(s.Sent)/max(s.Duration.Seconds(), 1e-9))))
@@ -132,8 +135,8 @@ type Tracer struct {
 	sc        atomic.Pointer[scanner]
 	start     atomic.Pointer[time.Time] // when Run began
 
-	done, reached, partial, skipped, replies atomic.Int64
-	received, unmatched, dropped             atomic.Int64
+	done, reached, partial, skipped, replies, reused atomic.Int64
+	received, unmatched, dropped                     atomic.Int64
 }
 
 var discard = slog.New(slog.DiscardHandler)
@@ -243,7 +246,7 @@ func (t *Tracer) Stats() Stats {
 	s := Stats{
 		Total: t.total,
 		Done:  t.done.Load(), Reached: t.reached.Load(), Partial: t.partial.Load(),
-		Skipped: t.skipped.Load(), Replies: t.replies.Load(),
+		Skipped: t.skipped.Load(), Replies: t.replies.Load(), Reused: t.reused.Load(),
 		Received: t.received.Load(), Unmatched: t.unmatched.Load(), Dropped: t.dropped.Load(),
 	}
 	if start := t.start.Load(); start != nil {

@@ -52,7 +52,11 @@ func TestFaultRateLimitBulkStopSet(t *testing.T) {
 				}
 			}
 		}
-		o.probes = atoi(t, doneLog(t, out.stderr)["probes"])
+		d := doneLog(t, out.stderr)
+		o.probes = atoi(t, d["probes"])
+		if n := atoi(t, d["reused"]); n != o.reused {
+			t.Errorf("%v: the done line counts %d destinations that reused routers, the results %d", args, n, o.reused)
+		}
 		return o
 	}
 	with, without := scan(), scan("--no-stop-set")
