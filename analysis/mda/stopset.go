@@ -16,14 +16,15 @@ import (
 // spends the ICMP budget of those routers for nothing.
 //
 // When a destination's search passes the stopping rule at a vertex (an
-// address at a TTL) with its own probes, the vertex and its successors
-// are settled in the set. Another destination's search whose flows reach
-// the same vertex then takes those successors as the hypothesis to check:
-// the vertex passes as soon as its flows showed every settled successor
-// and no other (seeing them all takes fewer flows than the stopping rule
-// asks for; a vertex with one successor passes as soon as that successor
-// answered at the hop), and the flows through a vertex with one successor
-// are inferred beyond it without probing. A successor not in the set, or
+// address at a TTL) with its own probes, at the set's stricter confidence
+// (see strictMiss), the vertex and its successors are settled in the set.
+// Another destination's search whose flows reach the same vertex then
+// takes those successors as the hypothesis to check: the vertex passes as
+// soon as its flows showed every settled successor and no other (seeing
+// them all takes fewer flows than the stopping rule asks for; a vertex
+// with one settled successor passes once some vertex of its hop showed
+// its own), and the flows through a vertex with one successor are
+// inferred beyond it without probing, nor probed later to check it. A successor not in the set, or
 // a settled one still unseen after as many flows as it takes to see them
 // all, sends the vertex back to the stopping rule. Such vertices are
 // listed in the destination's trace (analysis.Trace.Reused), with the
@@ -167,7 +168,7 @@ func (s *StopSet) setClaims(owner uint64, keys []node) {
 			continue
 		}
 		if e := s.entries[k]; e != nil && !e.settled && e.owner == owner {
-			e.owner = 0
+			delete(s.entries, k) // the set holds what is settled or tested
 			s.wake(k)
 		}
 	}
