@@ -139,23 +139,13 @@ func localPaths(t *testing.T, topo *tracertest.Topology, seed uint64, cfg tracer
 	var mu sync.Mutex
 	_, err = tracer.Trace(context.Background(), cfg, tracer.Addrs(dsts...), tracer.SinkFunc(func(tr *analysis.Trace) error {
 		mu.Lock()
-		out[tr.Destination.String()] = pathsOf(tr)
+		out[tr.Destination.String()] = tracertest.DistinctPaths(tr)
 		mu.Unlock()
 		return nil
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
-}
-
-// pathsOf returns the distinct paths of tr, as tracertest writes them.
-func pathsOf(tr *analysis.Trace) []string {
-	var out []string
-	for _, up := range tr.UniquePaths() {
-		out = append(out, tracertest.Path{Hops: up.Hops, Reached: up.Reached}.String())
-	}
-	slices.Sort(out)
 	return out
 }
 
@@ -192,7 +182,7 @@ func checkResults(t *testing.T, agent string, got []*analysis.Trace, want map[st
 		seen[d] = true
 		if w, ok := want[d]; !ok {
 			t.Errorf("%s: result for %s, which was not asked for", agent, d)
-		} else if p := pathsOf(tr); !slices.Equal(p, w) {
+		} else if p := tracertest.DistinctPaths(tr); !slices.Equal(p, w) {
 			t.Errorf("%s: %s: paths\n  %s\nwant\n  %s", agent, d, strings.Join(p, "\n  "), strings.Join(w, "\n  "))
 		}
 	}

@@ -59,16 +59,6 @@ func run(t *testing.T, topo *tracertest.Topology, seed uint64, cfg tracer.Config
 	return r
 }
 
-// found returns the distinct paths of tr as tracertest writes them.
-func found(tr *analysis.Trace) []string {
-	var out []string
-	for _, up := range tr.UniquePaths() {
-		out = append(out, tracertest.Path{Hops: up.Hops, Reached: up.Reached}.String())
-	}
-	slices.Sort(out)
-	return out
-}
-
 // truth returns the paths the simulator says the probes of spec to dst
 // follow with path IDs 1..paths.
 func (r *simRun) truth(t *testing.T, dst netip.Addr, paths int) []string {
@@ -99,7 +89,7 @@ func TestRunFixedPathsFindsWhatTheirFlowsTake(t *testing.T) {
 				t.Fatalf("Run = %v, %d results", r.err, len(r.results))
 			}
 			tr := r.results[0]
-			if got, want := found(tr), r.truth(t, tracertest.DstAddr, 16); !slices.Equal(got, want) {
+			if got, want := tracertest.DistinctPaths(tr), r.truth(t, tracertest.DstAddr, 16); !slices.Equal(got, want) {
 				t.Errorf("found\n  %s\nwant the paths of the 16 flows\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 			}
 			if len(tr.Flows) != 16 || tr.Partial || tr.MDA != nil {
@@ -129,7 +119,7 @@ func TestRunAdaptiveFindsEveryLink(t *testing.T) {
 				}
 				tr := r.results[0]
 				all := linksOf(r.truth(t, tracertest.DstAddr, tracer.DefaultMaxPaths))
-				got := linksOf(found(tr))
+				got := linksOf(tracertest.DistinctPaths(tr))
 				for _, l := range got {
 					if !slices.Contains(all, l) {
 						t.Errorf("seed %d: found link %q, which no flow takes", seed, l)
@@ -240,7 +230,7 @@ func TestRunIPv6(t *testing.T) {
 	if r.err != nil || len(r.results) != 1 {
 		t.Fatalf("Run = %v, %d results", r.err, len(r.results))
 	}
-	if got, want := found(r.results[0]), r.truth(t, tracertest.DstAddr6, 16); !slices.Equal(got, want) || len(got) < 2 {
+	if got, want := tracertest.DistinctPaths(r.results[0]), r.truth(t, tracertest.DstAddr6, 16); !slices.Equal(got, want) || len(got) < 2 {
 		t.Errorf("found %q, want %q", got, want)
 	}
 	if !r.spec.Src.Is6() {
@@ -256,7 +246,7 @@ func TestRunProtocols(t *testing.T) {
 			t.Fatalf("%v: Run = %v, %d results", proto, r.err, len(r.results))
 		}
 		tr := r.results[0]
-		if got, want := found(tr), r.truth(t, tracertest.DstAddr, 16); !slices.Equal(got, want) {
+		if got, want := tracertest.DistinctPaths(tr), r.truth(t, tracertest.DstAddr, 16); !slices.Equal(got, want) {
 			t.Errorf("%v: found %q, want %q", proto, got, want)
 		}
 		if tr.Protocol != proto.String() || r.sum.Reached != 1 {

@@ -35,7 +35,7 @@ func TestRateLimitedRoutersGiveTheTruePaths(t *testing.T) {
 			t.Fatalf("seed %d: %v, %d results", seed, r.err, len(r.results))
 		}
 		tr := r.results[0]
-		got := found(tr)
+		got := tracertest.DistinctPaths(tr)
 		want := slices.Compact(r.truth(t, tracertest.DstAddr, len(tr.Flows)))
 		t.Logf("seed %d: %d paths, %d probes, %d retries, %v virtual", seed, len(got), tr.ProbesSent, r.sum.Retries, r.sum.Duration.Round(time.Millisecond))
 		if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -99,7 +99,7 @@ func TestLossIsNotPacedLikeALimit(t *testing.T) {
 	exact := 0
 	for _, tr := range r.results {
 		want := slices.Compact(r.truth(t, tr.Destination, 16))
-		got := found(tr)
+		got := tracertest.DistinctPaths(tr)
 		if fmt.Sprint(got) == fmt.Sprint(want) {
 			exact++
 		} else {

@@ -78,7 +78,7 @@ func TestStopSetThroughRateLimitedRouters(t *testing.T) {
 func checkStopSetRun(t *testing.T, r *simRun, dsts []netip.Addr) (exact, reused int) {
 	t.Helper()
 	for _, tr := range r.results {
-		want, got := r.truePaths(t, tr.Destination), found(tr)
+		want, got := r.truePaths(t, tr.Destination), tracertest.DistinctPaths(tr)
 		for _, p := range got {
 			if !slices.Contains(want, p) {
 				t.Errorf("%v: path %s is not one of %v", tr.Destination, p, want)

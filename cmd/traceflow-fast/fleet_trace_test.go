@@ -123,22 +123,12 @@ func localPaths(t *testing.T, a simAgent, cfg tracer.Config, dsts []netip.Addr) 
 	_, err = tracer.Trace(context.Background(), cfg, tracer.Addrs(dsts...), tracer.SinkFunc(func(tr *analysis.Trace) error {
 		mu.Lock()
 		defer mu.Unlock()
-		out[tr.Destination.String()] = pathsOf(tr)
+		out[tr.Destination.String()] = tracertest.DistinctPaths(tr)
 		return nil
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
-}
-
-// pathsOf returns the distinct paths of tr, as tracertest writes them.
-func pathsOf(tr *analysis.Trace) []string {
-	var out []string
-	for _, up := range tr.UniquePaths() {
-		out = append(out, tracertest.Path{Hops: up.Hops, Reached: up.Reached}.String())
-	}
-	slices.Sort(out)
 	return out
 }
 
@@ -193,7 +183,7 @@ func checkPaths(t *testing.T, recs []agentTrace, want map[string]map[string][]st
 		seen[key] = true
 		if w, ok := want[r.agent][d]; !ok {
 			t.Errorf("%s: result for %s, which it was not asked for", r.agent, d)
-		} else if p := pathsOf(r.trace); !slices.Equal(p, w) {
+		} else if p := tracertest.DistinctPaths(r.trace); !slices.Equal(p, w) {
 			t.Errorf("%s: %s: paths\n  %s\nwant, as a local run finds\n  %s", r.agent, d, strings.Join(p, "\n  "), strings.Join(w, "\n  "))
 		}
 	}

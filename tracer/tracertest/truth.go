@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/probe"
 )
 
@@ -170,4 +171,16 @@ func (w *walker) emit(last netip.Addr, reached bool) {
 func distinct(paths []Path) []Path {
 	slices.SortFunc(paths, func(a, b Path) int { return strings.Compare(a.String(), b.String()) })
 	return slices.CompactFunc(paths, func(a, b Path) bool { return a.String() == b.String() })
+}
+
+// DistinctPaths returns the distinct paths of a trace as Path.String
+// writes them, sorted: what a run found, to set beside what Network.Paths
+// says the flows take.
+func DistinctPaths(tr *analysis.Trace) []string {
+	var out []string
+	for _, up := range tr.UniquePaths() {
+		out = append(out, Path{Hops: up.Hops, Reached: up.Reached}.String())
+	}
+	slices.Sort(out)
+	return out
 }
