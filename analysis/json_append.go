@@ -104,34 +104,50 @@ func appendTraceJSON(b []byte, t *Trace) ([]byte, error) {
 		}
 		b = appendKeyBool(b, `,"as_path_divergence":`, len(asPaths) > 1)
 	}
-	if len(t.RateLimits) > 0 {
-		b = append(b, `,"rate_limits":[`...)
-		for i := range t.RateLimits {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendRateLimitJSON(b, &t.RateLimits[i]); !ok {
-				_, err := json.Marshal(t.RateLimits[i].Pace)
-				return b, err
-			}
-		}
-		b = append(b, ']')
+	if b, ok = appendRateLimitsJSON(b, t.RateLimits); !ok {
+		_, err := json.Marshal(t.RateLimits) // the error encoding/json gives
+		return b, err
 	}
-	if len(t.Reused) > 0 {
-		b = append(b, `,"reused":[`...)
-		for i, r := range t.Reused {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendKeyInt(b, `{"ttl":`, int64(r.TTL))
-			b = append(b, `,"addr":`...)
-			b = appendAddrJSON(b, r.Addr)
-			b = append(b, `,"from":`...)
-			b = append(appendAddrJSON(b, r.From), '}')
-		}
-		b = append(b, ']')
-	}
+	b = appendReusedJSON(b, t.Reused)
 	return append(b, "}\n"...), nil
+}
+
+// appendRateLimitsJSON appends the "rate_limits" member when there are
+// any; false when a pace is not a number JSON can hold.
+func appendRateLimitsJSON(b []byte, rls []RateLimit) ([]byte, bool) {
+	if len(rls) == 0 {
+		return b, true
+	}
+	b = append(b, `,"rate_limits":[`...)
+	for i := range rls {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = appendRateLimitJSON(b, &rls[i]); !ok {
+			return b, false
+		}
+	}
+	return append(b, ']'), true
+}
+
+// appendReusedJSON appends the "reused" member when there are any.
+func appendReusedJSON(b []byte, reused []ReusedVertex) []byte {
+	if len(reused) == 0 {
+		return b
+	}
+	b = append(b, `,"reused":[`...)
+	for i, r := range reused {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendKeyInt(b, `{"ttl":`, int64(r.TTL))
+		b = append(b, `,"addr":`...)
+		b = appendAddrJSON(b, r.Addr)
+		b = append(b, `,"from":`...)
+		b = append(appendAddrJSON(b, r.From), '}')
+	}
+	return append(b, ']')
 }
 
 // appendRateLimitJSON appends rl as a jsonRateLimit; false when its pace

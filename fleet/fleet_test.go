@@ -130,19 +130,7 @@ func (ra *runningAgent) kill(t *testing.T) {
 // on that network must find, distinct paths by destination.
 func localPaths(t *testing.T, topo *tracertest.Topology, seed uint64, cfg tracer.Config, dsts []netip.Addr) map[string][]string {
 	t.Helper()
-	n, err := tracertest.NewNetwork(topo, &tracertest.Options{Seed: seed, Filter: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Network, cfg.Clock = n, n.Clock()
-	out := map[string][]string{}
-	var mu sync.Mutex
-	_, err = tracer.Trace(context.Background(), cfg, tracer.Addrs(dsts...), tracer.SinkFunc(func(tr *analysis.Trace) error {
-		mu.Lock()
-		out[tr.Destination.String()] = tracertest.DistinctPaths(tr)
-		mu.Unlock()
-		return nil
-	}))
+	out, err := tracertest.FoundPaths(topo, seed, cfg, dsts)
 	if err != nil {
 		t.Fatal(err)
 	}

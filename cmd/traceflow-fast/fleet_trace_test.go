@@ -113,19 +113,7 @@ func startSimAgent(t *testing.T, url string, a simAgent) (stop func()) {
 // the distinct paths of each destination that the agent must find.
 func localPaths(t *testing.T, a simAgent, cfg tracer.Config, dsts []netip.Addr) map[string][]string {
 	t.Helper()
-	n, err := tracertest.NewNetwork(a.topo(), &tracertest.Options{Seed: a.seed, Filter: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Network, cfg.Clock = n, n.Clock()
-	out := map[string][]string{}
-	var mu sync.Mutex
-	_, err = tracer.Trace(context.Background(), cfg, tracer.Addrs(dsts...), tracer.SinkFunc(func(tr *analysis.Trace) error {
-		mu.Lock()
-		defer mu.Unlock()
-		out[tr.Destination.String()] = tracertest.DistinctPaths(tr)
-		return nil
-	}))
+	out, err := tracertest.FoundPaths(a.topo(), a.seed, cfg, dsts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,17 @@
 package tracertest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/traceflow-fast/traceflow-fast/analysis"
 	"github.com/traceflow-fast/traceflow-fast/probe"
+	"github.com/traceflow-fast/traceflow-fast/tracer"
 )
 
 // Path is a path through the network as a tracer sees it: the address
@@ -183,4 +186,25 @@ func DistinctPaths(tr *analysis.Trace) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// FoundPaths traces dsts through a network of topo (seed, with the receive
+// filter) as cfg says, and returns the distinct paths each destination's
+// trace found (DistinctPaths), by address: what a run elsewhere, an agent
+// say, on the same network must find.
+func FoundPaths(topo *Topology, seed uint64, cfg tracer.Config, dsts []netip.Addr) (map[string][]string, error) {
+	n, err := NewNetwork(topo, &Options{Seed: seed, Filter: true})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Network, cfg.Clock = n, n.Clock()
+	out := map[string][]string{}
+	var mu sync.Mutex
+	_, err = tracer.Trace(context.Background(), cfg, tracer.Addrs(dsts...), tracer.SinkFunc(func(tr *analysis.Trace) error {
+		mu.Lock()
+		defer mu.Unlock()
+		out[tr.Destination.String()] = DistinctPaths(tr)
+		return nil
+	}))
+	return out, err
 }
