@@ -29,7 +29,14 @@ import (
 //     of it when it answered most: loss looks so, and a deep cut would
 //     slow its trial), then 0.7 times slower at each step with such
 //     silences and 1.5 times faster at each step without (a step: a
-//     period, or the time a few probes take at the pace, if longer).
+//     period, or the time a few probes take at the pace, if longer);
+//   - a hop judged by its timeouts whose latest outcomes hold two silences
+//     a second or more apart is paced at a little more than the rate its
+//     bucket fills at, read from them (drainRate): a silence for want of
+//     a token finds the bucket empty, so between two of them the hop
+//     answered as many probes as it earned tokens. That is how a hop
+//     answering one a second is held near one a second, neither slower
+//     (the steps above land a third under it) nor much faster.
 //
 // Loss looks like a budget at first: probes go unanswered. The two differ
 // in what a slower pace does: it raises the share a limited hop answers,
@@ -94,6 +101,17 @@ type budget struct {
 	// the share before a cut, counted once every probe sent then has
 	// had its answer or timeout.
 	hist [budgetHist]outcomes
+	// The latest outcomes, by the time their probes were sent: what
+	// drainRate reads a drained bucket's refill from.
+	ring  [budgetRing]sentOutcome
+	ringN int
+}
+
+// sentOutcome is one probe's outcome: when it was sent (Unix ns) and
+// whether it was answered.
+type sentOutcome struct {
+	at  int64
+	got bool
 }
 
 // outcomes counts the probes sent in one period that had their outcome,
@@ -176,6 +194,12 @@ const (
 	budgetHelped       = 1.2
 	budgetLossy        = 0.55
 	budgetMinBase      = 0.1
+	// budgetRing outcomes are kept for drainRate, which reads a rate
+	// over at least budgetDrainSpan between two silences, from at least
+	// budgetDrainAnswers answers.
+	budgetRing         = 32
+	budgetDrainSpan    = time.Second
+	budgetDrainAnswers = 2
 )
 
 func newBudgets(period time.Duration) *budgets {
@@ -281,6 +305,8 @@ func (b *budget) startTrial(now time.Time, period time.Duration, share float64, 
 // it when it has outcomes enough: a cut after which the hop answered no
 // larger share was made for loss, not a budget, and is undone.
 func (bs *budgets) count(b *budget, now, sent time.Time, answered bool) {
+	b.ring[b.ringN%budgetRing] = sentOutcome{at: sent.UnixNano(), got: answered}
+	b.ringN++
 	k := sent.UnixNano() / int64(bs.period)
 	h := &b.hist[k%budgetHist]
 	if h.period != k {
@@ -493,7 +519,19 @@ func (bs *budgets) answer(b *budget, now, sent time.Time) {
 		b.ansPrev, b.ansCur, b.ansStart = b.ansCur, 0, b.ansStart.Add(bs.period)
 	}
 	b.ansCur++
-	if !math.IsInf(b.rate, 1) && !b.judged && !b.trial.on && now.Sub(b.lastCut) >= bs.step(b) && now.Sub(b.lastRaise) >= bs.step(b) {
+	if math.IsInf(b.rate, 1) || b.judged {
+		return
+	}
+	if fill, ok := b.drainRate(); ok {
+		// The pace follows the rate the bucket fills at, while the
+		// latest outcomes show it.
+		b.rate = max(b.rate, fill*budgetGain)
+		return
+	}
+	// A trial whose probes were all answered so far says the cut was
+	// deep enough; it may have been too deep.
+	helped := b.trial.on && b.trial.n >= budgetStepProbes && b.trial.got == b.trial.n
+	if (!b.trial.on || helped) && now.Sub(b.lastCut) >= bs.step(b) && now.Sub(b.lastRaise) >= bs.step(b) {
 		// A period without silences the budget explains: the pace may
 		// have been set by too little traffic, not by the hop.
 		if b.rate *= budgetRaise; b.rate > budgetMaxRate {
@@ -553,8 +591,16 @@ func (bs *budgets) silent(b *budget, now, sent time.Time) (explained bool) {
 		}
 		b.rate = max(budgetMinRate, answered*depth)
 		b.tokens, b.last = 0, now
+		if fill, ok := b.drainRate(); ok {
+			b.rate = max(b.rate, fill*budgetGain)
+		}
 	default:
-		b.rate = max(budgetMinRate, b.rate*budgetCut)
+		cut := b.rate * budgetCut
+		if fill, ok := b.drainRate(); ok {
+			// A little over what the bucket gives, if that is slower.
+			cut = min(b.rate, fill*budgetGain)
+		}
+		b.rate = max(budgetMinRate, cut)
 	}
 	return true
 }
@@ -626,4 +672,36 @@ func (bs *budgets) answerRate(b *budget, now time.Time) float64 {
 		el += bs.period
 	}
 	return float64(n) / el.Seconds()
+}
+
+// drainRate reads the rate a hop's bucket fills at from its latest
+// outcomes: a probe unanswered for want of a token finds the bucket empty,
+// so between two such silences the hop answered as many probes as it
+// earned tokens, whatever the pace and however idle it was in between
+// (short of filling its bucket). It is the rate the probes sent between
+// the first and the last silence of the kept outcomes were answered at;
+// ok is false when they span too little time or hold too few answers.
+// Loss reads as the rate a lossy hop answered at, as the cuts do.
+func (b *budget) drainRate() (rate float64, ok bool) {
+	n := min(b.ringN, budgetRing)
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, o := range b.ring[:n] {
+		if !o.got {
+			first, last = min(first, o.at), max(last, o.at)
+		}
+	}
+	span := time.Duration(last - first)
+	if first > last || span < budgetDrainSpan {
+		return 0, false
+	}
+	got := 0
+	for _, o := range b.ring[:n] {
+		if o.got && o.at > first && o.at <= last {
+			got++
+		}
+	}
+	if got < budgetDrainAnswers {
+		return 0, false
+	}
+	return float64(got) / span.Seconds(), true
 }

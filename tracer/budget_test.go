@@ -102,6 +102,38 @@ func TestBudgetFollowsASlowLimit(t *testing.T) {
 	}
 }
 
+// A search asks a hop with Linux's per-source limit for a probe every 100
+// or 500 ms: between two silences for want of a token, the hop answered
+// as many probes as its bucket earned, so the pace settles a little over
+// one a second (drainRate) and the hop answers nearly every token of 30 s
+// (6 saved, then 30), without probing it much faster than it answers.
+func TestBudgetKeepsUpWithASlowLimit(t *testing.T) {
+	for _, every := range []time.Duration{100 * time.Millisecond, 500 * time.Millisecond} {
+		l := &limiter{rate: 1, burst: 6}
+		sent, got := 0, 0
+		answer := func(now time.Time) bool {
+			ok := l.allow(now)
+			sent++
+			if ok {
+				got++
+			}
+			return ok
+		}
+		_, _, bs := hopRun(t, every, 30*time.Second, 2*time.Millisecond, time.Second, answer)
+		pace := bs.m[budgetKey{ttl: 3}].rate
+		t.Logf("a probe asked every %v: %d sent, %d answered of 36, pace %.2f/s", every, sent, got, pace)
+		if got < 33 {
+			t.Errorf("a probe asked every %v: %d answers in 30 s of the 36 a hop answering 1/s after 6 gives", every, got)
+		}
+		if sent > 2*got {
+			t.Errorf("a probe asked every %v: %d probes for %d answers: the pace overshoots the hop's rate", every, sent, got)
+		}
+		if pace < 1 || pace > 1.5 {
+			t.Errorf("a probe asked every %v: paced at %.2f/s, want a little over the hop's 1/s", every, pace)
+		}
+	}
+}
+
 // A hop that answers everything is never paced; one that never answers, or
 // loses a few probes at random, is not paced either: its silences are not
 // a budget's.
