@@ -90,6 +90,13 @@ type Hop struct {
 	// TTL between the same neighbours and limits its ICMP rate. Distinct
 	// paths count the hop as this address.
 	RateLimited netip.Addr
+	// Unsettled is set on a silent hop only: the routers' ICMP budget
+	// explained the silences of its probe, and the retries the budget
+	// allowed got no answer in time (--wait, --retries): the hop is
+	// rate-limited, not settled. It is not a path of its own: its flow
+	// joins the first distinct path that it matches at its other hops
+	// (see UniquePaths).
+	Unsettled bool
 }
 
 // HasRTT reports whether the hop has a measured round-trip time: it
@@ -100,6 +107,10 @@ func (h Hop) HasRTT() bool { return !h.Silent() && !h.Inferred && h.RTT > 0 }
 
 // Silent reports whether nothing answered the probe.
 func (h Hop) Silent() bool { return !h.Addr.IsValid() }
+
+// wild says whether a hop matches any address in a distinct path: rate-
+// limited, not settled, and not placed by MarkRateLimited either.
+func (h Hop) wild() bool { return h.Unsettled && h.Silent() && !h.RateLimited.IsValid() }
 
 // Flow is what one path ID (one UDP source port) saw.
 type Flow struct {
@@ -182,6 +193,10 @@ type RateLimit struct {
 	// Silences counts the probes that went unanswered there because
 	// the routers' budget was spent, and went again once it was not.
 	Silences int
+	// Recovered counts the probes there answered only when sent again
+	// (or late): silences that passed, as a budget's or loss's do, and an
+	// anonymous router's do not.
+	Recovered int
 }
 
 // MDA tells how an adaptive run chose its number of path IDs.
@@ -238,7 +253,10 @@ func (t *Trace) UniquePaths() []UniquePath {
 }
 
 // groups returns the indices into t.Flows of the flows of each distinct
-// path, in the order of each path's smallest path ID.
+// path, in the order of each path's smallest path ID, the first of each a
+// flow without unsettled hops where there is one. A flow with unsettled
+// hops (Hop.Unsettled) joins the first path it matches at its other hops;
+// only one that matches none is a path of its own.
 func (t *Trace) groups() [][]int {
 	order := make([]int, len(t.Flows))
 	for i := range order {
@@ -248,25 +266,50 @@ func (t *Trace) groups() [][]int {
 	// correct for hand-built traces.
 	slices.SortStableFunc(order, func(a, b int) int { return t.Flows[a].PathID - t.Flows[b].PathID })
 	var groups [][]int
-next:
+	var late []int // flows with unsettled hops
 	for _, i := range order {
-		for gi, g := range groups {
-			if samePath(&t.Flows[g[0]], &t.Flows[i]) {
-				groups[gi] = append(g, i)
-				continue next
-			}
+		if slices.ContainsFunc(t.Flows[i].Hops, Hop.wild) {
+			late = append(late, i)
+			continue
 		}
-		groups = append(groups, []int{i})
+		groups = t.join(groups, i, false)
 	}
+	if len(late) == 0 {
+		return groups
+	}
+	for _, i := range late {
+		groups = t.join(groups, i, true)
+	}
+	slices.SortStableFunc(groups, func(a, b []int) int { return t.minPathID(a) - t.minPathID(b) })
 	return groups
 }
 
-func samePath(a, b *Flow) bool {
+// join adds flow i to the first of groups on its path (wild: unsettled
+// hops match any address), or else as a group of its own.
+func (t *Trace) join(groups [][]int, i int, wild bool) [][]int {
+	for gi, g := range groups {
+		if samePath(&t.Flows[g[0]], &t.Flows[i], wild) {
+			groups[gi] = append(g, i)
+			return groups
+		}
+	}
+	return append(groups, []int{i})
+}
+
+func (t *Trace) minPathID(g []int) int {
+	m := t.Flows[g[0]].PathID
+	for _, i := range g[1:] {
+		m = min(m, t.Flows[i].PathID)
+	}
+	return m
+}
+
+func samePath(a, b *Flow, wild bool) bool {
 	if a.Reached != b.Reached || len(a.Hops) != len(b.Hops) {
 		return false
 	}
 	for i := range a.Hops {
-		if a.Hops[i].pathAddr() != b.Hops[i].pathAddr() {
+		if a.Hops[i].pathAddr() != b.Hops[i].pathAddr() && !(wild && (a.Hops[i].wild() || b.Hops[i].wild())) {
 			return false
 		}
 	}

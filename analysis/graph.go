@@ -123,7 +123,7 @@ type Graph struct {
 	Balancers []LoadBalancer
 	PerPacket []PerPacketHop // copied from the Trace
 
-	flowNodes [][]NodeID // per index into Trace.Flows, per hop: its node
+	flowNodes [][]NodeID // per index into Trace.Flows, per hop: its node (none for a flow left out)
 	ends      []bool     // per node: it ends a diamond (a converge point)
 }
 
@@ -138,7 +138,9 @@ type nodeKey struct {
 //
 // Every hop of a flow is a node and two hops of one flow at consecutive
 // TTLs are a link; a flow without a hop at some TTL (a TTL never probed)
-// has no link across it. Only the first answer to each probe is a hop, so a
+// has no link across it. A flow with a hop rate-limited, not settled
+// (Hop.Unsettled) is left out: which node it went through there is not
+// known, and its silence is not a node of its own. Only the first answer to each probe is a hop, so a
 // per-packet load balancer does not invent paths: the other answers are in
 // t.PerPacket and Graph.PerPacket.
 //
@@ -189,9 +191,12 @@ type graphBuilder struct {
 }
 
 func newGraphBuilder(t *Trace, g *Graph) *graphBuilder {
-	b := &graphBuilder{t: t, g: g, order: make([]int, len(t.Flows))}
-	for i := range b.order {
-		b.order[i] = i
+	b := &graphBuilder{t: t, g: g, order: make([]int, 0, len(t.Flows))}
+	for i := range t.Flows {
+		if slices.ContainsFunc(t.Flows[i].Hops, Hop.wild) {
+			continue // which node it went through is not known
+		}
+		b.order = append(b.order, i)
 		b.hops += len(t.Flows[i].Hops)
 	}
 	slices.SortStableFunc(b.order, func(x, y int) int { return t.Flows[x].PathID - t.Flows[y].PathID })

@@ -64,6 +64,8 @@ type jsonRateLimit struct {
 	After    *netip.Addr `json:"after"` // null: every router of the TTL
 	Pace     float64     `json:"pace_per_s"`
 	Silences int         `json:"silences"`
+	// Probes answered only when sent again (RateLimit.Recovered).
+	Recovered int `json:"recovered,omitempty"`
 }
 
 type jsonMDA struct {
@@ -99,6 +101,9 @@ type jsonHop struct {
 	// RateLimited: a silent hop that is probably this address, which
 	// limits its ICMP rate (Hop.RateLimited).
 	RateLimited *netip.Addr `json:"rate_limited,omitempty"`
+	// Unsettled: a silent hop whose silences the routers' ICMP budget
+	// explained, not answered within the retries (Hop.Unsettled).
+	Unsettled bool `json:"unsettled,omitempty"`
 	// MPLS labels, interface information and rewrites (extras_json.go).
 	jsonHopExtras
 }
@@ -241,7 +246,7 @@ func decodeTrace(b []byte) (*Trace, error) {
 	}
 	t.PerPacket = perPacketFromJSON(jt.Graph)
 	for _, rl := range jt.RateLimits {
-		r := RateLimit{TTL: rl.TTL, Pace: rl.Pace, Silences: rl.Silences}
+		r := RateLimit{TTL: rl.TTL, Pace: rl.Pace, Silences: rl.Silences, Recovered: rl.Recovered}
 		if rl.After != nil {
 			r.After = *rl.After
 		}
@@ -316,6 +321,7 @@ func decodeHop(h *Hop, jh *jsonHop) error {
 		if jh.RateLimited != nil && jh.RateLimited.IsValid() {
 			h.RateLimited = *jh.RateLimited
 		}
+		h.Unsettled = jh.Unsettled
 		return nil
 	}
 	h.Addr = *jh.Addr

@@ -166,6 +166,9 @@ func appendRateLimitJSON(b []byte, rl *RateLimit) ([]byte, bool) {
 		return b, false
 	}
 	b = appendKeyInt(b, `,"silences":`, int64(rl.Silences))
+	if rl.Recovered != 0 {
+		b = appendKeyInt(b, `,"recovered":`, int64(rl.Recovered))
+	}
 	return append(b, '}'), true
 }
 
@@ -199,6 +202,9 @@ func appendHopJSON(b []byte, h *Hop) []byte {
 		if h.RateLimited.IsValid() {
 			b = append(b, `,"rate_limited":`...)
 			b = appendAddrJSON(b, h.RateLimited)
+		}
+		if h.Unsettled {
+			b = append(b, `,"unsettled":true`...)
 		}
 		return append(b, '}')
 	}

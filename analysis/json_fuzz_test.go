@@ -43,8 +43,9 @@ func jsonSeedTraces(tb testing.TB) []*Trace {
 	partial.RateLimits = []RateLimit{
 		{TTL: 1, After: testSrc, Pace: 12.5, Silences: 3},
 		{TTL: 2, Silences: 1},
-		{TTL: 2, After: netip.MustParseAddr("10.0.0.1"), Pace: 0.7, Silences: 9},
+		{TTL: 2, After: netip.MustParseAddr("10.0.0.1"), Pace: 0.7, Silences: 9, Recovered: 4},
 	}
+	partial.Flows[2].Hops[1].Unsettled = true
 	partial.Reused = []ReusedVertex{{TTL: 1, Addr: netip.MustParseAddr("10.0.0.1"), From: netip.MustParseAddr("10.9.0.7")}}
 
 	c := NewCollector(netip.MustParseAddr("2001:db8::1"), `odd "name" <&>`, netip.Addr{}, 2, 4, 1000, 2000)

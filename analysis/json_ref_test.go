@@ -43,9 +43,12 @@ func writeJSONRef(w io.Writer, t *Trace, opts Options) error {
 				if h.Inferred {
 					jh.RTTMS, jh.Inferred = nil, true
 				}
-			} else if h.RateLimited.IsValid() {
-				rl := h.RateLimited
-				jh.RateLimited = &rl
+			} else {
+				if h.RateLimited.IsValid() {
+					rl := h.RateLimited
+					jh.RateLimited = &rl
+				}
+				jh.Unsettled = h.Unsettled
 			}
 			jf.Hops[j] = jh
 		}
@@ -81,7 +84,7 @@ func writeJSONRef(w io.Writer, t *Trace, opts Options) error {
 		jt.MDA = &jsonMDA{Confidence: t.MDA.Confidence * 100, MaxPaths: t.MDA.MaxPaths, Complete: t.MDA.Complete, Incomplete: t.MDA.Incomplete}
 	}
 	for _, rl := range t.RateLimits {
-		jr := jsonRateLimit{TTL: rl.TTL, Pace: rl.Pace, Silences: rl.Silences}
+		jr := jsonRateLimit{TTL: rl.TTL, Pace: rl.Pace, Silences: rl.Silences, Recovered: rl.Recovered}
 		if rl.After.IsValid() {
 			after := rl.After
 			jr.After = &after

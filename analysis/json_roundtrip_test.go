@@ -134,13 +134,13 @@ func jsonMillis(d time.Duration) time.Duration {
 	return time.Duration(m)
 }
 
-// schemaHop is h as the schema carries it: a silent hop has its TTL and its
-// rate-limited address only, an inferred one no RTT; the extension flags go
+// schemaHop is h as the schema carries it: a silent hop has its TTL, its
+// rate-limited address and its unsettled mark only, an inferred one no RTT; the extension flags go
 // with labels or interfaces, the quoted TOS with a TOS rewrite, and the
 // reply's TTLs and size are not written.
 func schemaHop(h Hop) Hop {
 	if h.Silent() {
-		return Hop{TTL: h.TTL, RateLimited: jsonAddr(h.RateLimited)}
+		return Hop{TTL: h.TTL, RateLimited: jsonAddr(h.RateLimited), Unsettled: h.Unsettled}
 	}
 	out := Hop{
 		TTL: h.TTL, Addr: jsonAddr(h.Addr), ICMPType: h.ICMPType, ICMPCode: h.ICMPCode,

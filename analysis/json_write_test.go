@@ -268,6 +268,7 @@ func randomTrace(rng *rand.Rand, s string) *Trace {
 			if rng.IntN(8) == 0 {
 				h.RateLimited = pool[rng.IntN(len(pool))]
 			}
+			h.Unsettled = rng.IntN(8) == 0
 			if rng.IntN(6) == 0 {
 				h.Rewrites, h.QuotedTOS = probe.Rewrite(rng.Uint32()), uint8(rng.Uint32())
 			}

@@ -121,3 +121,54 @@ func (h Hop) pathAddr() netip.Addr {
 	}
 	return h.Addr
 }
+
+// MarkUnsettled sets Hop.Unsettled on the silent hops of t that a router's
+// ICMP budget probably explains although no flow fits them well enough
+// for MarkRateLimited: the budget of the routers of that hop (after the
+// flow's hop before it, the source for TTL 1; else its TTL as a whole)
+// explained silences, and some of its probes were answered when sent
+// again (t.RateLimits, see limitedHop); the probe got no answer within its retries, and a later
+// hop of the flow answered. Such a hop is rate-limited, not settled, and
+// its flow no path of its own (see UniquePaths). It clears the mark on
+// every other hop; calling it again changes nothing.
+func MarkUnsettled(t *Trace) {
+	for fi := range t.Flows {
+		hops := t.Flows[fi].Hops
+		answered := false // a later hop answered
+		for hi := len(hops) - 1; hi >= 0; hi-- {
+			h := &hops[hi]
+			h.Unsettled = false
+			if !h.Silent() {
+				answered = true
+				continue
+			}
+			if !answered || h.Inferred {
+				continue
+			}
+			after := t.Source
+			if hi > 0 {
+				after = hops[hi-1].pathAddr()
+			}
+			h.Unsettled = limitedHop(t.RateLimits, h.TTL, after)
+		}
+	}
+}
+
+// limitedHop says whether rls show the routers of the hop at ttl after
+// address after (else of the TTL as a whole) limited: their budget
+// explained silences there, and probes answered when sent again
+// (RateLimit.Recovered) show silences that pass. An anonymous router's
+// never do: its flows stay a path of their own.
+func limitedHop(rls []RateLimit, ttl int, after netip.Addr) bool {
+	wide := false
+	for _, rl := range rls {
+		switch {
+		case rl.TTL != ttl:
+		case rl.After == after && after.IsValid():
+			return rl.Recovered > 0
+		case !rl.After.IsValid():
+			wide = rl.Recovered > 0
+		}
+	}
+	return wide
+}

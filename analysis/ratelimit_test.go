@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -283,5 +284,90 @@ func TestRateLimitedUnmarked(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "rate_limited") || len(tr.UniquePaths()) != 2 {
 		t.Errorf("unmarked trace: %s", b.String())
+	}
+}
+
+// A silent hop is rate-limited, not settled, when the budget of its hop
+// (after the flow's hop before it, else its TTL as a whole) explained
+// silences and got answers to probes sent again; and when something
+// answered after it. Such a flow joins the first distinct path it matches
+// at its other hops, and only one that matches none is a path of its own.
+func TestMarkUnsettled(t *testing.T) {
+	const r1, a1, a2, r3 = "10.0.0.1", "10.1.1.2", "10.1.2.2", "10.2.0.1"
+	dst := testDst.String()
+	tr := func() *Trace {
+		return rlTrace(
+			r1+" "+a1+" "+r3+" "+dst,
+			r1+" * "+r3+" "+dst, // fits a1 and a2: MarkRateLimited leaves it
+			r1+" "+a2+" "+r3+" "+dst,
+			r1+" * * "+dst,        // two silent hops in a row: TTL 3's after no address
+			r1+" "+a2+" "+r3+" *", // nothing answered after its silence
+			r1+" * 10.9.9.9 "+dst, // matches no path at its other hops
+		)
+	}
+	unsettled := func(t *Trace) []string {
+		var out []string
+		for _, f := range t.Flows {
+			var hs []string
+			for _, h := range f.Hops {
+				hs = append(hs, map[bool]string{true: "U", false: "-"}[h.Unsettled])
+			}
+			out = append(out, strings.Join(hs, ""))
+		}
+		return out
+	}
+	r1a := netip.MustParseAddr(r1)
+	for _, c := range []struct {
+		name  string
+		rls   []RateLimit
+		marks []string
+		paths string
+	}{
+		{"no limit", nil, []string{"----", "----", "----", "----", "----", "----"}, "6 distinct paths among 6 path IDs"},
+		{"explained, none answered again (an anonymous router)",
+			[]RateLimit{{TTL: 2, After: r1a, Silences: 5}},
+			[]string{"----", "----", "----", "----", "----", "----"}, "6 distinct paths among 6 path IDs"},
+		{"the hop's own budget",
+			[]RateLimit{{TTL: 2, After: r1a, Silences: 5, Recovered: 2}},
+			[]string{"----", "-U--", "----", "-U--", "----", "-U--"}, "5 distinct paths among 6 path IDs"},
+		{"the TTL as a whole",
+			[]RateLimit{{TTL: 2, Pace: 3, Silences: 5, Recovered: 1}, {TTL: 3, Pace: 3, Silences: 1, Recovered: 1}},
+			[]string{"----", "-U--", "----", "-UU-", "----", "-U--"}, "4 distinct paths among 6 path IDs"},
+		{"the hop's entry decides over its TTL's",
+			[]RateLimit{{TTL: 2, Silences: 5, Recovered: 1}, {TTL: 2, After: r1a, Silences: 5}},
+			[]string{"----", "----", "----", "----", "----", "----"}, "6 distinct paths among 6 path IDs"},
+	} {
+		trace := tr()
+		trace.RateLimits = c.rls
+		MarkRateLimited(trace)
+		MarkUnsettled(trace)
+		if got := unsettled(trace); !slices.Equal(got, c.marks) {
+			t.Errorf("%s: marks %v, want %v", c.name, got, c.marks)
+		}
+		if got := trace.Summary(); got != c.paths {
+			t.Errorf("%s: %s, want %s", c.name, got, c.paths)
+		}
+		MarkUnsettled(trace) // again: nothing changes
+		if got := unsettled(trace); !slices.Equal(got, c.marks) {
+			t.Errorf("%s: marked again: %v, want %v", c.name, got, c.marks)
+		}
+	}
+	// The paths in order of their smallest path ID, each listed by a
+	// settled flow; path ID 2 is with 1, 4 with 1 (its TTL 3 fits r3).
+	trace := tr()
+	trace.RateLimits = []RateLimit{{TTL: 2, Pace: 3, Silences: 5, Recovered: 1}, {TTL: 3, Pace: 3, Silences: 1, Recovered: 1}}
+	MarkUnsettled(trace)
+	var got []string
+	for _, up := range trace.UniquePaths() {
+		got = append(got, fmt.Sprint(up.PathIDs, up.Hops))
+	}
+	want := []string{
+		"[1 2 4] [10.0.0.1 10.1.1.2 10.2.0.1 " + dst + "]",
+		"[3] [10.0.0.1 10.1.2.2 10.2.0.1 " + dst + "]",
+		"[5] [10.0.0.1 10.1.2.2 10.2.0.1 invalid IP]",
+		"[6] [10.0.0.1 invalid IP 10.9.9.9 " + dst + "]",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("distinct paths\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

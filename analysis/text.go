@@ -92,7 +92,9 @@ func reusedNotes(t *Trace) []string {
 }
 
 // hopCell renders a hop: "*" when silent ("* (ADDR?)" when it is probably
-// ADDR limiting its ICMP rate, see MarkRateLimited), else its address,
+// ADDR limiting its ICMP rate, see MarkRateLimited; "* (rate-limited)" when
+// the budget explained its silences but did not settle it, see
+// Hop.Unsettled), else its address,
 // followed like traceroute's by !N, !H, !P, !F, !S, !X or !<code> when a
 // router (not the destination) answered with a destination unreachable
 // (ICMPv6: !N no route, !X administratively prohibited, !H address
@@ -101,6 +103,9 @@ func hopCell(f *Flow, h Hop) string {
 	if h.Silent() {
 		if h.RateLimited.IsValid() {
 			return "* (" + h.RateLimited.String() + "?)"
+		}
+		if h.Unsettled {
+			return "* (rate-limited)"
 		}
 		return "*"
 	}

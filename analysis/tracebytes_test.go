@@ -241,6 +241,7 @@ func (c *traceCodec) trace(t *Trace) {
 	}
 	c.rateLimits(t)
 	c.reused(t)
+	c.recovered(t)
 }
 
 func bit(b bool, v uint8) uint8 {
@@ -315,13 +316,15 @@ const (
 	hopExt   // extension flags, MPLS labels, interfaces
 	hopRewrites
 	hopRateLimited
+	hopUnsettled
 )
 
 func hopKind(h *Hop) uint8 {
 	return bit(!h.Silent(), hopAnswered) | bit(h.Inferred, hopInferred) |
 		bit(h.ASN != 0 || h.IXP != "" || h.Hostname != "", hopNames) |
 		bit(h.ExtFlags != 0 || len(h.MPLS) > 0 || len(h.Interfaces) > 0, hopExt) |
-		bit(h.Rewrites != 0 || h.QuotedTOS != 0, hopRewrites) | bit(h.RateLimited.IsValid(), hopRateLimited)
+		bit(h.Rewrites != 0 || h.QuotedTOS != 0, hopRewrites) | bit(h.RateLimited.IsValid(), hopRateLimited) |
+		bit(h.Unsettled, hopUnsettled)
 }
 
 func (c *traceCodec) hop(h *Hop) {
@@ -331,6 +334,7 @@ func (c *traceCodec) hop(h *Hop) {
 	}
 	c.u8(&k)
 	h.Inferred = k&hopInferred != 0
+	h.Unsettled = k&hopUnsettled != 0
 	if k&hopAnswered != 0 {
 		c.addr(&h.Addr)
 		c.dur(&h.RTT)
@@ -424,6 +428,14 @@ func (c *traceCodec) rateLimits(t *Trace) {
 		c.addr(&rl.After)
 		c.f64(&rl.Pace)
 		c.int(&rl.Silences)
+	}
+}
+
+// recovered walks the Recovered counts of t.RateLimits (after reused, for
+// the same reason).
+func (c *traceCodec) recovered(t *Trace) {
+	for i := range t.RateLimits {
+		c.int(&t.RateLimits[i].Recovered)
 	}
 }
 

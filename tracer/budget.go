@@ -4,6 +4,8 @@ import (
 	"math"
 	"net/netip"
 	"time"
+
+	"github.com/traceflow-fast/traceflow-fast/analysis"
 )
 
 // Routers police the ICMP their control plane sends: a few thousand
@@ -85,6 +87,7 @@ type budget struct {
 	lastCut         time.Time
 	lastExplained   time.Time // the last silence the budget explained
 	explained       int       // silences the budget explained
+	recovered       int       // probes answered only when sent again
 	// A window on the probes awaited, as in TCP's slow start: before
 	// the first answers, a hop takes a few probes at once, and one more
 	// for each answer, until a cut paces it (see awaited).
@@ -631,17 +634,19 @@ func (bs *budgets) awaited(b *budget, now time.Time) int32 {
 }
 
 // report says what is known of hop k's budget: the pace its probes are
-// held to (0 when none), and the silences the budget explained; ok is false
-// for a hop never paced nor silenced by its budget.
-func (bs *budgets) report(k budgetKey) (pace float64, silences int, ok bool) {
+// held to (0 when none), the silences the budget explained and the probes
+// answered when sent again; ok is false for a hop never paced nor silenced
+// by its budget.
+func (bs *budgets) report(k budgetKey) (rl analysis.RateLimit, ok bool) {
 	b := bs.m[k]
 	if b == nil || math.IsInf(b.rate, 1) && b.explained == 0 {
-		return 0, 0, false
+		return rl, false
 	}
 	if !math.IsInf(b.rate, 1) {
-		pace = b.rate
+		rl.Pace = b.rate
 	}
-	return pace, b.explained, true
+	rl.TTL, rl.After, rl.Silences, rl.Recovered = int(k.ttl), k.prev, b.explained, b.recovered
+	return rl, true
 }
 
 // live says whether the window applies to the hop: it answered lately (a

@@ -17,8 +17,9 @@ func (r *scanner) rateLimits(tr *analysis.Trace) []analysis.RateLimit {
 	}
 	var out []analysis.RateLimit
 	add := func(k budgetKey, after netip.Addr) {
-		if pace, n, ok := r.budgets.report(k); ok {
-			out = append(out, analysis.RateLimit{TTL: int(k.ttl), After: after, Pace: pace, Silences: n})
+		if rl, ok := r.budgets.report(k); ok {
+			rl.After = after
+			out = append(out, rl)
 		}
 	}
 	add(budgetKey{ttl: 1}, tr.Source)
@@ -54,8 +55,8 @@ func (r *scanner) allRateLimits() []analysis.RateLimit {
 	}
 	var out []analysis.RateLimit
 	for k := range r.budgets.m {
-		if pace, n, ok := r.budgets.report(k); ok {
-			out = append(out, analysis.RateLimit{TTL: int(k.ttl), After: k.prev, Pace: pace, Silences: n})
+		if rl, ok := r.budgets.report(k); ok {
+			out = append(out, rl)
 		}
 	}
 	slices.SortFunc(out, func(a, b analysis.RateLimit) int {

@@ -384,6 +384,7 @@ func (r *run) write() error {
 			continue
 		}
 		analysis.MarkRateLimited(tr)
+		analysis.MarkUnsettled(tr)
 		if err = r.sink.Result(tr); err != nil {
 			r.t.log.Error("writing results", "err", err)
 			r.cancel(err)

@@ -47,6 +47,15 @@ type plan struct {
 	Wait bool
 }
 
+// outcome is what came of a probe, for Settled.
+type outcome uint8
+
+const (
+	outSilent   outcome = iota // timed out
+	outAnswered                // answered at its first send
+	outAgain                   // answered when sent again, or late
+)
+
 // Probe cell states, in the low two bits of a cell byte; bit 2 marks a cell
 // asked for explicitly (Plan.Cells), bit 3 one last sent blind (see
 // sched.Gate); the bits above count the sends.
@@ -168,7 +177,7 @@ type sched struct {
 	// (budgetRetries times at most) beyond Schedule.Retries. sent is
 	// when a timed-out probe was sent; zero for an answer (its round
 	// trip says).
-	Settled func(slot int32, path, ttl int, blind, answered bool, sent time.Time) (again bool)
+	Settled func(slot int32, path, ttl int, blind bool, o outcome, sent time.Time) (again bool)
 
 	blocked  []int32      // destinations the gate held back
 	deferred []retryEntry // retries the gate held back
@@ -544,7 +553,11 @@ func (q *sched) Answer(i, path, ttl int, reached, stop bool) bool {
 	}
 	sl.cells[idx] = c&^stMask | stAnswered
 	if q.Settled != nil {
-		q.Settled(int32(i), path, ttl, c&cellBlind != 0, true, time.Time{})
+		o := outAnswered
+		if cellAttempts(c) > 1 {
+			o = outAgain
+		}
+		q.Settled(int32(i), path, ttl, c&cellBlind != 0, o, time.Time{})
 	}
 	p := &sl.paths[path-1]
 	if ttl > int(p.answered) {
@@ -598,7 +611,7 @@ func (q *sched) Expire(now time.Time) {
 		path, ttl := int(cell)/q.s.MaxTTL+1, int(cell)%q.s.MaxTTL+1
 		explicit := c&cellExplicit != 0
 		sent := q.base.Add(time.Duration(t.expiry) - q.s.Timeout)
-		again := q.Settled != nil && q.Settled(slotIdx, path, ttl, c&cellBlind != 0, false, sent)
+		again := q.Settled != nil && q.Settled(slotIdx, path, ttl, c&cellBlind != 0, outSilent, sent)
 		sends := int(cellAttempts(c))
 		if (sends <= q.s.Retries || again && sends <= q.s.Retries+budgetRetries) && (explicit || ttl <= int(sl.paths[path-1].limit)) {
 			sl.cells[cell] = c&^stMask | stUnsent
