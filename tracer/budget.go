@@ -33,12 +33,15 @@ import (
 //     silences and 1.5 times faster at each step without (a step: a
 //     period, or the time a few probes take at the pace, if longer);
 //   - a hop judged by its timeouts whose latest outcomes hold two silences
-//     a second or more apart is paced at a little more than the rate its
-//     bucket fills at, read from them (drainRate): a silence for want of
-//     a token finds the bucket empty, so between two of them the hop
-//     answered as many probes as it earned tokens. That is how a hop
-//     answering one a second is held near one a second, neither slower
-//     (the steps above land a third under it) nor much faster.
+//     a second or more apart is never paced below a little more than the
+//     rate its bucket fills at, read from them (drainRate): a silence for
+//     want of a token finds the bucket empty, so between two of them the
+//     hop answered as many probes as it earned tokens. That is how a hop
+//     answering one a second is held at one a second or more rather than
+//     a third under it, where the steps above land. The steps still apply
+//     above it: a lossy hop's rate between silences is what it was sent
+//     less its loss, and a pace that went down to it at each cut, or only
+//     followed it, would fall with every cut.
 //
 // Loss looks like a budget at first: probes go unanswered. The two differ
 // in what a slower pace does: it raises the share a limited hop answers,
@@ -525,15 +528,15 @@ func (bs *budgets) answer(b *budget, now, sent time.Time) {
 	if math.IsInf(b.rate, 1) || b.judged {
 		return
 	}
-	if fill, ok := b.drainRate(); ok {
-		// The pace follows the rate the bucket fills at, while the
-		// latest outcomes show it.
+	fill, filled := b.drainRate()
+	if filled {
+		// No slower than a little over the rate the bucket fills at,
+		// while the latest outcomes show it.
 		b.rate = max(b.rate, fill*budgetGain)
-		return
 	}
 	// A trial whose probes were all answered so far says the cut was
 	// deep enough; it may have been too deep.
-	helped := b.trial.on && b.trial.n >= budgetStepProbes && b.trial.got == b.trial.n
+	helped := !filled && b.trial.on && b.trial.n >= budgetStepProbes && b.trial.got == b.trial.n
 	if (!b.trial.on || helped) && now.Sub(b.lastCut) >= bs.step(b) && now.Sub(b.lastRaise) >= bs.step(b) {
 		// A period without silences the budget explains: the pace may
 		// have been set by too little traffic, not by the hop.
@@ -600,8 +603,8 @@ func (bs *budgets) silent(b *budget, now, sent time.Time) (explained bool) {
 	default:
 		cut := b.rate * budgetCut
 		if fill, ok := b.drainRate(); ok {
-			// A little over what the bucket gives, if that is slower.
-			cut = min(b.rate, fill*budgetGain)
+			// No slower than a little over what the bucket gives.
+			cut = max(cut, min(b.rate, fill*budgetGain))
 		}
 		b.rate = max(budgetMinRate, cut)
 	}

@@ -104,9 +104,13 @@ func TestBudgetFollowsASlowLimit(t *testing.T) {
 
 // A search asks a hop with Linux's per-source limit for a probe every 100
 // or 500 ms: between two silences for want of a token, the hop answered
-// as many probes as its bucket earned, so the pace settles a little over
-// one a second (drainRate) and the hop answers nearly every token of 30 s
-// (6 saved, then 30), without probing it much faster than it answers.
+// as many probes as its bucket earned, so its pace never drops below a
+// little over one a second (drainRate), where the steps alone leave it at
+// two thirds of that for as long as a trial lasts (28 answers when asked
+// every 500 ms): the hop answers nearly every token of 30 s (6 saved, then
+// 30). Asked every 100 ms, the pace still rises a step at a time and is
+// cut by 0.7 at the next silences, so the hop is sent about 2.5 probes an
+// answer: more than it answers, never an answer lost.
 func TestBudgetKeepsUpWithASlowLimit(t *testing.T) {
 	for _, every := range []time.Duration{100 * time.Millisecond, 500 * time.Millisecond} {
 		l := &limiter{rate: 1, burst: 6}
@@ -120,16 +124,12 @@ func TestBudgetKeepsUpWithASlowLimit(t *testing.T) {
 			return ok
 		}
 		_, _, bs := hopRun(t, every, 30*time.Second, 2*time.Millisecond, time.Second, answer)
-		pace := bs.m[budgetKey{ttl: 3}].rate
-		t.Logf("a probe asked every %v: %d sent, %d answered of 36, pace %.2f/s", every, sent, got, pace)
+		t.Logf("a probe asked every %v: %d sent, %d answered of 36, pace %.2f/s", every, sent, got, bs.m[budgetKey{ttl: 3}].rate)
 		if got < 33 {
 			t.Errorf("a probe asked every %v: %d answers in 30 s of the 36 a hop answering 1/s after 6 gives", every, got)
 		}
-		if sent > 2*got {
+		if sent > 3*got {
 			t.Errorf("a probe asked every %v: %d probes for %d answers: the pace overshoots the hop's rate", every, sent, got)
-		}
-		if pace < 1 || pace > 1.5 {
-			t.Errorf("a probe asked every %v: paced at %.2f/s, want a little over the hop's 1/s", every, pace)
 		}
 	}
 }
@@ -196,24 +196,31 @@ func TestBudgetExplainsSilences(t *testing.T) {
 // A hop that loses a third of its probes and their answers at random (20%
 // each way) is not a limited one: a cut of its pace does not raise the
 // share it answers, so the cut is undone, and the hop is sent nearly all
-// that is asked of it, however fast.
+// that is asked of it, however fast. Between two silences such a hop
+// answers what it was sent less its loss, not what a bucket earned: a pace
+// that only followed that rate (drainRate) would spiral down with every
+// cut, as a hop asked 10 times a second with 200 ms timeouts showed (49 of
+// 150 sent), so the pace is still let go faster a step at a time.
 func TestBudgetTellsLossFromALimit(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	lossy := func(time.Time) bool { return rng.Float64() >= 0.36 }
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name     string
 		interval time.Duration
 		d        time.Duration
+		timeout  time.Duration
 		want     int // probes asked over the last quarter
+		share    int // percent of them that must be sent
 	}{
-		{"1000/s", time.Millisecond, 20 * time.Second, 5000},
-		{"100/s", 10 * time.Millisecond, 20 * time.Second, 500},
-		{"10/s", 100 * time.Millisecond, 60 * time.Second, 150},
+		{"1000/s", time.Millisecond, 20 * time.Second, 200 * time.Millisecond, 5000, 80},
+		{"100/s", 10 * time.Millisecond, 20 * time.Second, 200 * time.Millisecond, 500, 80},
+		{"10/s", 100 * time.Millisecond, 60 * time.Second, 200 * time.Millisecond, 150, 80},
+		{"10/s, 1 s timeouts", 100 * time.Millisecond, 60 * time.Second, time.Second, 150, 80},
 	} {
-		sent, got, bs := hopRun(t, tc.interval, tc.d, 2*time.Millisecond, 200*time.Millisecond, lossy)
+		rng := rand.New(rand.NewPCG(3, uint64(4+i)))
+		lossy := func(time.Time) bool { return rng.Float64() >= 0.36 }
+		sent, got, bs := hopRun(t, tc.interval, tc.d, 2*time.Millisecond, tc.timeout, lossy)
 		b := bs.m[budgetKey{ttl: 3}]
 		t.Logf("%s: %d of %d asked sent, %d answered; pace %.1f, base %.2f", tc.name, sent, tc.want, got, b.rate, b.base)
-		if sent < tc.want*8/10 {
+		if sent < tc.want*tc.share/100 {
 			t.Errorf("%s: %d probes sent in the last quarter of %d asked: loss taken for a limit", tc.name, sent, tc.want)
 		}
 	}
