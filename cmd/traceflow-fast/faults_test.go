@@ -64,6 +64,22 @@ type faultResult struct {
 	} `json:"reused"`
 }
 
+// traceOne runs traceflow-fast in l with args (one destination, JSON out),
+// and returns its one result and what it wrote; any other exit status or
+// count of results fails the test.
+func traceOne(t *testing.T, l *lab.Lab, args ...string) (faultResult, runOutput) {
+	t.Helper()
+	out := traceIn(t, l, args...)
+	if out.code != exitOK {
+		t.Fatalf("exit %d\n%s", out.code, out.stderr)
+	}
+	rs := parseFaultResults(t, out.stdout)
+	if len(rs) != 1 {
+		t.Fatalf("%d results", len(rs))
+	}
+	return rs[0], out
+}
+
 // parseFaultResults decodes JSON Lines; every line must be whole.
 func parseFaultResults(t *testing.T, out string) []faultResult {
 	t.Helper()
@@ -284,24 +300,17 @@ func TestFaultLoss(t *testing.T) {
 			l := lab.Up(t, "diamond4")
 			inNS(t, l, "r1", lossRule, "nft", "-f", "-")
 			start := time.Now()
-			out := traceIn(t, l, "--retries", "8", "--wait", "0.2", "--paths", paths, "--format", "json", lab.Destination)
-			if out.code != exitOK {
-				t.Fatalf("exit %d\n%s", out.code, out.stderr)
-			}
-			rs := parseFaultResults(t, out.stdout)
-			if len(rs) != 1 {
-				t.Fatalf("%d results", len(rs))
-			}
-			c := checkFlows(t, l, rs[0], true)
+			r, out := traceOne(t, l, "--retries", "8", "--wait", "0.2", "--paths", paths, "--format", "json", lab.Destination)
+			c := checkFlows(t, l, r, true)
 			d := doneLog(t, out.stderr)
 			if atoi(t, d["retries"]) == 0 || d["unmatched"] != "0" || d["reached"] != "1" {
 				t.Errorf("done line %v: want retries, reached=1, unmatched=0", d)
 			}
-			if rs[0].MDA != nil && !rs[0].MDA.Complete {
+			if r.MDA != nil && !r.MDA.Complete {
 				t.Errorf("--paths auto did not complete")
 			}
 			t.Logf("%d path IDs, %d probes, %s retries, %d replies, %d of %d hops silent (%d marked rate-limited), %v",
-				len(rs[0].Flows), rs[0].ProbesSent, d["retries"], rs[0].Replies, c.silent, c.hops, c.marked,
+				len(r.Flows), r.ProbesSent, d["retries"], r.Replies, c.silent, c.hops, c.marked,
 				time.Since(start).Round(time.Millisecond))
 		})
 	}
@@ -374,6 +383,18 @@ func TestFaultLostDestinationReply(t *testing.T) {
 // 50 (icmp_msgs_per_sec, icmp_msgs_burst). The lab turns both off.
 var linuxICMPRateLimit = []string{"net.ipv4.icmp_ratelimit=1000", "net.ipv4.icmp_msgs_per_sec=1000", "net.ipv4.icmp_msgs_burst=50"}
 
+// limitedDiamond brings up the diamond4 lab with sysctls (ICMP limits) set
+// on every router, and returns it with the routers' names.
+func limitedDiamond(t *testing.T, sysctls ...string) (*lab.Lab, []string) {
+	t.Helper()
+	l := lab.Up(t, "diamond4")
+	rs := routers(t, l)
+	for _, r := range rs {
+		inNS(t, l, r, "", "sysctl", append([]string{"-q", "-w"}, sysctls...)...)
+	}
+	return l, rs
+}
+
 // TestFaultRateLimit puts Linux's default ICMP rate limits back on every
 // router and paces the probes (--rate 50, the default scheduling): the
 // flows reach the destination over the 4 paths there are, and no silence
@@ -385,21 +406,9 @@ var linuxICMPRateLimit = []string{"net.ipv4.icmp_ratelimit=1000", "net.ipv4.icmp
 func TestFaultRateLimit(t *testing.T) {
 	lab.RequireRoot(t)
 	t.Parallel()
-	l := lab.Up(t, "diamond4")
-	rs0 := routers(t, l)
-	for _, r := range rs0 {
-		inNS(t, l, r, "", "sysctl", append([]string{"-q", "-w"}, linuxICMPRateLimit...)...)
-	}
+	l, rs0 := limitedDiamond(t, linuxICMPRateLimit...)
 	start := time.Now()
-	out := traceIn(t, l, "--rate", "50", "--paths", "16", "--format", "json", lab.Destination)
-	if out.code != exitOK {
-		t.Fatalf("exit %d\n%s", out.code, out.stderr)
-	}
-	rs := parseFaultResults(t, out.stdout)
-	if len(rs) != 1 {
-		t.Fatalf("%d results", len(rs))
-	}
-	r := rs[0]
+	r, out := traceOne(t, l, "--rate", "50", "--paths", "16", "--format", "json", lab.Destination)
 	c := checkFlows(t, l, r, true)
 	d := doneLog(t, out.stderr)
 	if d["unmatched"] != "0" || d["reached"] != "1" {
@@ -444,20 +453,8 @@ func TestFaultRateLimit(t *testing.T) {
 func TestFaultRateLimitAuto(t *testing.T) {
 	lab.RequireRoot(t)
 	t.Parallel()
-	l := lab.Up(t, "diamond4")
-	rs0 := routers(t, l)
-	for _, r := range rs0 {
-		inNS(t, l, r, "", "sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=1000")
-	}
-	out := traceIn(t, l, "--format", "json", lab.Destination)
-	if out.code != exitOK {
-		t.Fatalf("exit %d\n%s", out.code, out.stderr)
-	}
-	rs := parseFaultResults(t, out.stdout)
-	if len(rs) != 1 {
-		t.Fatalf("%d results", len(rs))
-	}
-	r := rs[0]
+	l, rs0 := limitedDiamond(t, "net.ipv4.icmp_ratelimit=1000")
+	r, _ := traceOne(t, l, "--format", "json", lab.Destination)
 	c := checkFlows(t, l, r, true)
 	limited := 0
 	for _, n := range rs0 {
@@ -600,15 +597,7 @@ func TestFaultSilentRouter(t *testing.T) {
 	// Every other hop must answer before its probe and its retry time
 	// out: --wait 1 leaves a loaded machine time (0.3 did not always),
 	// though the silent hop then takes 2 s a round.
-	out := traceIn(t, l, "--paths", "16", "--wait", "1", "--format", "json", lab.Destination)
-	if out.code != exitOK {
-		t.Fatalf("exit %d\n%s", out.code, out.stderr)
-	}
-	rs := parseFaultResults(t, out.stdout)
-	if len(rs) != 1 {
-		t.Fatalf("%d results", len(rs))
-	}
-	r := rs[0]
+	r, out := traceOne(t, l, "--paths", "16", "--wait", "1", "--format", "json", lab.Destination)
 	c := checkFlows(t, l, r, true)
 	// Exactly the expected paths, with a1's hop silent.
 	const a1 = "10.1.1.2"
