@@ -65,93 +65,97 @@ const (
 	viaA2 = "10.0.0.1 10.1.2.2 10.2.2.2 10.99.0.1"
 )
 
+// markRateLimitedCases are TestMarkRateLimited's traces: their flows, the
+// marks MarkRateLimited gives them (see marks) and their distinct paths.
+var markRateLimitedCases = []struct {
+	name  string
+	flows []string
+	want  []string // marks per flow, see marks
+	paths int      // distinct paths after marking
+}{
+	{
+		name:  "first hop silent: r1 answered the other flows through a1",
+		flows: []string{viaA1, viaA2, "* 10.1.1.2 10.2.1.2 10.99.0.1", viaA2},
+		want:  []string{"- - - -", "- - - -", "10.0.0.1 - - -", "- - - -"},
+		paths: 2,
+	},
+	{
+		name:  "middle hop silent: r3 on the a2 side",
+		flows: []string{viaA1, viaA2, "10.0.0.1 10.1.2.2 * 10.99.0.1", "10.0.0.1 10.1.2.2 * 10.99.0.1"},
+		want:  []string{"- - - -", "- - - -", "- - 10.2.2.2 -", "- - 10.2.2.2 -"},
+		paths: 2,
+	},
+	{
+		name:  "two silent hops in a row before the destination: both branches fit",
+		flows: []string{viaA1, "10.0.0.1 * * 10.99.0.1", viaA2},
+		// Both a1's and a2's flows have r1 before and the
+		// destination after: they disagree, nothing is marked.
+		want:  []string{"- - - -", "- - - -", "- - - -"},
+		paths: 3,
+	},
+	{
+		name:  "two silent hops in a row, one flow fits",
+		flows: []string{viaA1, "* * 10.2.1.2 10.99.0.1", viaA2},
+		want:  []string{"- - - -", "10.0.0.1 10.1.1.2 - -", "- - - -"},
+		paths: 2,
+	},
+	{
+		name: "a router that never answers stays silent",
+		flows: []string{
+			"10.0.0.1 * 10.2.1.2 10.99.0.1", viaA2,
+			"10.0.0.1 * 10.2.1.2 10.99.0.1", viaA2,
+		},
+		want:  []string{"- - - -", "- - - -", "- - - -", "- - - -"},
+		paths: 2,
+	},
+	{
+		name: "ambiguous: r3 answers from one address, either branch could be the silent one",
+		flows: []string{
+			"10.0.0.1 10.1.1.2 10.2.0.1 10.99.0.1",
+			"10.0.0.1 10.1.2.2 10.2.0.1 10.99.0.1",
+			"10.0.0.1 * 10.2.0.1 10.99.0.1",
+		},
+		want:  []string{"- - - -", "- - - -", "- - - -"},
+		paths: 3,
+	},
+	{
+		name:  "silent after the last answer: nothing to compare with",
+		flows: []string{viaA1, "10.0.0.1 10.1.1.2 *", viaA2},
+		want:  []string{"- - - -", "- - -", "- - - -"},
+		paths: 3,
+	},
+	{
+		name: "hops implied by the MDA are no evidence",
+		flows: []string{
+			"10.0.0.1 10.1.1.2~ 10.2.1.2 10.99.0.1",
+			"10.0.0.1 * 10.2.1.2 10.99.0.1",
+		},
+		want:  []string{"- - - -", "- - - -"},
+		paths: 2,
+	},
+	{
+		name: "a flow that answered part of a silent run only is no evidence",
+		flows: []string{
+			"* * 10.2.1.2 10.99.0.1",
+			"10.0.0.1 * 10.2.1.2 10.99.0.1",
+		},
+		want:  []string{"- - - -", "- - - -"},
+		paths: 2,
+	},
+	{
+		name: "paths of unequal length: neighbours are compared at the same TTLs",
+		flows: []string{
+			"10.0.0.1 10.1.1.2 10.2.1.2 10.99.0.1",
+			"10.0.0.1 10.1.2.2 10.2.2.2 10.3.2.2 10.99.0.1",
+			"10.0.0.1 10.1.2.2 10.2.2.2 * 10.99.0.1",
+		},
+		want:  []string{"- - - -", "- - - - -", "- - - 10.3.2.2 -"},
+		paths: 2,
+	},
+}
+
 func TestMarkRateLimited(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		flows []string
-		want  []string // marks per flow, see marks
-		paths int      // distinct paths after marking
-	}{
-		{
-			name:  "first hop silent: r1 answered the other flows through a1",
-			flows: []string{viaA1, viaA2, "* 10.1.1.2 10.2.1.2 10.99.0.1", viaA2},
-			want:  []string{"- - - -", "- - - -", "10.0.0.1 - - -", "- - - -"},
-			paths: 2,
-		},
-		{
-			name:  "middle hop silent: r3 on the a2 side",
-			flows: []string{viaA1, viaA2, "10.0.0.1 10.1.2.2 * 10.99.0.1", "10.0.0.1 10.1.2.2 * 10.99.0.1"},
-			want:  []string{"- - - -", "- - - -", "- - 10.2.2.2 -", "- - 10.2.2.2 -"},
-			paths: 2,
-		},
-		{
-			name:  "two silent hops in a row before the destination: both branches fit",
-			flows: []string{viaA1, "10.0.0.1 * * 10.99.0.1", viaA2},
-			// Both a1's and a2's flows have r1 before and the
-			// destination after: they disagree, nothing is marked.
-			want:  []string{"- - - -", "- - - -", "- - - -"},
-			paths: 3,
-		},
-		{
-			name:  "two silent hops in a row, one flow fits",
-			flows: []string{viaA1, "* * 10.2.1.2 10.99.0.1", viaA2},
-			want:  []string{"- - - -", "10.0.0.1 10.1.1.2 - -", "- - - -"},
-			paths: 2,
-		},
-		{
-			name: "a router that never answers stays silent",
-			flows: []string{
-				"10.0.0.1 * 10.2.1.2 10.99.0.1", viaA2,
-				"10.0.0.1 * 10.2.1.2 10.99.0.1", viaA2,
-			},
-			want:  []string{"- - - -", "- - - -", "- - - -", "- - - -"},
-			paths: 2,
-		},
-		{
-			name: "ambiguous: r3 answers from one address, either branch could be the silent one",
-			flows: []string{
-				"10.0.0.1 10.1.1.2 10.2.0.1 10.99.0.1",
-				"10.0.0.1 10.1.2.2 10.2.0.1 10.99.0.1",
-				"10.0.0.1 * 10.2.0.1 10.99.0.1",
-			},
-			want:  []string{"- - - -", "- - - -", "- - - -"},
-			paths: 3,
-		},
-		{
-			name:  "silent after the last answer: nothing to compare with",
-			flows: []string{viaA1, "10.0.0.1 10.1.1.2 *", viaA2},
-			want:  []string{"- - - -", "- - -", "- - - -"},
-			paths: 3,
-		},
-		{
-			name: "hops implied by the MDA are no evidence",
-			flows: []string{
-				"10.0.0.1 10.1.1.2~ 10.2.1.2 10.99.0.1",
-				"10.0.0.1 * 10.2.1.2 10.99.0.1",
-			},
-			want:  []string{"- - - -", "- - - -"},
-			paths: 2,
-		},
-		{
-			name: "a flow that answered part of a silent run only is no evidence",
-			flows: []string{
-				"* * 10.2.1.2 10.99.0.1",
-				"10.0.0.1 * 10.2.1.2 10.99.0.1",
-			},
-			want:  []string{"- - - -", "- - - -"},
-			paths: 2,
-		},
-		{
-			name: "paths of unequal length: neighbours are compared at the same TTLs",
-			flows: []string{
-				"10.0.0.1 10.1.1.2 10.2.1.2 10.99.0.1",
-				"10.0.0.1 10.1.2.2 10.2.2.2 10.3.2.2 10.99.0.1",
-				"10.0.0.1 10.1.2.2 10.2.2.2 * 10.99.0.1",
-			},
-			want:  []string{"- - - -", "- - - - -", "- - - 10.3.2.2 -"},
-			paths: 2,
-		},
-	} {
+	for _, tc := range markRateLimitedCases {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := rlTrace(tc.flows...)
 			MarkRateLimited(tr)
