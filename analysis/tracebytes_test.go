@@ -361,43 +361,38 @@ func (c *traceCodec) hop(h *Hop) {
 // ext walks the extension flags, the MPLS label stack and the interfaces.
 func (c *traceCodec) ext(h *Hop) {
 	c.u8((*uint8)(&h.ExtFlags))
-	n := len(h.MPLS)
-	c.count(&n, maxGenLabels)
-	if !c.enc && n > 0 {
-		h.MPLS = make([]probe.MPLSLabel, n)
-	}
-	for i := range n {
-		l := &h.MPLS[i]
+	walkList(c, &h.MPLS, maxGenLabels, func(l *probe.MPLSLabel) {
 		c.u32(&l.Label)
 		c.u8(&l.TC)
 		c.flag(&l.S)
 		c.u8(&l.TTL)
-	}
-	n = len(h.Interfaces)
-	c.count(&n, maxGenIfs)
-	if !c.enc && n > 0 {
-		h.Interfaces = make([]probe.InterfaceInfo, n)
-	}
-	for i := range n {
-		in := &h.Interfaces[i]
+	})
+	walkList(c, &h.Interfaces, maxGenIfs, func(in *probe.InterfaceInfo) {
 		c.u8((*uint8)(&in.Role))
 		c.u32(&in.Ifindex)
 		c.addr(&in.Addr)
 		c.str(&in.Name)
 		c.u32(&in.MTU)
+	})
+}
+
+// walkList walks the count of *s (at most most when decoding, nil for none)
+// and then each of its elements with each.
+func walkList[T any](c *traceCodec, s *[]T, most int, each func(*T)) {
+	n := len(*s)
+	c.count(&n, most)
+	if !c.enc && n > 0 {
+		*s = make([]T, n)
+	}
+	for i := range n {
+		each(&(*s)[i])
 	}
 }
 
 // perPacket walks t.PerPacket; a count of addresses is one more than
 // their number, 0 standing for nil.
 func (c *traceCodec) perPacket(t *Trace) {
-	n := len(t.PerPacket)
-	c.count(&n, maxGenPP)
-	if !c.enc && n > 0 {
-		t.PerPacket = make([]PerPacketHop, n)
-	}
-	for i := range n {
-		pp := &t.PerPacket[i]
+	walkList(c, &t.PerPacket, maxGenPP, func(pp *PerPacketHop) {
 		c.int(&pp.PathID)
 		c.int(&pp.TTL)
 		m := uint64(len(pp.Addrs))
@@ -411,24 +406,18 @@ func (c *traceCodec) perPacket(t *Trace) {
 		for j := range pp.Addrs {
 			c.addr(&pp.Addrs[j])
 		}
-	}
+	})
 }
 
 // rateLimits walks t.RateLimits (last, so that the inputs written before
 // it was read the same).
 func (c *traceCodec) rateLimits(t *Trace) {
-	n := len(t.RateLimits)
-	c.count(&n, maxGenPP)
-	if !c.enc && n > 0 {
-		t.RateLimits = make([]RateLimit, n)
-	}
-	for i := range n {
-		rl := &t.RateLimits[i]
+	walkList(c, &t.RateLimits, maxGenPP, func(rl *RateLimit) {
 		c.int(&rl.TTL)
 		c.addr(&rl.After)
 		c.f64(&rl.Pace)
 		c.int(&rl.Silences)
-	}
+	})
 }
 
 // recovered walks the Recovered counts of t.RateLimits (after reused, for
@@ -441,31 +430,18 @@ func (c *traceCodec) recovered(t *Trace) {
 
 // reused walks t.Reused (after rateLimits, for the same reason).
 func (c *traceCodec) reused(t *Trace) {
-	n := len(t.Reused)
-	c.count(&n, maxGenPP)
-	if !c.enc && n > 0 {
-		t.Reused = make([]ReusedVertex, n)
-	}
-	for i := range n {
-		r := &t.Reused[i]
+	walkList(c, &t.Reused, maxGenPP, func(r *ReusedVertex) {
 		c.int(&r.TTL)
 		c.addr(&r.Addr)
 		c.addr(&r.From)
-	}
+	})
 }
 
 func (c *traceCodec) mda(m *MDA) {
 	c.f64(&m.Confidence)
 	c.int(&m.MaxPaths)
 	c.flag(&m.Complete)
-	n := len(m.Incomplete)
-	c.count(&n, maxGenPP)
-	if !c.enc && n > 0 {
-		m.Incomplete = make([]int, n)
-	}
-	for i := range n {
-		c.int(&m.Incomplete[i])
-	}
+	walkList(c, &m.Incomplete, maxGenPP, c.int)
 }
 
 // TestTraceBytes checks that traceBytes and traceFromBytes carry every
