@@ -493,12 +493,16 @@ func (bs *budgets) give(k budgetKey) {
 	}
 }
 
-// settle records the outcome of a probe of hop k sent at sent: answered,
-// or timed out. For a timeout it says whether the hop's budget explains it
-// (see silent).
-func (bs *budgets) settle(k budgetKey, now, sent time.Time, answered bool) (explained bool) {
+// settle records the outcome o of a probe of hop k sent at sent: answered
+// (at once, or only when sent again), or timed out. For a timeout it says
+// whether the hop's budget explains it (see silent).
+func (bs *budgets) settle(k budgetKey, now, sent time.Time, o outcome) (explained bool) {
 	b := bs.get(k)
+	answered := o != outSilent
 	bs.count(b, now, sent, answered)
+	if o == outAgain {
+		b.recovered++
+	}
 	if answered {
 		bs.answer(b, now, sent)
 		return false

@@ -49,12 +49,12 @@ func hopRun(t *testing.T, interval, d, rtt, timeout time.Duration, answer func(t
 		for _, p := range flight {
 			switch {
 			case p.answered && !now.Before(p.at.Add(rtt)):
-				bs.settle(k, now, p.at, true)
+				bs.settle(k, now, p.at, outAnswered)
 				if now.After(start.Add(d * 3 / 4)) {
 					got++
 				}
 			case !p.answered && !now.Before(p.at.Add(timeout)):
-				bs.settle(k, now, p.at, false)
+				bs.settle(k, now, p.at, outSilent)
 			default:
 				kept = append(kept, p)
 			}
@@ -162,32 +162,32 @@ func TestBudgetExplainsSilences(t *testing.T) {
 	bs := newBudgets(time.Second)
 	k := budgetKey{ttl: 2}
 	now := time.Unix(1000, 0)
-	if bs.settle(k, now, now, false) {
+	if bs.settle(k, now, now, outSilent) {
 		t.Error("a hop that never answered: its silence explained")
 	}
 	for range 5 {
-		bs.settle(k, now, now, true)
+		bs.settle(k, now, now, outAnswered)
 	}
-	if bs.settle(k, now, now, false) {
+	if bs.settle(k, now, now, outSilent) {
 		t.Error("one silence after answers explained")
 	}
 	explained := false
 	for range 3 {
-		explained = bs.settle(k, now, now, false)
+		explained = bs.settle(k, now, now, outSilent)
 	}
 	if !explained {
 		t.Error("silences in a row after answers not explained")
 	}
-	if bs.settle(k, now.Add(3*time.Second), now, false) {
+	if bs.settle(k, now.Add(3*time.Second), now, outSilent) {
 		t.Error("a silence two periods after the last answer explained")
 	}
 	lossy := budgetKey{ttl: 3}
 	bs.get(lossy).base = 0.6
 	for range 5 {
-		bs.settle(lossy, now, now, true)
+		bs.settle(lossy, now, now, outAnswered)
 	}
 	for range 4 {
-		if bs.settle(lossy, now, now, false) {
+		if bs.settle(lossy, now, now, outSilent) {
 			t.Error("5 answers of 9 explained as a limit in a hop answering 60% of its probes")
 		}
 	}

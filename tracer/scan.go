@@ -248,7 +248,6 @@ func (r *scanner) gate(slot int32, path, ttl int) (ok, blind bool) {
 // settled is the scheduler's Settled: answers and silences feed the
 // budgets of the hop and of its TTL the probe was paced by.
 func (r *scanner) settled(slot int32, path, ttl int, blind bool, o outcome, sent time.Time) bool {
-	answered := o != outSilent
 	k := budgetKey{ttl: uint8(ttl)}
 	if !blind {
 		k, _ = r.hop(slot, path, ttl)
@@ -257,15 +256,9 @@ func (r *scanner) settled(slot int32, path, ttl int, blind bool, o outcome, sent
 	if sent.IsZero() {
 		sent = r.sentAt // an answer's: its arrival less its round trip (see answer)
 	}
-	again := r.budgets.settle(k, now, sent, answered)
-	if wide := (budgetKey{ttl: k.ttl}); k != wide && r.budgets.settle(wide, now, sent, answered) {
+	again := r.budgets.settle(k, now, sent, o)
+	if wide := (budgetKey{ttl: k.ttl}); k != wide && r.budgets.settle(wide, now, sent, o) {
 		again = true
-	}
-	if o == outAgain {
-		r.budgets.get(k).recovered++
-		if wide := (budgetKey{ttl: k.ttl}); k != wide {
-			r.budgets.get(wide).recovered++
-		}
 	}
 	if again {
 		r.limited.Add(1)
